@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fil/oom.h - out-of-memory forensics: limits, emergency arena, detection,
+ * the one-shot dump, crash handlers.
+ */
+#ifndef FIL_OOM_H
+#define FIL_OOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fil/common.h"
+
+/* Read limits, reserve the arena, install crash handlers, warm up the
+ * unwinder. 0, or -1 (detection off; tracking still works).
+ * Context: startup, after the state and tracker exist. */
+int fil_oom_init(void);
+
+/* Bytes the predictive check allows before the next refresh; the allocator
+ * wrappers compare each request against it with no system call. */
+extern int64_t fil_oom_budget;
+
+/* Slow path of the predictive check: refresh limits; dump and exit (or, with
+ * --on-oom=continue, return -1 so the wrapper fails the request) if the
+ * request would leave less than the safety margin. 0 to go ahead.
+ * Context: any thread, reentrancy-guarded, no lock held. */
+int fil_oom_check(const char *fn, size_t size);
+
+/* Fast path: 0 to go ahead. */
+static inline int fil_oom_precheck(const char *fn, size_t size) {
+    if (FIL_LIKELY(size < (UINT64_C(1) << 40) &&
+                   __atomic_sub_fetch(&fil_oom_budget, (int64_t)size, __ATOMIC_RELAXED) >= 0))
+        return 0;
+    return fil_oom_check(fn, size);
+}
+
+/* An allocator returned NULL / ENOMEM for size bytes: dump (once) and exit
+ * 53, or return with --on-oom=continue. Context: any thread, guarded, no lock. */
+void fil_oom_failed(const char *fn, size_t size);
+
+/* Memory grew (more call stacks): make the arena big enough while memory is
+ * still plentiful. Context: any thread, guarded, no lock held. */
+void fil_oom_grow_arena(void);
+
+/* 1 while the calling thread is writing a dump (the malloc wrapper aborts if
+ * called then: the dump must not allocate). */
+int fil_oom_dumping_here(void);
+
+#endif

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fil/state.h - layout of the shared state file.
+ *
+ * The profiled process keeps its aggregate state in one file (a memfd the
+ * supervisor created and handed down as FIL_STATE_FD), mapped MAP_SHARED, so
+ * that the supervisor can still read it after the process was SIGKILLed.
+ *
+ * Layout: a fixed header at offset 0, then chunks appended at the end of the
+ * file as arrays grow. Each growable array is "segmented": chunk k holds
+ * FIL_SEG_BASE << k elements, so 24 chunk offsets cover billions of elements,
+ * the file only grows with the number of distinct call stacks (never with the
+ * number of allocations), and no chunk ever moves, so the writer never needs
+ * to remap what other threads are reading.
+ *
+ * Everything is offsets and indexes, never pointers. Publication order: an
+ * element is written completely, then `count` is advanced with a release
+ * store; a chunk is mapped and zeroed (ftruncate gives zeros), then its offset
+ * is stored, then `nchunks` is advanced. A reader trusts only published
+ * elements and validates every index it follows (parent < self, func < count,
+ * string inside its chunk).
+ *
+ * Counter updates (node bytes, total) go through a one-entry journal: `seq`
+ * is odd while an update is in flight and the journal holds the old values,
+ * so a reader of a file whose writer died mid-update restores them and loses
+ * only that one update.
+ */
+#ifndef FIL_STATE_H
+#define FIL_STATE_H
+
+#include <stdint.h>
+
+#include "fil/common.h"
+#include "fil/limits.h"
+
+#define FIL_STATE_MAGIC UINT64_C(0x3165746174536c46) /* "FlState1" */
+#define FIL_STATE_VERSION 1u
+#define FIL_STATE_HEADER_SIZE 65536u
+
+#define FIL_SEG_SHIFT 12u /* chunk 0 holds 4096 elements */
+#define FIL_SEG_BASE (1u << FIL_SEG_SHIFT)
+#define FIL_SEG_MAX_CHUNKS 24u
+#define FIL_STRING_MAX 4096u     /* longer names are cut */
+#define FIL_NATIVE_MAX 32u       /* native frames kept for the failing allocation */
+#define FIL_NATIVE_TEXT 160u     /* bytes per native frame label */
+
+/* One node of the call-stack tree: a Python frame at a line. Node 0 is the
+ * "[No Python stack]" pseudo-node (parent FIL_NONE, func FIL_NONE). */
+typedef struct fil_node {
+    uint32_t parent; /* index of the caller's node, FIL_NONE for a first frame */
+    uint32_t func;   /* index into funcs, FIL_NONE for node 0 */
+    uint32_t line;   /* line being executed in that frame */
+    uint32_t depth;  /* 1 for a first frame (0 for node 0) */
+} fil_node_t;
+
+/* A function: code object identity reduced to names. */
+typedef struct fil_func {
+    uint64_t file; /* string index (see fil_state_string) */
+    uint64_t name; /* string index */
+    uint32_t first_line;
+    uint32_t pad;
+} fil_func_t;
+
+/* A growable array. Which element lives where: see fil_seg_locate(). */
+typedef struct fil_seg {
+    uint32_t elem_size;                     /* bytes per element */
+    uint32_t nchunks;                       /* published chunks */
+    uint64_t count;                         /* published elements (bytes for strings) */
+    uint64_t chunk_off[FIL_SEG_MAX_CHUNKS]; /* file offset of chunk k */
+} fil_seg_t;
+
+/* Why the in-process dump happened. */
+typedef enum fil_dump_reason {
+    FIL_REASON_NONE = 0,
+    FIL_REASON_ALLOC_FAILED = 1, /* an allocator returned NULL / ENOMEM */
+    FIL_REASON_PREDICTED = 2,    /* the request would cross the safety margin */
+    FIL_REASON_SIGNAL = 3,       /* crash: SIGSEGV, SIGBUS, ... */
+} fil_dump_reason_t;
+
+typedef struct fil_oom_info {
+    uint32_t dump_state;    /* 0 none, 1 dumping, 2 dumped (files complete) */
+    uint32_t reason;        /* fil_dump_reason_t */
+    char function[32];      /* "malloc", "mmap", ... (reason 1, 2) */
+    uint64_t request;       /* requested bytes */
+    uint32_t request_node;  /* node the request came from */
+    int32_t signal;         /* reason 3 */
+    uint64_t fault_addr;    /* reason 3 */
+    uint32_t limit_kind;    /* fil_limit_kind_t of the tightest limit */
+    uint32_t pad;
+    uint64_t limit_value;   /* that limit's value */
+    uint64_t headroom;      /* headroom when detected */
+    uint64_t tracked;       /* tracked bytes when detected */
+    uint64_t rss;           /* resident set size when detected */
+    uint64_t time_ns;       /* CLOCK_REALTIME */
+    uint32_t native_count;
+    uint32_t pad2;
+    char native[FIL_NATIVE_MAX][FIL_NATIVE_TEXT]; /* "[native] sym+0x1f (lib)" */
+} fil_oom_info_t;
+
+typedef struct fil_state_header {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size;
+    uint64_t file_size; /* bytes the writer has sized the file to */
+    int32_t pid;
+    uint32_t running;   /* 1 after start, 2 when the program finished normally */
+    char python_version[64];
+    uint64_t start_ns;
+
+    fil_seg_t nodes;   /* fil_node_t */
+    fil_seg_t bytes;   /* int64_t per node: live bytes now */
+    fil_seg_t peak;    /* int64_t per node: live bytes at the last snapshot */
+    fil_seg_t funcs;   /* fil_func_t */
+    fil_seg_t strings; /* uint32_t length + bytes, never across a chunk end */
+
+    /* Counters; written by the tracker under its lock. */
+    int64_t total;       /* tracked bytes now */
+    int64_t peak_total;  /* high-water mark of total */
+    uint32_t at_peak;    /* 1: total == peak_total and bytes[] is the peak state */
+    uint32_t snapshot_busy; /* 1 while peak[] is being copied */
+    uint64_t peak_ns;    /* when the peak was reached */
+    uint64_t allocations; /* tracked allocation calls */
+    uint64_t dropped;    /* allocations that could not be recorded */
+
+    /* One-entry journal for the update in flight (see top comment). */
+    uint64_t seq;
+    uint32_t j_node;
+    uint32_t j_pad;
+    int64_t j_old_bytes;
+    int64_t j_old_total;
+
+    fil_limits_t limits; /* as read at startup */
+    uint64_t arena_size; /* emergency arena reserved, bytes */
+    uint64_t margin;     /* safety margin used by prediction, bytes */
+    uint32_t oom_detection; /* 1 if predictive detection was on */
+    uint32_t oom_continue;  /* 1 if --on-oom=continue */
+    fil_oom_info_t oom;
+} fil_state_header_t;
+
+_Static_assert(sizeof(fil_state_header_t) <= FIL_STATE_HEADER_SIZE, "header too big");
+
+/* Which chunk holds element i, and at which index inside it. */
+static inline void fil_seg_locate(uint64_t i, uint32_t *chunk, uint64_t *within) {
+    uint64_t q = (i >> FIL_SEG_SHIFT) + 1;
+    uint32_t k = 63u - (uint32_t)__builtin_clzll(q);
+    *chunk = k;
+    *within = i - (((UINT64_C(1) << k) - 1) << FIL_SEG_SHIFT);
+}
+
+/* Elements chunk k holds. */
+static inline uint64_t fil_seg_chunk_elems(uint32_t k) { return (uint64_t)FIL_SEG_BASE << k; }
+
+#endif

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fil/state_writer.h - the profiled process's side of the shared state.
+ *
+ * One writer per process. Growth (ftruncate + mmap of a new chunk) and
+ * appends happen under the tracker lock; element pointers handed out stay
+ * valid for the life of the process because chunks never move.
+ */
+#ifndef FIL_STATE_WRITER_H
+#define FIL_STATE_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fil/state.h"
+
+enum { FIL_SEG_NODES, FIL_SEG_BYTES, FIL_SEG_PEAK, FIL_SEG_FUNCS, FIL_SEG_STRINGS, FIL_SEG_COUNT };
+
+/* The mapped header, or NULL before fil_state_open() succeeded. */
+extern fil_state_header_t *fil_state;
+
+/* Map the state file: fd >= 0 is the supervisor's memfd (must be empty);
+ * fd < 0 creates a private memfd. 0, or -1 (no state: tracking stays off).
+ * Context: startup, single-threaded. */
+int fil_state_open(int fd);
+
+/* Make room for `more` elements after the published count of segment s.
+ * 0, or -1 if the file could not grow (the caller counts a drop).
+ * Context: tracker lock held. */
+int fil_state_reserve(int s, uint64_t more);
+
+/* Address of element i of segment s; i must be below the reserved capacity.
+ * Context: any (chunks never move). */
+void *fil_state_at(int s, uint64_t i);
+
+/* Append a string (cut at FIL_STRING_MAX); its index, or UINT64_MAX.
+ * Context: tracker lock held. */
+uint64_t fil_state_add_string(const char *s, size_t n);
+
+/* Bytes of the state file now. */
+uint64_t fil_state_size(void);
+
+#endif

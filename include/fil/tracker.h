@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fil/tracker.h - live allocations and the bytes each call stack holds.
+ *
+ * The tracker maps every live tracked allocation to its size and node, keeps
+ * each node's live bytes and the total in the shared state, and keeps the
+ * peak snapshot: the per-node bytes at the high-water mark of the total.
+ * All functions take the one lock themselves unless named _locked.
+ */
+#ifndef FIL_TRACKER_H
+#define FIL_TRACKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Private tables. 0, or -1. Context: startup. */
+int fil_tracker_init(void);
+
+/* malloc family. Context: any thread, reentrancy-guarded. */
+void fil_tracker_add(void *p, size_t size, uint32_t node);
+void fil_tracker_remove(void *p);
+/* realloc: begin forgets old before the real call; end records the outcome
+ * (p NULL: failed, old restored). */
+typedef struct fil_realloc {
+    uint64_t size; /* old block's size */
+    uint32_t node; /* old block's node */
+    int had;       /* old was tracked */
+} fil_realloc_t;
+void fil_tracker_realloc_begin(void *old, fil_realloc_t *t);
+void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t size,
+                             uint32_t node);
+
+/* Anonymous mappings, page-granular; partial unmaps split ranges. */
+void fil_tracker_map(void *p, size_t len, uint32_t node);
+/* Returns the tracked bytes that were removed. */
+uint64_t fil_tracker_unmap(void *p, size_t len);
+
+/* Take the peak snapshot now if the current state is the peak.
+ * Context: any; takes the lock. */
+void fil_tracker_settle_peak(void);
+
+/* Live allocations counted in the table (for tests and sizing). */
+uint64_t fil_tracker_live_count(void);
+
+#endif

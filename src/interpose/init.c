@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * init.c - start and end of tracking in the profiled process.
+ *
+ * The constructor runs before the interpreter starts: it maps the state the
+ * supervisor handed down (FIL_STATE_FD), sets up the tables and the
+ * out-of-memory machinery, removes the profiler from the environment that
+ * child processes will inherit, and turns tracking on. Anything it allocates
+ * on the way is untracked (the guard is set).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fil/oom.h"
+#include "fil/stacks.h"
+#include "fil/state_writer.h"
+#include "fil/tracker.h"
+#include "interpose_internal.h"
+
+void fil_interpose_resolve(void);
+
+/* Remove our library from LD_PRELOAD so programs this one starts run
+ * untracked (they would otherwise share, and corrupt, this state). */
+static void drop_preload(void) {
+    const char *v = getenv("LD_PRELOAD");
+    if (!v)
+        return;
+    char keep[4096];
+    size_t k = 0;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ": ");
+        int ours = n >= 17 && memcmp(p + n - 17, "libfilpreload.so", 16) == 0;
+        ours = ours || (n >= 16 && memcmp(p + n - 16, "libfilpreload.so", 16) == 0);
+        if (!ours && n && k + n + 1 < sizeof keep) {
+            if (k)
+                keep[k++] = ':';
+            memcpy(keep + k, p, n);
+            k += n;
+        }
+        p += n;
+        while (*p == ':' || *p == ' ')
+            p++;
+    }
+    keep[k] = 0;
+    if (k)
+        setenv("LD_PRELOAD", keep, 1);
+    else
+        unsetenv("LD_PRELOAD");
+}
+
+__attribute__((constructor)) static void fil_preload_init(void) {
+    fil_guard = 1;
+    fil_interpose_resolve();
+    const char *fd = getenv("FIL_STATE_FD");
+    int n = fd ? atoi(fd) : -1;
+    if (fil_state_open(n) == 0 && fil_stacks_init() == 0 && fil_tracker_init() == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        fil_state->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        fil_state->running = 1;
+        fil_oom_init();
+        drop_preload();
+        unsetenv("FIL_STATE_FD");
+        __atomic_store_n(&fil_active, 1, __ATOMIC_RELEASE);
+    }
+    fil_guard = 0;
+}
+
+/* Normal exit: settle the peak so peak[] is complete. */
+__attribute__((destructor)) static void fil_preload_fini(void) {
+    if (!__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE))
+        return;
+    fil_guard = 1;
+    fil_tracker_settle_peak();
+    fil_state->running = 2;
+    fil_guard = 0;
+}

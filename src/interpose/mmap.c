@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmap.c - the exported mmap, mmap64, munmap and mremap.
+ *
+ * Only anonymous mappings that can hold memory are tracked (PROT_NONE
+ * reservations hold none until mprotect, which we do not follow). File
+ * mappings are not the program's heap, but one placed with MAP_FIXED over a
+ * tracked range ends that range. The real calls are raw system calls, so
+ * glibc's own internal mappings (large malloc blocks, thread stacks), which
+ * never come through these symbols, are not counted twice.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fil/common.h"
+#include "fil/oom.h"
+#include "fil/stacks.h"
+#include "fil/tracker.h"
+#include "interpose_internal.h"
+
+static inline int enter(void) {
+    if (FIL_UNLIKELY(!__atomic_load_n(&fil_active, __ATOMIC_RELAXED)) || fil_guard)
+        return 0;
+    fil_guard = 1;
+    return 1;
+}
+
+static void *raw_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+FIL_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    if (!enter())
+        return raw_mmap(addr, len, prot, flags, fd, off);
+    int anon = (flags & MAP_ANONYMOUS) && prot != PROT_NONE;
+    void *p = (anon && fil_oom_precheck("mmap", len)) ? MAP_FAILED
+                                                      : raw_mmap(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED) {
+        if (anon)
+            fil_tracker_map(p, len, fil_stacks_current());
+        else if (flags & MAP_FIXED)
+            fil_tracker_unmap(p, len);
+    } else if (anon && errno == ENOMEM) {
+        fil_oom_failed("mmap", len);
+        errno = ENOMEM;
+    }
+    fil_guard = 0;
+    return p;
+}
+
+FIL_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    return mmap(addr, len, prot, flags, fd, off);
+}
+
+FIL_API int munmap(void *addr, size_t len) {
+    if (enter()) { /* forget first: after the call the range may be reused */
+        fil_tracker_unmap(addr, len);
+        fil_guard = 0;
+    }
+    return (int)syscall(SYS_munmap, addr, len);
+}
+
+FIL_API void *mremap(void *old, size_t old_len, size_t len, int flags, ...) {
+    void *want = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        want = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (!enter())
+        return (void *)syscall(SYS_mremap, old, old_len, len, flags, want);
+    uint32_t node = fil_stacks_current();
+    if (!fil_tracker_unmap(old, old_len)) { /* not an anonymous mapping we track */
+        fil_guard = 0;
+        return (void *)syscall(SYS_mremap, old, old_len, len, flags, want);
+    }
+    void *p = (len > old_len && fil_oom_precheck("mremap", len - old_len))
+                  ? MAP_FAILED
+                  : (void *)syscall(SYS_mremap, old, old_len, len, flags, want);
+    if (p != MAP_FAILED) {
+        fil_tracker_map(p, len, node);
+    } else {
+        int e = errno;
+        fil_tracker_map(old, old_len, node);
+        if (e == ENOMEM)
+            fil_oom_failed("mremap", len);
+        errno = e;
+    }
+    fil_guard = 0;
+    return p;
+}

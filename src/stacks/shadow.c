@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shadow.c - the per-thread shadow stack of Python frames.
+ *
+ * The Python extension's profile hook pushes a frame on "call" and pops it on
+ * "return"; that costs a few stores, no lock and no line lookup. The node an
+ * allocation is charged to is resolved lazily in fil_stacks_current():
+ * frames below the top cannot move while a callee runs, so each keeps the
+ * node it had, and only the frames pushed since the last resolution, plus the
+ * top, are looked at again. A frame whose last instruction offset (lasti) is
+ * unchanged keeps its node without reading its line.
+ *
+ * Thread-local state uses the initial-exec TLS model: this library is
+ * preloaded, so its TLS is static and reading it never calls malloc.
+ */
+#include <pthread.h>
+
+#include "fil/lock.h"
+#include "fil/stacks.h"
+#include "fil/sys.h"
+
+typedef struct entry {
+    void *pyframe;   /* borrowed frame object, valid between call and return */
+    uint32_t func;   /* interned function */
+    uint32_t parent; /* node of the caller when node was resolved */
+    uint32_t node;   /* resolved node for (parent, func, line) */
+    int32_t lasti;   /* instruction offset node was resolved at; -2: never */
+} entry_t;
+
+typedef struct shadow {
+    entry_t *e;    /* private pages, cap entries */
+    uint32_t cap;
+    uint32_t depth;
+    uint32_t stable; /* entries [0, stable) keep their resolved nodes */
+    uint32_t base1;  /* 1 + node of the line that started this thread; 0: none */
+} shadow_t;
+
+static __thread shadow_t me __attribute__((tls_model("initial-exec")));
+static int (*read_line)(void *);
+static int (*read_lasti)(void *);
+static pthread_key_t exit_key;
+static int have_exit_key;
+
+static void on_thread_exit(void *unused) {
+    (void)unused;
+    fil_stacks_thread_exit();
+}
+
+void fil_stacks_set_frame_readers(int (*line)(void *), int (*lasti)(void *)) {
+    if (!have_exit_key && pthread_key_create(&exit_key, on_thread_exit) == 0)
+        have_exit_key = 1;
+    read_lasti = lasti;
+    __atomic_store_n(&read_line, line, __ATOMIC_RELEASE);
+}
+
+/* Double the entry array. 0, or -1 with the stack unchanged. */
+static int grow(void) {
+    uint32_t cap = me.cap ? me.cap * 2 : 256;
+    entry_t *n = fil_sys_pages(cap * sizeof(entry_t));
+    if (!n)
+        return -1;
+    for (uint32_t i = 0; i < me.depth; i++)
+        n[i] = me.e[i];
+    fil_sys_unmap(me.e, me.cap * sizeof(entry_t));
+    if (!me.e && have_exit_key)
+        pthread_setspecific(exit_key, n);
+    me.e = n;
+    me.cap = cap;
+    return 0;
+}
+
+/* Context: the thread itself, GIL held. A push that cannot grow the stack is
+ * dropped; the matching pop then finds a different top and is ignored. */
+void fil_stacks_push(void *pyframe, uint32_t func) {
+    if (me.depth == me.cap && grow() != 0)
+        return;
+    entry_t *t = &me.e[me.depth];
+    t->pyframe = pyframe;
+    t->func = func;
+    t->lasti = -2;
+    if (me.depth && me.stable > me.depth - 1)
+        me.stable = me.depth - 1;
+    me.depth++;
+}
+
+void fil_stacks_pop(void *pyframe) {
+    if (!me.depth || me.e[me.depth - 1].pyframe != pyframe)
+        return;
+    me.depth--;
+    uint32_t top = me.depth ? me.depth - 1 : 0;
+    if (me.stable > top)
+        me.stable = top;
+}
+
+/*
+ * fil_stacks_current - the node this thread's allocations are charged to.
+ * Context: the thread itself, any time (GIL not required: it only reads the
+ * thread's own suspended frames); takes the lock when a node must be interned.
+ */
+uint32_t fil_stacks_current(void) {
+    uint32_t base = me.base1 ? me.base1 - 1 : FIL_NONE;
+    if (!me.depth || !read_line)
+        return base == FIL_NONE ? 0 : base;
+    uint32_t parent = me.stable ? me.e[me.stable - 1].node : base;
+    for (uint32_t i = me.stable; i < me.depth; i++) {
+        entry_t *t = &me.e[i];
+        int lasti = read_lasti ? read_lasti(t->pyframe) : -1;
+        if (lasti != t->lasti || t->parent != parent || lasti == -1) {
+            int line = read_line(t->pyframe);
+            fil_lock();
+            t->node = fil_stacks_intern_node_locked(parent, t->func, line > 0 ? (uint32_t)line : 0);
+            fil_unlock();
+            t->lasti = lasti;
+            t->parent = parent;
+        }
+        parent = t->node;
+    }
+    me.stable = me.depth - 1;
+    return parent;
+}
+
+void fil_stacks_thread_base(uint32_t node) { me.base1 = node == FIL_NONE ? 0 : node + 1; }
+
+void fil_stacks_thread_exit(void) {
+    entry_t *e = me.e;
+    uint32_t cap = me.cap;
+    me.e = NULL;
+    me.cap = me.depth = me.stable = 0;
+    fil_sys_unmap(e, cap * sizeof(entry_t));
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * state_writer.c - maps and grows the shared state file in the profiled process.
+ *
+ * The header is mapped once at startup. Each segment grows by whole chunks
+ * appended at the end of the file (ftruncate, then mmap of just that range),
+ * so existing chunks never move and pointers into them stay valid without a
+ * lock on the read side. The chunk's offset is stored before nchunks is
+ * advanced (release), which is the order a post-mortem reader relies on.
+ *
+ * Invariant: no memory here comes from malloc; the mappings are made with raw
+ * system calls so they are not tracked as the program's.
+ */
+#include "fil/state_writer.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fil/sys.h"
+
+fil_state_header_t *fil_state;
+
+/* Private pointers to the mapped chunks of each segment; written under the
+ * tracker lock, read by anyone after the chunk is published. */
+static char *chunk_ptr[FIL_SEG_COUNT][FIL_SEG_MAX_CHUNKS];
+static int state_fd = -1;
+
+static fil_seg_t *seg_of(int s) {
+    switch (s) {
+    case FIL_SEG_NODES: return &fil_state->nodes;
+    case FIL_SEG_BYTES: return &fil_state->bytes;
+    case FIL_SEG_PEAK: return &fil_state->peak;
+    case FIL_SEG_FUNCS: return &fil_state->funcs;
+    default: return &fil_state->strings;
+    }
+}
+
+/*
+ * fil_state_open - map the header of the state file and initialise it.
+ * Returns 0, or -1 with nothing mapped. Context: startup, single-threaded.
+ */
+int fil_state_open(int fd) {
+    if (fd < 0) {
+        fd = (int)syscall(SYS_memfd_create, "fil-state", MFD_CLOEXEC);
+        if (fd < 0)
+            return -1;
+    }
+    if (ftruncate(fd, FIL_STATE_HEADER_SIZE) != 0)
+        return -1;
+    fil_state_header_t *h = fil_sys_map_shared(fd, FIL_STATE_HEADER_SIZE, 0);
+    if (!h)
+        return -1;
+    memset(h, 0, sizeof *h);
+    h->version = FIL_STATE_VERSION;
+    h->header_size = FIL_STATE_HEADER_SIZE;
+    h->file_size = FIL_STATE_HEADER_SIZE;
+    h->pid = getpid();
+    h->nodes.elem_size = sizeof(fil_node_t);
+    h->bytes.elem_size = sizeof(int64_t);
+    h->peak.elem_size = sizeof(int64_t);
+    h->funcs.elem_size = sizeof(fil_func_t);
+    h->strings.elem_size = 1;
+    state_fd = fd;
+    fil_state = h;
+    __atomic_store_n(&h->magic, FIL_STATE_MAGIC, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Map one more chunk for segment s. 0, or -1. Context: tracker lock held. */
+static int add_chunk(int s) {
+    fil_seg_t *g = seg_of(s);
+    uint32_t k = g->nchunks;
+    if (k >= FIL_SEG_MAX_CHUNKS)
+        return -1;
+    size_t len = fil_page_round(fil_seg_chunk_elems(k) * g->elem_size);
+    uint64_t off = fil_state->file_size;
+    if (ftruncate(state_fd, (off_t)(off + len)) != 0)
+        return -1;
+    char *p = fil_sys_map_shared(state_fd, len, (off_t)off);
+    if (!p) {
+        int e = errno;
+        if (ftruncate(state_fd, (off_t)off) != 0) { /* keep the file honest */
+        }
+        errno = e;
+        return -1;
+    }
+    chunk_ptr[s][k] = p;
+    g->chunk_off[k] = off;
+    fil_state->file_size = off + len;
+    __atomic_store_n(&g->nchunks, k + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Elements segment s can hold with its mapped chunks. */
+static uint64_t capacity(const fil_seg_t *g) {
+    return ((UINT64_C(1) << g->nchunks) - 1) << FIL_SEG_SHIFT;
+}
+
+/*
+ * fil_state_reserve - make room for `more` elements after the published count.
+ * 0, or -1 if the file could not grow. Context: tracker lock held.
+ */
+int fil_state_reserve(int s, uint64_t more) {
+    fil_seg_t *g = seg_of(s);
+    uint64_t need = g->count + more;
+    if (s == FIL_SEG_NODES) { /* per-node arrays grow in step with the nodes */
+        if (fil_state_reserve(FIL_SEG_BYTES, more) || fil_state_reserve(FIL_SEG_PEAK, more))
+            return -1;
+    }
+    if (s == FIL_SEG_BYTES || s == FIL_SEG_PEAK)
+        need = fil_state->nodes.count + more;
+    while (capacity(g) < need)
+        if (add_chunk(s) != 0)
+            return -1;
+    return 0;
+}
+
+/* Address of element i of segment s. Context: any; i below capacity. */
+void *fil_state_at(int s, uint64_t i) {
+    uint32_t k;
+    uint64_t w;
+    fil_seg_locate(i, &k, &w);
+    return chunk_ptr[s][k] + w * seg_of(s)->elem_size;
+}
+
+/*
+ * fil_state_add_string - append a length-prefixed string that does not cross
+ * a chunk end. Its index, or UINT64_MAX. Context: tracker lock held.
+ */
+uint64_t fil_state_add_string(const char *s, size_t n) {
+    fil_seg_t *g = &fil_state->strings;
+    if (n > FIL_STRING_MAX)
+        n = FIL_STRING_MAX;
+    uint32_t k;
+    uint64_t w;
+    fil_seg_locate(g->count, &k, &w);
+    if (w + 4 + n > fil_seg_chunk_elems(k))
+        g->count = ((UINT64_C(1) << (k + 1)) - 1) << FIL_SEG_SHIFT; /* next chunk */
+    if (fil_state_reserve(FIL_SEG_STRINGS, 4 + n) != 0)
+        return UINT64_MAX;
+    uint64_t at = g->count;
+    char *p = fil_state_at(FIL_SEG_STRINGS, at);
+    uint32_t len = (uint32_t)n;
+    memcpy(p, &len, 4);
+    memcpy(p + 4, s, n);
+    __atomic_store_n(&g->count, at + 4 + n, __ATOMIC_RELEASE);
+    return at;
+}
+
+uint64_t fil_state_size(void) { return fil_state ? fil_state->file_size : 0; }
