@@ -20,7 +20,7 @@ CFLAGS_REL := $(BASE_CFLAGS) $(OPT) -fno-omit-frame-pointer
 CFLAGS_SAN := $(BASE_CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LIBS := -lsigsegv -lunwind -ldl -lpthread
 
-CORE_MODULES := state stacks tracker limits oom report
+CORE_MODULES := state stacks tracker limits oom report render
 CORE_SRC := $(sort $(foreach m,$(CORE_MODULES),$(wildcard src/$(m)/*.c)))
 INTERPOSE_SRC := $(sort $(wildcard src/interpose/*.c))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))

@@ -40,4 +40,7 @@ uint64_t fil_state_add_string(const char *s, size_t n);
 /* Bytes of the state file now. */
 uint64_t fil_state_size(void);
 
+/* Record the interpreter version in the header. */
+FIL_API void fil_state_set_python_version(const char *v);
+
 #endif

@@ -27,6 +27,7 @@ extern void fil_stacks_pop(void *pyframe);
 extern void fil_stacks_set_frame_readers(int (*line)(void *), int (*lasti)(void *));
 extern int fil_tracking_active(void);
 extern int fil_guard_swap(int v);
+extern void fil_state_set_python_version(const char *v);
 
 static Py_ssize_t extra_index = -1;
 
@@ -96,6 +97,7 @@ static PyObject *start(PyObject *self, PyObject *unused) {
         if (extra_index < 0)
             return PyErr_Format(PyExc_RuntimeError, "no co_extra slot available");
         fil_stacks_set_frame_readers(frame_line, FRAME_LASTI);
+        fil_state_set_python_version(Py_GetVersion());
     }
     PyEval_SetProfile(hook, NULL);
     Py_RETURN_NONE;

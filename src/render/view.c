@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * view.c - a validated, read-only view of a state. SIGNAL-SAFE FILE.
+ *
+ * A file-backed view trusts nothing in the file: the header must carry the
+ * magic and version, every chunk must lie inside the file, every count is
+ * clipped to what the chunks can hold, and records are checked again when
+ * they are read (parents must precede children, functions and strings must
+ * exist). A half-done counter update (odd seq) is rolled back from the
+ * journal, losing just that update. A live view reads this process's own
+ * state through the writer's chunk pointers.
+ *
+ * Allowed calls: none besides memcpy (everything is arithmetic on memory).
+ */
+#include <string.h>
+
+#include "fil/state_writer.h"
+#include "render_internal.h"
+
+static void set_err(char *err, size_t errlen, const char *msg) {
+    size_t n = strlen(msg);
+    if (!errlen)
+        return;
+    if (n >= errlen)
+        n = errlen - 1;
+    memcpy(err, msg, n);
+    err[n] = 0;
+}
+
+static const fil_seg_t *seg(const fil_view_t *v, int s) {
+    switch (s) {
+    case FIL_SEG_NODES: return &v->h->nodes;
+    case FIL_SEG_BYTES: return &v->h->bytes;
+    case FIL_SEG_PEAK: return &v->h->peak;
+    case FIL_SEG_FUNCS: return &v->h->funcs;
+    default: return &v->h->strings;
+    }
+}
+
+static const void *file_at(const fil_view_t *v, int s, uint64_t i) {
+    const fil_seg_t *g = seg(v, s);
+    uint32_t k;
+    uint64_t w;
+    fil_seg_locate(i, &k, &w);
+    return v->base + g->chunk_off[k] + w * g->elem_size;
+}
+
+/* Elements segment g can hold in chunks that lie inside the file; 0 if a
+ * chunk is misplaced. */
+static uint64_t file_capacity(const fil_view_t *v, const fil_seg_t *g, uint32_t elem) {
+    if (g->elem_size != elem || g->nchunks > FIL_SEG_MAX_CHUNKS)
+        return 0;
+    uint64_t cap = 0;
+    for (uint32_t k = 0; k < g->nchunks; k++) {
+        uint64_t off = g->chunk_off[k], len = fil_seg_chunk_elems(k) * elem;
+        if (off % 4096 || off < FIL_STATE_HEADER_SIZE || off > v->size || len > v->size - off)
+            return cap; /* keep only the chunks before a bad one */
+        cap += fil_seg_chunk_elems(k);
+    }
+    return cap;
+}
+
+static uint64_t min3(uint64_t a, uint64_t b, uint64_t c) {
+    uint64_t m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+/* Roll back a counter update the writer died in the middle of. */
+static void repair(fil_view_t *v) {
+    const fil_state_header_t *h = v->h;
+    v->total = h->total;
+    v->fix_node = FIL_NONE;
+    if (h->seq & 1) {
+        v->torn = 1;
+        v->total = h->j_old_total;
+        if (h->j_node < v->nodes) {
+            v->fix_node = h->j_node;
+            v->fix_bytes = h->j_old_bytes;
+        }
+    }
+    v->snapshot_torn = h->snapshot_busy != 0;
+}
+
+int fil_view_open_file(fil_view_t *v, const void *base, uint64_t size, char *err, size_t errlen) {
+    memset(v, 0, sizeof *v);
+    const fil_state_header_t *h = base;
+    if (!base || size < FIL_STATE_HEADER_SIZE || h->magic != FIL_STATE_MAGIC) {
+        set_err(err, errlen, "no profile data: the program did not start under the profiler");
+        return -1;
+    }
+    if (h->version != FIL_STATE_VERSION || h->header_size != FIL_STATE_HEADER_SIZE) {
+        set_err(err, errlen, "profile data has an unknown format version");
+        return -1;
+    }
+    v->h = h;
+    v->base = base;
+    v->size = size;
+    v->at = file_at;
+    uint64_t ncap = min3(file_capacity(v, &h->nodes, sizeof(fil_node_t)),
+                         file_capacity(v, &h->bytes, 8), file_capacity(v, &h->peak, 8));
+    v->nodes = h->nodes.count < ncap ? h->nodes.count : ncap;
+    if (v->nodes > FIL_NONE - 1)
+        v->nodes = FIL_NONE - 1;
+    uint64_t fcap = file_capacity(v, &h->funcs, sizeof(fil_func_t));
+    v->funcs = h->funcs.count < fcap ? h->funcs.count : fcap;
+    uint64_t scap = file_capacity(v, &h->strings, 1);
+    v->strings = h->strings.count < scap ? h->strings.count : scap;
+    repair(v);
+    return 0;
+}
+
+static const void *live_at(const fil_view_t *v, int s, uint64_t i) {
+    (void)v;
+    return fil_state_at(s, i);
+}
+
+void fil_view_open_live(fil_view_t *v) {
+    memset(v, 0, sizeof *v);
+    v->h = fil_state;
+    v->at = live_at;
+    v->nodes = __atomic_load_n(&fil_state->nodes.count, __ATOMIC_ACQUIRE);
+    v->funcs = __atomic_load_n(&fil_state->funcs.count, __ATOMIC_ACQUIRE);
+    v->strings = __atomic_load_n(&fil_state->strings.count, __ATOMIC_ACQUIRE);
+    repair(v);
+}
+
+const fil_node_t *fil_view_node(const fil_view_t *v, uint32_t i) {
+    return v->at(v, FIL_SEG_NODES, i);
+}
+
+int64_t fil_view_bytes(const fil_view_t *v, uint32_t i) {
+    if (i == v->fix_node)
+        return v->fix_bytes;
+    return *(const int64_t *)v->at(v, FIL_SEG_BYTES, i);
+}
+
+int64_t fil_view_peak(const fil_view_t *v, uint32_t i) {
+    if (v->h->at_peak) /* nothing decreased since the peak: now is the peak */
+        return fil_view_bytes(v, i);
+    return *(const int64_t *)v->at(v, FIL_SEG_PEAK, i);
+}
+
+uint64_t fil_view_peak_total(const fil_view_t *v) {
+    int64_t p = v->h->peak_total;
+    if (v->torn && v->h->at_peak)
+        p = v->total;
+    return p > 0 ? (uint64_t)p : 0;
+}
+
+int fil_view_string(const fil_view_t *v, uint64_t idx, const char **s, size_t *n) {
+    if (idx >= v->strings || v->strings - idx < 4)
+        return -1;
+    uint32_t k;
+    uint64_t w;
+    fil_seg_locate(idx, &k, &w);
+    if (w + 4 > fil_seg_chunk_elems(k))
+        return -1;
+    const char *p = v->at(v, FIL_SEG_STRINGS, idx);
+    uint32_t len;
+    memcpy(&len, p, 4);
+    if (len > FIL_STRING_MAX || w + 4 + len > fil_seg_chunk_elems(k) || idx + 4 + len > v->strings)
+        return -1;
+    *s = p + 4;
+    *n = len;
+    return 0;
+}
+
+void *fil_bump(fil_bump_t *b, size_t n) {
+    size_t at = (b->used + 7) & ~(size_t)7;
+    if (at > b->cap || n > b->cap - at)
+        return NULL;
+    b->used = at + n;
+    return b->base + at;
+}
