@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sort.c - scratch carving and an in-place heapsort for the report writers.
+ *
+ * qsort may allocate, so the writers sort index arrays with this heapsort:
+ * O(n log n) worst case, no recursion, no memory beyond the array. Scratch
+ * memory handed in by the caller is split into 8-byte aligned arrays by a
+ * bump "arena" that only moves forward and fails (NULL) instead of
+ * overrunning; each *_scratch_size function sums the same array sizes with
+ * fil_report_scratch_total, so the two stay in step.
+ *
+ * SIGNAL-SAFE FILE (checked by scripts/check-signal-safety).
+ * SIGNAL CONTEXT: caller memory only. Calls: none.
+ */
+#include "report_internal.h"
+
+/* Start carving [scratch, scratch + cap). SIGNAL CONTEXT: caller memory. */
+void fil_report_arena_init(fil_report_arena_t *a, void *scratch, size_t cap)
+{
+    a->cur = scratch;
+    a->end = scratch ? (char *)scratch + cap : NULL;
+}
+
+/*
+ * Take `bytes` bytes aligned to 8 from the arena. Returns the array, or NULL
+ * if it does not fit (the arena is then left unchanged).
+ * SIGNAL CONTEXT: caller memory only.
+ */
+void *fil_report_carve(fil_report_arena_t *a, uint64_t bytes)
+{
+    uintptr_t p = (uintptr_t)a->cur;
+    uintptr_t aligned = (p + 7) & ~(uintptr_t)7;
+    if (!a->cur || aligned < p || aligned > (uintptr_t)a->end)
+        return NULL;
+    if (bytes > (uint64_t)((uintptr_t)a->end - aligned))
+        return NULL;
+    a->cur = (char *)aligned + bytes;
+    return (void *)aligned;
+}
+
+/*
+ * Sum of n array sizes plus FIL_REPORT_ALIGN_SLACK each, saturated at
+ * SIZE_MAX (a request that large can never be met, which is the truth).
+ * SIGNAL CONTEXT: caller memory only.
+ */
+size_t fil_report_scratch_total(const uint64_t *bytes, int n)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t add = bytes[i] + FIL_REPORT_ALIGN_SLACK;
+        if (add < bytes[i] || total + add < total)
+            return SIZE_MAX;
+        total += add;
+    }
+    return total > SIZE_MAX ? SIZE_MAX : (size_t)total;
+}
+
+/* Restore the max-heap property below `root` in a[0..n). SIGNAL CONTEXT. */
+static void sift_down(uint32_t *a, size_t root, size_t n, fil_report_less_fn less, void *ctx)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && less(ctx, a[child], a[child + 1]))
+            child++;
+        if (!less(ctx, a[root], a[child]))
+            return;
+        uint32_t t = a[root];
+        a[root] = a[child];
+        a[child] = t;
+        root = child;
+    }
+}
+
+/*
+ * Sort a[0..n) ascending by `less`. Not stable: callers that need a total
+ * order break ties themselves (e.g. by node index).
+ * SIGNAL CONTEXT: caller memory only.
+ */
+void fil_report_heapsort(uint32_t *a, size_t n, fil_report_less_fn less, void *ctx)
+{
+    if (n < 2)
+        return;
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(a, i, n, less, ctx);
+    for (size_t end = n - 1; end > 0; end--) {
+        uint32_t t = a[0];
+        a[0] = a[end];
+        a[end] = t;
+        sift_down(a, 0, end, less, ctx);
+    }
+}

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * srclines.c - fetches the text of source lines shown in the flamegraph.
+ *
+ * Requests are not reordered: an index array in scratch is heapsorted by
+ * (file bytes, line), so each distinct path is opened once and read front to
+ * back a chunk at a time (64 KiB scratch buffer), stopping as soon as its
+ * last wanted line is done. A wanted line is captured byte by byte into a
+ * small stack buffer: leading blanks skipped, trailing blanks and CR
+ * dropped, and a line longer than FIL_SRC_MAX cut on a UTF-8 boundary with
+ * "..." appended. Each distinct (file, line) is copied once into the pool;
+ * duplicate requests share the text. Paths that are empty, too long, hold a
+ * NUL or name no real file ("<string>", "<frozen ...>", "<stdin>") are not
+ * opened. Files are opened O_NONBLOCK so a FIFO cannot hang a dump, and
+ * reading stops after FIL_SRC_FILE_LIMIT bytes so a device cannot either.
+ *
+ * SIGNAL-SAFE FILE (checked by scripts/check-signal-safety).
+ * SIGNAL CONTEXT: caller memory only. Calls: open, read, close, memcpy,
+ * memcmp.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "report_internal.h"
+
+#define SRC_CHUNK 65536                          /* read(2) size, scratch bytes */
+#define FIL_SRC_FILE_LIMIT (UINT64_C(256) << 20) /* bytes read per file at most */
+
+/* The line being captured. */
+typedef struct src_line {
+    char buf[FIL_SRC_MAX + 1]; /* first bytes after the indentation */
+    size_t kept;               /* bytes in buf */
+    uint64_t seen;             /* bytes of the line seen so far, all of them */
+    uint64_t len;              /* bytes after the indentation */
+    uint64_t end;              /* len up to the last non-blank byte */
+    int started;               /* indentation is over */
+} src_line_t;
+
+/* One fil_srclines_fill call. */
+typedef struct src_ctx {
+    fil_srcreq_t *reqs; /* caller's requests */
+    uint32_t *order;    /* request indexes sorted by (file, line) */
+    size_t n;           /* number of requests */
+    char *pool;         /* caller's text pool */
+    size_t pool_cap;    /* its size */
+    size_t pool_used;   /* bytes used */
+    char *chunk;        /* SRC_CHUNK bytes of scratch for read(2) */
+} src_ctx_t;
+
+/* Scratch for n requests: the index array and the read buffer. SIGNAL CONTEXT. */
+size_t fil_srclines_scratch_size(size_t n)
+{
+    uint64_t bytes[2] = {(uint64_t)n * 4, SRC_CHUNK};
+    return fil_report_scratch_total(bytes, 2);
+}
+
+/* Compare the paths of two requests: <0, 0, >0. SIGNAL CONTEXT. */
+static int file_cmp(const fil_srcreq_t *a, const fil_srcreq_t *b)
+{
+    size_t min = a->file_len < b->file_len ? a->file_len : b->file_len;
+    int c = min ? memcmp(a->file, b->file, min) : 0;
+    if (c != 0)
+        return c;
+    return a->file_len < b->file_len ? -1 : a->file_len > b->file_len;
+}
+
+/* Sort order: (file, line). SIGNAL CONTEXT: caller memory only. */
+static int req_less(void *ctx, uint32_t x, uint32_t y)
+{
+    const fil_srcreq_t *r = ctx;
+    int c = file_cmp(&r[x], &r[y]);
+    return c != 0 ? c < 0 : r[x].line < r[y].line;
+}
+
+/*
+ * Open the file of r read-only, or return -1 for paths that are not worth
+ * opening (see the file comment) or cannot be opened.
+ * SIGNAL CONTEXT: caller memory only.
+ */
+static int open_source(const fil_srcreq_t *r)
+{
+    char path[PATH_MAX];
+    int fd;
+    if (!r->file || r->file_len == 0 || r->file_len >= sizeof(path) || r->file[0] == '<')
+        return -1;
+    for (size_t i = 0; i < r->file_len; i++) {
+        if (r->file[i] == '\0')
+            return -1;
+    }
+    memcpy(path, r->file, r->file_len);
+    path[r->file_len] = '\0';
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    } while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+/* Start capturing a new line. SIGNAL CONTEXT: caller memory only. */
+static void line_reset(src_line_t *l)
+{
+    l->kept = 0;
+    l->seen = l->len = l->end = 0;
+    l->started = 0;
+}
+
+/* Feed one byte (not the newline) of a wanted line. SIGNAL CONTEXT. */
+static void line_feed(src_line_t *l, char c)
+{
+    int blank = c == ' ' || c == '\t' || c == '\f' || c == '\r';
+    l->seen++;
+    if (!l->started && blank)
+        return;
+    l->started = 1;
+    if (l->kept < sizeof(l->buf))
+        l->buf[l->kept++] = c;
+    l->len++;
+    if (!blank)
+        l->end = l->len;
+}
+
+/*
+ * Copy the captured line into the pool (cut with "..." if longer than
+ * FIL_SRC_MAX) and give it to every request in order[k..) for `line`.
+ * Returns the first order position past those requests.
+ * SIGNAL CONTEXT: caller memory only.
+ */
+static size_t line_store(src_ctx_t *C, const src_line_t *l, size_t k, size_t k_end)
+{
+    uint32_t line = C->reqs[C->order[k]].line;
+    int cut = l->end > FIL_SRC_MAX;
+    size_t len = cut ? FIL_SRC_MAX - 3 : (size_t)l->end;
+    size_t off = C->pool_used;
+    while (cut && len > 0 && ((unsigned char)l->buf[len] & 0xC0) == 0x80)
+        len--; /* never end inside a UTF-8 sequence */
+    if (off + len + (cut ? 3 : 0) > C->pool_cap) {
+        len = 0; /* cannot happen with pool_cap >= n * FIL_SRC_MAX */
+        cut = 0;
+    }
+    memcpy(C->pool + off, l->buf, len);
+    if (cut) {
+        memcpy(C->pool + off + len, "...", 3);
+        len += 3;
+    }
+    C->pool_used += len;
+    for (; k < k_end && C->reqs[C->order[k]].line == line; k++) {
+        C->reqs[C->order[k]].text_off = (uint32_t)off;
+        C->reqs[C->order[k]].text_len = (uint32_t)len;
+    }
+    return k;
+}
+
+/* read(2) retrying on EINTR; <= 0 ends the file. SIGNAL CONTEXT. */
+static ssize_t read_chunk(int fd, char *buf)
+{
+    ssize_t r;
+    do {
+        r = read(fd, buf, SRC_CHUNK);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/*
+ * Read fd line by line and store the lines wanted by order[k..k_end)
+ * (sorted by line, none 0). SIGNAL CONTEXT: caller memory only.
+ */
+static void scan_file(src_ctx_t *C, int fd, size_t k, size_t k_end)
+{
+    src_line_t cur;
+    uint64_t lineno = 1, total = 0;
+    ssize_t r;
+    line_reset(&cur);
+    while (k < k_end && total < FIL_SRC_FILE_LIMIT && (r = read_chunk(fd, C->chunk)) > 0) {
+        total += (uint64_t)r;
+        for (ssize_t i = 0; i < r && k < k_end; i++) {
+            int wanted = lineno == C->reqs[C->order[k]].line;
+            if (C->chunk[i] == '\n') {
+                if (wanted)
+                    k = line_store(C, &cur, k, k_end);
+                line_reset(&cur);
+                lineno++;
+            } else if (wanted) {
+                line_feed(&cur, C->chunk[i]);
+            }
+        }
+    }
+    /* A last line without a newline still counts. */
+    if (k < k_end && cur.seen > 0 && lineno == C->reqs[C->order[k]].line)
+        line_store(C, &cur, k, k_end);
+}
+
+/* Handle the requests order[k0..k1) of one file. SIGNAL CONTEXT. */
+static void fill_file(src_ctx_t *C, size_t k0, size_t k1)
+{
+    int fd;
+    while (k0 < k1 && C->reqs[C->order[k0]].line == 0)
+        k0++; /* line 0 means unknown */
+    if (k0 == k1)
+        return;
+    fd = open_source(&C->reqs[C->order[k0]]);
+    if (fd < 0)
+        return;
+    scan_file(C, fd, k0, k1);
+    close(fd);
+}
+
+/*
+ * Fill text_off/text_len of every request (see fil/report.h). 0, or -1 if
+ * pool or scratch are too small or n is too large for 32-bit offsets.
+ * SIGNAL CONTEXT: caller memory only.
+ */
+int fil_srclines_fill(fil_srcreq_t *reqs, size_t n, char *pool, size_t pool_cap, void *scratch,
+                      size_t cap)
+{
+    fil_report_arena_t a;
+    src_ctx_t C = {.reqs = reqs, .n = n, .pool = pool, .pool_cap = pool_cap};
+    if (n == 0)
+        return 0;
+    if (n > UINT32_MAX / FIL_SRC_MAX || !pool || pool_cap < n * FIL_SRC_MAX)
+        return -1;
+    fil_report_arena_init(&a, scratch, cap);
+    C.order = fil_report_carve(&a, (uint64_t)n * 4);
+    C.chunk = fil_report_carve(&a, SRC_CHUNK);
+    if (!C.order || !C.chunk)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].text_off = 0;
+        reqs[i].text_len = 0;
+        C.order[i] = (uint32_t)i;
+    }
+    fil_report_heapsort(C.order, n, req_less, reqs);
+    for (size_t k0 = 0, k1; k0 < n; k0 = k1) {
+        for (k1 = k0 + 1; k1 < n && file_cmp(&reqs[C.order[k0]], &reqs[C.order[k1]]) == 0; k1++)
+            ;
+        fill_file(&C, k0, k1);
+    }
+    return 0;
+}
