@@ -23,6 +23,7 @@ from filprofiler import _native
 
 _OUR_ENV = (
     "FIL_RESULT_DIR",
+    "FIL_RESULT_DISPLAY",
     "FIL_OOM_MODE",
     "FIL_OOM_DETECTION",
     "FIL_SAFETY_MARGIN",

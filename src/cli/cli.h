@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - private interface between the files of the `fil-profile` launcher.
+ *
+ * args.c parses the command line into fil_cli_args_t (pointers into argv,
+ * nothing allocated) and builds the argument vectors; env.c builds the
+ * child's environment; resultdir.c makes the result folder and the `latest`
+ * link; supervise.c runs and waits for the child; oomkill.c reads the cgroup
+ * OOM-kill counter; browser.c opens the report; main.c ties them together.
+ * Everything here runs in the supervisor process, single-threaded, never in
+ * signal context (except the signal handler in supervise.c, which is static).
+ */
+#ifndef FIL_CLI_H
+#define FIL_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define FIL_CLI_VERSION "0.1.0"
+
+/* Exit status for usage and setup errors (nothing was run). */
+#define FIL_CLI_EXIT_USAGE 2
+/* Exit status when the interpreter could not be executed. */
+#define FIL_CLI_EXIT_EXEC 127
+
+/* The code the interpreter runs: put the package folder on sys.path, then
+ * hand over to the Python runner (argv: pkgdir, mode, target, args...). */
+#define FIL_CLI_BOOTSTRAP                                                                          \
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); import filprofiler._run; "                   \
+    "filprofiler._run.main()"
+
+/* Most interpreter options accepted in the `python` form. */
+#define FIL_CLI_MAX_PYOPTS 64
+
+typedef enum fil_cli_mode {
+    FIL_CLI_MODE_RUN = 0, /* target is a script path */
+    FIL_CLI_MODE_MODULE,  /* target is a module name (-m) */
+    FIL_CLI_MODE_CODE,    /* target is code (-c, python form only) */
+} fil_cli_mode_t;
+
+/* fil_cli_parse() results. */
+typedef enum fil_cli_parse_result {
+    FIL_CLI_PARSE_ERROR = -1, /* usage error, reason in err */
+    FIL_CLI_PARSE_OK = 0,     /* run the program */
+    FIL_CLI_PARSE_HELP,       /* -h/--help was given */
+    FIL_CLI_PARSE_VERSION,    /* --version was given */
+} fil_cli_parse_result_t;
+
+/* The parsed command line. Strings point into argv (or into pyopt_cluster),
+ * so argv must outlive this. */
+typedef struct fil_cli_args {
+    const char *output;                     /* -o DIR, default "fil-result" */
+    int no_browser;                         /* --no-browser */
+    int verbose;                            /* --verbose */
+    int oom_continue;                       /* --on-oom=continue (default exit) */
+    int oom_detection;                      /* 0 with --disable-oom-detection */
+    int has_memory_limit;                   /* --memory-limit given */
+    uint64_t memory_limit;                  /* its value in bytes */
+    int has_safety_margin;                  /* --safety-margin given */
+    uint64_t safety_margin;                 /* its value in bytes */
+    int python_form;                        /* 1 for `python`, 0 for `run` */
+    const char *pyopts[FIL_CLI_MAX_PYOPTS]; /* interpreter options, in order */
+    int npyopts;
+    char pyopt_cluster[64]; /* flags before -c/-m in one cluster ("-u" of "-uc") */
+    fil_cli_mode_t mode;
+    const char *target;       /* script path, module name or code */
+    char *const *script_argv; /* the program's own arguments, untouched */
+    int script_argc;
+} fil_cli_args_t;
+
+/* args.c */
+fil_cli_parse_result_t fil_cli_parse(int argc, char *const *argv, fil_cli_args_t *a, char *err,
+                                     size_t errlen);
+int fil_cli_command_argc(const fil_cli_args_t *a);
+void fil_cli_command_argv(const fil_cli_args_t *a, const char **out);
+int fil_cli_exec_argc(const fil_cli_args_t *a);
+void fil_cli_exec_argv(const fil_cli_args_t *a, const char *python, const char *pkgdir,
+                       const char **out);
+const char *fil_cli_mode_name(fil_cli_mode_t mode);
+
+/* env.c */
+typedef struct fil_cli_env_opts {
+    const char *preload;     /* absolute path of libfilpreload.so */
+    int state_fd;            /* fd number the child inherits */
+    const char *result_dir;  /* absolute path of the result folder */
+    const char *result_shown; /* the same as the user would type it, for messages */
+    const fil_cli_args_t *a; /* OOM mode, detection, margin, verbosity */
+} fil_cli_env_opts_t;
+char **fil_cli_build_env(char *const *environ_in, const fil_cli_env_opts_t *o);
+void fil_cli_free_env(char **env);
+
+/* resultdir.c */
+int fil_cli_timestamp_name(const struct timespec *ts, char *buf, size_t len);
+int fil_cli_mkdir_p(const char *dir, char *err, size_t errlen);
+int fil_cli_make_result_dir(const char *dir, char *name, size_t namelen, char *err, size_t errlen);
+int fil_cli_update_latest(const char *dir, const char *name, char *warn, size_t warnlen);
+void fil_cli_trim_dir(const char *output, char *buf, size_t len);
+int fil_cli_join(const char *dir, const char *name, char *buf, size_t len);
+
+/* oomkill.c */
+int fil_cli_oom_kills(const char *root, uint64_t *count);
+
+/* supervise.c */
+typedef struct fil_cli_child {
+    const char *python;      /* resolved interpreter path */
+    const char *const *argv; /* NULL-terminated exec argv */
+    char *const *envp;       /* NULL-terminated environment */
+    int state_fd;            /* inherited by the child (FD_CLOEXEC cleared there) */
+    int has_memory_limit;    /* set soft RLIMIT_AS in the child */
+    uint64_t memory_limit;
+} fil_cli_child_t;
+int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
+                      uint64_t *start_ns, uint64_t *end_ns);
+int fil_cli_find_program(const char *name, char *out, size_t len);
+
+/* browser.c */
+void fil_cli_open_browser(const char *path);
+
+#endif

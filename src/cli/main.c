@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the `fil-profile` launcher: from the command line to the exit
+ * status.
+ *
+ * Order of work: parse the command line; check everything that can be
+ * checked without side effects (the script opens, the library and package
+ * exist, the interpreter is executable); then create the result folder and
+ * the shared state file (a memfd the child grows and fills); run the child
+ * (supervise.c); render the reports from the state (src/render); print what
+ * was written; open the browser; exit with the program's own status.
+ *
+ * The launcher writes only to stderr, each line starting with
+ * FIL_MSG_PREFIX, and never touches stdout except for --help and --version,
+ * when no program runs. Usage and setup errors exit 2, before anything is
+ * created when possible; an interpreter that cannot be executed exits 127.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fil/common.h"
+#include "fil/render.h"
+
+#ifndef FIL_DEFAULT_PYTHON
+#define FIL_DEFAULT_PYTHON "python3"
+#endif
+
+extern char **environ;
+
+/* Everything one run needs, filled step by step by main's helpers. */
+typedef struct launch {
+    const fil_cli_args_t *a;
+    char python[PATH_MAX];  /* resolved interpreter */
+    char libdir[PATH_MAX];  /* <bindir>/../lib/fil-profile, canonical */
+    char preload[PATH_MAX]; /* libdir/libfilpreload.so */
+    char pkgdir[PATH_MAX];  /* libdir/python: holds the filprofiler package */
+    char outdir[PATH_MAX];  /* -o as typed, trailing slashes removed */
+    char name[64];          /* result folder name */
+    char shown[PATH_MAX];   /* the result folder as the user would type it */
+    char absdir[PATH_MAX];  /* its absolute path */
+    int state_fd;           /* the shared state memfd */
+    fil_run_info_t info;    /* what the renderer is told about the run */
+} launch_t;
+
+static const char usage_text[] =
+    "Usage: fil-profile [OPTIONS] run [OPTIONS] (script.py | -m module) [ARGS...]\n"
+    "       fil-profile [OPTIONS] python [PYOPTS] (script.py | -m module | -c code) [ARGS...]\n"
+    "\n"
+    "Run a Python program and report which lines held memory at its peak, or\n"
+    "when it ran out of memory.\n"
+    "\n"
+    "Options (before or after the command word):\n"
+    "  -o, --output DIR          result folder parent (default: fil-result)\n"
+    "      --no-browser          do not open the report in a browser\n"
+    "      --memory-limit SIZE   run with a soft address-space limit (e.g. 2G)\n"
+    "      --on-oom=exit|continue  after an out-of-memory dump: exit with status\n"
+    "                            53 (default), or let the failure reach Python\n"
+    "      --disable-oom-detection  no out-of-memory detection or dump\n"
+    "      --safety-margin SIZE  headroom under which memory counts as exhausted\n"
+    "      --verbose             explain what the profiler does on stderr\n"
+    "  -h, --help                show this help\n"
+    "      --version             show the version\n"
+    "\n"
+    "Results go to DIR/<timestamp>/ (DIR/latest points at the newest).\n"
+    "Exit status: the program's own; 53 on a detected out-of-memory; 128+N if\n"
+    "the program died of signal N; 2 on a usage error.\n"
+    "Environment: FIL_PYTHON selects the interpreter (default " FIL_DEFAULT_PYTHON ").\n";
+
+/* Print one FIL_MSG_PREFIX line to stderr. Context: supervisor. */
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs(FIL_MSG_PREFIX, stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/*
+ * Check that the script can be opened (run mode only). 0, or -1 with the
+ * error printed.
+ */
+static int check_script(const fil_cli_args_t *a)
+{
+    int fd;
+
+    if (a->mode != FIL_CLI_MODE_RUN)
+        return 0;
+    if (!strcmp(a->target, "-")) {
+        say("error: reading the program from standard input is not supported");
+        return -1;
+    }
+    fd = open(a->target, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        say("error: cannot open script '%s': %s", a->target, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/*
+ * Find our library folder from /proc/self/exe (<bindir>/../lib/fil-profile)
+ * and check it holds the preload library and the Python package. 0, or -1
+ * with the error printed.
+ */
+static int find_libdir(launch_t *l)
+{
+    char exe[PATH_MAX], guess[PATH_MAX + 32], pkg[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    struct stat st;
+
+    if (n < 0) {
+        say("error: cannot read /proc/self/exe: %s", strerror(errno));
+        return -1;
+    }
+    exe[n] = '\0';
+    snprintf(guess, sizeof guess, "%s/../lib/fil-profile", dirname(exe));
+    if (!realpath(guess, l->libdir)) {
+        say("error: cannot find the fil-profile library folder %s: %s", guess, strerror(errno));
+        return -1;
+    }
+    snprintf(l->preload, sizeof l->preload, "%.*s/libfilpreload.so", PATH_MAX - 20, l->libdir);
+    snprintf(l->pkgdir, sizeof l->pkgdir, "%.*s/python", PATH_MAX - 8, l->libdir);
+    snprintf(pkg, sizeof pkg, "%s/filprofiler", l->pkgdir);
+    if (access(l->preload, R_OK) != 0 || stat(pkg, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        say("error: incomplete installation: need %s and %s", l->preload, pkg);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Resolve the interpreter: $FIL_PYTHON, else FIL_DEFAULT_PYTHON. 0, or -1
+ * with the error printed.
+ */
+static int find_python(launch_t *l)
+{
+    const char *py = getenv("FIL_PYTHON");
+
+    if (!py || !*py)
+        py = FIL_DEFAULT_PYTHON;
+    if (fil_cli_find_program(py, l->python, sizeof l->python) != 0) {
+        say("error: cannot run %s: %s", py, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Warn when --memory-limit exceeds the hard RLIMIT_AS (the hard one applies). */
+static void check_memory_limit(const fil_cli_args_t *a)
+{
+    struct rlimit rl;
+
+    if (!a->has_memory_limit || getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_max == RLIM_INFINITY)
+        return;
+    if (a->memory_limit > rl.rlim_max)
+        say("warning: --memory-limit %" PRIu64 " is above the hard RLIMIT_AS; using %" PRIu64,
+            a->memory_limit, (uint64_t)rl.rlim_max);
+}
+
+/*
+ * Create the result folder and update DIR/latest (a failure there is only a
+ * warning). 0, or -1 with the error printed.
+ */
+static int make_result_dir(launch_t *l)
+{
+    char err[PATH_MAX + 128], path[PATH_MAX];
+
+    fil_cli_trim_dir(l->a->output, l->outdir, sizeof l->outdir);
+    if (fil_cli_make_result_dir(l->outdir, l->name, sizeof l->name, err, sizeof err) != 0) {
+        say("error: %s", err);
+        return -1;
+    }
+    if (fil_cli_update_latest(l->outdir, l->name, err, sizeof err) != 0)
+        say("warning: %s", err);
+    fil_cli_join(l->outdir, l->name, l->shown, sizeof l->shown);
+    if (!realpath(l->shown, path) || strlen(path) >= sizeof l->absdir) {
+        say("error: cannot resolve %s: %s", l->shown, strerror(errno));
+        return -1;
+    }
+    memcpy(l->absdir, path, strlen(path) + 1);
+    if (l->a->verbose)
+        say("Result folder: %s", l->absdir);
+    return 0;
+}
+
+/*
+ * Create the shared state file: an empty memfd, close-on-exec (the child
+ * clears that flag), never on fds 0-2 (which the program owns even if they
+ * were closed). 0, or -1 with the error printed.
+ */
+static int make_state_fd(launch_t *l)
+{
+    int fd = memfd_create("fil-state", MFD_CLOEXEC);
+
+    if (fd >= 0 && fd < 3) {
+        int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+        close(fd);
+        fd = moved;
+    }
+    if (fd < 0) {
+        say("error: cannot create the state file: %s", strerror(errno));
+        return -1;
+    }
+    l->state_fd = fd;
+    return 0;
+}
+
+/* Read the cgroup OOM-kill counter into *v; remember whether it is known. */
+static void read_oom_kills(launch_t *l, uint64_t *v)
+{
+    if (fil_cli_oom_kills("", v) != 0)
+        l->info.oom_kill_known = 0;
+}
+
+/*
+ * Build the child's argv and environment, run it, and fill l->info. Returns
+ * fil_cli_supervise's result (0 ran, 1 not executable, -1 failure), or -1 if
+ * out of memory (error printed).
+ */
+static int run_child(launch_t *l)
+{
+    const fil_cli_args_t *a = l->a;
+    const char **argv = calloc((size_t)fil_cli_exec_argc(a) + 1, sizeof *argv);
+    fil_cli_env_opts_t eo = {l->preload, l->state_fd, l->absdir, l->shown, a};
+    char **envp = fil_cli_build_env(environ, &eo);
+    fil_cli_child_t c = {l->python, argv, envp, l->state_fd, a->has_memory_limit, a->memory_limit};
+    fil_run_info_t *in = &l->info;
+    int r = -1;
+
+    if (!argv || !envp) {
+        say("error: out of memory");
+        goto out;
+    }
+    fil_cli_exec_argv(a, l->python, l->pkgdir, argv);
+    if (a->verbose)
+        say("Running %s with LD_PRELOAD=%s", l->python, l->preload);
+    in->oom_kill_known = 1;
+    read_oom_kills(l, &in->oom_kills_before);
+    r = fil_cli_supervise(&c, &in->exit_status, &in->term_signal, &in->start_ns, &in->end_ns);
+    read_oom_kills(l, &in->oom_kills_after);
+out:
+    free(argv);
+    fil_cli_free_env(envp);
+    return r;
+}
+
+/* Explain a death by signal, and a likely kernel OOM kill. */
+static void explain_death(const fil_run_info_t *in)
+{
+    const char *abbrev;
+
+    if (in->term_signal == 0)
+        return;
+    abbrev = sigabbrev_np(in->term_signal);
+    say("The program was killed by SIG%s (signal %d)", abbrev ? abbrev : "?", in->term_signal);
+    if (in->term_signal == SIGKILL && in->oom_kill_known &&
+        in->oom_kills_after > in->oom_kills_before)
+        say("The kernel's out-of-memory killer killed it (cgroup oom_kill count %" PRIu64
+            " -> %" PRIu64 ")",
+            in->oom_kills_before, in->oom_kills_after);
+}
+
+/* Render the reports, print what was written, open the browser. */
+static void render(launch_t *l)
+{
+    char err[512] = "";
+    char index[PATH_MAX + 16], absindex[PATH_MAX + 16];
+    int flags = fil_render_reports(l->state_fd, l->absdir, &l->info, err, sizeof err);
+
+    if (flags < 0) {
+        say("error: %s", err[0] ? err : "cannot write the reports");
+        return;
+    }
+    snprintf(index, sizeof index, "%s/index.html", l->shown);
+    if (flags & FIL_RENDERED_PEAK)
+        say("Wrote peak-memory report to %s", index);
+    if (flags & FIL_RENDERED_OOM_POSTMORTEM)
+        say("Wrote out-of-memory report to %s/out-of-memory.svg", l->shown);
+    snprintf(absindex, sizeof absindex, "%s/index.html", l->absdir);
+    if ((flags & FIL_RENDERED_PEAK) && !l->a->no_browser)
+        fil_cli_open_browser(absindex);
+}
+
+/*
+ * Everything after a successful parse. Returns the exit status: the
+ * program's, 2 for setup errors, 127 if the interpreter cannot be run.
+ */
+static int launch(const fil_cli_args_t *a)
+{
+    static launch_t l; /* several PATH_MAX buffers: kept off the stack */
+    const char **cmd = calloc((size_t)fil_cli_command_argc(a) + 1, sizeof *cmd);
+    int r = FIL_CLI_EXIT_USAGE;
+
+    l.a = a;
+    l.state_fd = -1;
+    if (!cmd)
+        say("error: out of memory");
+    if (!cmd || check_script(a) || find_libdir(&l))
+        goto out;
+    if (find_python(&l)) {
+        r = FIL_CLI_EXIT_EXEC;
+        goto out;
+    }
+    check_memory_limit(a);
+    if (make_result_dir(&l) || make_state_fd(&l))
+        goto out;
+    fil_cli_command_argv(a, cmd);
+    l.info.argc = fil_cli_command_argc(a);
+    l.info.argv = (char *const *)cmd;
+    l.info.python = l.python;
+    switch (run_child(&l)) {
+    case 0:
+        explain_death(&l.info);
+        render(&l);
+        r = l.info.exit_status;
+        break;
+    case 1:
+        r = FIL_CLI_EXIT_EXEC;
+        break;
+    }
+out:
+    if (l.state_fd >= 0)
+        close(l.state_fd);
+    free(cmd);
+    return r;
+}
+
+/* Parse, then launch; --help and --version go to stdout, errors exit 2. */
+int main(int argc, char **argv)
+{
+    fil_cli_args_t a;
+    char err[512];
+
+    switch (fil_cli_parse(argc, argv, &a, err, sizeof err)) {
+    case FIL_CLI_PARSE_HELP:
+        fputs(usage_text, stdout);
+        return 0;
+    case FIL_CLI_PARSE_VERSION:
+        puts("fil-profile " FIL_CLI_VERSION);
+        return 0;
+    case FIL_CLI_PARSE_ERROR:
+        say("error: %s", err);
+        say("Try 'fil-profile --help'.");
+        return FIL_CLI_EXIT_USAGE;
+    case FIL_CLI_PARSE_OK:
+        break;
+    }
+    return launch(&a);
+}
