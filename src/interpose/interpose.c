@@ -43,16 +43,20 @@ extern void *__libc_pvalloc(size_t);
 
 /* 1 while this thread is inside the profiler (or must not be tracked). */
 __thread int fil_guard __attribute__((tls_model("initial-exec")));
+/* 1 while this thread writes an out-of-memory or crash dump. */
+__thread int fil_in_dump __attribute__((tls_model("initial-exec")));
 /* 1 when allocations are tracked: set by the constructor, cleared in a fork
  * child and when the state cannot be used. */
 int fil_active;
 
-/* Enter tracking for this call: 1 if it must be tracked (guard now set). */
+/* Enter tracking for this call: 1 if it must be tracked (guard now set).
+ * The dump path must not allocate (invariant 2): a call from a dumping
+ * thread aborts, so a violation shows as a crash in tests, never as a hang. */
 static inline int enter(void) {
+    if (FIL_UNLIKELY(fil_in_dump))
+        abort();
     if (FIL_UNLIKELY(!__atomic_load_n(&fil_active, __ATOMIC_RELAXED)) || fil_guard)
         return 0;
-    if (FIL_UNLIKELY(fil_oom_dumping_here()))
-        abort(); /* the dump path must not allocate: see check in tests/oom */
     fil_guard = 1;
     return 1;
 }

@@ -34,6 +34,7 @@ typedef struct fil_view {
     int torn;           /* 1 if an update in flight was rolled back */
     int snapshot_torn;  /* 1 if the peak snapshot was being copied */
     uint64_t corrupt;   /* records found inconsistent and shown as such */
+    uint64_t clipped;   /* newest nodes left out: the dump arena was outgrown */
 } fil_view_t;
 
 /* Validate a state file mapped at base (size bytes). 0, or -1 with a

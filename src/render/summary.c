@@ -205,6 +205,8 @@ static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned
     fil_write_u64(w, h->file_size);
     key(w, "state_torn_update_rolled_back");
     fil_write_str(w, v->torn ? "true" : "false");
+    key(w, "call_stacks_not_drawn");
+    fil_write_u64(w, v->clipped);
     key(w, "peak_snapshot_incomplete");
     fil_write_str(w, v->snapshot_torn ? "true" : "false");
     key(w, "limits");

@@ -30,6 +30,13 @@ typedef struct table {
 
 static table_t func_table, node_table; /* protected by fil_lock */
 
+/* The emergency arena is sized for this many nodes (src/oom/oom.c); when
+ * interning reaches it, the out-of-memory budget is zeroed so the next
+ * allocation takes the slow path, which grows the arena while memory is
+ * still plentiful. */
+extern uint32_t fil_oom_arena_nodes;
+extern int64_t fil_oom_budget;
+
 static uint64_t mix(uint64_t h) {
     h ^= h >> 33;
     h *= UINT64_C(0xff51afd7ed558ccd);
@@ -170,6 +177,8 @@ static uint32_t add_node(uint32_t parent, uint32_t func, uint32_t line) {
     n->line = line;
     n->depth = parent == FIL_NONE ? 1 : ((fil_node_t *)fil_state_at(FIL_SEG_NODES, parent))->depth + 1;
     __atomic_store_n(&fil_state->nodes.count, count + 1, __ATOMIC_RELEASE);
+    if (FIL_UNLIKELY(count + 1 >= fil_oom_arena_nodes))
+        __atomic_store_n(&fil_oom_budget, 0, __ATOMIC_RELAXED);
     return (uint32_t)count;
 }
 

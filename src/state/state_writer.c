@@ -9,7 +9,9 @@
  * advanced (release), which is the order a post-mortem reader relies on.
  *
  * Invariant: no memory here comes from malloc; the mappings are made with raw
- * system calls so they are not tracked as the program's.
+ * system calls so they are not tracked as the program's. SIGNAL-SAFE FILE:
+ * the dump reads the state through fil_state_at (ftruncate and raw mmap are
+ * the only calls beyond memory copies).
  */
 #include "fil/state_writer.h"
 

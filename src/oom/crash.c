@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * crash.c - crash handlers: dump the live allocations, then die as before.
+ * SIGNAL-SAFE FILE.
+ *
+ * SIGSEGV goes through libsigsegv, which also recognises a stack overflow
+ * and runs that handler on an alternate stack reserved here. SIGBUS, SIGABRT,
+ * SIGFPE and SIGILL get a plain sigaction handler (on the alternate stack,
+ * reset to the default action on entry). Every handler dumps once, then lets
+ * the signal take its default action, so the exit status stays 128+N.
+ *
+ * Allowed calls: the dump, sigaction, sigemptyset, sigprocmask, raise.
+ * (Installing the handlers is not signal context: see install.c.)
+ */
+#include <signal.h>
+#include <sigsegv.h>
+#include <string.h>
+
+#include "fil/state.h"
+#include "oom_internal.h"
+
+char fil_oom_alt_stack[FIL_OOM_ALT_STACK] __attribute__((aligned(16)));
+
+static void dump_for(int sig, void *addr) {
+    fil_oom_dump(FIL_REASON_SIGNAL, NULL, 0, FIL_NONE, sig, (uint64_t)(uintptr_t)addr,
+                 FIL_LIMIT_NONE, 0, 0);
+}
+
+/* Make sig deadly again and deliver it now. */
+static void die_of(int sig) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+}
+
+/* libsigsegv: a fault. Returning 0 lets the default action happen. */
+int fil_oom_on_fault(void *addr, int serious) {
+    (void)serious;
+    dump_for(SIGSEGV, addr);
+    die_of(SIGSEGV);
+    return 0;
+}
+
+/* libsigsegv: stack overflow, on the alternate stack; must not return. */
+void fil_oom_on_overflow(int emergency, stackoverflow_context_t scp) {
+    (void)emergency;
+    (void)scp;
+    dump_for(SIGSEGV, NULL);
+    die_of(SIGSEGV);
+}
+
+void fil_oom_on_signal(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    dump_for(sig, si ? si->si_addr : NULL);
+    die_of(sig);
+}
+

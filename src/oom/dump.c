@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dump.c - the one-shot out-of-memory / crash dump. SIGNAL-SAFE FILE.
+ *
+ * Runs in the thread whose allocation failed, or in a crash signal handler.
+ * The first caller claims the dump with a compare-and-swap on its thread id;
+ * any other thread that fails meanwhile gets 0 back and waits (the dumper
+ * ends the process) or, with --on-oom=continue, goes on failing its request.
+ * The dump writes the failure into the state header first (so even a dump
+ * that dies half-way leaves the supervisor a reason), then draws the report
+ * from the live state with the emergency arena, then marks it complete.
+ *
+ * Allowed calls: the report and render writers, fil_limits_refresh, raw
+ * open/read/close/write/mkdir/rename/unlink, clock_gettime, syscall(gettid),
+ * pause, sched_yield. No malloc: the allocator wrappers abort if this thread
+ * calls them while fil_in_dump is set.
+ */
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fil/lock.h"
+#include "fil/oom.h"
+#include "fil/state_writer.h"
+#include "oom_internal.h"
+#include "../limits/limits_internal.h"
+#include "../render/render_internal.h"
+
+static int dump_owner; /* tid of the dumping thread, 0 before any dump */
+static int dump_done;  /* 1 once the files are complete */
+
+int fil_oom_dumped(void) { return __atomic_load_n(&dump_done, __ATOMIC_ACQUIRE); }
+
+void fil_oom_wait_forever(void) {
+    for (;;)
+        pause();
+}
+
+void fil_oom_say(const char *a, const char *b, const char *c) {
+    char buf[1024];
+    fil_writer_t w;
+    fil_writer_init(&w, 2, buf, sizeof buf);
+    fil_write_str(&w, FIL_MSG_PREFIX);
+    fil_write_str(&w, a);
+    fil_write_str(&w, b ? b : "");
+    fil_write_str(&w, c ? c : "");
+    fil_write_char(&w, '\n');
+    fil_writer_flush(&w);
+}
+
+/* Resident set size from /proc/self/statm, bytes (0 if unreadable). */
+static uint64_t rss_now(void) {
+    char buf[256];
+    if (fil_limits_read_small("/proc/self/statm", buf, sizeof buf) <= 0)
+        return 0;
+    const char *p = buf;
+    uint64_t size, res;
+    if (fil_limits_parse_u64(&p, &size) != 0)
+        return 0;
+    p = fil_limits_skip_blanks(p);
+    if (fil_limits_parse_u64(&p, &res) != 0)
+        return 0;
+    return res * fil_limits_page_size;
+}
+
+/* Record why and where in the header, before anything can go wrong. */
+static void record(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
+                   int sig, uint64_t addr) {
+    fil_oom_info_t *o = &fil_state->oom;
+    o->reason = reason;
+    size_t n = fn ? strnlen(fn, sizeof o->function - 1) : 0;
+    memcpy(o->function, fn ? fn : "", n);
+    o->function[n] = 0;
+    o->request = request;
+    o->request_node = node;
+    o->signal = sig;
+    o->fault_addr = addr;
+    o->tracked = fil_state->total > 0 ? (uint64_t)fil_state->total : 0;
+    o->rss = rss_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    o->time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    __atomic_store_n(&o->dump_state, 1, __ATOMIC_RELEASE);
+}
+
+/* Draw the report with the arena. 0, or -1. */
+static int draw(char *title, size_t tlen) {
+    fil_view_t v;
+    fil_view_open_live(&v);
+    while (v.nodes > 1 && fil_render_scratch_size(v.nodes) > fil_oom_arena_size) {
+        v.clipped += v.nodes - v.nodes * 3 / 4; /* arena outgrown: draw what fits */
+        v.nodes = v.nodes * 3 / 4;
+    }
+    fil_writer_t w;
+    fil_writer_init(&w, -1, title, tlen - 1);
+    fil_write_str(&w, fil_state->oom.reason == FIL_REASON_SIGNAL ? "Crash: " : "Out of memory: ");
+    fil_render_oom_headline(&v, 0, &w);
+    title[w.len] = 0;
+    mkdir(fil_oom_cfg.dir, 0755);
+    fil_bump_t mem = {fil_oom_arena, fil_oom_arena_size, 0};
+    int r = fil_render_files(&v, FIL_RENDER_OOM, fil_oom_cfg.dir, title, NULL, &mem);
+    mem.used = 0;
+    char *buf = fil_bump(&mem, 65536);
+    if (buf && fil_render_summary(&v, NULL, fil_oom_cfg.dir, FIL_RENDERED_OOM_INPROCESS,
+                                  "in-process", buf, 65536) != 0)
+        r = -1;
+    return r;
+}
+
+int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
+                 int sig, uint64_t addr, fil_limit_kind_t kind, uint64_t limit, uint64_t room) {
+    int tid = (int)syscall(SYS_gettid), none = 0;
+    if (!fil_state || !__atomic_compare_exchange_n(&dump_owner, &none, tid, 0, __ATOMIC_ACQ_REL,
+                                                   __ATOMIC_ACQUIRE))
+        return 0;
+    fil_in_dump = 1;
+    fil_state->oom.limit_kind = kind;
+    fil_state->oom.limit_value = limit;
+    fil_state->oom.headroom = room;
+    record(reason, fn, request, node, sig, addr);
+    fil_oom_capture_native();
+    if (fil_oom_test_hook)
+        fil_oom_test_hook(); /* FIL_TEST_MALLOC_IN_DUMP: must abort */
+    int locked = fil_lock_timed(2000); /* the holder may be this crashed thread */
+    char title[512];
+    int r = draw(title, sizeof title);
+    __atomic_store_n(&fil_state->oom.dump_state, 2, __ATOMIC_RELEASE);
+    __atomic_store_n(&dump_done, 1, __ATOMIC_RELEASE);
+    if (locked)
+        fil_unlock();
+    fil_in_dump = 0;
+    fil_oom_say(title, NULL, NULL);
+    if (r == 0)
+        fil_oom_say("Wrote out-of-memory report to ", fil_oom_cfg.display_dir, "/out-of-memory.svg");
+    else
+        fil_oom_say("error: the out-of-memory report could not be written completely to ",
+                    fil_oom_cfg.display_dir, NULL);
+    return 1;
+}

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * oom.c - out-of-memory detection: limits, the emergency arena, the check.
+ *
+ * At startup the limits are read once, the arena is reserved and pre-faulted
+ * (sized from the number of call stacks, so a dump never needs memory it did
+ * not reserve), the unwinder is warmed up and the crash handlers installed.
+ *
+ * The predictive check costs one atomic subtraction per allocation: each
+ * allocation spends its size from fil_oom_budget, and only when the budget
+ * runs out does fil_oom_check() re-read the limits (a few small /proc and
+ * cgroup files) and hand out a new budget: a quarter of what is left before
+ * the safety margin, at most 256 MiB. So the files are read rarely while
+ * memory is plentiful and more often as the limit comes near.
+ *
+ * Which limits are predicted: under RLIMIT_AS and RLIMIT_DATA the kernel
+ * fails the request cleanly (NULL / ENOMEM), which is caught and dumped
+ * exactly, with the arena already mapped; predicting it would only risk
+ * false alarms (address space is reserved in large steps that small
+ * requests never need). Under a cgroup limit or system-wide exhaustion the
+ * kernel does not fail a request, it kills the process: there a request
+ * that would leave less than the safety margin is treated as out of memory
+ * (default margin: 5% of the limit, between 16 and 256 MiB).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fil/lock.h"
+#include "fil/oom.h"
+#include "fil/stacks.h"
+#include "fil/state_writer.h"
+#include "fil/sys.h"
+#include "oom_internal.h"
+#include "../limits/limits_internal.h"
+#include "../render/render_internal.h"
+
+int64_t fil_oom_budget = INT64_MAX;
+fil_oom_config_t fil_oom_cfg;
+char *fil_oom_arena;
+size_t fil_oom_arena_size;
+/* Nodes the arena is sized for; reaching it zeroes the budget so the next
+ * allocation grows the arena. Written under the lock. */
+uint32_t fil_oom_arena_nodes;
+
+static int refreshing;                /* one thread refreshes at a time */
+static uint64_t test_count;           /* allocations seen in fault-injection mode */
+static const uint64_t budget_cap = UINT64_C(256) << 20;
+
+void (*fil_oom_test_hook)(void);
+
+/* Allocate from inside the dump: the wrapper must abort the process. */
+static void malloc_in_dump(void) {
+    void *volatile p = malloc(16);
+    free(p);
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt) {
+    const char *s = getenv(name);
+    uint64_t v;
+    return s && fil_parse_size(s, &v) == 0 ? v : dflt;
+}
+
+static void copy_env(char *out, size_t cap, const char *name, const char *dflt) {
+    const char *s = getenv(name);
+    if (!s || !*s)
+        s = dflt;
+    size_t n = strlen(s);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, s, n);
+    out[n] = 0;
+}
+
+/* Default margin: 5% of the tightest cgroup/system limit, within [16, 256] MiB. */
+static uint64_t default_margin(const fil_limits_t *l) {
+    uint64_t base = l->cgroup_limit != FIL_UNLIMITED ? l->cgroup_limit : l->mem_total;
+    uint64_t m = base / 20;
+    if (m < (UINT64_C(16) << 20))
+        m = UINT64_C(16) << 20;
+    if (m > budget_cap)
+        m = budget_cap;
+    return m;
+}
+
+static void read_config(void) {
+    fil_oom_config_t *c = &fil_oom_cfg;
+    copy_env(c->dir, sizeof c->dir, "FIL_RESULT_DIR", "fil-result");
+    copy_env(c->display_dir, sizeof c->display_dir, "FIL_RESULT_DISPLAY", c->dir);
+    const char *mode = getenv("FIL_OOM_MODE");
+    c->continue_mode = mode && strcmp(mode, "continue") == 0;
+    const char *det = getenv("FIL_OOM_DETECTION");
+    c->detection = !(det && strcmp(det, "0") == 0);
+    c->verbose = getenv("FIL_VERBOSE") != NULL;
+    c->fail_after = env_u64("FIL_TEST_FAIL_AFTER", 0);
+    if (getenv("FIL_TEST_MALLOC_IN_DUMP"))
+        fil_oom_test_hook = malloc_in_dump;
+    c->margin = env_u64("FIL_SAFETY_MARGIN", default_margin(&fil_state->limits));
+}
+
+/* Replace the arena by one sized for `nodes` call stacks. 0, or -1 with the
+ * old arena kept. Context: lock not held; guard set. */
+static int size_arena(uint64_t nodes) {
+    uint64_t want_nodes = nodes * 2 + 4096;
+    size_t size = fil_page_round(fil_render_scratch_size(want_nodes));
+    if (size <= fil_oom_arena_size)
+        return 0;
+    char *p = fil_sys_pages(size);
+    if (!p)
+        return -1;
+    for (size_t i = 0; i < size; i += 4096) /* pre-fault: the memory is ours now */
+        p[i] = 1;
+    fil_lock();
+    char *old = fil_oom_arena;
+    size_t old_size = fil_oom_arena_size;
+    fil_oom_arena = p;
+    fil_oom_arena_size = size;
+    fil_oom_arena_nodes = want_nodes > FIL_NONE ? FIL_NONE : (uint32_t)want_nodes;
+    fil_state->arena_size = size;
+    fil_unlock();
+    fil_sys_unmap(old, old_size);
+    return 0;
+}
+
+/* Free text of this library, so native stacks can skip the profiler's frames. */
+static void find_self(void) {
+    uintptr_t me = (uintptr_t)&fil_oom_init;
+    fil_oom_cfg.self_lo = me;
+    fil_oom_cfg.self_hi = me;
+    char buf[1024];
+    fil_limits_lines_t lr;
+    if (fil_limits_lines_open(&lr, "/proc/self/maps", buf, sizeof buf) != 0)
+        return;
+    char *line;
+    while (fil_limits_lines_next(&lr, &line) >= 0) {
+        if (!strstr(line, "libfilpreload.so"))
+            continue;
+        uintptr_t lo = (uintptr_t)strtoull(line, &line, 16);
+        uintptr_t hi = (uintptr_t)strtoull(line + 1, NULL, 16);
+        if (fil_oom_cfg.self_lo == me || lo < fil_oom_cfg.self_lo)
+            fil_oom_cfg.self_lo = lo;
+        if (hi > fil_oom_cfg.self_hi)
+            fil_oom_cfg.self_hi = hi;
+    }
+    fil_limits_lines_close(&lr);
+}
+
+static void say_limits(void) {
+    char buf[1024];
+    fil_writer_t w;
+    fil_writer_init(&w, 2, buf, sizeof buf);
+    fil_write_str(&w, FIL_MSG_PREFIX "limits: ");
+    fil_limits_write_json(&fil_state->limits, &w);
+    fil_write_str(&w, "\n" FIL_MSG_PREFIX "safety margin ");
+    fil_write_size(&w, fil_oom_cfg.margin);
+    fil_write_str(&w, ", emergency arena ");
+    fil_write_size(&w, fil_oom_arena_size);
+    fil_write_str(&w, fil_oom_cfg.detection ? ", predictive detection on\n"
+                                            : ", predictive detection off\n");
+    fil_writer_flush(&w);
+}
+
+int fil_oom_init(void) {
+    fil_limits_read(&fil_state->limits, "");
+    read_config();
+    fil_state->margin = fil_oom_cfg.margin;
+    fil_state->oom_detection = (uint32_t)fil_oom_cfg.detection;
+    fil_state->oom_continue = (uint32_t)fil_oom_cfg.continue_mode;
+    find_self();
+    size_arena(0);
+    fil_oom_capture_native(); /* warm the unwinder up: lazy set-up happens now */
+    memset(&fil_state->oom, 0, sizeof fil_state->oom);
+    fil_oom_install_crash_handlers();
+    if (fil_oom_cfg.fail_after)
+        fil_oom_budget = 0; /* every allocation takes the slow path */
+    if (fil_oom_cfg.verbose)
+        say_limits();
+    return 0;
+}
+
+/* What a prediction found: which limit and how much room it left. */
+typedef struct verdict {
+    fil_limit_kind_t kind;
+    uint64_t limit;
+    uint64_t room;  /* headroom before the margin */
+    uint64_t allow; /* bytes that may still be allocated before the next check */
+} verdict_t;
+
+/* 1 if the request would leave less than the safety margin below the
+ * cgroup limit or system memory. A request beyond the RLIMIT_AS/RLIMIT_DATA
+ * headroom is let through: the kernel fails it and fil_oom_failed reports it. */
+static int too_big(const fil_limits_t *l, uint64_t size, verdict_t *v) {
+    uint64_t hard = FIL_UNLIMITED;
+    if (l->rlimit_as != FIL_UNLIMITED)
+        hard = l->rlimit_as > l->vm_size ? l->rlimit_as - l->vm_size : 0;
+    if (l->rlimit_data != FIL_UNLIMITED && l->rlimit_data - (l->rlimit_data > l->vm_data ? l->vm_data : l->rlimit_data) < hard)
+        hard = l->rlimit_data > l->vm_data ? l->rlimit_data - l->vm_data : 0;
+    v->kind = FIL_LIMIT_NONE;
+    v->room = FIL_UNLIMITED;
+    if (l->cgroup_limit != FIL_UNLIMITED) {
+        v->kind = FIL_LIMIT_CGROUP;
+        v->limit = l->cgroup_limit;
+        v->room = l->cgroup_limit > l->cgroup_usage ? l->cgroup_limit - l->cgroup_usage : 0;
+    }
+    if (l->mem_total && l->mem_available + l->swap_free < v->room) {
+        v->kind = FIL_LIMIT_SYSTEM;
+        v->limit = l->mem_available + l->swap_free;
+        v->room = v->limit;
+    }
+    uint64_t room = v->room > fil_oom_cfg.margin ? v->room - fil_oom_cfg.margin : 0;
+    if (v->kind == FIL_LIMIT_NONE)
+        room = FIL_UNLIMITED;
+    v->allow = room > size ? room - size : 0;
+    return size > room && size <= hard;
+}
+
+/* Fault injection: fail the Nth tracked allocation. */
+static int injected_failure(void) {
+    __atomic_store_n(&fil_oom_budget, 0, __ATOMIC_RELAXED);
+    return __atomic_add_fetch(&test_count, 1, __ATOMIC_RELAXED) == fil_oom_cfg.fail_after;
+}
+
+int fil_oom_check(const char *fn, size_t size) {
+    if (fil_oom_dumped() && !fil_oom_cfg.continue_mode)
+        fil_oom_wait_forever();
+    if (fil_stacks_node_count() >= fil_oom_arena_nodes)
+        size_arena(fil_stacks_node_count());
+    if (fil_oom_cfg.fail_after)
+        return injected_failure() ? -1 : 0;
+    if (!fil_oom_cfg.detection) {
+        __atomic_store_n(&fil_oom_budget, INT64_MAX, __ATOMIC_RELAXED);
+        return 0;
+    }
+    if (__atomic_exchange_n(&refreshing, 1, __ATOMIC_ACQUIRE))
+        return 0; /* another thread is refreshing: it will set the budget */
+    fil_limits_t l = fil_state->limits;
+    fil_limits_refresh(&l, "");
+    verdict_t v = {FIL_LIMIT_NONE, 0, 0, 0};
+    int oom = too_big(&l, size, &v);
+    uint64_t b = v.allow / 4 < budget_cap ? v.allow / 4 : budget_cap;
+    __atomic_store_n(&fil_oom_budget, (int64_t)b, __ATOMIC_RELAXED);
+    __atomic_store_n(&refreshing, 0, __ATOMIC_RELEASE);
+    if (!oom)
+        return 0;
+    fil_oom_dump(FIL_REASON_PREDICTED, fn, size, fil_stacks_current(), 0, 0, v.kind, v.limit,
+                 v.room);
+    if (!fil_oom_cfg.continue_mode)
+        _exit(FIL_EXIT_OOM);
+    errno = ENOMEM;
+    return -1;
+}
+
+void fil_oom_failed(const char *fn, size_t size) {
+    int e = errno;
+    fil_limits_t l = fil_state->limits;
+    fil_limits_refresh(&l, "");
+    fil_limit_kind_t kind;
+    uint64_t limit;
+    uint64_t room = fil_limits_headroom(&l, &kind, &limit);
+    fil_oom_dump(FIL_REASON_ALLOC_FAILED, fn, size, fil_stacks_current(), 0, 0, kind, limit, room);
+    if (!fil_oom_cfg.continue_mode)
+        _exit(FIL_EXIT_OOM);
+    errno = e;
+}
+
+void fil_oom_grow_arena(void) { size_arena(fil_stacks_node_count()); }
+
+int fil_oom_dumping_here(void) { return fil_in_dump; }

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* oom_internal.h - what the files of the oom module share. */
+#ifndef FIL_OOM_INTERNAL_H
+#define FIL_OOM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+#include <sigsegv.h>
+
+#include "fil/limits.h"
+#include "fil/state.h"
+
+/* Test hook called inside the dump (FIL_TEST_MALLOC_IN_DUMP: it calls
+ * malloc, which must abort). NULL in normal runs. */
+extern void (*fil_oom_test_hook)(void);
+
+/* Set at startup, read-only afterwards (except the arena, see oom.c). */
+typedef struct fil_oom_config {
+    char dir[4096];        /* result folder */
+    char display_dir[4096];/* the same as the user would type it */
+    int continue_mode;     /* --on-oom=continue */
+    int detection;         /* predictive detection on */
+    int verbose;
+    uint64_t margin;       /* safety margin for cgroup / system limits */
+    uint64_t fail_after;   /* FIL_TEST_FAIL_AFTER: fail the Nth allocation (0: off) */
+    uintptr_t self_lo, self_hi; /* text of libfilpreload.so, skipped in native stacks */
+} fil_oom_config_t;
+
+extern fil_oom_config_t fil_oom_cfg;
+
+/* The emergency arena: pre-faulted private pages. Replaced (never shrunk)
+ * under the lock while memory is plentiful; the dump uses whatever is
+ * current. */
+extern char *fil_oom_arena;
+extern size_t fil_oom_arena_size;
+
+/* 1 while this thread writes a dump: every allocator wrapper aborts if
+ * called then (defined in src/interpose/interpose.c). */
+extern __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+
+/* The one-shot dump. Fills the header's oom record, renders the report from
+ * the live state with the arena, prints the headline. Returns 1 if this
+ * call wrote the dump (kind/limit/room: the limit blamed and the headroom
+ * it had left), 0 if another thread did or is doing it (the caller
+ * then waits or returns, see oom.c). SIGNAL CONTEXT: arena only. */
+int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
+                 int sig, uint64_t addr, fil_limit_kind_t kind, uint64_t limit, uint64_t room);
+
+/* Block the calling thread for good (another thread is dumping and will
+ * end the process). SIGNAL CONTEXT. */
+void fil_oom_wait_forever(void) __attribute__((noreturn));
+
+/* 1 once a dump has been completed. */
+int fil_oom_dumped(void);
+
+/* Capture the calling thread's native stack into the header's oom record,
+ * skipping the profiler's own frames. SIGNAL CONTEXT: no allocation. */
+void fil_oom_capture_native(void);
+
+/* Install the crash handlers. 0, or -1. Context: startup. */
+int fil_oom_install_crash_handlers(void);
+
+/* The handlers (crash.c) and their alternate stack. SIGNAL CONTEXT. */
+#define FIL_OOM_ALT_STACK (256 * 1024)
+extern char fil_oom_alt_stack[FIL_OOM_ALT_STACK];
+int fil_oom_on_fault(void *addr, int serious);
+void fil_oom_on_overflow(int emergency, stackoverflow_context_t scp);
+void fil_oom_on_signal(int sig, siginfo_t *si, void *uc);
+
+/* Write a "=fil-profile= ..." line to stderr. SIGNAL CONTEXT. */
+void fil_oom_say(const char *a, const char *b, const char *c);
+
+#endif
