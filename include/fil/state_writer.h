@@ -29,9 +29,19 @@ int fil_state_open(int fd);
  * Context: tracker lock held. */
 int fil_state_reserve(int s, uint64_t more);
 
+/* Private pointers to the mapped chunks of each segment (state_writer.c);
+ * an entry is set before the chunk is published and never changes. */
+extern char *fil_state_chunks[FIL_SEG_COUNT][FIL_SEG_MAX_CHUNKS];
+extern uint32_t fil_state_elem_size[FIL_SEG_COUNT];
+
 /* Address of element i of segment s; i must be below the reserved capacity.
  * Context: any (chunks never move). */
-void *fil_state_at(int s, uint64_t i);
+static inline void *fil_state_at(int s, uint64_t i) {
+    uint32_t k;
+    uint64_t w;
+    fil_seg_locate(i, &k, &w);
+    return fil_state_chunks[s][k] + w * fil_state_elem_size[s];
+}
 
 /* Append a string (cut at FIL_STRING_MAX); its index, or UINT64_MAX.
  * Context: tracker lock held. */

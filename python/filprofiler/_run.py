@@ -109,7 +109,8 @@ def main():
         # Hide this module's frames: the traceback starts at the user's code.
         while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
             tb = tb.tb_next
-        sys.excepthook(type(e), e, tb)
+        # The display uses the exception's own __traceback__ when it has one.
+        sys.excepthook(type(e), e.with_traceback(tb), tb)
         if isinstance(e, KeyboardInterrupt):
             sys.stdout.flush()
             sys.stderr.flush()

@@ -173,8 +173,9 @@ int fil_oom_init(void) {
     fil_oom_capture_native(); /* warm the unwinder up: lazy set-up happens now */
     memset(&fil_state->oom, 0, sizeof fil_state->oom);
     fil_oom_install_crash_handlers();
-    if (fil_oom_cfg.fail_after)
-        fil_oom_budget = 0; /* every allocation takes the slow path */
+    /* The first allocation takes the slow path and sets a real budget (in
+     * fault-injection mode every allocation does). */
+    fil_oom_budget = 0;
     if (fil_oom_cfg.verbose)
         say_limits();
     return 0;

@@ -19,12 +19,19 @@
 #include "fil/stacks.h"
 #include "fil/sys.h"
 
+/* Instruction offsets remembered per frame: a loop body allocates from a
+ * few instructions in turn (a tuple, a str, a list append...), and each of
+ * them keeps its node without a line lookup or a hash probe. */
+#define WAYS 4
+
 typedef struct entry {
-    void *pyframe;   /* borrowed frame object, valid between call and return */
-    uint32_t func;   /* interned function */
-    uint32_t parent; /* node of the caller when node was resolved */
-    uint32_t node;   /* resolved node for (parent, func, line) */
-    int32_t lasti;   /* instruction offset node was resolved at; -2: never */
+    void *pyframe;       /* borrowed frame object, valid between call and return */
+    uint32_t func;       /* interned function */
+    uint32_t parent;     /* caller's node the cache below was filled under */
+    uint32_t node;       /* node at the last resolution */
+    uint32_t next;       /* cache slot to replace next */
+    int32_t lasti[WAYS]; /* instruction offsets seen (-2: empty) */
+    uint32_t nodes[WAYS];/* their nodes */
 } entry_t;
 
 typedef struct shadow {
@@ -77,7 +84,7 @@ void fil_stacks_push(void *pyframe, uint32_t func) {
     entry_t *t = &me.e[me.depth];
     t->pyframe = pyframe;
     t->func = func;
-    t->lasti = -2;
+    t->parent = FIL_NONE - 1; /* no cached node matches until resolved */
     if (me.depth && me.stable > me.depth - 1)
         me.stable = me.depth - 1;
     me.depth++;
@@ -92,6 +99,27 @@ void fil_stacks_pop(void *pyframe) {
         me.stable = top;
 }
 
+/* The node of frame t under `parent` at its current instruction. */
+static uint32_t resolve(entry_t *t, uint32_t parent) {
+    int lasti = read_lasti ? read_lasti(t->pyframe) : -1;
+    if (t->parent != parent) { /* first time, or the caller moved: forget */
+        t->parent = parent;
+        for (int w = 0; w < WAYS; w++)
+            t->lasti[w] = -2;
+    }
+    for (int w = 0; w < WAYS && lasti >= 0; w++)
+        if (t->lasti[w] == lasti)
+            return t->node = t->nodes[w];
+    int line = read_line(t->pyframe);
+    fil_lock();
+    t->node = fil_stacks_intern_node_locked(parent, t->func, line > 0 ? (uint32_t)line : 0);
+    fil_unlock();
+    uint32_t w = t->next++ % WAYS;
+    t->lasti[w] = lasti;
+    t->nodes[w] = t->node;
+    return t->node;
+}
+
 /*
  * fil_stacks_current - the node this thread's allocations are charged to.
  * Context: the thread itself, any time (GIL not required: it only reads the
@@ -102,19 +130,8 @@ uint32_t fil_stacks_current(void) {
     if (!me.depth || !read_line)
         return base == FIL_NONE ? 0 : base;
     uint32_t parent = me.stable ? me.e[me.stable - 1].node : base;
-    for (uint32_t i = me.stable; i < me.depth; i++) {
-        entry_t *t = &me.e[i];
-        int lasti = read_lasti ? read_lasti(t->pyframe) : -1;
-        if (lasti != t->lasti || t->parent != parent || lasti == -1) {
-            int line = read_line(t->pyframe);
-            fil_lock();
-            t->node = fil_stacks_intern_node_locked(parent, t->func, line > 0 ? (uint32_t)line : 0);
-            fil_unlock();
-            t->lasti = lasti;
-            t->parent = parent;
-        }
-        parent = t->node;
-    }
+    for (uint32_t i = me.stable; i < me.depth; i++)
+        parent = resolve(&me.e[i], parent);
     me.stable = me.depth - 1;
     return parent;
 }

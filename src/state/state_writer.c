@@ -26,7 +26,9 @@ fil_state_header_t *fil_state;
 
 /* Private pointers to the mapped chunks of each segment; written under the
  * tracker lock, read by anyone after the chunk is published. */
-static char *chunk_ptr[FIL_SEG_COUNT][FIL_SEG_MAX_CHUNKS];
+char *fil_state_chunks[FIL_SEG_COUNT][FIL_SEG_MAX_CHUNKS];
+uint32_t fil_state_elem_size[FIL_SEG_COUNT] = {sizeof(fil_node_t), sizeof(int64_t), sizeof(int64_t),
+                                               sizeof(fil_func_t), 1};
 static int state_fd = -1;
 
 static fil_seg_t *seg_of(int s) {
@@ -88,7 +90,7 @@ static int add_chunk(int s) {
         errno = e;
         return -1;
     }
-    chunk_ptr[s][k] = p;
+    fil_state_chunks[s][k] = p;
     g->chunk_off[k] = off;
     fil_state->file_size = off + len;
     __atomic_store_n(&g->nchunks, k + 1, __ATOMIC_RELEASE);
@@ -119,13 +121,6 @@ int fil_state_reserve(int s, uint64_t more) {
     return 0;
 }
 
-/* Address of element i of segment s. Context: any; i below capacity. */
-void *fil_state_at(int s, uint64_t i) {
-    uint32_t k;
-    uint64_t w;
-    fil_seg_locate(i, &k, &w);
-    return chunk_ptr[s][k] + w * seg_of(s)->elem_size;
-}
 
 /*
  * fil_state_add_string - append a length-prefixed string that does not cross
