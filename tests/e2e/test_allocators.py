@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: MIT
+"""Every C allocator the profiler interposes, called from Python through
+ctypes: malloc, calloc, realloc, reallocarray, posix_memalign, aligned_alloc,
+memalign, valloc, pvalloc, anonymous mmap (Python's mmap module and libc's),
+partial munmap and mremap. Each allocates a distinct size from a distinct
+line; the peak report must charge each line its size.
+
+The functions are looked up with ctypes.CDLL(None), i.e. in the process's
+global symbol scope, which is what a C extension calling malloc() gets.
+"""
+
+import pytest
+
+MIB = 1024 * 1024
+
+ALLOC_SCRIPT = """
+import ctypes
+
+MIB = 1024 * 1024
+libc = ctypes.CDLL(None, use_errno=True)
+vp, sz = ctypes.c_void_p, ctypes.c_size_t
+for name, args in [("malloc", [sz]), ("calloc", [sz, sz]), ("realloc", [vp, sz]),
+                   ("reallocarray", [vp, sz, sz]), ("aligned_alloc", [sz, sz]),
+                   ("memalign", [sz, sz]), ("valloc", [sz]), ("pvalloc", [sz])]:
+    getattr(libc, name).restype = vp
+    getattr(libc, name).argtypes = args
+libc.free.argtypes = [vp]
+libc.posix_memalign.argtypes = [ctypes.POINTER(vp), sz, sz]
+libc.posix_memalign.restype = ctypes.c_int
+
+kept = []
+
+
+def touch(p, n):
+    assert p, "allocation failed"
+    ctypes.memset(p, 1, n)
+    kept.append(p)
+
+
+# Freed before the peak: must not appear.
+gone = libc.malloc(40 * MIB)  # L_FREED
+ctypes.memset(gone, 1, 40 * MIB)
+libc.free(gone)
+
+touch(libc.malloc(10 * MIB), 10 * MIB)  # L_MALLOC
+touch(libc.calloc(11, MIB), 11 * MIB)  # L_CALLOC
+small = libc.malloc(MIB)  # L_REALLOC_FROM
+touch(libc.realloc(small, 12 * MIB), 12 * MIB)  # L_REALLOC
+touch(libc.reallocarray(None, 13, MIB), 13 * MIB)  # L_REALLOCARRAY
+out = vp()
+assert libc.posix_memalign(ctypes.byref(out), 4096, 14 * MIB) == 0  # L_POSIX_MEMALIGN
+touch(out.value, 14 * MIB)
+touch(libc.aligned_alloc(4096, 15 * MIB), 15 * MIB)  # L_ALIGNED_ALLOC
+touch(libc.memalign(65536, 16 * MIB), 16 * MIB)  # L_MEMALIGN
+touch(libc.valloc(17 * MIB), 17 * MIB)  # L_VALLOC
+touch(libc.pvalloc(18 * MIB + 100), 18 * MIB)  # L_PVALLOC
+print("kept", len(kept))
+"""
+
+# marker -> bytes expected at the peak
+ALLOC_EXPECTED = {
+    "L_MALLOC": 10 * MIB,
+    "L_CALLOC": 11 * MIB,
+    "L_REALLOC": 12 * MIB,
+    "L_REALLOCARRAY": 13 * MIB,
+    "L_POSIX_MEMALIGN": 14 * MIB,
+    "L_ALIGNED_ALLOC": 15 * MIB,
+    "L_MEMALIGN": 16 * MIB,
+    "L_VALLOC": 17 * MIB,
+    "L_PVALLOC": 18 * MIB + 4096,  # rounded up to the page
+}
+
+
+@pytest.fixture(scope="module")
+def alloc_report(tmp_path_factory, fp):
+    tmp = tmp_path_factory.mktemp("allocators")
+    proc, result = fp.run_fil(tmp, ALLOC_SCRIPT)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"kept 9\n"
+    entries, summary = fp.check_peak_report(result)
+    return entries, summary
+
+
+@pytest.mark.parametrize("marker", sorted(ALLOC_EXPECTED))
+def test_allocator_line(alloc_report, fp, marker):
+    entries, _ = alloc_report
+    line = fp.line_of(ALLOC_SCRIPT, marker)
+    got = fp.bytes_last_frame(entries, "script.py", line)
+    expected = ALLOC_EXPECTED[marker]
+    # The size requested, give or take a page (pvalloc) and a few small
+    # Python objects created on the same line (ctypes results, ints).
+    assert abs(got - expected) <= 8192, \
+        "%s (line %d): %d bytes, expected %d\n%s" % (marker, line, got, expected, fp.fmt_prof(entries))
+
+
+def test_freed_and_reallocated_blocks_absent(alloc_report, fp):
+    entries, summary = alloc_report
+    for marker in ("L_FREED", "L_REALLOC_FROM"):
+        line = fp.line_of(ALLOC_SCRIPT, marker)
+        got = fp.bytes_with_frame(entries, "script.py", line)
+        assert got < 64 * 1024, "%s (line %d): %d bytes\n%s" % (marker, line, got, fp.fmt_prof(entries))
+    held = sum(ALLOC_EXPECTED.values())
+    assert held <= summary["peak_bytes"] <= held + 30 * MIB, summary["peak_bytes"]
+
+
+MMAP_SCRIPT = """
+import ctypes
+import mmap
+
+MIB = 1024 * 1024
+PROT_RW = mmap.PROT_READ | mmap.PROT_WRITE
+FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+MREMAP_MAYMOVE = 1
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.mremap.restype = ctypes.c_void_p
+libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
+MAP_FAILED = ctypes.c_void_p(-1).value
+
+# Unmapped before the peak: must not appear.
+gone = mmap.mmap(-1, 48 * MIB)  # M_GONE
+gone.write(b"x" * 4096)
+gone.close()
+
+py_map = mmap.mmap(-1, 64 * MIB)  # M_PYMMAP
+py_map[::4096] = b"y" * (64 * MIB // 4096)
+
+half = libc.mmap(None, 32 * MIB, PROT_RW, FLAGS, -1, 0)  # M_HALF
+assert half not in (None, MAP_FAILED)
+ctypes.memset(half, 1, 32 * MIB)
+assert libc.munmap(half + 16 * MIB, 16 * MIB) == 0  # M_MUNMAP
+
+grow = libc.mmap(None, 8 * MIB, PROT_RW, FLAGS, -1, 0)  # M_GROW_FROM
+assert grow not in (None, MAP_FAILED)
+grown = libc.mremap(grow, 8 * MIB, 24 * MIB, MREMAP_MAYMOVE)  # M_MREMAP
+assert grown not in (None, MAP_FAILED)
+ctypes.memset(grown, 1, 24 * MIB)
+print("mapped")
+"""
+
+
+@pytest.fixture(scope="module")
+def mmap_report(tmp_path_factory, fp):
+    tmp = tmp_path_factory.mktemp("mmap")
+    proc, result = fp.run_fil(tmp, MMAP_SCRIPT)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"mapped\n"
+    return fp.check_peak_report(result)
+
+
+def _line_bytes(fp, entries, marker):
+    line = fp.line_of(MMAP_SCRIPT, marker)
+    return line, fp.bytes_last_frame(entries, "script.py", line)
+
+
+def test_python_mmap_module(mmap_report, fp):
+    entries, _ = mmap_report
+    line, got = _line_bytes(fp, entries, "M_PYMMAP")
+    assert abs(got - 64 * MIB) <= fp.PAGE + 4096, "line %d: %d\n%s" % (line, got, fp.fmt_prof(entries))
+    line, got = _line_bytes(fp, entries, "M_GONE")
+    assert got < 64 * 1024, "closed mmap, line %d: %d\n%s" % (line, got, fp.fmt_prof(entries))
+
+
+def test_partial_munmap_leaves_the_remaining_half(mmap_report, fp):
+    entries, _ = mmap_report
+    line, got = _line_bytes(fp, entries, "M_HALF")
+    assert abs(got - 16 * MIB) <= fp.PAGE, "line %d: %d\n%s" % (line, got, fp.fmt_prof(entries))
+    # munmap itself allocates nothing.
+    line, got = _line_bytes(fp, entries, "M_MUNMAP")
+    assert got < 4096, "line %d: %d" % (line, got)
+
+
+def test_mremap_grows_the_mapping(mmap_report, fp):
+    entries, summary = mmap_report
+    # Like realloc: the whole grown mapping belongs to the line that grew it.
+    from_line, from_bytes = _line_bytes(fp, entries, "M_GROW_FROM")
+    line, got = _line_bytes(fp, entries, "M_MREMAP")
+    msg = "mmap line %d: %d, mremap line %d: %d\n%s" % (
+        from_line, from_bytes, line, got, fp.fmt_prof(entries))
+    assert abs((from_bytes + got) - 24 * MIB) <= fp.PAGE, msg
+    assert abs(got - 24 * MIB) <= fp.PAGE, msg
+    held = (64 + 16 + 24) * MIB
+    assert held <= summary["peak_bytes"] <= held + 30 * MIB, summary["peak_bytes"]

@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: MIT
+"""The command line contract: options before and after `run`, script
+arguments that look like options, usage errors (exit 2, one prefixed line),
+--help/--version, the result folder layout (DIR/<timestamp>/, DIR/latest,
+the default `fil-result`, no overwriting), the `python` command, and
+`python3 -m filprofiler` doing the same as the launcher.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+MIB = 1024 * 1024
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}_\d{3}$")
+
+ARGV_SCRIPT = """
+import json
+import sys
+
+held = bytearray(8 * 1024 * 1024)  # HELD
+print(json.dumps(sys.argv[1:]))
+"""
+
+
+def _fil(fp, tmp_path, *argv, env=None, cwd=None, python_m=False):
+    if python_m:
+        cmd = [fp.PYTHON, "-m", "filprofiler", *argv]
+        env = dict(env or {}, PYTHONPATH=str(fp.PKG_PYTHONPATH))
+        env["FIL_PROFILE_BIN"] = fp.FIL
+    else:
+        cmd = [fp.FIL, *argv]
+    return subprocess.run([str(c) for c in cmd], cwd=str(cwd or tmp_path), env=fp.base_env(env),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=fp.DEFAULT_TIMEOUT)
+
+
+def _check_held(fp, result, size=8 * MIB):
+    entries, summary = fp.check_peak_report(result)
+    line = fp.line_of(ARGV_SCRIPT, "HELD")
+    got = fp.bytes_last_frame(entries, "script.py", line)
+    assert fp.within(got, size, 0.02), "line %d: %d\n%s" % (line, got, fp.fmt_prof(entries))
+    return summary
+
+
+@pytest.mark.parametrize("where", ["before", "after", "both"])
+def test_options_before_and_after_run(tmp_path, fp, where):
+    script = fp.write_script(tmp_path, ARGV_SCRIPT)
+    out = tmp_path / "out"
+    opts = ["-o", str(out), "--no-browser"]
+    argv = {
+        "before": opts + ["run", script],
+        "after": ["run"] + opts + [script],
+        "both": ["--no-browser", "run", "--output", str(out), script],
+    }[where]
+    proc = _fil(fp, tmp_path, *argv)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert json.loads(proc.stdout) == []
+    _check_held(fp, fp.latest_result(out))
+
+
+def test_script_arguments_that_look_like_options(tmp_path, fp):
+    script = fp.write_script(tmp_path, ARGV_SCRIPT)
+    args = ["-o", "foo", "--help", "--version", "--no-browser", "run", "-m", "x", "--", "-"]
+    proc, result = fp.run_fil(tmp_path, script, *args)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert json.loads(proc.stdout) == args
+    assert not (tmp_path / "foo").exists(), "the script's -o was taken by the profiler"
+    _check_held(fp, result)
+
+
+def test_missing_script(tmp_path, fp):
+    proc = _fil(fp, tmp_path, "run", "--no-browser", "does-not-exist.py")
+    assert proc.returncode == 2, fp.describe(proc)
+    assert proc.stdout == b""
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("=fil-profile= error: ") and "does-not-exist.py" in lines[0], lines
+    assert not (tmp_path / "fil-result").exists() or not any((tmp_path / "fil-result").iterdir())
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--no-browser"],
+    ["--no-such-option", "run", "x.py"],
+    ["run", "--no-browser", "-o"],
+    ["frobnicate", "x.py"],
+], ids=["no-script", "unknown-option", "missing-value", "unknown-command"])
+def test_usage_errors(tmp_path, fp, argv):
+    (tmp_path / "x.py").write_text("print('should not run')\n")
+    proc = _fil(fp, tmp_path, *argv)
+    assert proc.returncode == 2, fp.describe(proc)
+    assert proc.stdout == b""
+    lines = proc.stderr.decode().splitlines()
+    assert lines and lines[0].startswith("=fil-profile= error: "), lines
+    assert all(l.startswith(fp.PREFIX) for l in lines), lines
+
+
+def test_help_and_version(tmp_path, fp):
+    for flag in ("--help", "-h"):
+        proc = _fil(fp, tmp_path, flag)
+        assert proc.returncode == 0, fp.describe(proc)
+        text = proc.stdout.decode()
+        assert "Usage:" in text and "run" in text and "-o" in text, text
+    proc = _fil(fp, tmp_path, "--version")
+    assert proc.returncode == 0, fp.describe(proc)
+    assert re.fullmatch(r"fil-profile \d+\.\d+\.\d+\S*\n", proc.stdout.decode()), proc.stdout
+    _, result = fp.run_fil(tmp_path, "print(1)\n")
+    summary_version = fp.load_summary(result)["fil_profile_version"]
+    assert proc.stdout.decode().split()[1] == summary_version
+
+
+def test_result_folders_latest_and_no_overwrite(tmp_path, fp):
+    script = fp.write_script(tmp_path, ARGV_SCRIPT)
+    out = tmp_path / "out"
+    proc1, first = fp.run_fil(tmp_path, script, "first", out=out)
+    assert proc1.returncode == 0, fp.describe(proc1)
+    assert TIMESTAMP_RE.match(first.name), first.name
+    assert first.parent == out.resolve()
+    first_files = {p.name: p.read_bytes() for p in first.iterdir()}
+    time.sleep(0.01)
+
+    proc2, second = fp.run_fil(tmp_path, script, "second", out=out)
+    assert proc2.returncode == 0, fp.describe(proc2)
+    assert second != first and TIMESTAMP_RE.match(second.name)
+    # latest points to the newest run, the first one is untouched.
+    assert (out / "latest").is_symlink()
+    assert (out / "latest").resolve() == second
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == first_files
+    assert fp.load_summary(first)["command"][-1] == "first"
+    assert fp.load_summary(second)["command"][-1] == "second"
+    assert sorted(p.name for p in out.iterdir()) == sorted([first.name, second.name, "latest"])
+
+
+def test_default_output_folder(tmp_path, fp):
+    script = fp.write_script(tmp_path, ARGV_SCRIPT)
+    proc = _fil(fp, tmp_path, "run", "--no-browser", script.name)
+    assert proc.returncode == 0, fp.describe(proc)
+    result = fp.latest_result(tmp_path / "fil-result")
+    assert result is not None and TIMESTAMP_RE.match(result.name)
+    _check_held(fp, result)
+
+
+def test_python_command(tmp_path, fp):
+    script = fp.write_script(tmp_path, ARGV_SCRIPT)
+    out = tmp_path / "out"
+    proc = _fil(fp, tmp_path, "-o", out, "--no-browser", "python", "-u", script, "-x", "y")
+    assert proc.returncode == 0, fp.describe(proc)
+    assert json.loads(proc.stdout) == ["-x", "y"]
+    _check_held(fp, fp.latest_result(out))
+
+
+def test_python_dash_m_filprofiler(tmp_path, fp):
+    script = fp.write_script(tmp_path, ARGV_SCRIPT + "raise SystemExit(7)\n")
+    out = tmp_path / "out"
+    proc = _fil(fp, tmp_path, "run", "-o", out, "--no-browser", script, "--help", "z",
+                python_m=True)
+    assert proc.returncode == 7, fp.describe(proc)
+    assert json.loads(proc.stdout) == ["--help", "z"]
+    for line in proc.stderr.decode().splitlines():
+        assert line.startswith(fp.PREFIX), line
+    summary = _check_held(fp, fp.latest_result(out))
+    assert summary["exit_status"] == 7
+    assert summary["python"] == fp.PYTHON or os.path.realpath(summary["python"]) == \
+        os.path.realpath(fp.PYTHON)
+
+
+def test_python_dash_m_filprofiler_finds_launcher_next_to_package(tmp_path, fp):
+    """Without FIL_PROFILE_BIN, the package finds build/bin/fil-profile."""
+    default = fp.PKG_PYTHONPATH.parents[2] / "bin" / "fil-profile"
+    if not default.exists():
+        pytest.skip("no launcher installed next to %s" % fp.PKG_PYTHONPATH)
+    script = fp.write_script(tmp_path, ARGV_SCRIPT)
+    out = tmp_path / "out"
+    env = {"PYTHONPATH": str(fp.PKG_PYTHONPATH)}
+    proc = subprocess.run([fp.PYTHON, "-m", "filprofiler", "-o", str(out), "--no-browser",
+                           "run", str(script)], cwd=str(tmp_path), env=fp.base_env(env),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert json.loads(proc.stdout) == []
+    _check_held(fp, fp.latest_result(out))

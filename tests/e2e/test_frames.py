@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: MIT
+"""Where call stacks start: every .prof stack that has Python frames starts
+with the user's script (or, with `-m`, the user's module), never with the
+profiler's bootstrap (`-c`, runpy, filprofiler/_run.py); `-m pkg` and
+`-m module` run like `python3 -m` (same sys.argv, same output).
+"""
+
+import json
+import subprocess
+
+MIB = 1024 * 1024
+
+HELPER = """
+import json
+
+TABLE = [bytearray(1024 * 1024) for _ in range(6)]  # AT_IMPORT
+
+
+def build(n):
+    return [str(i) * 3 for i in range(n)]  # BUILD
+"""
+
+SCRIPT = """
+import helper_mod
+
+
+def gen():
+    for _ in range(4):
+        yield bytearray(2 * 1024 * 1024)  # GEN
+
+
+class Holder:
+    def __init__(self):
+        self.items = list(gen())  # LIST_GEN
+        self.strings = helper_mod.build(200_000)  # CALL_BUILD
+
+
+exec(compile("blob = bytearray(5 * 1024 * 1024)", "<generated>", "exec"))  # EXEC
+h = Holder()  # HOLDER
+print(len(h.items), len(helper_mod.TABLE))
+"""
+
+BOOTSTRAP_MARKERS = ("runpy.py", "_run.py", "filprofiler", "<string>:")
+
+
+def _assert_no_bootstrap(fp, entries, first_file):
+    for frames, n in entries:
+        if frames == [fp.NO_PYTHON_STACK]:
+            continue
+        assert fp.frame_is(frames[0], first_file), \
+            "stack does not start with %s: %s (%d bytes)" % (first_file, frames, n)
+        for f in frames:
+            assert not any(m in f for m in BOOTSTRAP_MARKERS), "bootstrap frame %r in %s" % (f, frames)
+
+
+def test_stacks_start_at_the_script(tmp_path, fp):
+    fp.write_script(tmp_path, HELPER, name="helper_mod.py")
+    proc, result = fp.run_fil(tmp_path, SCRIPT)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"4 6\n"
+    entries, _ = fp.check_peak_report(result)
+    _assert_no_bootstrap(fp, entries, "script.py")
+    msg = fp.fmt_prof(entries)
+
+    # The helper module's import-time memory, below the script's import line.
+    line = fp.line_of(HELPER, "AT_IMPORT")
+    got = fp.bytes_at_line(entries, "helper_mod.py", line)
+    assert fp.within(got, 6 * MIB, 0.05), "helper line %d: %d\n%s" % (line, got, msg)
+    assert fp.bytes_with_frame(entries, "script.py", 1) >= 6 * MIB, msg
+
+    line = fp.line_of(SCRIPT, "GEN")
+    got = fp.bytes_last_frame(entries, "script.py", line)
+    assert fp.within(got, 8 * MIB, 0.02), "generator line %d: %d\n%s" % (line, got, msg)
+    stacks = fp.stacks_at_line(entries, "script.py", line)
+    funcs = [fp.parse_frame(f)[2] for f in max(stacks, key=lambda s: s[1])[0]]
+    assert funcs == ["<module>", "Holder.__init__", "gen"], funcs
+
+    # Code compiled from a string: its frame is kept under the script's line.
+    exec_line = fp.line_of(SCRIPT, "EXEC")
+    blob = [(f, n) for f, n in entries if f and fp.frame_is(f[-1], "<generated>", 1)]
+    assert blob and fp.within(sum(n for _, n in blob), 5 * MIB, 0.02), msg
+    assert all(fp.frame_is(f[0], "script.py", exec_line) for f, _ in blob), blob
+
+
+PKG_MAIN = """
+import json
+import sys
+
+data = bytearray(25 * 1024 * 1024)  # PKG_HELD
+print(json.dumps(sys.argv))
+print(__name__, __package__)
+"""
+
+MODULE = """
+import sys
+
+
+def main():
+    return bytearray(15 * 1024 * 1024)  # MOD_HELD
+
+
+keep = main()
+print(sys.argv[1:], __name__)
+"""
+
+
+def _direct(fp, tmp_path, *args):
+    return subprocess.run([fp.PYTHON, *args], cwd=str(tmp_path), env=fp.base_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+
+
+def test_run_package_main(tmp_path, fp):
+    pkg = tmp_path / "pkgdemo"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    fp.write_script(pkg, PKG_MAIN, name="__main__.py")
+    args = ("a", "-o", "--help", "x y")
+    proc, result = fp.run_fil(tmp_path, None, *args, module="pkgdemo")
+    assert proc.returncode == 0, fp.describe(proc)
+    direct = _direct(fp, tmp_path, "-m", "pkgdemo", *args)
+    assert proc.stdout == direct.stdout
+    argv = json.loads(proc.stdout.decode().splitlines()[0])
+    assert argv[1:] == list(args)
+    assert argv[0] == str(pkg / "__main__.py")
+
+    entries, _ = fp.check_peak_report(result)
+    _assert_no_bootstrap(fp, entries, "pkgdemo/__main__.py")
+    line = fp.line_of(PKG_MAIN, "PKG_HELD")
+    got = fp.bytes_last_frame(entries, "pkgdemo/__main__.py", line)
+    assert fp.within(got, 25 * MIB, 0.02), fp.fmt_prof(entries)
+
+
+def test_run_plain_module(tmp_path, fp):
+    fp.write_script(tmp_path, MODULE, name="plainmod.py")
+    proc, result = fp.run_fil(tmp_path, None, "--flag", "-m", "v", module="plainmod")
+    assert proc.returncode == 0, fp.describe(proc)
+    direct = _direct(fp, tmp_path, "-m", "plainmod", "--flag", "-m", "v")
+    assert proc.stdout == direct.stdout == b"['--flag', '-m', 'v'] __main__\n"
+
+    entries, _ = fp.check_peak_report(result)
+    _assert_no_bootstrap(fp, entries, "plainmod.py")
+    line = fp.line_of(MODULE, "MOD_HELD")
+    got = fp.bytes_last_frame(entries, "plainmod.py", line)
+    assert fp.within(got, 15 * MIB, 0.02), fp.fmt_prof(entries)

@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: MIT
+"""Hostile file and function names: a script called `a<b>&"c".py`, one with
+spaces and a `;`, and functions whose names need escaping. The run succeeds,
+both SVGs are well-formed XML showing the real names, and the .prof keeps one
+frame per `;`-separated field (flamegraph.pl compatible).
+"""
+
+import re
+
+import pytest
+
+MIB = 1024 * 1024
+
+SCRIPT = """
+def fn():
+    return bytearray(24 * 1024 * 1024)  # HELD
+
+
+held = fn()
+print("named ok")
+"""
+
+HOSTILE = ['a<b>&"c".py', "with space;semi.py", "quote's & <tag> ]]>.py"]
+
+
+@pytest.mark.parametrize("name", HOSTILE, ids=["xml-chars", "space-semicolon", "cdata-end"])
+def test_hostile_script_name(tmp_path, fp, name):
+    script = fp.write_script(tmp_path, SCRIPT, name=name)
+    proc, result = fp.run_fil(tmp_path, script)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"named ok\n"
+
+    for svg in ("peak-memory.svg", "peak-memory-reversed.svg"):
+        root = fp.check_svg(result / svg)
+        text = "\n".join(fp.svg_texts(root))
+        assert name in text, "%s does not show the file name %r" % (svg, name)
+
+    summary = fp.load_summary(result)
+    raw = (result / "peak-memory.prof").read_text().splitlines()
+    # A name's ';' cannot be kept as is (it separates frames): the .prof may
+    # replace it, but every field must still be a whole frame.
+    name_re = re.escape(name).replace(";", ".")
+    line = fp.line_of(SCRIPT, "HELD")
+    total, held = 0, 0
+    for entry in raw:
+        stack, _, count = entry.rpartition(" ")
+        total += int(count)
+        if stack == fp.NO_PYTHON_STACK:
+            continue
+        frames = stack.split(";")
+        for frame in frames:
+            assert fp.parse_frame(frame), "not a frame: %r in %r" % (frame, entry)
+        assert re.fullmatch(r"(.*/)?%s:\d+ \(<module>\)" % name_re, frames[0]), entry
+        last = fp.parse_frame(frames[-1])
+        if re.fullmatch(r"(.*/)?%s" % name_re, last[0]) and last[1] == line and last[2] == "fn":
+            held += int(count)
+    assert fp.within(held, 24 * MIB, 0.02), "\n".join(raw)
+    assert summary["peak_bytes"] == total
+
+
+FUNC_SCRIPT = """
+class K:
+    def __call__(self):
+        return [bytearray(12 * 1024 * 1024) for _ in range(1)]  # IN_LISTCOMP
+
+
+def outer():
+    inner = lambda: K()()  # LAMBDA
+    return inner()
+
+
+held = outer()
+"""
+
+
+def test_function_names_needing_escapes(tmp_path, fp):
+    proc, result = fp.run_fil(tmp_path, FUNC_SCRIPT)
+    assert proc.returncode == 0, fp.describe(proc)
+    entries, _ = fp.check_peak_report(result)
+    line = fp.line_of(FUNC_SCRIPT, "IN_LISTCOMP")
+    stacks = [(f, n) for f, n in entries if f and fp.frame_is(f[-1], "script.py", line)]
+    assert fp.within(sum(n for _, n in stacks), 12 * MIB, 0.02), fp.fmt_prof(entries)
+    funcs = [fp.parse_frame(f)[2] for f in max(stacks, key=lambda s: s[1])[0]]
+    assert funcs == ["<module>", "outer", "outer.<locals>.<lambda>", "K.__call__",
+                     "K.__call__.<locals>.<listcomp>"], funcs
+    for svg in ("peak-memory.svg", "peak-memory-reversed.svg"):
+        text = "\n".join(fp.svg_texts(fp.check_svg(result / svg)))
+        assert "<lambda>" in text and "<listcomp>" in text, svg

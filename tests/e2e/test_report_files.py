@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: MIT
+"""The peak-memory result folder on the bundled demo (tests/data/demo.py):
+summary.json parses and has the documented keys, its peak_bytes equals the
+sum of the .prof lines exactly, index.html links the reports it names, the
+SVGs parse and the per-function figures match what the demo documents.
+"""
+
+import html.parser
+import json
+import subprocess
+
+MIB = 1024 * 1024
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs = []
+        self.title = None
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("href", "data", "src"):
+            if attrs.get(key):
+                self.refs.append(attrs[key])
+        self._in_title = tag == "title"
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title = data
+
+    def handle_endtag(self, tag):
+        self._in_title = False
+
+
+def test_demo_report(tmp_path, fp):
+    demo = fp.DATA / "demo.py"
+    proc, result = fp.run_fil(tmp_path, demo, cwd=fp.REPO)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout.startswith(b"demo: done")
+    entries, summary = fp.check_peak_report(result)
+    msg = fp.fmt_prof(entries)
+
+    # summary.json: the documented keys with the right types.
+    for key, kind in (("peak_bytes", int), ("exit_status", int), ("command", list),
+                      ("python_version", str), ("call_stacks", int), ("limits", dict),
+                      ("files", list)):
+        assert isinstance(summary.get(key), kind), (key, summary.get(key))
+    assert "out_of_memory" in summary and summary["out_of_memory"] is None
+    assert summary["exit_status"] == 0
+    assert summary["command"][-1] == str(demo)
+    version = subprocess.run([fp.PYTHON, "-c", "import sys; print(sys.version)"],
+                             stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+    assert summary["python_version"] == version
+    assert summary["call_stacks"] >= len(entries) - 1
+    assert set(fp.PEAK_FILES) <= set(summary["files"])
+    for name in summary["files"]:
+        assert (result / name).is_file(), name
+
+    # The exact equality: the .prof is the peak, line by line.
+    assert summary["peak_bytes"] == fp.prof_total(entries)
+
+    # The demo's documented shares.
+    def func_bytes(func):
+        return sum(n for frames, n in entries
+                   if any(fp.frame_is(f, "demo.py") and fp.parse_frame(f)[2] == func for f in frames))
+
+    assert fp.within(func_bytes("load_records"), 60 * MIB, 0.02), msg
+    assert fp.within(func_bytes("build_cache"), 25 * MIB, 0.03), msg
+    assert 17 * MIB <= func_bytes("build_index") <= 21 * MIB, msg
+    assert func_bytes("scratch_space") < 64 * 1024, msg
+    assert 104 * MIB <= summary["peak_bytes"] <= 104 * MIB + 30 * MIB
+
+    # index.html links what exists.
+    parser = _Links()
+    parser.feed((result / "index.html").read_text())
+    local = [r for r in parser.refs if "://" not in r and not r.startswith("#")]
+    assert "peak-memory.svg" in local and "peak-memory-reversed.svg" in local, parser.refs
+    for ref in local:
+        assert (result / ref).is_file(), ref
+    assert parser.title
+
+    # summary.json is one JSON document (no trailing garbage).
+    json.loads((result / "summary.json").read_text())
+
+
+def test_prof_lines_are_unique_stacks(tmp_path, fp):
+    proc, result = fp.run_fil(tmp_path, fp.DATA / "demo.py", cwd=fp.REPO)
+    assert proc.returncode == 0, fp.describe(proc)
+    raw = (result / "peak-memory.prof").read_text().splitlines()
+    stacks = [line.rpartition(" ")[0] for line in raw]
+    assert len(stacks) == len(set(stacks)), "a stack appears twice in the .prof"
+    for line in raw:
+        count = int(line.rpartition(" ")[2])
+        assert count > 0, line
