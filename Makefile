@@ -107,6 +107,7 @@ unit: $(UNIT_BINS)
 	  FIL_TEST_DATA=tests/data $$t; done
 
 lint-signal-safety: all
+	$(Q)scripts/check-signal-safety --self-test
 	$(Q)scripts/check-signal-safety $(B)/obj
 
 e2e: all
