@@ -91,7 +91,8 @@ typedef struct fil_oom_info {
     uint64_t headroom;      /* headroom when detected */
     uint64_t tracked;       /* tracked bytes when detected */
     uint64_t rss;           /* resident set size when detected */
-    uint64_t time_ns;       /* CLOCK_REALTIME */
+    uint64_t time_ns;       /* CLOCK_REALTIME when detected */
+    uint64_t dump_ns;       /* how long writing the dump took */
     uint32_t native_count;
     uint32_t pad2;
     char native[FIL_NATIVE_MAX][FIL_NATIVE_TEXT]; /* "[native] sym+0x1f (lib)" */

@@ -28,6 +28,8 @@
 #include "../limits/limits_internal.h"
 #include "../render/render_internal.h"
 
+extern int fil_active; /* src/interpose/interpose.c */
+
 static int dump_owner; /* tid of the dumping thread, 0 before any dump */
 static int dump_done;  /* 1 once the files are complete */
 
@@ -112,7 +114,10 @@ static int draw(char *title, size_t tlen) {
 int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
                  int sig, uint64_t addr, fil_limit_kind_t kind, uint64_t limit, uint64_t room) {
     int tid = (int)syscall(SYS_gettid), none = 0;
-    if (!fil_state || !__atomic_compare_exchange_n(&dump_owner, &none, tid, 0, __ATOMIC_ACQ_REL,
+    /* A fork child does not track (fil_active is 0) and must not touch the
+     * parent's state or result folder, even when it crashes. */
+    if (!fil_state || !__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE) ||
+        !__atomic_compare_exchange_n(&dump_owner, &none, tid, 0, __ATOMIC_ACQ_REL,
                                                    __ATOMIC_ACQUIRE))
         return 0;
     fil_in_dump = 1;
@@ -126,6 +131,10 @@ int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uin
     int locked = fil_lock_timed(2000); /* the holder may be this crashed thread */
     char title[512];
     int r = draw(title, sizeof title);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fil_state->oom.dump_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec -
+                             fil_state->oom.time_ns;
     __atomic_store_n(&fil_state->oom.dump_state, 2, __ATOMIC_RELEASE);
     __atomic_store_n(&dump_done, 1, __ATOMIC_RELEASE);
     if (locked)

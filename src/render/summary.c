@@ -117,6 +117,8 @@ static void write_oom(const fil_view_t *v, const fil_run_info_t *info, const cha
     }
     fil_write_str(w, ", \"time_ns\": ");
     fil_write_u64(w, o->time_ns);
+    fil_write_str(w, ", \"dump_ms\": ");
+    fil_write_u64(w, o->dump_ns / 1000000u);
     fil_write_str(w, ", \"oom_kill_confirmed\": ");
     if (info && info->oom_kill_known)
         fil_write_str(w, info->oom_kills_after > info->oom_kills_before ? "true" : "false");
