@@ -103,7 +103,7 @@ static void read_config(void) {
 /* Replace the arena by one sized for `nodes` call stacks. 0, or -1 with the
  * old arena kept. Context: lock not held; guard set. */
 static int size_arena(uint64_t nodes) {
-    uint64_t want_nodes = nodes * 2 + 4096;
+    uint64_t want_nodes = nodes + nodes / 2 + 4096;
     size_t size = fil_page_round(fil_render_scratch_size(want_nodes));
     if (size <= fil_oom_arena_size)
         return 0;

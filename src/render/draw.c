@@ -140,11 +140,16 @@ static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *
     tree->frame = t_frame;
 }
 
+/* Room for the reversed tree: merged leaf-first paths are usually fewer
+ * than the forward nodes; beyond this the reversed view says it was cut. */
+static uint32_t reversed_room(uint64_t n) {
+    uint64_t rev = 2 * n + 1024;
+    return rev > (UINT64_C(1) << 24) ? (1u << 24) : (uint32_t)rev;
+}
+
 size_t fil_render_scratch_size(uint64_t nodes) {
     uint64_t n = nodes + EXTRA_MAX + 1;
-    uint64_t rev = 4 * n + 1024;
-    if (rev > (UINT64_C(1) << 24))
-        rev = UINT64_C(1) << 24;
+    uint32_t rev = reversed_room(n);
     size_t work = fil_prof_scratch_size((uint32_t)n);
     size_t s = fil_svg_scratch_size((uint32_t)n);
     if (s > work)
@@ -234,8 +239,7 @@ static int body_svg(void *c, fil_writer_t *w) {
 static int body_reversed(void *c, fil_writer_t *w) {
     job_t *j = c;
     fil_tree_t rev;
-    uint64_t rn = 4 * (uint64_t)j->tree->count + 1024;
-    uint32_t max = rn > (UINT64_C(1) << 24) ? (1u << 24) : (uint32_t)rn;
+    uint32_t max = reversed_room(j->tree->count);
     size_t rcap = fil_reverse_scratch_size(j->tree->count, max);
     if (rcap > j->work_cap || fil_tree_reverse(j->tree, &rev, max, j->work, rcap) != 0)
         return -1;
