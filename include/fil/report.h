@@ -172,6 +172,8 @@ typedef struct fil_html_info {
     const char *svg_reversed; /* "peak-memory-reversed.svg" */
     const char *prof;     /* "peak-memory.prof" */
     const char *notes;    /* extra paragraph (plain text), or NULL */
+    const char *oom_headline; /* "Out of memory: ..." when there is such a report, or NULL */
+    const char *oom_svg;      /* "out-of-memory.svg", shown first, or NULL */
 } fil_html_info_t;
 
 /* A small page embedding both SVGs with links to them and the .prof. */

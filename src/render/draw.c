@@ -21,6 +21,8 @@
 #include "render_internal.h"
 
 #define WBUF 65536
+
+const char *fil_render_oom_note;
 #define EXTRA_MAX (FIL_NATIVE_MAX + 1)
 
 typedef struct tree_ctx {
@@ -281,7 +283,9 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
     bad |= write_file(dir, name(nm, prefix, "-reversed.svg"), body_reversed, &j, wbuf);
     if (kind == FIL_RENDER_PEAK) {
         j.html = (fil_html_info_t){"fil-profile: peak memory", subtitle, title, "peak-memory.svg",
-                                   "peak-memory-reversed.svg", "peak-memory.prof", NULL};
+                                   "peak-memory-reversed.svg", "peak-memory.prof", NULL,
+                                   fil_render_oom_note,
+                                   fil_render_oom_note ? "out-of-memory.svg" : NULL};
         bad |= write_file(dir, "index.html", body_html, &j, wbuf);
     }
     return bad ? -1 : 0;

@@ -68,6 +68,11 @@ size_t fil_render_scratch_size(uint64_t nodes);
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
                      const char *subtitle, fil_bump_t *mem);
 
+/* For the peak report's index.html: the out-of-memory headline to show with
+ * out-of-memory.svg, or NULL when there is no such report. Set by the
+ * supervisor before rendering the peak. */
+extern const char *fil_render_oom_note;
+
 /* Write summary.json into dir. info may be NULL (in-process dump). */
 int fil_render_summary(const fil_view_t *v, const fil_run_info_t *info, const char *dir,
                        unsigned rendered, const char *oom_source, char *buf, size_t buflen);

@@ -29,7 +29,9 @@ static void peak_title(const fil_view_t *v, char *buf, size_t len) {
 static void oom_title(const fil_view_t *v, int sig, char *buf, size_t len) {
     fil_writer_t w;
     fil_writer_init(&w, -1, buf, len - 1);
-    fil_write_str(&w, "Out of memory: ");
+    fil_write_str(&w, v->h->oom.dump_state && v->h->oom.reason == FIL_REASON_SIGNAL
+                          ? "Crash: "
+                          : "Out of memory: ");
     fil_render_oom_headline(v, sig, &w);
     buf[w.len] = 0;
 }
@@ -73,19 +75,22 @@ int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info
         command_line(info, sub, sizeof sub);
         unsigned r = 0;
         const char *oom_source = NULL;
+        char oom_line[512];
+        oom_title(&v, info->term_signal, oom_line, sizeof oom_line);
         if (v.h->oom.dump_state == 2) {
             r |= FIL_RENDERED_OOM_INPROCESS;
             oom_source = "in-process";
         } else if (info->term_signal) {
-            oom_title(&v, info->term_signal, title, sizeof title);
-            if (mem.base && fil_render_files(&v, FIL_RENDER_OOM, dir, title, sub, &mem) == 0)
+            if (mem.base && fil_render_files(&v, FIL_RENDER_OOM, dir, oom_line, sub, &mem) == 0)
                 r |= FIL_RENDERED_OOM_POSTMORTEM;
             oom_source = "post-mortem";
             mem.used = 0;
         }
+        fil_render_oom_note = oom_source ? oom_line : NULL;
         peak_title(&v, title, sizeof title);
         if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, sub, &mem) == 0)
             r |= FIL_RENDERED_PEAK;
+        fil_render_oom_note = NULL;
         if (fil_render_summary(&v, info, dir, r, oom_source, title, sizeof title) == 0)
             r |= FIL_RENDERED_SUMMARY;
         fil_sys_unmap(mem.base, mem.cap);

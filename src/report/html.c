@@ -88,6 +88,13 @@ int fil_write_index_html(const fil_html_info_t *info, fil_writer_t *w)
 {
     fil_write_str(w, html_head);
     write_intro(info, w);
+    if (info->oom_svg) {
+        fil_write_str(w, "<p class=\"oom\"><strong>");
+        write_text(w, info->oom_headline ? info->oom_headline : "Out of memory");
+        fil_write_str(w, "</strong></p>\n");
+        write_graph(w, "Memory held when it ran out", info->oom_svg,
+                    "What was live at that moment, with the failed request at its line.");
+    }
     write_graph(w, "Memory by call stack", info->svg,
                 "Wider boxes hold more memory; hover over a box for its size and source line.");
     write_graph(w, "Reversed: where memory was allocated", info->svg_reversed,

@@ -495,7 +495,7 @@ static void test_full_device(void)
     ttree_t tt;
     fil_tree_t t = make_tree(&tt, small_nodes, SMALL_COUNT);
     static char scratch[4096];
-    fil_html_info_t info = {"t", "c", "h", "a.svg", "b.svg", "c.prof", NULL};
+    fil_html_info_t info = {"t", "c", "h", "a.svg", "b.svg", "c.prof", NULL, NULL, NULL};
     char buf[64];
     fil_writer_t w;
     int fd = open("/dev/full", O_WRONLY);
@@ -1056,7 +1056,9 @@ static void test_html(void)
                             "peak-memory.svg",
                             "peak-memory-reversed.svg",
                             "peak-memory.prof",
-                            "Note: </p><script>"};
+                            "Note: </p><script>",
+                            NULL,
+                            NULL};
     out_t o = capture(do_html, &info);
     CHECK(o.rc == 0);
     CHECK(strncmp(o.data, "<!DOCTYPE html>", 15) == 0);
@@ -1069,6 +1071,16 @@ static void test_html(void)
     CHECK(strstr(o.data, "Note: &lt;/p&gt;&lt;script&gt;") != NULL);
     CHECK(strstr(o.data, "<script") == NULL);
     CHECK(strstr(o.data, "</html>\n") != NULL);
+    CHECK(strstr(o.data, "out-of-memory") == NULL); /* no such report: no section */
+    free(o.data);
+
+    info.oom_headline = "Out of memory: malloc(8) failed <now>";
+    info.oom_svg = "out-of-memory.svg";
+    o = capture(do_html, &info);
+    CHECK(o.rc == 0);
+    CHECK(strstr(o.data, "Out of memory: malloc(8) failed &lt;now&gt;") != NULL);
+    CHECK(strstr(o.data, "data=\"out-of-memory.svg\"") != NULL);
+    CHECK(strstr(o.data, "data=\"out-of-memory.svg\"") < strstr(o.data, "data=\"peak-memory.svg\""));
     free(o.data);
 }
 
