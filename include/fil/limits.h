@@ -35,7 +35,7 @@ typedef struct fil_limits {
     uint64_t swap_free;     /* SwapFree, bytes */
     int cgroup_version;     /* 1 or 2 for the cgroup holding cgroup_limit; 0 none */
     uint64_t cgroup_limit;  /* tightest ancestor's memory limit, FIL_UNLIMITED if none */
-    uint64_t cgroup_usage;  /* that cgroup's current usage, bytes */
+    uint64_t cgroup_usage;  /* that cgroup's usage minus inactive file cache, bytes */
     char cgroup_dir[512];   /* directory (below root) of that cgroup, "" if none */
     uint64_t vm_size;       /* this process's address-space size (statm), bytes */
     uint64_t vm_data;       /* this process's data+stack size (statm), bytes */

@@ -245,7 +245,7 @@ static void walk_level(fil_limits_t *l, const char *root, int version, const cha
         return;
     if (limit >= FIL_UNLIMITED_MIN && w->readable)
         return;
-    fil_limits_read_value(root, dir, fil_limits_cgroup_file(version, 1), &usage);
+    fil_limits_cgroup_usage(root, dir, version, &usage);
     room = limit > usage ? limit - usage : 0;
     if (limit < FIL_UNLIMITED_MIN && w->limited && room >= w->room)
         return;

@@ -81,6 +81,11 @@ int fil_limits_read_value(const char *root, const char *dir, const char *name, u
  * e.g. "memory.max"; NULL for another version. Context: SIGNAL CONTEXT. */
 const char *fil_limits_cgroup_file(int version, int usage);
 
+/* A cgroup's usage minus its inactive file cache (memory.stat), which the
+ * kernel reclaims before it OOM-kills. 0, or -1 if the usage is unreadable.
+ * Context: SIGNAL CONTEXT: stack buffers only. */
+int fil_limits_cgroup_usage(const char *root, const char *dir, int version, uint64_t *out);
+
 /* /proc/meminfo below root: MemTotal, MemAvailable, SwapFree in bytes. A
  * field not found is left unchanged; NULL pointers are skipped. Returns the
  * number of fields found, or -1 if the file cannot be read.

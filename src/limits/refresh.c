@@ -15,6 +15,8 @@
  * limit and directory) are never changed here, so a refresh racing with a
  * reader of the same struct can only make a figure slightly stale.
  */
+#include <string.h>
+
 #include "limits_internal.h"
 
 /* See limits_internal.h: set by fil_limits_read(), then read-only. The
@@ -106,20 +108,59 @@ int fil_limits_read_statm(const char *root, uint64_t page_size, uint64_t *vm_siz
     return 0;
 }
 
+/* Bytes of inactive file cache charged to cgroup dir (v1 memory.stat
+ * "total_inactive_file", v2 "inactive_file"); 0 if unreadable.
+ * Context: SIGNAL CONTEXT: stack buffers only. */
+static uint64_t inactive_file(const char *root, const char *dir, int version)
+{
+    char path[FIL_LIMITS_PATH_MAX], buf[256], *line;
+    const char *want = version == 1 ? "total_inactive_file " : "inactive_file ";
+    size_t n = version == 1 ? 20 : 14;
+    uint64_t v = 0;
+    fil_limits_lines_t lr;
+
+    if (fil_limits_path(path, sizeof path, root, dir, "/", "memory.stat") != 0 ||
+        fil_limits_lines_open(&lr, path, buf, sizeof buf) != 0)
+        return 0;
+    while (fil_limits_lines_next(&lr, &line) >= 0) {
+        if (memcmp(line, want, n) == 0) {
+            const char *p = line + n;
+            if (fil_limits_parse_u64(&p, &v) != 0)
+                v = 0;
+            break;
+        }
+    }
+    fil_limits_lines_close(&lr);
+    return v;
+}
+
+/* Usage of cgroup dir that cannot be reclaimed without a fight: the usage
+ * file minus inactive file cache, which the kernel drops before it OOM-kills
+ * (a program reading big files would otherwise look close to its limit).
+ * 0, or -1 if the usage file cannot be read. Context: SIGNAL CONTEXT. */
+int fil_limits_cgroup_usage(const char *root, const char *dir, int version, uint64_t *out)
+{
+    uint64_t usage;
+    if (fil_limits_read_value(root, dir, fil_limits_cgroup_file(version, 1), &usage) != 0)
+        return -1;
+    uint64_t cache = inactive_file(root, dir, version);
+    *out = usage > cache ? usage - cache : 0;
+    return 0;
+}
+
 /* Re-read mem_available, swap_free, cgroup_usage, vm_size and vm_data; the
  * rest of *l is left alone. 0 if at least one source could be read, else -1.
  * Context: SIGNAL CONTEXT: stack buffers only, no locks. */
 int fil_limits_refresh(fil_limits_t *l, const char *root)
 {
-    const char *usage_file = fil_limits_cgroup_file(l->cgroup_version, 1);
     int ok = 0;
 
     if (fil_limits_read_meminfo(root, NULL, &l->mem_available, &l->swap_free) > 0)
         ok = 1;
     if (fil_limits_read_statm(root, fil_limits_page_size, &l->vm_size, &l->vm_data) == 0)
         ok = 1;
-    if (usage_file != NULL && l->cgroup_dir[0] != '\0' &&
-        fil_limits_read_value(root, l->cgroup_dir, usage_file, &l->cgroup_usage) == 0)
+    if (l->cgroup_version && l->cgroup_dir[0] != '\0' &&
+        fil_limits_cgroup_usage(root, l->cgroup_dir, l->cgroup_version, &l->cgroup_usage) == 0)
         ok = 1;
     return ok ? 0 : -1;
 }

@@ -218,7 +218,8 @@ static void make_tree(char *root, size_t cap)
 /* Remove what make_tree and the test created. */
 static void remove_tree(const char *root)
 {
-    const char *rel[] = {"proc/meminfo", "proc/self/statm", "cg/memory.current", "proc/self",
+    const char *rel[] = {"proc/meminfo", "proc/self/statm", "cg/memory.current",
+                         "cg/memory.stat", "cg/memory.usage_in_bytes", "proc/self",
                          "proc", "cg", ""};
     char path[1024];
 
@@ -260,6 +261,16 @@ static void test_refresh(void)
     check_headroom(&l, FIL_LIMIT_CGROUP, GIB, 0); /* usage reached the limit */
     l.cgroup_limit = 2 * GIB;
     check_headroom(&l, FIL_LIMIT_SYSTEM, 500024 * KIB, 500024 * KIB);
+
+    /* Inactive file cache is reclaimed before an OOM kill: it does not count. */
+    put_file(root, "cg/memory.stat", "anon 1\nfile 5\ninactive_file 268435456\nactive_file 9\n");
+    CHECK(fil_limits_refresh(&l, root) == 0);
+    CHECK_U64(l.cgroup_usage, 768 * MIB);
+    l.cgroup_version = 1; /* v1 names: memory.usage_in_bytes, total_inactive_file */
+    put_file(root, "cg/memory.usage_in_bytes", "1073741824\n");
+    put_file(root, "cg/memory.stat", "inactive_file 1\ntotal_inactive_file 1073741825\n");
+    CHECK(fil_limits_refresh(&l, root) == 0);
+    CHECK_U64(l.cgroup_usage, 0); /* more cache than usage: clamped */
     remove_tree(root);
 }
 
