@@ -84,9 +84,9 @@ typedef struct fil_oom_info {
     uint64_t request;       /* requested bytes */
     uint32_t request_node;  /* node the request came from */
     int32_t signal;         /* reason 3 */
-    uint64_t fault_addr;    /* reason 3 */
+    uint64_t fault_addr;    /* reason 3, when fault_known */
     uint32_t limit_kind;    /* fil_limit_kind_t of the tightest limit */
-    uint32_t pad;
+    uint32_t fault_known;   /* 1: the kernel reported fault_addr (not a sent signal) */
     uint64_t limit_value;   /* that limit's value */
     uint64_t headroom;      /* headroom when detected */
     uint64_t tracked;       /* tracked bytes when detected */

@@ -4,10 +4,13 @@
  * SIGNAL-SAFE FILE.
  *
  * SIGSEGV goes through libsigsegv, which also recognises a stack overflow
- * and runs that handler on an alternate stack reserved here. SIGBUS, SIGABRT,
- * SIGFPE and SIGILL get a plain sigaction handler (on the alternate stack,
- * reset to the default action on entry). Every handler dumps once, then lets
- * the signal take its default action, so the exit status stays 128+N.
+ * and runs that handler on an alternate stack reserved here. In front of it
+ * sits fil_oom_on_segv: a SIGSEGV that was sent (kill, raise: si_code <= 0)
+ * has no faulting address (its si_addr holds the sender's pid) and is dumped
+ * directly; a real fault is handed to libsigsegv. SIGBUS, SIGABRT, SIGFPE and
+ * SIGILL get a plain sigaction handler (on the alternate stack, reset to the
+ * default action on entry). Every handler dumps once, then lets the signal
+ * take its default action, so the exit status stays 128+N.
  *
  * Allowed calls: the dump, sigaction, sigemptyset, sigprocmask, raise.
  * (Installing the handlers is not signal context: see install.c.)
@@ -21,9 +24,13 @@
 
 char fil_oom_alt_stack[FIL_OOM_ALT_STACK] __attribute__((aligned(16)));
 
-static void dump_for(int sig, void *addr) {
-    fil_oom_dump(FIL_REASON_SIGNAL, NULL, 0, FIL_NONE, sig, (uint64_t)(uintptr_t)addr,
-                 FIL_LIMIT_NONE, 0, 0);
+struct sigaction fil_oom_segv_prev;
+
+/* Dump for signal sig; addr is the kernel's faulting address if known. */
+static void dump_for(int sig, const void *addr, int known) {
+    uint64_t a = (uint64_t)(uintptr_t)addr;
+    fil_oom_dump(FIL_REASON_SIGNAL, NULL, 0, FIL_NONE, sig, known ? &a : NULL, FIL_LIMIT_NONE, 0,
+                 0);
 }
 
 /* Make sig deadly again and deliver it now. */
@@ -43,7 +50,7 @@ static void die_of(int sig) {
 /* libsigsegv: a fault. Returning 0 lets the default action happen. */
 int fil_oom_on_fault(void *addr, int serious) {
     (void)serious;
-    dump_for(SIGSEGV, addr);
+    dump_for(SIGSEGV, addr, 1);
     die_of(SIGSEGV);
     return 0;
 }
@@ -52,13 +59,24 @@ int fil_oom_on_fault(void *addr, int serious) {
 void fil_oom_on_overflow(int emergency, stackoverflow_context_t scp) {
     (void)emergency;
     (void)scp;
-    dump_for(SIGSEGV, NULL);
+    dump_for(SIGSEGV, NULL, 0);
     die_of(SIGSEGV);
 }
 
 void fil_oom_on_signal(int sig, siginfo_t *si, void *uc) {
     (void)uc;
-    dump_for(sig, si ? si->si_addr : NULL);
+    int fault = si && si->si_code > 0 && sig != SIGABRT; /* kernel-reported fault */
+    dump_for(sig, fault ? si->si_addr : NULL, fault);
+    die_of(sig);
+}
+
+void fil_oom_on_segv(int sig, siginfo_t *si, void *uc) {
+    if (si && si->si_code > 0 && (fil_oom_segv_prev.sa_flags & SA_SIGINFO) &&
+        fil_oom_segv_prev.sa_sigaction) {
+        fil_oom_segv_prev.sa_sigaction(sig, si, uc); /* libsigsegv: fault or overflow */
+        return;
+    }
+    dump_for(sig, NULL, 0); /* sent with kill or raise */
     die_of(sig);
 }
 

@@ -69,7 +69,7 @@ static uint64_t rss_now(void) {
 
 /* Record why and where in the header, before anything can go wrong. */
 static void record(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
-                   int sig, uint64_t addr) {
+                   int sig, const uint64_t *addr) {
     fil_oom_info_t *o = &fil_state->oom;
     o->reason = reason;
     size_t n = fn ? strnlen(fn, sizeof o->function - 1) : 0;
@@ -78,7 +78,8 @@ static void record(fil_dump_reason_t reason, const char *fn, uint64_t request, u
     o->request = request;
     o->request_node = node;
     o->signal = sig;
-    o->fault_addr = addr;
+    o->fault_addr = addr ? *addr : 0;
+    o->fault_known = addr != NULL;
     o->tracked = fil_state->total > 0 ? (uint64_t)fil_state->total : 0;
     o->rss = rss_now();
     struct timespec ts;
@@ -112,7 +113,8 @@ static int draw(char *title, size_t tlen) {
 }
 
 int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
-                 int sig, uint64_t addr, fil_limit_kind_t kind, uint64_t limit, uint64_t room) {
+                 int sig, const uint64_t *addr, fil_limit_kind_t kind, uint64_t limit,
+                 uint64_t room) {
     int tid = (int)syscall(SYS_gettid), none = 0;
     /* A fork child does not track (fil_active is 0) and must not touch the
      * parent's state or result folder, even when it crashes. */

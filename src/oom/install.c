@@ -17,6 +17,15 @@ int fil_oom_install_crash_handlers(void) {
         r = -1;
     if (sigsegv_install_handler(fil_oom_on_fault) != 0)
         r = -1;
+    /* Put fil_oom_on_segv in front of libsigsegv's handler (see crash.c). */
+    struct sigaction front;
+    if (sigaction(SIGSEGV, NULL, &fil_oom_segv_prev) == 0 &&
+        (fil_oom_segv_prev.sa_flags & SA_SIGINFO)) {
+        front = fil_oom_segv_prev;
+        front.sa_sigaction = fil_oom_on_segv;
+        if (sigaction(SIGSEGV, &front, NULL) != 0)
+            r = -1;
+    }
     static const int sigs[] = {SIGBUS, SIGABRT, SIGFPE, SIGILL};
     for (unsigned i = 0; i < sizeof sigs / sizeof *sigs; i++) {
         struct sigaction sa;

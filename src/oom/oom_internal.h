@@ -42,10 +42,12 @@ extern __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
 /* The one-shot dump. Fills the header's oom record, renders the report from
  * the live state with the arena, prints the headline. Returns 1 if this
  * call wrote the dump (kind/limit/room: the limit blamed and the headroom
- * it had left), 0 if another thread did or is doing it (the caller
+ * it had left; addr: the faulting address the kernel reported, or NULL for
+ * a signal that was sent, whose si_addr means nothing), 0 if another thread did or is doing it (the caller
  * then waits or returns, see oom.c). SIGNAL CONTEXT: arena only. */
 int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
-                 int sig, uint64_t addr, fil_limit_kind_t kind, uint64_t limit, uint64_t room);
+                 int sig, const uint64_t *addr, fil_limit_kind_t kind, uint64_t limit,
+                 uint64_t room);
 
 /* Block the calling thread for good (another thread is dumping and will
  * end the process). SIGNAL CONTEXT. */
@@ -65,6 +67,9 @@ int fil_oom_install_crash_handlers(void);
 #define FIL_OOM_ALT_STACK (256 * 1024)
 extern char fil_oom_alt_stack[FIL_OOM_ALT_STACK];
 int fil_oom_on_fault(void *addr, int serious);
+void fil_oom_on_segv(int sig, siginfo_t *si, void *uc);
+/* libsigsegv's own SIGSEGV action, which fil_oom_on_segv hands real faults to. */
+extern struct sigaction fil_oom_segv_prev;
 void fil_oom_on_overflow(int emergency, stackoverflow_context_t scp);
 void fil_oom_on_signal(int sig, siginfo_t *si, void *uc);
 

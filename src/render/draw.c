@@ -78,8 +78,8 @@ static void t_frame(void *c, uint32_t i, fil_frame_t *f) {
         if (j == t->nextra - 1) {
             f->raw = t->request_label;
             f->raw_len = t->request_len;
-        } else { /* outermost native frame first */
-            const char *s = t->v->h->oom.native[t->v->h->oom.native_count - 1 - j];
+        } else { /* outermost native frame first; nextra - 1 is the capped count */
+            const char *s = t->v->h->oom.native[t->nextra - 2 - j];
             f->raw = s;
             f->raw_len = strnlen(s, FIL_NATIVE_TEXT);
         }

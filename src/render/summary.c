@@ -41,8 +41,10 @@ void fil_render_oom_headline(const fil_view_t *v, int term_signal, fil_writer_t 
     }
     if (o->reason == FIL_REASON_SIGNAL) {
         write_signame(w, o->signal);
-        fil_write_str(w, " at address ");
-        fil_write_hex(w, o->fault_addr);
+        if (o->fault_known) {
+            fil_write_str(w, " at address ");
+            fil_write_hex(w, o->fault_addr);
+        }
     } else {
         fil_write_str(w, o->function);
         fil_write_char(w, '(');
@@ -108,7 +110,7 @@ static void write_oom(const fil_view_t *v, const fil_run_info_t *info, const cha
         fil_write_str(w, "null");
     }
     fil_write_str(w, ", \"fault_address\": ");
-    if (o->dump_state && o->reason == FIL_REASON_SIGNAL) {
+    if (o->dump_state && o->reason == FIL_REASON_SIGNAL && o->fault_known) {
         fil_write_char(w, '"');
         fil_write_hex(w, o->fault_addr);
         fil_write_char(w, '"');
