@@ -6,15 +6,17 @@
  * async-signal-safe and allocates nothing); frames inside this library are
  * skipped. libunwind's symbol lookup (unw_get_proc_name) is NOT used: it
  * mallocs while reading ELF images, which the dump's abort guard caught.
- * Frames are therefore labelled by library and offset from the library's
- * load address, from one pass over /proc/self/maps:
- * "[native] ?+0x1d38f (_multiarray_umath.cpython-311-x86_64-linux-gnu.so)",
- * which `addr2line -f -e <library> 0x1d38f` turns into a function name.
- * Frames in the interpreter's own binary are dropped (they are the Python
- * frames the report already shows).
+ * Instead one pass over /proc/self/maps gives each frame its library and its
+ * offset from the library's load address, and elfsym.c reads the function
+ * name from the library file itself:
+ * "[native] PyArray_NewFromDescr+0x1f (_multiarray_umath.cpython-311-....so)"
+ * or, for a static function of a stripped library, "[native] ?+0x1d38f (...)"
+ * (the library offset, for `addr2line -f -e <library>`). Frames in the
+ * interpreter's own binary end the list (they are the Python frames the
+ * report already shows).
  *
- * Allowed calls: unw_getcontext/init_local/step/get_reg, raw open/read/close
- * (through the limits line reader), memcpy, strnlen.
+ * Allowed calls: unw_getcontext/init_local/step/get_reg, raw open/read/
+ * lseek/close (the limits line reader, elfsym.c), memcpy, strnlen.
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -26,12 +28,14 @@
 #include "../report/report_internal.h"
 
 #define LIB_NAME 96
+#define LIB_PATH 256
 
 typedef struct frame {
     uint64_t ip;
-    uint64_t off;    /* ip - load address of its library */
-    const char *lib; /* basename inside libs[], or "?" */
-    int exe;         /* 1: in the main executable (the interpreter) */
+    uint64_t off;     /* ip - load address of its library */
+    const char *lib;  /* basename inside path[], or "?" */
+    char path[LIB_PATH]; /* the library file ("" if unknown) */
+    int exe;          /* 1: in the main executable (the interpreter) */
 } frame_t;
 
 /* Parse hex at *p. */
@@ -46,26 +50,30 @@ static uint64_t hex(char **p) {
     }
 }
 
-/* Basename of the path at the end of a maps line, or NULL. */
-static const char *basename_of(const char *line) {
-    const char *path = NULL;
+/* The path at the end of a maps line (from its first '/'), or NULL. */
+static const char *path_of(const char *line) {
     for (const char *s = line; *s; s++)
-        if (*s == '/' && !path)
-            path = s;
-    for (const char *s = path; s && *s; s++)
         if (*s == '/')
-            path = s + 1;
-    return path;
+            return s;
+    return NULL;
 }
 
-/* Give each frame its library's basename and its offset from the library's
- * first mapping (the load address). */
-static void name_libraries(frame_t *f, uint32_t n, char (*libs)[LIB_NAME]) {
-    char buf[1024], cur[LIB_NAME] = "", exe[LIB_NAME] = "";
+static const char *basename_of(const char *path) {
+    const char *b = path;
+    for (const char *s = path; *s; s++)
+        if (*s == '/')
+            b = s + 1;
+    return b;
+}
+
+/* Give each frame its library file and its offset from the library's first
+ * mapping (the load address). */
+static void name_libraries(frame_t *f, uint32_t n) {
+    char buf[1024], cur[LIB_PATH] = "", exe[LIB_PATH] = "";
     uint64_t base = 0;
     fil_limits_lines_t lr;
     for (uint32_t i = 0; i < n; i++)
-        f[i].lib = "?", f[i].off = f[i].ip;
+        f[i].lib = "?", f[i].off = f[i].ip, f[i].path[0] = 0;
     if (fil_limits_lines_open(&lr, "/proc/self/maps", buf, sizeof buf) != 0)
         return;
     char *line;
@@ -73,11 +81,11 @@ static void name_libraries(frame_t *f, uint32_t n, char (*libs)[LIB_NAME]) {
         uint64_t lo = hex(&line);
         line++;
         uint64_t hi = hex(&line);
-        const char *path = basename_of(line);
+        const char *path = path_of(line);
         if (!path)
             continue;
         size_t len = strnlen(path, sizeof cur - 1);
-        if (first || strncmp(cur, path, len) != 0 || cur[len]) { /* a new library */
+        if (first || strncmp(cur, path, len) != 0 || cur[len]) { /* a new file */
             memcpy(cur, path, len);
             cur[len] = 0;
             base = lo;
@@ -87,10 +95,11 @@ static void name_libraries(frame_t *f, uint32_t n, char (*libs)[LIB_NAME]) {
         for (uint32_t i = 0; i < n; i++) {
             if (f[i].ip < lo || f[i].ip >= hi)
                 continue;
-            memcpy(libs[i], cur, len + 1);
-            f[i].lib = libs[i];
+            memcpy(f[i].path, cur, len + 1);
+            f[i].lib = basename_of(f[i].path);
             f[i].off = f[i].ip - base;
-            f[i].exe = strncmp(cur, exe, sizeof cur) == 0 || strncmp(cur, "libpython", 9) == 0;
+            f[i].exe = strncmp(cur, exe, sizeof cur) == 0 ||
+                       strncmp(f[i].lib, "libpython", 9) == 0;
         }
     }
     fil_limits_lines_close(&lr);
@@ -117,15 +126,22 @@ static uint32_t walk(frame_t *f) {
 
 void fil_oom_capture_native(void) {
     frame_t f[FIL_NATIVE_MAX];
-    char libs[FIL_NATIVE_MAX][LIB_NAME];
     uint32_t n = walk(f), kept = 0;
-    name_libraries(f, n, libs);
+    name_libraries(f, n);
     fil_oom_info_t *o = &fil_state->oom;
     for (uint32_t i = 0; i < n && !f[i].exe; i++, kept++) {
+        char sym[LIB_NAME] = "?";
+        uint64_t off = f[i].off;
+        /* A return address points after the call: look up the call itself. */
+        if (f[i].path[0] && f[i].off &&
+            fil_oom_elf_symbol(f[i].path, f[i].off - 1, sym, sizeof sym, &off) == 0)
+            off += 1; /* else: the library offset, for addr2line */
         fil_writer_t w;
         fil_writer_init(&w, -1, o->native[i], FIL_NATIVE_TEXT - 1);
-        fil_write_str(&w, "[native] ?+");
-        fil_write_hex(&w, f[i].off);
+        fil_write_str(&w, "[native] ");
+        fil_write_str(&w, sym);
+        fil_write_char(&w, '+');
+        fil_write_hex(&w, off);
         fil_write_str(&w, " (");
         fil_write_str(&w, f[i].lib);
         fil_write_char(&w, ')');
