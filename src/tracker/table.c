@@ -16,9 +16,12 @@
  * block (at most a quarter of the small-object heap; a large block costs one
  * leaf for its first span only).
  *
- * The span hash uses linear probing with backward-shift deletion and doubles
- * at half load; a leaf whose last block goes is returned to a free list and
- * its span entry deleted. Leaves live in chunks that never move. The rare
+ * The span hash uses linear probing with backward-shift deletion. A span
+ * whose last block goes keeps its entry and leaf (a program that allocates
+ * and frees in the same place would otherwise insert and delete an entry
+ * every time); when the hash reaches half load, empty spans are swept out
+ * first (leaves back to a free list) and the hash doubles only if live spans
+ * still fill half of it. Leaves live in chunks that never move. The rare
  * block that does not pack (1/2 TiB or more, a node beyond 16 million) goes
  * to a small overflow list searched only when it is not empty.
  *
@@ -159,6 +162,20 @@ static void delete_at(uint64_t i) {
     }
 }
 
+/* Remove the spans with no live block, freeing their leaves. Rebuilds the
+ * hash in place by deleting with backward shift. */
+static void sweep(void) {
+    for (uint64_t i = 0; i < cap;) {
+        if (spans[i].key && spans[i].count == 0) {
+            leaf_free(spans[i].leaf);
+            delete_at(i); /* may move a later entry into i: look at i again */
+            nspans--;
+        } else {
+            i++;
+        }
+    }
+}
+
 /* Take addr out of the overflow list. 1 if it was there. */
 static int odd_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
     for (uint64_t i = 0; i < nodd; i++) {
@@ -199,7 +216,8 @@ int fil_tracker_table_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t
     uint64_t j = find(key);
     if (!spans[j].key) {
         if ((nspans + 1) * 2 > cap) {
-            if (grow() != 0)
+            sweep();
+            if ((nspans + 1) * 4 > cap && grow() != 0)
                 return -1;
             j = find(key);
         }
@@ -232,11 +250,7 @@ int fil_tracker_table_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
             *node = (uint32_t)(*s & ((1u << NODE_BITS) - 1));
             *s = 0;
             used--;
-            if (--spans[j].count == 0) {
-                leaf_free(spans[j].leaf);
-                delete_at(j);
-                nspans--;
-            }
+            spans[j].count--; /* an empty span stays until a sweep */
             return 1;
         }
     }
