@@ -16,9 +16,12 @@
  * Context: startup, after the state and tracker exist. */
 int fil_oom_init(void);
 
-/* Bytes the predictive check allows before the next refresh; the allocator
- * wrappers compare each request against it with no system call. */
+/* Bytes the predictive check allows before the next refresh (all threads). */
 extern int64_t fil_oom_budget;
+
+/* This thread's allowance, taken from fil_oom_budget in slices so that the
+ * common case is a thread-local subtraction, not an atomic one. */
+extern __thread int64_t fil_oom_local __attribute__((tls_model("initial-exec")));
 
 /* Slow path of the predictive check: refresh limits; dump and exit (or, with
  * --on-oom=continue, return -1 so the wrapper fails the request) if the
@@ -26,12 +29,15 @@ extern int64_t fil_oom_budget;
  * Context: any thread, reentrancy-guarded, no lock held. */
 int fil_oom_check(const char *fn, size_t size);
 
-/* Fast path: 0 to go ahead. */
+/* The thread's allowance ran out (or size is large): take a new slice from
+ * the global budget, or run fil_oom_check. 0 to go ahead. */
+int fil_oom_refill(const char *fn, size_t size);
+
+/* Fast path: 0 to go ahead. No system call, no atomic operation. */
 static inline int fil_oom_precheck(const char *fn, size_t size) {
-    if (FIL_LIKELY(size < (UINT64_C(1) << 40) &&
-                   __atomic_sub_fetch(&fil_oom_budget, (int64_t)size, __ATOMIC_RELAXED) >= 0))
+    if (FIL_LIKELY(size < (UINT64_C(1) << 20) && (fil_oom_local -= (int64_t)size) >= 0))
         return 0;
-    return fil_oom_check(fn, size);
+    return fil_oom_refill(fn, size);
 }
 
 /* An allocator returned NULL / ENOMEM for size bytes: dump (once) and exit

@@ -6,9 +6,10 @@
  * (sized from the number of call stacks, so a dump never needs memory it did
  * not reserve), the unwinder is warmed up and the crash handlers installed.
  *
- * The predictive check costs one atomic subtraction per allocation: each
- * allocation spends its size from fil_oom_budget, and only when the budget
- * runs out does fil_oom_check() re-read the limits (a few small /proc and
+ * The predictive check costs a thread-local subtraction per allocation: each
+ * allocation spends its size from its thread's allowance, which is taken
+ * from fil_oom_budget in 1 MiB slices; only when the budget runs out does
+ * fil_oom_check() re-read the limits (a few small /proc and
  * cgroup files) and hand out a new budget: a quarter of what is left before
  * the safety margin, at most 256 MiB. So the files are read rarely while
  * memory is plentiful and more often as the limit comes near.
@@ -38,6 +39,8 @@
 #include "../render/render_internal.h"
 
 int64_t fil_oom_budget = INT64_MAX;
+__thread int64_t fil_oom_local __attribute__((tls_model("initial-exec")));
+#define SLICE (INT64_C(1) << 20)
 fil_oom_config_t fil_oom_cfg;
 char *fil_oom_arena;
 size_t fil_oom_arena_size;
@@ -251,6 +254,18 @@ int fil_oom_check(const char *fn, size_t size) {
         _exit(FIL_EXIT_OOM);
     errno = ENOMEM;
     return -1;
+}
+
+int fil_oom_refill(const char *fn, size_t size) {
+    if (size < (UINT64_C(1) << 20))
+        fil_oom_local += (int64_t)size; /* undo the fast path's subtraction */
+    if (!fil_oom_cfg.fail_after && size < (UINT64_C(1) << 40) &&
+        __atomic_sub_fetch(&fil_oom_budget, (int64_t)size + SLICE, __ATOMIC_RELAXED) >= 0) {
+        fil_oom_local += SLICE; /* the request itself was paid from the budget */
+        return 0;
+    }
+    fil_oom_local = 0;
+    return fil_oom_check(fn, size);
 }
 
 void fil_oom_failed(const char *fn, size_t size) {
