@@ -28,17 +28,11 @@ _OUR_ENV = (
     "FIL_OOM_DETECTION",
     "FIL_SAFETY_MARGIN",
     "FIL_VERBOSE",
-    "FIL_ORIG_PYTHONMALLOC",
 )
 
 
 def _restore_environment():
     """Give child processes the environment the user had."""
-    original = os.environ.get("FIL_ORIG_PYTHONMALLOC")
-    if original is not None:
-        os.environ["PYTHONMALLOC"] = original
-    else:
-        os.environ.pop("PYTHONMALLOC", None)
     for name in _OUR_ENV:
         os.environ.pop(name, None)
 

@@ -4,9 +4,8 @@
  *
  * The child gets the user's environment minus the variables the launcher owns,
  * plus: LD_PRELOAD with our library first (the user's own preloads kept after
- * a ':'), PYTHONMALLOC=malloc (the user's value saved in
- * FIL_ORIG_PYTHONMALLOC so the runner can restore it for subprocesses),
- * FIL_STATE_FD, FIL_RESULT_DIR, FIL_OOM_MODE, FIL_OOM_DETECTION, and
+ * a ':'), FIL_STATE_FD, FIL_RESULT_DIR, FIL_RESULT_DISPLAY, FIL_OOM_MODE,
+ * FIL_OOM_DETECTION, and
  * FIL_SAFETY_MARGIN / FIL_VERBOSE only when asked for. Inherited copies of
  * the FIL_* contract variables are dropped so a stray value in the user's
  * shell cannot change the run.
@@ -25,13 +24,13 @@
 
 /* Variables the launcher sets itself: inherited values are dropped. */
 static const char *const owned_vars[] = {
-    "LD_PRELOAD",   "PYTHONMALLOC",      "FIL_ORIG_PYTHONMALLOC", "FIL_STATE_FD", "FIL_RESULT_DIR", "FIL_RESULT_DISPLAY",
+    "LD_PRELOAD",   "FIL_STATE_FD", "FIL_RESULT_DIR", "FIL_RESULT_DISPLAY",
     "FIL_OOM_MODE", "FIL_OOM_DETECTION", "FIL_SAFETY_MARGIN",     "FIL_VERBOSE",
 };
 #define N_OWNED (sizeof owned_vars / sizeof owned_vars[0])
 
 /* Most entries build_env appends. */
-#define MAX_ADDED 11
+#define MAX_ADDED 9
 
 /* The value of `name` in env (first match, like getenv), or NULL. */
 static const char *env_get(char *const *env, const char *name)
@@ -82,7 +81,6 @@ __attribute__((format(printf, 3, 4))) static int add(char **env, size_t *n, cons
 static int add_ours(char **env, size_t *n, char *const *in, const fil_cli_env_opts_t *o)
 {
     const char *preload = env_get(in, "LD_PRELOAD");
-    const char *pymalloc = env_get(in, "PYTHONMALLOC");
     const fil_cli_args_t *a = o->a;
     int r = 0;
 
@@ -90,9 +88,6 @@ static int add_ours(char **env, size_t *n, char *const *in, const fil_cli_env_op
         r |= add(env, n, "LD_PRELOAD=%s:%s", o->preload, preload);
     else
         r |= add(env, n, "LD_PRELOAD=%s", o->preload);
-    r |= add(env, n, "PYTHONMALLOC=malloc");
-    if (pymalloc)
-        r |= add(env, n, "FIL_ORIG_PYTHONMALLOC=%s", pymalloc);
     r |= add(env, n, "FIL_STATE_FD=%d", o->state_fd);
     r |= add(env, n, "FIL_RESULT_DIR=%s", o->result_dir);
     r |= add(env, n, "FIL_RESULT_DISPLAY=%s", o->result_shown ? o->result_shown : o->result_dir);

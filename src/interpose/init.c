@@ -4,7 +4,8 @@
  *
  * The constructor runs before the interpreter starts: it maps the state the
  * supervisor handed down (FIL_STATE_FD), sets up the tables and the
- * out-of-memory machinery, removes the profiler from the environment that
+ * out-of-memory machinery, wraps CPython's object allocators (pymem.c),
+ * removes the profiler from the environment that
  * child processes will inherit, and turns tracking on. Anything it allocates
  * on the way is untracked (the guard is set).
  */
@@ -60,6 +61,7 @@ __attribute__((constructor)) static void fil_preload_init(void) {
         fil_state->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         fil_state->running = 1;
         fil_oom_init();
+        fil_pymem_install();
         drop_preload();
         unsetenv("FIL_STATE_FD");
         __atomic_store_n(&fil_active, 1, __ATOMIC_RELEASE);

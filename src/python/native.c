@@ -28,6 +28,7 @@ extern void fil_stacks_set_frame_readers(int (*line)(void *), int (*lasti)(void 
 extern int fil_tracking_active(void);
 extern int fil_guard_swap(int v);
 extern void fil_state_set_python_version(const char *v);
+extern int fil_pymem_install(void);
 
 static Py_ssize_t extra_index = -1;
 
@@ -98,6 +99,7 @@ static PyObject *start(PyObject *self, PyObject *unused) {
             return PyErr_Format(PyExc_RuntimeError, "no co_extra slot available");
         fil_stacks_set_frame_readers(frame_line, FRAME_LASTI);
         fil_state_set_python_version(Py_GetVersion());
+        fil_pymem_install(); /* again, in case PYTHONMALLOC or -X dev replaced ours */
     }
     PyEval_SetProfile(hook, NULL);
     Py_RETURN_NONE;

@@ -3,18 +3,18 @@
  * table.c - the live-allocation table: address -> (size, node).
  *
  * Two levels. Address space is cut into 1 KiB spans; a small open-addressing
- * hash maps a span that holds live blocks to a leaf of 32 slots, one per
- * 32 bytes of the span (glibc's chunks are at least 32 bytes apart, so two
- * live blocks never share a slot). A slot is 8 bytes: a presence bit, the
- * size (39 bits) and the node (24 bits).
+ * hash maps a span that holds live blocks to a leaf of 64 slots, one per
+ * 16 bytes of the span (glibc and pymalloc both align blocks to 16 bytes, so
+ * two live blocks never share a slot). A slot is 8 bytes: a presence bit,
+ * the size (39 bits) and the node (24 bits).
  *
  * Why: the cost of this table is cache misses. Small objects allocated one
  * after another sit in the same span, so they share a leaf, and 4-8 of them
  * share one cache line of it; the span hash has one entry per span, not per
- * object, so it is ~25 times smaller than a table of objects and mostly stays
- * in cache. Memory: a 256-byte leaf per 1 KiB span holding at least one
- * block (at most a quarter of the small-object heap; a large block costs one
- * leaf for its first span only).
+ * object, so it is ~20 times smaller than a table of objects and mostly
+ * stays in cache. Memory: a 512-byte leaf per 1 KiB span holding at least
+ * one block (about 26 bytes per 50-byte object, as much as a hash table of
+ * objects would take; a large block costs one leaf for its first span).
  *
  * The span hash uses linear probing with backward-shift deletion. A span
  * whose last block goes keeps its entry and leaf (a program that allocates
@@ -33,7 +33,7 @@
 #include "fil/sys.h"
 
 #define SPAN_SHIFT 10
-#define GRAIN_SHIFT 5
+#define GRAIN_SHIFT 4
 #define SLOTS (1u << (SPAN_SHIFT - GRAIN_SHIFT))
 #define NODE_BITS 24
 #define PRESENT (UINT64_C(1) << 63)

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pymem.c - track Python objects through CPython's allocator hooks.
+ *
+ * Python objects mostly come from pymalloc, which carves small blocks out
+ * of 1 MiB arenas. Tracking the arenas (as anonymous mmaps) would charge a
+ * whole arena to whichever line happened to open it; running the program
+ * with PYTHONMALLOC=malloc would see every object but costs 1.9x on
+ * allocation-heavy code (glibc is much slower than pymalloc for small
+ * objects). So pymalloc stays, and the PYMEM_DOMAIN_MEM and
+ * PYMEM_DOMAIN_OBJ allocators are wrapped (PyMem_SetAllocator): each block
+ * is tracked with its requested size, like a malloc. The arena allocator is
+ * replaced by raw, untracked mmap/munmap so no byte is counted twice.
+ *
+ * The hooks are installed by the constructor, before the interpreter
+ * initialises (the API allows it, and Python only resets these allocators
+ * when PYTHONMALLOC or -X dev asks for another one); the extension calls
+ * fil_pymem_install() again at start-up, which re-wraps whatever allocator
+ * is then in place if ours was replaced. The CPython structures are
+ * declared here (they are stable, documented API), so this library does not
+ * build against Python's headers; the functions are found with dlsym in the
+ * running executable, and nothing happens when the program is not Python.
+ *
+ * Context: the MEM and OBJ domains are called with the GIL held; the hooks
+ * still go through the tracker's lock like every other allocation.
+ */
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fil/common.h"
+#include "fil/oom.h"
+#include "fil/stacks.h"
+#include "fil/tracker.h"
+#include "interpose_internal.h"
+
+/* CPython's PyMemAllocatorEx and PyObjectArenaAllocator (Include/cpython/pymem.h,
+ * Include/cpython/objimpl.h), and the domain numbers. */
+typedef struct pymem_alloc {
+    void *ctx;
+    void *(*malloc)(void *ctx, size_t size);
+    void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+    void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+    void (*free)(void *ctx, void *ptr);
+} pymem_alloc_t;
+
+typedef struct arena_alloc {
+    void *ctx;
+    void *(*alloc)(void *ctx, size_t size);
+    void (*free)(void *ctx, void *ptr, size_t size);
+} arena_alloc_t;
+
+enum { DOMAIN_MEM = 1, DOMAIN_OBJ = 2 };
+
+typedef void (*get_fn)(int, pymem_alloc_t *);
+typedef void (*set_fn)(int, pymem_alloc_t *);
+typedef void (*arena_fn)(arena_alloc_t *);
+
+/* The wrapped allocator of each domain; written at installation, which
+ * happens before other threads exist or with the GIL held. */
+static pymem_alloc_t orig[3];
+
+/* Names for reports: the API a failing request came through. */
+static const char *const names[3][3] = {
+    {"", "", ""},
+    {"PyMem_Malloc", "PyMem_Calloc", "PyMem_Realloc"},
+    {"PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc"},
+};
+#define NAME(o, i) names[(pymem_alloc_t *)(o) - orig][i]
+
+static inline int enter(void) {
+    if (FIL_UNLIKELY(fil_in_dump))
+        abort();
+    if (FIL_UNLIKELY(!__atomic_load_n(&fil_active, __ATOMIC_RELAXED)) || fil_guard)
+        return 0;
+    fil_guard = 1;
+    return 1;
+}
+
+static void *h_malloc(void *ctx, size_t size) {
+    pymem_alloc_t *o = ctx;
+    if (!enter())
+        return o->malloc(o->ctx, size);
+    void *p = fil_oom_precheck(NAME(o, 0), size) ? NULL : o->malloc(o->ctx, size);
+    if (p)
+        fil_tracker_add(p, size, fil_stacks_current());
+    else
+        fil_oom_failed(NAME(o, 0), size);
+    fil_guard = 0;
+    return p;
+}
+
+static void *h_calloc(void *ctx, size_t n, size_t m) {
+    pymem_alloc_t *o = ctx;
+    size_t size;
+    if (__builtin_mul_overflow(n, m, &size) || !enter())
+        return o->calloc(o->ctx, n, m);
+    void *p = fil_oom_precheck(NAME(o, 1), size) ? NULL : o->calloc(o->ctx, n, m);
+    if (p)
+        fil_tracker_add(p, size, fil_stacks_current());
+    else
+        fil_oom_failed(NAME(o, 1), size);
+    fil_guard = 0;
+    return p;
+}
+
+/* Python's realloc never frees on size 0 (it returns a 1-byte block), so
+ * NULL here is always a failure and the old block is still live. */
+static void *h_realloc(void *ctx, void *old, size_t size) {
+    pymem_alloc_t *o = ctx;
+    if (!enter())
+        return o->realloc(o->ctx, old, size);
+    fil_realloc_t t;
+    fil_tracker_realloc_begin(old, &t);
+    void *p = fil_oom_precheck(NAME(o, 2), size) ? NULL : o->realloc(o->ctx, old, size);
+    fil_tracker_realloc_end(&t, old, p, size, p ? fil_stacks_current() : 0);
+    if (!p)
+        fil_oom_failed(NAME(o, 2), size);
+    fil_guard = 0;
+    return p;
+}
+
+static void h_free(void *ctx, void *p) {
+    pymem_alloc_t *o = ctx;
+    if (p && enter()) {
+        fil_tracker_remove(p);
+        fil_guard = 0;
+    }
+    o->free(o->ctx, p);
+}
+
+/* pymalloc's arenas: raw system calls, so they are not tracked as mmaps. */
+static void *arena_new(void *ctx, size_t size) {
+    (void)ctx;
+    long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    return (r < 0 && r > -4096) ? NULL : (void *)r;
+}
+
+static void arena_del(void *ctx, void *p, size_t size) {
+    (void)ctx;
+    syscall(SYS_munmap, p, size);
+}
+
+/*
+ * fil_pymem_install - wrap the MEM and OBJ domain allocators of the running
+ * Python (if this is Python and they are not wrapped yet) and give pymalloc
+ * untracked arenas. 1 if the hooks are in place, 0 if not Python.
+ * Context: constructor, or the extension's start with the GIL held.
+ */
+FIL_API int fil_pymem_install(void) {
+    get_fn get = (get_fn)dlsym(RTLD_DEFAULT, "PyMem_GetAllocator");
+    set_fn set = (set_fn)dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
+    arena_fn arena = (arena_fn)dlsym(RTLD_DEFAULT, "PyObject_SetArenaAllocator");
+    if (!get || !set || !arena)
+        return 0;
+    static arena_alloc_t raw = {NULL, arena_new, arena_del};
+    arena(&raw);
+    for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
+        pymem_alloc_t cur;
+        get(d, &cur);
+        if (cur.malloc == h_malloc)
+            continue;
+        orig[d] = cur;
+        pymem_alloc_t hook = {&orig[d], h_malloc, h_calloc, h_realloc, h_free};
+        set(d, &hook);
+    }
+    return 1;
+}
