@@ -122,6 +122,8 @@ typedef struct fil_state_header {
     uint64_t peak_ns;    /* when the peak was reached */
     uint64_t allocations; /* tracked allocation calls */
     uint64_t dropped;    /* allocations that could not be recorded */
+    uint64_t stacks_dropped; /* frames/stacks that could not be interned: their
+                              * memory is charged to the nearest recorded caller */
 
     /* One-entry journal for the update in flight (see top comment). */
     uint64_t seq;

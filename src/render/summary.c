@@ -205,6 +205,8 @@ static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned
     fil_write_u64(w, h->allocations);
     key(w, "dropped_allocations");
     fil_write_u64(w, h->dropped);
+    key(w, "dropped_call_stacks");
+    fil_write_u64(w, h->stacks_dropped);
     key(w, "state_bytes");
     fil_write_u64(w, h->file_size);
     key(w, "state_torn_update_rolled_back");

@@ -158,6 +158,8 @@ uint32_t fil_stacks_intern_func(const char *file, size_t flen, const char *name,
         if (found != FIL_NONE)
             table_put(&func_table, h, found);
     }
+    if (found == FIL_NONE)
+        fil_state->stacks_dropped++;
     fil_unlock();
     return found;
 }
@@ -205,7 +207,7 @@ uint32_t fil_stacks_intern_node_locked(uint32_t parent, uint32_t func, uint32_t 
     table_put(&node_table, h, idx);
     return idx;
 full:
-    fil_state->dropped++;
+    fil_state->stacks_dropped++;
     return 0;
 }
 

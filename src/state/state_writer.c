@@ -10,12 +10,14 @@
  *
  * Invariant: no memory here comes from malloc; the mappings are made with raw
  * system calls so they are not tracked as the program's. SIGNAL-SAFE FILE:
- * the dump reads the state through fil_state_at (ftruncate and raw mmap are
- * the only calls beyond memory copies).
+ * the dump reads the state through fil_state_at (fstat, ftruncate and raw
+ * mmap are the only calls beyond memory copies).
  */
 #include "fil/state_writer.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -30,6 +32,11 @@ char *fil_state_chunks[FIL_SEG_COUNT][FIL_SEG_MAX_CHUNKS];
 uint32_t fil_state_elem_size[FIL_SEG_COUNT] = {sizeof(fil_node_t), sizeof(int64_t), sizeof(int64_t),
                                                sizeof(fil_func_t), 1};
 static int state_fd = -1;
+/* Identity of the memfd, checked before each growth: the program may close
+ * our descriptor and open a file of its own under the same number, and that
+ * file must never be truncated. */
+static dev_t state_dev;
+static ino_t state_ino;
 
 static fil_seg_t *seg_of(int s) {
     switch (s) {
@@ -66,6 +73,12 @@ int fil_state_open(int fd) {
     h->peak.elem_size = sizeof(int64_t);
     h->funcs.elem_size = sizeof(fil_func_t);
     h->strings.elem_size = 1;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -1;
+    state_dev = st.st_dev;
+    state_ino = st.st_ino;
+    fcntl(fd, F_SETFD, FD_CLOEXEC); /* programs this one execs must not inherit it */
     state_fd = fd;
     fil_state = h;
     __atomic_store_n(&h->magic, FIL_STATE_MAGIC, __ATOMIC_RELEASE);
@@ -80,6 +93,9 @@ static int add_chunk(int s) {
         return -1;
     size_t len = fil_page_round(fil_seg_chunk_elems(k) * g->elem_size);
     uint64_t off = fil_state->file_size;
+    struct stat st;
+    if (fstat(state_fd, &st) != 0 || st.st_dev != state_dev || st.st_ino != state_ino)
+        return -1; /* the program closed our descriptor: stop growing */
     if (ftruncate(state_fd, (off_t)(off + len)) != 0)
         return -1;
     char *p = fil_sys_map_shared(state_fd, len, (off_t)off);
