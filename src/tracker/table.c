@@ -189,10 +189,10 @@ static int odd_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
     return 0;
 }
 
-/* Record a block that does not pack. Same contract as table_put. */
+/* Record a block that does not pack. Same contract as table_put; on -1
+ * nothing changed (room is made before the old entry is taken out). */
 static int odd_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_size,
                    uint32_t *old_node) {
-    int replaced = odd_take(addr, old_size, old_node);
     if (nodd == odd_cap) {
         uint64_t ncap = odd_cap ? odd_cap * 2 : 256;
         odd_t *n = fil_sys_pages(ncap * sizeof(odd_t));
@@ -204,14 +204,30 @@ static int odd_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_s
         odd = n;
         odd_cap = ncap;
     }
+    int replaced = odd_take(addr, old_size, old_node);
     odd[nodd++] = (odd_t){addr, size, node};
     return replaced;
 }
 
-int fil_tracker_table_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_size,
-                          uint32_t *old_node) {
-    if (FIL_UNLIKELY(size >= SIZE_LIMIT || node >= (1u << NODE_BITS)))
-        return odd_put(addr, size, node, old_size, old_node);
+/* Take addr out of the leaves. 1 and its size/node if it was there. */
+static int leaf_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
+    uint64_t j = find((addr >> SPAN_SHIFT) + 1);
+    if (!spans[j].key)
+        return 0;
+    uint64_t *s = &leaf_at(spans[j].leaf)->slot[(addr >> GRAIN_SHIFT) & (SLOTS - 1)];
+    if (!*s)
+        return 0;
+    *size = (*s & ~PRESENT) >> NODE_BITS;
+    *node = (uint32_t)(*s & ((1u << NODE_BITS) - 1));
+    *s = 0;
+    used--;
+    spans[j].count--; /* an empty span stays until a sweep */
+    return 1;
+}
+
+/* Store a packable block in its leaf. Same contract as table_put. */
+static int leaf_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_size,
+                    uint32_t *old_node) {
     uint64_t key = (addr >> SPAN_SHIFT) + 1;
     uint64_t j = find(key);
     if (!spans[j].key) {
@@ -240,20 +256,26 @@ int fil_tracker_table_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t
     return replaced;
 }
 
-int fil_tracker_table_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
-    uint64_t j = find((addr >> SPAN_SHIFT) + 1);
-    if (spans[j].key) {
-        leaf_t *l = leaf_at(spans[j].leaf);
-        uint64_t *s = &l->slot[(addr >> GRAIN_SHIFT) & (SLOTS - 1)];
-        if (*s) {
-            *size = (*s & ~PRESENT) >> NODE_BITS;
-            *node = (uint32_t)(*s & ((1u << NODE_BITS) - 1));
-            *s = 0;
-            used--;
-            spans[j].count--; /* an empty span stays until a sweep */
-            return 1;
-        }
+/* A block lives in the leaves or in the overflow list, never both: a new
+ * block at a live address replaces the old one wherever it was. */
+int fil_tracker_table_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_size,
+                          uint32_t *old_node) {
+    if (FIL_UNLIKELY(size >= SIZE_LIMIT || node >= (1u << NODE_BITS))) {
+        int r = odd_put(addr, size, node, old_size, old_node);
+        if (r == 0 && leaf_take(addr, old_size, old_node))
+            r = 1;
+        return r;
     }
+    int in_odd = FIL_UNLIKELY(nodd != 0) && odd_take(addr, old_size, old_node);
+    uint64_t s2;
+    uint32_t n2;
+    int r = leaf_put(addr, size, node, in_odd ? &s2 : old_size, in_odd ? &n2 : old_node);
+    return r < 0 ? -1 : (r || in_odd);
+}
+
+int fil_tracker_table_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
+    if (leaf_take(addr, size, node))
+        return 1;
     return nodd ? odd_take(addr, size, node) : 0;
 }
 

@@ -1,0 +1,886 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_tracker.c - unit tests of the tracker (src/tracker/): live table,
+ * mapping ranges, per-node bytes, total, peak snapshot, journal.
+ *
+ * Design: one private state (fil_state_open(-1)) per process, nodes interned
+ * as the profiled process interns them, allocations recorded with the
+ * tracker API at fake addresses (the tracker never dereferences them). Every
+ * assertion is on a figure the reports show: a node's live bytes, the total,
+ * the peak bytes per node and peak_total, the live count, the bytes an
+ * munmap removed. The peak tests run first, on a fresh state, and compare
+ * the lazy dirty-list snapshot with a brute-force shadow copy kept by the
+ * test at every new maximum. The live table is filled with 200,000 blocks at
+ * dense and at random addresses, looked up again through the realloc
+ * protocol (which hands back size and node), and emptied twice (the second
+ * round reuses swept leaves); a sliding window over ever new spans, and
+ * spans chosen to hash next to the end of the span hash, make it sweep
+ * empty spans among live ones, including probe runs that wrap. Blocks that
+ * do not pack (2^39 bytes or more, a node of 2^24 or more) go through the
+ * overflow list, and replacing a live address works across the packed table
+ * and the overflow list. Four threads record at once. After every step the
+ * journal is checked: seq even, total = sum of the nodes' bytes. Tests may
+ * use libc freely.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/tracker/tracker_internal.h"
+#include "fil/lock.h"
+#include "fil/stacks.h"
+#include "fil/state.h"
+#include "fil/state_writer.h"
+#include "fil/tracker.h"
+
+/* The core library's oom module refers to two variables the interposer
+ * defines (src/interpose/interpose.c), which is not linked here: this test
+ * process is not profiled, nothing dumps. */
+__thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+int fil_active;
+
+static int checks;   /* assertions evaluated */
+static int failures; /* assertions that failed */
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_I64(got, want)                                                                       \
+    do {                                                                                           \
+        int64_t got_ = (int64_t)(got), want_ = (int64_t)(want);                                    \
+        checks++;                                                                                  \
+        if (got_ != want_) {                                                                       \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: %s = %" PRId64 ", want %" PRId64 "\n", __FILE__, __LINE__,     \
+                    #got, got_, want_);                                                            \
+        }                                                                                          \
+    } while (0)
+
+#define PAGE 4096
+#define NNODES 64 /* nodes 1..NNODES-1 interned by setup() */
+
+static uint64_t rng = 0x9e3779b97f4a7c15u;
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static int64_t bytes_of(uint32_t n)
+{
+    return *(int64_t *)fil_state_at(FIL_SEG_BYTES, n);
+}
+static int64_t peak_of(uint32_t n)
+{
+    return *(int64_t *)fil_state_at(FIL_SEG_PEAK, n);
+}
+
+/* Journal closed and total = sum of all nodes' bytes: what a reader of the
+ * file after a kill would take as consistent. */
+static int consistent(void)
+{
+    int64_t sum = 0;
+    for (uint64_t n = 0; n < fil_state->nodes.count; n++)
+        sum += bytes_of((uint32_t)n);
+    return fil_state->seq % 2 == 0 && sum == fil_state->total;
+}
+
+#define CHECK_CONSISTENT() CHECK(consistent())
+
+/* Nodes 1..NNODES-1 as a program would make them. */
+static void setup(void)
+{
+    CHECK(fil_state_open(-1) == 0);
+    CHECK(fil_stacks_init() == 0);
+    CHECK(fil_tracker_init() == 0);
+    uint32_t f = fil_stacks_intern_func("t.py", 4, "f", 1, 1);
+    fil_lock();
+    for (uint32_t i = 1; i < NNODES; i++)
+        CHECK_I64(fil_stacks_intern_node_locked(FIL_NONE, f, i), i);
+    fil_unlock();
+}
+
+static void *addr(uint64_t a)
+{
+    return (void *)(uintptr_t)a;
+}
+
+/* ---- peak ------------------------------------------------------------------- */
+
+/* A and B held together, B freed, C (smaller than B) allocated: the peak is
+ * A + B, with C absent from it. */
+static void test_peak_abc(void)
+{
+    CHECK_I64(fil_state->total, 0);
+    CHECK_I64(fil_state->peak_total, 0);
+    fil_tracker_add(addr(0x100000), 1000, 1); /* A */
+    fil_tracker_add(addr(0x200000), 5000, 2); /* B */
+    CHECK_I64(fil_state->peak_total, 6000);
+    CHECK_I64(fil_state->at_peak, 1);
+    fil_tracker_remove(addr(0x200000));
+    CHECK_I64(fil_state->at_peak, 0);
+    fil_tracker_add(addr(0x300000), 3000, 3); /* C */
+    CHECK_I64(fil_state->total, 4000);
+    fil_tracker_settle_peak();
+    CHECK_I64(fil_state->peak_total, 6000);
+    CHECK_I64(peak_of(1), 1000);
+    CHECK_I64(peak_of(2), 5000);
+    CHECK_I64(peak_of(3), 0);
+    CHECK_I64(bytes_of(2), 0);
+    CHECK_I64(bytes_of(3), 3000);
+    CHECK_CONSISTENT();
+
+    /* C grows past the old peak: the next peak is A + C + D. Settling with
+     * the state at its peak takes the snapshot at once. */
+    fil_tracker_add(addr(0x400000), 2500, 4); /* D */
+    CHECK_I64(fil_state->peak_total, 6500);
+    fil_tracker_settle_peak();
+    CHECK_I64(fil_state->at_peak, 0);
+    CHECK_I64(peak_of(1), 1000);
+    CHECK_I64(peak_of(2), 0);
+    CHECK_I64(peak_of(3), 3000);
+    CHECK_I64(peak_of(4), 2500);
+    /* Settling again changes nothing. */
+    fil_tracker_settle_peak();
+    CHECK_I64(peak_of(3), 3000);
+
+    /* The peak reached by replacing a block in place (an address freed
+     * behind the tracker's back and handed out again). */
+    fil_tracker_add(addr(0x300000), 4000, 5); /* replaces C: total 7500 */
+    CHECK_I64(bytes_of(3), 0);
+    CHECK_I64(bytes_of(5), 4000);
+    CHECK_I64(fil_state->peak_total, 7500);
+    fil_tracker_remove(addr(0x100000));
+    CHECK_I64(peak_of(1), 1000);
+    CHECK_I64(peak_of(3), 0);
+    CHECK_I64(peak_of(4), 2500);
+    CHECK_I64(peak_of(5), 4000);
+    fil_tracker_remove(addr(0x300000));
+    fil_tracker_remove(addr(0x400000));
+    CHECK_I64(fil_state->total, 0);
+    CHECK_I64(fil_state->peak_total, 7500);
+    CHECK_I64(fil_tracker_live_count(), 0);
+    CHECK_CONSISTENT();
+}
+
+/* Many successive peaks: after every step the snapshot (peak[] if the state
+ * is past its peak, bytes[] if it is at it) equals the test's brute-force
+ * copy of all nodes taken at each new maximum. */
+static void test_peak_many(void)
+{
+    enum { ROUNDS = 10000, NODES = 50, SLOTS = 400 };
+    uint32_t n = (uint32_t)fil_state->nodes.count;
+    int64_t *now = calloc(n, sizeof *now), *best = calloc(n, sizeof *best);
+    fil_tracker_settle_peak();
+    for (uint32_t i = 0; i < n; i++) {
+        now[i] = bytes_of(i);
+        best[i] = peak_of(i);
+    }
+    int64_t total = fil_state->total, peak_total = fil_state->peak_total;
+    struct {
+        uint64_t size;
+        uint32_t node;
+        int live;
+    } slot[SLOTS];
+    memset(slot, 0, sizeof slot);
+    int ok = 1, flags_ok = 1, journal_ok = 1;
+    int64_t peaks = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        uint64_t x = next_rand();
+        int s = (int)(x % SLOTS);
+        void *p = addr(0x10000000 + (uint64_t)s * 64);
+        if (slot[s].live) {
+            fil_tracker_remove(p);
+            now[slot[s].node] -= (int64_t)slot[s].size;
+            total -= (int64_t)slot[s].size;
+            slot[s].live = 0;
+        } else {
+            /* Sizes drift upwards so new peaks keep coming. */
+            slot[s].size = 1 + (x >> 20) % (1000 + (uint64_t)r * 10);
+            slot[s].node = 1 + (uint32_t)((x >> 40) % NODES);
+            slot[s].live = 1;
+            fil_tracker_add(p, slot[s].size, slot[s].node);
+            now[slot[s].node] += (int64_t)slot[s].size;
+            total += (int64_t)slot[s].size;
+            if (total > peak_total) {
+                peak_total = total;
+                memcpy(best, now, n * sizeof *now);
+                peaks++;
+            }
+        }
+        if (fil_state->total != total || fil_state->peak_total != peak_total)
+            ok = 0;
+        if (fil_state->at_peak != (total == peak_total && fil_state->at_peak))
+            flags_ok = 0;
+        if (!consistent())
+            journal_ok = 0;
+        for (uint32_t i = 0; i < n && (r % 7 == 0 || r > ROUNDS - 50); i++) {
+            int64_t snap = fil_state->at_peak ? bytes_of(i) : peak_of(i);
+            if (snap != best[i] || bytes_of(i) != now[i]) {
+                if (ok)
+                    fprintf(stderr, "round %d node %u: snapshot %" PRId64 ", want %" PRId64 "\n", r,
+                            i, snap, best[i]);
+                ok = 0;
+            }
+        }
+        if (r % 997 == 0) { /* a report asked for in between */
+            fil_tracker_settle_peak();
+            for (uint32_t i = 0; i < n; i++)
+                if (peak_of(i) != best[i])
+                    ok = 0;
+        }
+    }
+    CHECK(ok);
+    CHECK(flags_ok);
+    CHECK(journal_ok);
+    CHECK(peaks > 100); /* the test made many successive peaks */
+    fil_tracker_settle_peak();
+    int64_t sum = 0;
+    int final_ok = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        sum += peak_of(i);
+        if (peak_of(i) != best[i])
+            final_ok = 0;
+    }
+    CHECK(final_ok);
+    CHECK_I64(sum, peak_total);
+    CHECK_I64(fil_state->peak_total, peak_total);
+    for (int s = 0; s < SLOTS; s++)
+        if (slot[s].live)
+            fil_tracker_remove(addr(0x10000000 + (uint64_t)s * 64));
+    CHECK_I64(fil_state->total, 0);
+    CHECK_I64(fil_tracker_live_count(), 0);
+    /* Emptying is a decrease: the peak stays as it was. */
+    for (uint32_t i = 0; i < n; i++)
+        if (peak_of(i) != best[i])
+            final_ok = 0;
+    CHECK(final_ok);
+    free(now);
+    free(best);
+}
+
+/* ---- add / remove ------------------------------------------------------------ */
+
+static void test_add_remove(void)
+{
+    uint64_t allocs = fil_state->allocations;
+    uint64_t seq0 = fil_state->seq;
+    fil_tracker_add(addr(0x5000), 100, 1);
+    CHECK_I64(fil_state->seq, seq0 + 2); /* one journalled update: odd, then even */
+    /* The journal holds the values before the update, for a rollback. */
+    CHECK_I64(fil_state->j_node, 1);
+    CHECK_I64(fil_state->j_old_bytes, 0);
+    CHECK_I64(fil_state->j_old_total, 0);
+    fil_tracker_add(addr(0x5020), 200, 1);
+    CHECK_I64(fil_state->j_old_bytes, 100);
+    CHECK_I64(fil_state->j_old_total, 100);
+    fil_tracker_add(addr(0x5040), 300, 2);
+    fil_tracker_add(addr(0x9000), 0, 3); /* malloc(0) is a live block of 0 bytes */
+    CHECK_I64(bytes_of(1), 300);
+    CHECK_I64(bytes_of(2), 300);
+    CHECK_I64(bytes_of(3), 0);
+    CHECK_I64(fil_state->total, 600);
+    CHECK_I64(fil_tracker_live_count(), 4);
+    CHECK_I64(fil_state->allocations, allocs + 4);
+    CHECK_CONSISTENT();
+
+    /* Unknown pointers: nothing changes. */
+    uint64_t seq = fil_state->seq;
+    fil_tracker_remove(addr(0x5060));     /* same span, empty slot */
+    fil_tracker_remove(addr(0x77770000)); /* no span */
+    fil_tracker_remove(NULL);
+    CHECK_I64(fil_state->total, 600);
+    CHECK_I64(bytes_of(1), 300);
+    CHECK_I64(bytes_of(2), 300);
+    CHECK_I64(fil_tracker_live_count(), 4);
+    CHECK_I64(fil_state->seq, seq);
+
+    fil_tracker_remove(addr(0x5020));
+    CHECK_I64(bytes_of(1), 100);
+    CHECK_I64(fil_state->total, 400);
+    CHECK_I64(fil_state->j_node, 1);
+    CHECK_I64(fil_state->j_old_bytes, 300);
+    CHECK_I64(fil_state->j_old_total, 600);
+    CHECK_CONSISTENT();
+    fil_tracker_remove(addr(0x5020)); /* twice: the second is unknown */
+    CHECK_I64(bytes_of(1), 100);
+    CHECK_I64(fil_tracker_live_count(), 3);
+
+    /* An address already live is replaced: the old block's node uncharged
+     * (two journalled updates). */
+    seq0 = fil_state->seq;
+    fil_tracker_add(addr(0x5040), 700, 4);
+    CHECK_I64(fil_state->seq, seq0 + 4);
+    CHECK_I64(bytes_of(2), 0);
+    CHECK_I64(bytes_of(4), 700);
+    CHECK_I64(fil_state->total, 800);
+    CHECK_I64(fil_tracker_live_count(), 3);
+    CHECK_CONSISTENT();
+    fil_tracker_add(addr(0x5040), 50, 4); /* same node, new size */
+    CHECK_I64(bytes_of(4), 50);
+    CHECK_I64(fil_state->total, 150);
+
+    fil_tracker_remove(addr(0x5000));
+    fil_tracker_remove(addr(0x5040));
+    fil_tracker_remove(addr(0x9000));
+    CHECK_I64(bytes_of(1), 0);
+    CHECK_I64(bytes_of(4), 0);
+    CHECK_I64(fil_state->total, 0);
+    CHECK_I64(fil_tracker_live_count(), 0);
+    CHECK_I64(fil_state->dropped, 0);
+    CHECK_CONSISTENT();
+}
+
+/* ---- realloc ------------------------------------------------------------------- */
+
+static void test_realloc(void)
+{
+    fil_realloc_t t;
+    fil_tracker_add(addr(0x8000), 100, 1);
+    /* Moved: the charge goes with it (to the new node). */
+    fil_tracker_realloc_begin(addr(0x8000), &t);
+    CHECK_I64(t.had, 1);
+    CHECK_I64(t.size, 100);
+    CHECK_I64(t.node, 1);
+    CHECK_I64(fil_tracker_live_count(), 0);
+    CHECK_I64(fil_state->total, 100); /* still charged until the end */
+    fil_tracker_realloc_end(&t, addr(0x8000), addr(0xa000), 250, 2);
+    CHECK_I64(bytes_of(1), 0);
+    CHECK_I64(bytes_of(2), 250);
+    CHECK_I64(fil_state->total, 250);
+    CHECK_I64(fil_tracker_live_count(), 1);
+    CHECK_CONSISTENT();
+    fil_tracker_remove(addr(0x8000)); /* the old address is gone */
+    CHECK_I64(fil_state->total, 250);
+
+    /* In place. */
+    fil_tracker_realloc_begin(addr(0xa000), &t);
+    fil_tracker_realloc_end(&t, addr(0xa000), addr(0xa000), 40, 2);
+    CHECK_I64(bytes_of(2), 40);
+    CHECK_I64(fil_tracker_live_count(), 1);
+
+    /* Failed (p == NULL): the old block is live again, as it was. */
+    fil_tracker_realloc_begin(addr(0xa000), &t);
+    fil_tracker_realloc_end(&t, addr(0xa000), NULL, 1 << 20, 3);
+    CHECK_I64(bytes_of(2), 40);
+    CHECK_I64(bytes_of(3), 0);
+    CHECK_I64(fil_state->total, 40);
+    CHECK_I64(fil_tracker_live_count(), 1);
+    fil_realloc_t t2;
+    fil_tracker_realloc_begin(addr(0xa000), &t2);
+    CHECK_I64(t2.had, 1);
+    CHECK_I64(t2.size, 40);
+    CHECK_I64(t2.node, 2);
+    fil_tracker_realloc_end(&t2, addr(0xa000), NULL, 0, 0);
+
+    /* realloc(NULL, n) and of an untracked block: a plain allocation. */
+    fil_tracker_realloc_begin(NULL, &t);
+    CHECK_I64(t.had, 0);
+    fil_tracker_realloc_end(&t, NULL, addr(0xc000), 64, 3);
+    fil_tracker_realloc_begin(addr(0xe000), &t);
+    CHECK_I64(t.had, 0);
+    fil_tracker_realloc_end(&t, addr(0xe000), addr(0xe000), 32, 3);
+    CHECK_I64(bytes_of(3), 96);
+    fil_tracker_realloc_begin(addr(0xd000), &t); /* untracked, failed */
+    fil_tracker_realloc_end(&t, addr(0xd000), NULL, 10, 3);
+    CHECK_I64(fil_tracker_live_count(), 3);
+    CHECK_I64(fil_state->total, 136);
+    CHECK_CONSISTENT();
+
+    fil_tracker_remove(addr(0xa000));
+    fil_tracker_remove(addr(0xc000));
+    fil_tracker_remove(addr(0xe000));
+    CHECK_I64(fil_state->total, 0);
+    CHECK_I64(fil_tracker_live_count(), 0);
+}
+
+/* ---- anonymous mappings ---------------------------------------------------------- */
+
+static void test_mmaps(void)
+{
+    const uint64_t base = 0x7f0000000000u;
+    fil_tracker_map(addr(base), 10 * PAGE, 5);
+    CHECK_I64(bytes_of(5), 10 * PAGE);
+    CHECK_I64(fil_state->total, 10 * PAGE);
+    /* A hole in the middle: pages 4 and 5. */
+    CHECK_I64(fil_tracker_unmap(addr(base + 4 * PAGE), 2 * PAGE), 2 * PAGE);
+    CHECK_I64(bytes_of(5), 8 * PAGE);
+    CHECK_CONSISTENT();
+    /* Again: nothing there any more. */
+    CHECK_I64(fil_tracker_unmap(addr(base + 4 * PAGE), 2 * PAGE), 0);
+    CHECK_I64(bytes_of(5), 8 * PAGE);
+    /* The two pieces separately; an unmap over the hole takes only what is
+     * mapped. */
+    CHECK_I64(fil_tracker_unmap(addr(base), 4 * PAGE), 4 * PAGE);
+    CHECK_I64(bytes_of(5), 4 * PAGE);
+    CHECK_I64(fil_tracker_unmap(addr(base + 3 * PAGE), 7 * PAGE), 4 * PAGE);
+    CHECK_I64(bytes_of(5), 0);
+    CHECK_I64(fil_state->total, 0);
+
+    /* Across two neighbouring ranges of different nodes. */
+    fil_tracker_map(addr(base), 4 * PAGE, 5);
+    fil_tracker_map(addr(base + 4 * PAGE), 4 * PAGE, 6);
+    CHECK_I64(fil_tracker_unmap(addr(base + 3 * PAGE), 2 * PAGE), 2 * PAGE);
+    CHECK_I64(bytes_of(5), 3 * PAGE);
+    CHECK_I64(bytes_of(6), 3 * PAGE);
+    CHECK_CONSISTENT();
+    /* The rest of both, and beyond. */
+    CHECK_I64(fil_tracker_unmap(addr(base - 16 * PAGE), 64 * PAGE), 6 * PAGE);
+    CHECK_I64(bytes_of(5), 0);
+    CHECK_I64(bytes_of(6), 0);
+
+    /* A map over an existing range replaces it (MAP_FIXED). */
+    fil_tracker_map(addr(base), 8 * PAGE, 5);
+    fil_tracker_map(addr(base + 2 * PAGE), 2 * PAGE, 7);
+    CHECK_I64(bytes_of(5), 6 * PAGE);
+    CHECK_I64(bytes_of(7), 2 * PAGE);
+    CHECK_I64(fil_state->total, 8 * PAGE);
+    fil_tracker_map(addr(base), 8 * PAGE, 6); /* over everything */
+    CHECK_I64(bytes_of(5), 0);
+    CHECK_I64(bytes_of(7), 0);
+    CHECK_I64(bytes_of(6), 8 * PAGE);
+    CHECK_I64(fil_tracker_unmap(addr(base), 8 * PAGE), 8 * PAGE);
+    CHECK_I64(bytes_of(6), 0);
+
+    /* Lengths are rounded up to pages, for map and unmap alike; an unmap
+     * address inside a page covers that page. */
+    fil_tracker_map(addr(base), 1, 5);
+    CHECK_I64(bytes_of(5), PAGE);
+    fil_tracker_map(addr(base + 4 * PAGE), 2 * PAGE + 1, 5);
+    CHECK_I64(bytes_of(5), 4 * PAGE);
+    CHECK_I64(fil_tracker_unmap(addr(base), 1), PAGE);
+    CHECK_I64(fil_tracker_unmap(addr(base + 6 * PAGE + 100), 1), PAGE);
+    CHECK_I64(fil_tracker_unmap(addr(base + 4 * PAGE + 4095), 2), 2 * PAGE);
+    CHECK_I64(bytes_of(5), 0);
+    CHECK_I64(fil_state->total, 0);
+    CHECK_CONSISTENT();
+
+    /* Many ranges (the array grows), every other page unmapped, then the
+     * rest: exact counts throughout. */
+    enum { NR = 3000 };
+    for (uint64_t i = 0; i < NR; i++)
+        fil_tracker_map(addr(base + i * 4 * PAGE), 3 * PAGE, 1 + (uint32_t)(i % 7));
+    CHECK_I64(fil_state->total, NR * 3 * PAGE);
+    uint64_t removed = 0;
+    for (uint64_t i = 0; i < NR; i++)
+        removed += fil_tracker_unmap(addr(base + i * 4 * PAGE + PAGE), PAGE);
+    CHECK_I64(removed, NR * PAGE);
+    CHECK_I64(fil_state->total, NR * 2 * PAGE);
+    CHECK_I64(fil_tracker_unmap(addr(base), NR * 4 * PAGE), NR * 2 * PAGE);
+    CHECK_I64(fil_state->total, 0);
+    CHECK_I64(fil_state->dropped, 0);
+    CHECK_CONSISTENT();
+}
+
+/* ---- the live table ---------------------------------------------------------------- */
+
+typedef struct block {
+    uint64_t addr, size;
+    uint32_t node;
+} block_t;
+
+/* Record n blocks, find each again with its size and node, remove them all;
+ * per-node bytes, total and the live count exact at each stage. */
+static void round_trip(const block_t *b, uint64_t n, const char *what)
+{
+    int64_t want[NNODES] = {0};
+    int64_t total = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        fil_tracker_add(addr(b[i].addr), b[i].size, b[i].node);
+        want[b[i].node] += (int64_t)b[i].size;
+        total += (int64_t)b[i].size;
+    }
+    CHECK_I64(fil_tracker_live_count(), n);
+    CHECK_I64(fil_state->total, total);
+    int nodes_ok = 1;
+    for (uint32_t i = 0; i < NNODES; i++)
+        if (bytes_of(i) != want[i])
+            nodes_ok = 0;
+    CHECK(nodes_ok);
+    CHECK_CONSISTENT();
+
+    /* Found again: realloc_begin hands back what is recorded; a failed
+     * realloc puts it back. */
+    uint64_t found = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        fil_realloc_t t;
+        fil_tracker_realloc_begin(addr(b[i].addr), &t);
+        if (t.had && t.size == b[i].size && t.node == b[i].node)
+            found++;
+        else if (found == i)
+            fprintf(stderr,
+                    "%s: block %" PRIu64 " at %#" PRIx64 ": had %d size %" PRIu64 " node %u\n",
+                    what, i, b[i].addr, t.had, t.size, t.node);
+        fil_tracker_realloc_end(&t, addr(b[i].addr), NULL, 0, 0);
+    }
+    CHECK_I64(found, n);
+    CHECK_I64(fil_tracker_live_count(), n);
+    CHECK_I64(fil_state->total, total);
+
+    /* Removed (in another order than added). */
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t j = (i * 7919) % n;
+        fil_tracker_remove(addr(b[j].addr));
+    }
+    CHECK_I64(fil_tracker_live_count(), 0);
+    CHECK_I64(fil_state->total, 0);
+    nodes_ok = 1;
+    for (uint32_t i = 0; i < NNODES; i++)
+        if (bytes_of(i) != 0)
+            nodes_ok = 0;
+    CHECK(nodes_ok);
+    CHECK_I64(fil_state->dropped, 0);
+    CHECK_CONSISTENT();
+}
+
+/* Sweeps over probe runs that wrap around the end of the span hash. White
+ * box: spans are chosen whose home slot (table.c's multiplicative hash at
+ * its first size, 2^14 entries) is among the last or first 24 slots, so
+ * their run crosses the end; half of them are emptied, filler spans bring
+ * the hash to half load, and the sweep that follows must leave every live
+ * block findable. If the hash changes, this stays a valid (less pointed)
+ * test. Runs before anything grows the hash. */
+static void test_sweep_wrap(void)
+{
+    enum { PER_END = 48, PATTERNS = 6 };
+    const unsigned shift = 64 - 14;
+    const uint64_t cap = UINT64_C(1) << 14;
+    uint64_t spans[2 * PER_END];
+    int n = 0, lo = 0, hi = 0;
+    for (uint64_t span = 0x3000000; n < 2 * PER_END; span++) {
+        uint64_t h = ((span + 1) * UINT64_C(0x9e3779b97f4a7c15)) >> shift;
+        if (h >= cap - 24 && hi < PER_END)
+            spans[n++] = span, hi++;
+        else if (h < 24 && lo < PER_END)
+            spans[n++] = span, lo++;
+    }
+    uint64_t filler = 0x5000000, bad = 0;
+    for (int pat = 0; pat < PATTERNS; pat++) {
+        for (int i = 0; i < n; i++)
+            fil_tracker_add(addr(spans[i] << 10 | 0x40), 100 + (uint64_t)i, (uint32_t)(1 + i % 9));
+        for (int i = 0; i < n; i++) /* empty some: a different subset each time */
+            if ((i * 7 + pat) % 3 == 0)
+                fil_tracker_remove(addr(spans[i] << 10 | 0x40));
+        /* Filler spans, emptied at once, until the hash sweeps. */
+        for (int i = 0; i < 9000; i++) {
+            fil_tracker_add(addr(filler << 10), 1, 1);
+            fil_tracker_remove(addr(filler << 10));
+            filler++;
+        }
+        for (int i = 0; i < n; i++) {
+            if ((i * 7 + pat) % 3 == 0)
+                continue;
+            fil_realloc_t t;
+            fil_tracker_realloc_begin(addr(spans[i] << 10 | 0x40), &t);
+            if (!t.had || t.size != 100 + (uint64_t)i || t.node != (uint32_t)(1 + i % 9))
+                bad++;
+            fil_tracker_realloc_end(&t, addr(spans[i] << 10 | 0x40), NULL, 0, 0);
+            fil_tracker_remove(addr(spans[i] << 10 | 0x40));
+        }
+        if (fil_tracker_live_count() != 0 || fil_state->total != 0)
+            bad++;
+    }
+    CHECK_I64(bad, 0);
+    CHECK_I64(fil_state->total, 0);
+    CHECK_CONSISTENT();
+}
+
+/* A sliding window of live blocks over ever new spans, with the span hash at
+ * its first size: it fills to half load again and again and each time
+ * sweeps out the empty spans while live ones sit in the same probe runs
+ * (including runs that wrap around the end). Every live block is looked up
+ * again after each stretch. Runs before test_table, which grows the hash. */
+static void test_churn(void)
+{
+    enum { W = 3000, STEPS = 120000 };
+    block_t *w = calloc(W, sizeof *w);
+    int64_t want[NNODES] = {0};
+    int64_t total = 0;
+    uint64_t bad = 0;
+    for (uint64_t i = 0; i < STEPS; i++) {
+        block_t *b = &w[i % W];
+        if (i >= W) {
+            fil_tracker_remove(addr(b->addr));
+            want[b->node] -= (int64_t)b->size;
+            total -= (int64_t)b->size;
+        }
+        uint64_t x = next_rand();
+        uint64_t span = (i * 0x9e3779b97f4a7c15u + 99) & ((UINT64_C(1) << 30) - 1);
+        *b = (block_t){(span << 10) | ((x & 31) << 5) | (x & 16), (x >> 8) % 5000,
+                       (uint32_t)((x >> 32) % NNODES)};
+        fil_tracker_add(addr(b->addr), b->size, b->node);
+        want[b->node] += (int64_t)b->size;
+        total += (int64_t)b->size;
+        if (i % 4999 == 0 || i + 1 == STEPS) {
+            uint64_t live = i + 1 < W ? i + 1 : W;
+            for (uint64_t j = 0; j < live; j++) {
+                fil_realloc_t t;
+                fil_tracker_realloc_begin(addr(w[j].addr), &t);
+                if (!t.had || t.size != w[j].size || t.node != w[j].node)
+                    bad++;
+                fil_tracker_realloc_end(&t, addr(w[j].addr), NULL, 0, 0);
+            }
+            if (fil_tracker_live_count() != live || fil_state->total != total)
+                bad++;
+        }
+    }
+    CHECK_I64(bad, 0);
+    int nodes_ok = 1;
+    for (uint32_t i = 0; i < NNODES; i++)
+        if (bytes_of(i) != want[i])
+            nodes_ok = 0;
+    CHECK(nodes_ok);
+    for (uint64_t j = 0; j < W; j++)
+        fil_tracker_remove(addr(w[j].addr));
+    CHECK_I64(fil_tracker_live_count(), 0);
+    CHECK_I64(fil_state->total, 0);
+    CHECK_CONSISTENT();
+    free(w);
+}
+
+static void test_table(void)
+{
+    enum { N = 200000 };
+    block_t *b = malloc(N * sizeof *b);
+    const uint64_t max_size = UINT64_C(1) << 38;
+
+    /* Dense: 32 bytes apart, as glibc's smallest chunks. */
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t x = next_rand();
+        b[i] = (block_t){0x55550000000u + i * 32, x % 25 == 0 ? max_size - (x >> 40) : x % 97,
+                         (uint32_t)((x >> 32) % NNODES)};
+    }
+    b[0].size = max_size;
+    b[1].size = 0;
+    round_trip(b, N, "dense");
+
+    /* Random 16-byte-aligned addresses in distinct 32-byte grains: grain
+     * numbers i * odd mod 2^35 are distinct; the low 16 is random. */
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t x = next_rand();
+        uint64_t grain = (i * 0x9e3779b97f4a7c15u + 12345) & ((UINT64_C(1) << 35) - 1);
+        b[i] =
+            (block_t){(grain << 5) | (x & 16), x % (max_size + 1), (uint32_t)((x >> 20) % NNODES)};
+    }
+    round_trip(b, N, "random");
+    /* Again with other addresses: the span hash sweeps the empty spans of
+     * the previous round and reuses their leaves. */
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t x = next_rand();
+        uint64_t grain = (i * 0xc2b2ae3d27d4eb4fu + 777) & ((UINT64_C(1) << 35) - 1);
+        b[i] = (block_t){(grain << 5) | (x & 16), (x >> 7) % 100000, (uint32_t)(x % NNODES)};
+    }
+    round_trip(b, N, "random again");
+
+    /* Mixed, at fresh addresses: blocks come and go while others stay, and
+     * the hash sweeps the previous round's empty spans among live ones. */
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t x = next_rand();
+        uint64_t grain = (i * 0xd6e8feb86659fd93u + 4242) & ((UINT64_C(1) << 35) - 1);
+        b[i] = (block_t){(grain << 5) | (x & 16), (x >> 9) % 4096, (uint32_t)(x % NNODES)};
+    }
+    int64_t live_bytes = 0;
+    uint64_t live = 0;
+    int mixed_ok = 1;
+    for (uint64_t i = 0; i < N; i++) {
+        fil_tracker_add(addr(b[i].addr), b[i].size, b[i].node);
+        live_bytes += (int64_t)b[i].size;
+        live++;
+        if (i % 3 == 2) {
+            fil_tracker_remove(addr(b[i - 1].addr));
+            live_bytes -= (int64_t)b[i - 1].size;
+            live--;
+        }
+        if (i % 10007 == 0 && (fil_tracker_live_count() != live || fil_state->total != live_bytes))
+            mixed_ok = 0;
+    }
+    CHECK(mixed_ok);
+    uint64_t found = 0, want_found = 0;
+    for (uint64_t i = 0; i < N; i++) {
+        if (i % 3 == 1 && i + 1 != N)
+            continue;
+        fil_realloc_t t;
+        want_found++;
+        fil_tracker_realloc_begin(addr(b[i].addr), &t);
+        found += t.had && t.size == b[i].size && t.node == b[i].node;
+        fil_tracker_realloc_end(&t, addr(b[i].addr), NULL, 0, 0);
+    }
+    CHECK_I64(found, want_found);
+    CHECK_I64(fil_tracker_live_count(), live);
+    for (uint64_t i = 0; i < N; i++)
+        if (i % 3 != 1 || i + 1 == N) /* the last was never removed in the loop */
+            fil_tracker_remove(addr(b[i].addr));
+    CHECK_I64(fil_tracker_live_count(), 0);
+    CHECK_I64(fil_state->total, 0);
+    free(b);
+}
+
+/* ---- threads --------------------------------------------------------------------- */
+
+enum { THREADS = 4, PER_THREAD = 20000 };
+
+static void *thread_main(void *arg)
+{
+    uint32_t node = (uint32_t)(uintptr_t)arg;
+    uint64_t base = 0x6600000000u + (uint64_t)node * 0x10000000u;
+    for (uint64_t i = 0; i < PER_THREAD; i++)
+        fil_tracker_add(addr(base + i * 48), 10 + i % 7, node);
+    for (uint64_t i = 0; i < PER_THREAD; i += 2)
+        fil_tracker_remove(addr(base + i * 48));
+    for (uint64_t i = 0; i < 200; i++) {
+        fil_tracker_map(addr(0x7e0000000000u + (uint64_t)node * 0x100000000u + i * 2 * PAGE), PAGE,
+                        node);
+        fil_tracker_settle_peak();
+    }
+    return NULL;
+}
+
+/* Threads recording at once: every byte accounted to its node. */
+static void test_threads(void)
+{
+    pthread_t th[THREADS];
+    for (uint32_t i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&th[i], NULL, thread_main, (void *)(uintptr_t)(10 + i)) == 0);
+    for (uint32_t i = 0; i < THREADS; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+    int64_t want = 0; /* bytes of the odd-numbered blocks of one thread */
+    for (uint64_t i = 1; i < PER_THREAD; i += 2)
+        want += (int64_t)(10 + i % 7);
+    int nodes_ok = 1;
+    for (uint32_t i = 0; i < THREADS; i++)
+        if (bytes_of(10 + i) != want + 200 * PAGE)
+            nodes_ok = 0;
+    CHECK(nodes_ok);
+    CHECK_I64(fil_state->total, THREADS * (want + 200 * PAGE));
+    CHECK_I64(fil_tracker_live_count(), THREADS * PER_THREAD / 2);
+    CHECK_CONSISTENT();
+    for (uint32_t n = 10; n < 10 + THREADS; n++) {
+        uint64_t base = 0x6600000000u + (uint64_t)n * 0x10000000u;
+        for (uint64_t i = 1; i < PER_THREAD; i += 2)
+            fil_tracker_remove(addr(base + i * 48));
+        CHECK_I64(fil_tracker_unmap(addr(0x7e0000000000u + (uint64_t)n * 0x100000000u), 400 * PAGE),
+                  200 * PAGE);
+    }
+    CHECK_I64(fil_state->total, 0);
+    CHECK_I64(fil_tracker_live_count(), 0);
+}
+
+/* Blocks that do not pack go to the overflow list and round-trip exactly. */
+static void test_overflow(void)
+{
+    const uint64_t lim = UINT64_C(1) << 39;
+    block_t big[] = {
+        {0x600000001000u, lim - 1, 1}, /* largest that packs */
+        {0x600000002000u, lim, 2},     /* smallest that does not */
+        {0x600000003000u, lim * 3 + 17, 3},
+        {0x600000003020u, UINT64_C(1) << 55, 4}, /* beside a big one */
+        {0x600000004000u, 12, 5},                /* an ordinary neighbour */
+    };
+    round_trip(big, 5, "big");
+
+    /* Nodes of 2^24 and more, through the table itself (no charge). */
+    static const struct {
+        uintptr_t addr;
+        uint64_t size;
+        uint32_t node;
+    } odd[] = {
+        {0x7000000, 8, (1u << 24) - 1},       {0x7000020, 8, 1u << 24},
+        {0x7000040, lim, (1u << 24) + 5},     {0x7000060, 1, FIL_NONE - 1},
+        {0x7000080, lim - 1, (1u << 24) - 1}, {0x7100000, 0, 1u << 31},
+    };
+    enum { NODD = sizeof odd / sizeof odd[0] };
+    int put_ok = 1, take_ok = 1;
+    fil_lock();
+    uint64_t count0 = fil_tracker_table_count();
+    for (int i = 0; i < NODD; i++) {
+        uint64_t os = 0;
+        uint32_t on = 0;
+        if (fil_tracker_table_put(odd[i].addr, odd[i].size, odd[i].node, &os, &on) != 0)
+            put_ok = 0;
+    }
+    uint64_t count1 = fil_tracker_table_count();
+    /* Replacing one in place reports the old entry exactly. */
+    uint64_t os = 0;
+    uint32_t on = 0;
+    int rep = fil_tracker_table_put(0x7000020, 99, (1u << 24) + 1, &os, &on);
+    for (int i = NODD - 1; i >= 0; i--) {
+        uint64_t size = 0;
+        uint32_t node = 0;
+        uint64_t want_size = i == 1 ? 99 : odd[i].size;
+        uint32_t want_node = i == 1 ? (1u << 24) + 1 : odd[i].node;
+        if (fil_tracker_table_take(odd[i].addr, &size, &node) != 1 || size != want_size ||
+            node != want_node)
+            take_ok = 0;
+    }
+    uint64_t size = 0;
+    uint32_t node = 0;
+    int again = fil_tracker_table_take(0x7000020, &size, &node);
+    uint64_t count2 = fil_tracker_table_count();
+    fil_unlock();
+    CHECK(put_ok);
+    CHECK(take_ok);
+    CHECK_I64(count1, count0 + NODD);
+    CHECK_I64(rep, 1);
+    CHECK_I64(os, 8);
+    CHECK_I64(on, 1u << 24);
+    CHECK_I64(again, 0);
+    CHECK_I64(count2, count0);
+}
+
+/* An address handed out again after its block went unseen is replaced even
+ * when one of the two blocks packs and the other does not: the old one is
+ * uncharged and only one block is live. */
+static void test_replace_across(void)
+{
+    const uint64_t lim = UINT64_C(1) << 39;
+    fil_tracker_add(addr(0x610000000000u), 100, 1);
+    fil_tracker_add(addr(0x610000000000u), lim, 2);
+    CHECK_I64(bytes_of(1), 0);
+    CHECK_I64(bytes_of(2), lim);
+    CHECK_I64(fil_tracker_live_count(), 1);
+    CHECK_I64(fil_state->total, lim);
+
+    fil_tracker_add(addr(0x620000000000u), lim, 3);
+    fil_tracker_add(addr(0x620000000000u), 200, 4);
+    CHECK_I64(bytes_of(3), 0);
+    CHECK_I64(bytes_of(4), 200);
+    CHECK_I64(fil_tracker_live_count(), 2);
+
+    fil_tracker_remove(addr(0x610000000000u));
+    fil_tracker_remove(addr(0x620000000000u));
+    CHECK_I64(fil_tracker_live_count(), 0);
+    CHECK_I64(fil_state->total, 0);
+    CHECK_CONSISTENT();
+}
+
+int main(void)
+{
+    setup();
+    if (failures) {
+        printf("test_tracker: %d checks, %d failures\n", checks, failures);
+        return 1;
+    }
+    test_peak_abc(); /* first: on a fresh total and peak */
+    test_peak_many();
+    test_add_remove();
+    test_realloc();
+    test_mmaps();
+    test_sweep_wrap();
+    test_churn();
+    test_table();
+    test_threads();
+    test_overflow();
+    test_replace_across(); /* last: a failure here leaves blocks behind */
+    printf("test_tracker: %d checks, %d failures\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}
