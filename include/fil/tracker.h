@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fil/common.h"
+
 /* Private tables. 0, or -1. Context: startup. */
 int fil_tracker_init(void);
 
@@ -38,6 +40,11 @@ uint64_t fil_tracker_unmap(void *p, size_t len);
 /* Take the peak snapshot now if the current state is the peak.
  * Context: any; takes the lock. */
 void fil_tracker_settle_peak(void);
+
+/* Start a new peak from now: peak[] := live bytes for every node, and the
+ * high-water mark := the current total (for a Jupyter cell's own peak).
+ * Context: any; takes the lock. O(nodes). */
+FIL_API void fil_tracker_reset_peak(void);
 
 /* Live allocations counted in the table (for tests and sizing). */
 uint64_t fil_tracker_live_count(void);

@@ -11,8 +11,18 @@ When the program exits, ``fil-result/<timestamp>/index.html`` shows which
 lines held memory at the moment of the peak; when it runs out of memory, an
 ``out-of-memory.svg`` shows what was allocated at that point.
 
+In a Jupyter kernel started by fil-profile, ``%load_ext filprofiler`` adds
+the ``%%filprofile`` cell magic (see filprofiler.ipython).
+
 This module is imported inside the profiled interpreter before the user's
-program runs, so it stays tiny: it only defines the version.
+program runs, so it stays tiny.
 """
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext filprofiler``: register the ``%%filprofile`` cell magic."""
+    from filprofiler.ipython import load_ipython_extension as load
+
+    load(ipython)

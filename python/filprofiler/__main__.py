@@ -1,6 +1,11 @@
 # SPDX-License-Identifier: MIT
 """``python3 -m filprofiler ARGS...``: the same as ``fil-profile ARGS...``.
 
+``python3 -m filprofiler install-kernel [--user | --prefix DIR]`` installs a
+Jupyter kernel, "Python 3 with fil-profile", that runs under the profiler
+(for the ``%%filprofile`` magic); --user (the default) installs it in
+~/.local/share/jupyter/kernels.
+
 Replaces this interpreter with the ``fil-profile`` launcher, which then runs
 the program with this same interpreter (FIL_PYTHON=sys.executable). The
 launcher is $FIL_PROFILE_BIN if set, else the one installed next to this
@@ -8,6 +13,7 @@ package: the package lives in <prefix>/lib/fil-profile/python/filprofiler,
 the launcher in <prefix>/bin/fil-profile.
 """
 
+import json
 import os
 import sys
 
@@ -22,7 +28,37 @@ def _launcher():
     )
 
 
+def install_kernel(args):
+    """Write kernels/fil-profile/kernel.json; return its path."""
+    if args[:1] == ["--prefix"] and len(args) == 2:
+        base = os.path.join(args[1], "share", "jupyter")
+    elif args in ([], ["--user"]):
+        base = os.path.join(os.environ.get("XDG_DATA_HOME")
+                            or os.path.expanduser("~/.local/share"), "jupyter")
+    else:
+        sys.stderr.write("=fil-profile= error: usage: python3 -m filprofiler install-kernel "
+                         "[--user | --prefix DIR]\n")
+        sys.exit(2)
+    spec = {
+        "argv": [_launcher(), "--no-browser", "python", "-m", "ipykernel_launcher",
+                 "-f", "{connection_file}"],
+        "display_name": "Python 3 with fil-profile",
+        "language": "python",
+        "env": {"FIL_PYTHON": sys.executable},
+    }
+    folder = os.path.join(base, "kernels", "fil-profile")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "kernel.json")
+    with open(path, "w") as f:
+        json.dump(spec, f, indent=1)
+    sys.stderr.write("=fil-profile= Installed the Jupyter kernel in %s\n" % folder)
+    return path
+
+
 def main():
+    if sys.argv[1:2] == ["install-kernel"]:
+        install_kernel(sys.argv[2:])
+        return
     launcher = _launcher()
     if sys.executable:
         os.environ["FIL_PYTHON"] = sys.executable  # putenv: inherited by execv

@@ -29,6 +29,8 @@ extern int fil_tracking_active(void);
 extern int fil_guard_swap(int v);
 extern void fil_state_set_python_version(const char *v);
 extern int fil_pymem_install(void);
+extern void fil_tracker_reset_peak(void);
+extern int fil_render_live_peak(const char *dir, const char *title, char *err, size_t errlen);
 
 static Py_ssize_t extra_index = -1;
 
@@ -120,10 +122,40 @@ static PyObject *active(PyObject *self, PyObject *unused) {
     return PyBool_FromLong(fil_tracking_active());
 }
 
+/* reset_peak() - start measuring a new peak from now (e.g. a notebook cell). */
+static PyObject *reset_peak(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    if (!fil_tracking_active())
+        return PyErr_Format(PyExc_RuntimeError, "memory is not being tracked in this process");
+    fil_tracker_reset_peak();
+    Py_RETURN_NONE;
+}
+
+/* render_peak(dir, title) - write the peak report of this process into dir. */
+static PyObject *render_peak(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *dir, *title;
+    if (!PyArg_ParseTuple(args, "ss", &dir, &title))
+        return NULL;
+    if (!fil_tracking_active())
+        return PyErr_Format(PyExc_RuntimeError, "memory is not being tracked in this process");
+    char err[256] = "";
+    int r;
+    int g = fil_guard_swap(1);
+    Py_BEGIN_ALLOW_THREADS r = fil_render_live_peak(dir, title, err, sizeof err);
+    Py_END_ALLOW_THREADS fil_guard_swap(g);
+    if (r != 0)
+        return PyErr_Format(PyExc_OSError, "%s: %s", dir, err);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"start", start, METH_NOARGS, "Profile the calling thread's Python calls."},
     {"stop", stop, METH_NOARGS, "Stop profiling the calling thread."},
     {"active", active, METH_NOARGS, "Whether allocations are being tracked."},
+    {"reset_peak", reset_peak, METH_NOARGS, "Start measuring a new peak from now."},
+    {"render_peak", render_peak, METH_VARARGS, "render_peak(dir, title): write the peak report."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,7 +13,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "fil/lock.h"
 #include "fil/render.h"
+#include "fil/state_writer.h"
 #include "fil/sys.h"
 #include "render_internal.h"
 
@@ -49,6 +51,36 @@ static void command_line(const fil_run_info_t *info, char *buf, size_t len) {
         k += n;
     }
     buf[k] = 0;
+}
+
+int fil_render_live_peak(const char *dir, const char *title, char *err, size_t errlen) {
+    if (!fil_state) {
+        fil_view_t none;
+        fil_view_open_file(&none, NULL, 0, err, errlen);
+        return -1;
+    }
+    fil_lock(); /* a consistent picture: other threads' allocations wait */
+    fil_view_t v;
+    fil_view_open_live(&v);
+    fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes)), 0};
+    mem.base = fil_sys_pages(mem.cap);
+    int r = -1;
+    if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, &mem) == 0) {
+        mem.used = 0;
+        char *buf = fil_bump(&mem, 65536);
+        r = buf && fil_render_summary(&v, NULL, dir, FIL_RENDERED_PEAK, NULL, buf, 65536) == 0
+                ? 0
+                : -1;
+    }
+    fil_unlock();
+    fil_sys_unmap(mem.base, mem.cap);
+    if (r != 0 && errlen) {
+        const char *m = "cannot write the report into that folder";
+        size_t n = strlen(m) < errlen - 1 ? strlen(m) : errlen - 1;
+        memcpy(err, m, n);
+        err[n] = 0;
+    }
+    return r;
 }
 
 int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info, char *err,

@@ -196,6 +196,20 @@ void fil_tracker_settle_peak(void) {
     fil_unlock();
 }
 
+void fil_tracker_reset_peak(void) {
+    fil_lock();
+    fil_state_header_t *h = fil_state;
+    __atomic_store_n(&h->snapshot_busy, 1, __ATOMIC_RELEASE);
+    for (uint64_t n = 0; n < h->nodes.count; n++)
+        *(int64_t *)fil_state_at(FIL_SEG_PEAK, n) = *(int64_t *)fil_state_at(FIL_SEG_BYTES, n);
+    ndirty = 0;
+    epoch++;
+    h->peak_total = h->total;
+    h->at_peak = 1; /* now is the peak until memory goes down */
+    __atomic_store_n(&h->snapshot_busy, 0, __ATOMIC_RELEASE);
+    fil_unlock();
+}
+
 uint64_t fil_tracker_live_count(void) {
     fil_lock();
     uint64_t n = fil_tracker_table_count();
