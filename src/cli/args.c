@@ -298,11 +298,15 @@ static int parse_command_word(int argc, char *const *argv, int *i, fil_cli_args_
 }
 
 /*
- * After `run`: our options, then the script, "-m module" or "-- script".
- * STEP_TARGET (*i past the target), FIL_CLI_PARSE_HELP/VERSION, or an error.
+ * After the command word. `run`: our options, then the script, "-m module"
+ * or "-- script". `python` (a->python_form): our options and interpreter
+ * options in any order, then the script, "-m module", "-c code" or
+ * "-- script" (-m and -c are interpreter options there, so may end a
+ * cluster). STEP_TARGET (*i past the target), FIL_CLI_PARSE_HELP/VERSION, or
+ * an error.
  */
-static int parse_run_tail(int argc, char *const *argv, int *i, fil_cli_args_t *a, char *err,
-                          size_t errlen)
+static int parse_tail(int argc, char *const *argv, int *i, fil_cli_args_t *a, char *err,
+                      size_t errlen)
 {
     int r;
 
@@ -312,47 +316,22 @@ static int parse_run_tail(int argc, char *const *argv, int *i, fil_cli_args_t *a
         if (!strcmp(arg, "--"))
             return take_target(argc, argv, i, a, FIL_CLI_MODE_RUN, NULL,
                                "missing script to run after '--'", err, errlen);
-        if (!strncmp(arg, "-m", 2))
+        if (!a->python_form && !strncmp(arg, "-m", 2))
             return take_target(argc, argv, i, a, FIL_CLI_MODE_MODULE, arg + 2,
                                "option '-m' requires a module name", err, errlen);
         if (arg[0] != '-' || arg[1] == '\0')
             return script_target(i, a, arg);
         r = our_option(argc, argv, i, a, err, errlen);
-        if (r == STEP_NOT_OURS)
-            return fail(err, errlen, "unknown option '%s'", arg);
-        if (r != STEP_TAKEN)
-            return r;
-    }
-    return fail(err, errlen, "missing script to run (or -m module)");
-}
-
-/*
- * After `python`: our options and interpreter options in any order, then the
- * script, "-m module", "-c code" or "-- script". STEP_TARGET,
- * FIL_CLI_PARSE_HELP/VERSION, or an error.
- */
-static int parse_python_tail(int argc, char *const *argv, int *i, fil_cli_args_t *a, char *err,
-                             size_t errlen)
-{
-    int r;
-
-    for (; *i < argc; ++*i) {
-        const char *arg = argv[*i];
-
-        if (!strcmp(arg, "--"))
-            return take_target(argc, argv, i, a, FIL_CLI_MODE_RUN, NULL,
-                               "missing script to run after '--'", err, errlen);
-        if (arg[0] != '-' || arg[1] == '\0')
-            return script_target(i, a, arg);
-        r = our_option(argc, argv, i, a, err, errlen);
-        if (r == STEP_NOT_OURS)
+        if (r == STEP_NOT_OURS && a->python_form)
             r = python_option(argc, argv, i, a, err, errlen);
         if (r == STEP_NOT_OURS)
             return fail(err, errlen, "unknown option '%s'", arg);
         if (r != STEP_TAKEN)
             return r;
     }
-    return fail(err, errlen, "missing program to run (a script, -m module or -c code)");
+    return a->python_form
+               ? fail(err, errlen, "missing program to run (a script, -m module or -c code)")
+               : fail(err, errlen, "missing script to run (or -m module)");
 }
 
 /*
@@ -374,10 +353,7 @@ fil_cli_parse_result_t fil_cli_parse(int argc, char *const *argv, fil_cli_args_t
     r = parse_command_word(argc, argv, &i, a, err, errlen);
     if (r != FIL_CLI_PARSE_OK)
         return (fil_cli_parse_result_t)r;
-    if (a->python_form)
-        r = parse_python_tail(argc, argv, &i, a, err, errlen);
-    else
-        r = parse_run_tail(argc, argv, &i, a, err, errlen);
+    r = parse_tail(argc, argv, &i, a, err, errlen);
     if (r != STEP_TARGET)
         return (fil_cli_parse_result_t)r;
     a->script_argv = argv + i;

@@ -25,40 +25,7 @@
 #include "../../src/cli/env.c"
 #include "../../src/cli/oomkill.c"
 #include "../../src/cli/resultdir.c"
-
-static int checks;   /* assertions evaluated */
-static int failures; /* assertions that failed */
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                                       \
-    do {                                                                                           \
-        const char *got_ = (got), *want_ = (want);                                                 \
-        checks++;                                                                                  \
-        if (!got_ || strcmp(got_, want_) != 0) {                                                   \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: %s = \"%s\", want \"%s\"\n", __FILE__, __LINE__, #got,         \
-                    got_ ? got_ : "(null)", want_);                                                \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_INT(got, want)                                                                       \
-    do {                                                                                           \
-        long long got_ = (got), want_ = (want);                                                    \
-        checks++;                                                                                  \
-        if (got_ != want_) {                                                                       \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: %s = %lld, want %lld\n", __FILE__, __LINE__, #got, got_,       \
-                    want_);                                                                        \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 /* ---- parsing ------------------------------------------------------------ */
 
@@ -531,6 +498,5 @@ int main(void)
     test_result_dir(tmp);
     test_oom_kills(tmp);
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    printf("test_cli: %d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_cli");
 }

@@ -24,42 +24,9 @@
 #include <unistd.h>
 
 #include "../../src/limits/limits_internal.h"
+#include "check.h"
 #include "fil/limits.h"
 #include "fil/report.h"
-
-static int checks;   /* assertions evaluated */
-static int failures; /* assertions that failed */
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        checks++;                                                                        \
-        if (!(cond)) {                                                                   \
-            failures++;                                                                  \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);     \
-        }                                                                                \
-    } while (0)
-
-#define CHECK_U64(got, want)                                                             \
-    do {                                                                                 \
-        uint64_t got_ = (got), want_ = (want);                                           \
-        checks++;                                                                        \
-        if (got_ != want_) {                                                             \
-            failures++;                                                                  \
-            fprintf(stderr, "%s:%d: %s = %" PRIu64 ", want %" PRIu64 "\n", __FILE__,     \
-                    __LINE__, #got, got_, want_);                                        \
-        }                                                                                \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                             \
-    do {                                                                                 \
-        const char *got_ = (got), *want_ = (want);                                       \
-        checks++;                                                                        \
-        if (strcmp(got_, want_) != 0) {                                                  \
-            failures++;                                                                  \
-            fprintf(stderr, "%s:%d: %s = \"%s\", want \"%s\"\n", __FILE__, __LINE__,     \
-                    #got, got_, want_);                                                  \
-        }                                                                                \
-    } while (0)
 
 #define KIB UINT64_C(1024)
 #define MIB (KIB * 1024)
@@ -491,6 +458,5 @@ int main(void)
     test_lines();
     test_json();
     test_real_machine();
-    printf("test_limits: %d checks, %d failures\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return check_summary("test_limits");
 }

@@ -34,39 +34,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "fil/lock.h"
 #include "fil/render.h"
 #include "fil/stacks.h"
 #include "fil/state_writer.h"
 #include "fil/tracker.h"
-
-/* The core library's oom module refers to two variables the interposer
- * defines (src/interpose/interpose.c), which is not linked here: this test
- * process is not profiled, nothing dumps. */
-__thread int fil_in_dump __attribute__((tls_model("initial-exec")));
-int fil_active;
-
-static int failures, checks;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                                       \
-    do {                                                                                           \
-        const char *g_ = (got), *w_ = (want);                                                      \
-        checks++;                                                                                  \
-        if (!g_ || strcmp(g_, w_) != 0) {                                                          \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,                \
-                    g_ ? g_ : "(null)", w_);                                                       \
-        }                                                                                          \
-    } while (0)
 
 /* ---- files and folders ---------------------------------------------------- */
 
@@ -1052,9 +1025,8 @@ int main(void)
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("test_render: %d checks, %d failures; fuzz: %llu renders (%llu rejected, %llu crashed), "
-           "%.1f s\n",
-           checks, failures, (unsigned long long)fuzz_calls, (unsigned long long)fuzz_failed,
-           (unsigned long long)fuzz_crashed, secs);
-    return failures ? 1 : 0;
+    return check_summary_more("test_render",
+                              "; fuzz: %llu renders (%llu rejected, %llu crashed), %.1f s",
+                              (unsigned long long)fuzz_calls, (unsigned long long)fuzz_failed,
+                              (unsigned long long)fuzz_crashed, secs);
 }

@@ -20,28 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "fil/report.h"
-
-static int failures, checks;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                                       \
-    do {                                                                                           \
-        const char *g_ = (got), *w_ = (want);                                                      \
-        checks++;                                                                                  \
-        if (strcmp(g_, w_) != 0) {                                                                 \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, g_, w_);       \
-        }                                                                                          \
-    } while (0)
 
 /* ---- test trees ---------------------------------------------------------- */
 
@@ -1249,6 +1229,5 @@ int main(void)
     test_atomic();
     test_html();
     test_scratch_bounds();
-    printf("test_report: %d checks, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("test_report");
 }

@@ -26,40 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "fil/lock.h"
 #include "fil/stacks.h"
 #include "fil/state.h"
 #include "fil/state_writer.h"
 #include "fil/tracker.h"
-
-/* The core library's oom module refers to two variables the interposer
- * defines (src/interpose/interpose.c), which is not linked here: this test
- * process is not profiled, nothing dumps. */
-__thread int fil_in_dump __attribute__((tls_model("initial-exec")));
-int fil_active;
-
-static int checks;   /* assertions evaluated */
-static int failures; /* assertions that failed */
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_U64(got, want)                                                                       \
-    do {                                                                                           \
-        uint64_t got_ = (got), want_ = (want);                                                     \
-        checks++;                                                                                  \
-        if (got_ != want_) {                                                                       \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: %s = %" PRIu64 ", want %" PRIu64 "\n", __FILE__, __LINE__,     \
-                    #got, got_, want_);                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* ---- reading the state back ---------------------------------------------- */
 
@@ -634,13 +606,11 @@ int main(void)
     CHECK(fil_stacks_init() == 0);
     CHECK(fil_tracker_init() == 0);
     if (failures) {
-        printf("test_stacks: %d checks, %d failures\n", checks, failures);
-        return 1;
+        return check_summary("test_stacks");
     }
     test_funcs();
     test_nodes();
     test_shadow();
     test_threads();
-    printf("test_stacks: %d checks, %d failures\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return check_summary("test_stacks");
 }

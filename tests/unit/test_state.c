@@ -26,39 +26,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "fil/lock.h"
 #include "fil/state.h"
 #include "fil/state_writer.h"
 #include "fil/sys.h"
-
-/* The core library's oom module refers to two variables the interposer
- * defines (src/interpose/interpose.c), which is not linked here: this test
- * process is not profiled, nothing dumps. */
-__thread int fil_in_dump __attribute__((tls_model("initial-exec")));
-int fil_active;
-
-static int checks;   /* assertions evaluated */
-static int failures; /* assertions that failed */
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_U64(got, want)                                                                       \
-    do {                                                                                           \
-        uint64_t got_ = (got), want_ = (want);                                                     \
-        checks++;                                                                                  \
-        if (got_ != want_) {                                                                       \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: %s = %" PRIu64 ", want %" PRIu64 "\n", __FILE__, __LINE__,     \
-                    #got, got_, want_);                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* Expected file size: the header plus every mapped chunk, page-rounded. */
 static uint64_t expected_size(void)
@@ -481,7 +453,7 @@ int main(void)
 {
     CHECK(fil_state_open(-1) == 0);
     if (!fil_state) {
-        printf("test_state: %d checks, %d failures\n", checks, failures);
+        check_summary("test_state");
         return 1;
     }
     test_header();
@@ -490,6 +462,5 @@ int main(void)
     test_string_edges();
     test_strings();
     test_file();
-    printf("test_state: %d checks, %d failures\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return check_summary("test_state");
 }

@@ -29,40 +29,12 @@
 #include <string.h>
 
 #include "../../src/tracker/tracker_internal.h"
+#include "check.h"
 #include "fil/lock.h"
 #include "fil/stacks.h"
 #include "fil/state.h"
 #include "fil/state_writer.h"
 #include "fil/tracker.h"
-
-/* The core library's oom module refers to two variables the interposer
- * defines (src/interpose/interpose.c), which is not linked here: this test
- * process is not profiled, nothing dumps. */
-__thread int fil_in_dump __attribute__((tls_model("initial-exec")));
-int fil_active;
-
-static int checks;   /* assertions evaluated */
-static int failures; /* assertions that failed */
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_I64(got, want)                                                                       \
-    do {                                                                                           \
-        int64_t got_ = (int64_t)(got), want_ = (int64_t)(want);                                    \
-        checks++;                                                                                  \
-        if (got_ != want_) {                                                                       \
-            failures++;                                                                            \
-            fprintf(stderr, "%s:%d: %s = %" PRId64 ", want %" PRId64 "\n", __FILE__, __LINE__,     \
-                    #got, got_, want_);                                                            \
-        }                                                                                          \
-    } while (0)
 
 #define PAGE 4096
 #define NNODES 64 /* nodes 1..NNODES-1 interned by setup() */
@@ -867,8 +839,7 @@ int main(void)
 {
     setup();
     if (failures) {
-        printf("test_tracker: %d checks, %d failures\n", checks, failures);
-        return 1;
+        return check_summary("test_tracker");
     }
     test_peak_abc(); /* first: on a fresh total and peak */
     test_peak_many();
@@ -881,6 +852,5 @@ int main(void)
     test_threads();
     test_overflow();
     test_replace_across(); /* last: a failure here leaves blocks behind */
-    printf("test_tracker: %d checks, %d failures\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+    return check_summary("test_tracker");
 }

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check.h - the assertion machinery shared by the unit tests (tests/unit/).
+ *
+ * Each test is its own program and includes this header once, so the
+ * counters and helpers are static. A CHECK* macro counts one assertion and,
+ * if it fails, counts a failure and prints file:line and what was wrong to
+ * stderr; the test goes on. A test may also count a hand-made assertion
+ * itself (checks++, and failures++ with its own message). main() ends with
+ * `return check_summary("test_NAME");`, which prints the closing line
+ * `test_NAME: N checks, M failures` and gives the exit status (1 if any
+ * check failed).
+ *
+ * It also defines the two variables the interposer (src/interpose/
+ * interpose.c) defines and the core library's oom module refers to: every
+ * unit test links libfilcore.a but not the interposer. A test process is not
+ * profiled and nothing dumps, so they stay 0.
+ */
+#ifndef FIL_TEST_CHECK_H
+#define FIL_TEST_CHECK_H
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+__thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+int fil_active;
+
+static int checks;   /* assertions evaluated */
+static int failures; /* assertions that failed */
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                          \
+    } while (0)
+
+/* got (a string, NULL fails) equals want exactly. */
+#define CHECK_STR(got, want)                                                                       \
+    do {                                                                                           \
+        const char *got_ = (got), *want_ = (want);                                                 \
+        checks++;                                                                                  \
+        if (!got_ || strcmp(got_, want_) != 0) {                                                   \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: %s = \"%s\", want \"%s\"\n", __FILE__, __LINE__, #got,         \
+                    got_ ? got_ : "(null)", want_);                                                \
+        }                                                                                          \
+    } while (0)
+
+/* got == want, both converted to the macro's type (long long, int64_t or
+ * uint64_t), which is also how they are printed. */
+#define CHECK_INT(got, want)                                                                       \
+    do {                                                                                           \
+        long long got_ = (got), want_ = (want);                                                    \
+        checks++;                                                                                  \
+        if (got_ != want_) {                                                                       \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: %s = %lld, want %lld\n", __FILE__, __LINE__, #got, got_,       \
+                    want_);                                                                        \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_I64(got, want)                                                                       \
+    do {                                                                                           \
+        int64_t got_ = (int64_t)(got), want_ = (int64_t)(want);                                    \
+        checks++;                                                                                  \
+        if (got_ != want_) {                                                                       \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: %s = %" PRId64 ", want %" PRId64 "\n", __FILE__, __LINE__,     \
+                    #got, got_, want_);                                                            \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_U64(got, want)                                                                       \
+    do {                                                                                           \
+        uint64_t got_ = (got), want_ = (want);                                                     \
+        checks++;                                                                                  \
+        if (got_ != want_) {                                                                       \
+            failures++;                                                                            \
+            fprintf(stderr, "%s:%d: %s = %" PRIu64 ", want %" PRIu64 "\n", __FILE__, __LINE__,     \
+                    #got, got_, want_);                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* Prints the closing line `test: N checks, M failures`, followed on the same
+ * line by fmt and its arguments, and returns the exit status: 0 if no check
+ * failed, else 1. */
+static inline int check_summary_more(const char *test, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline int check_summary_more(const char *test, const char *fmt, ...)
+{
+    va_list ap;
+
+    printf("%s: %d checks, %d failures", test, checks, failures);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    return failures ? 1 : 0;
+}
+
+/* The closing line alone; the exit status as above. */
+static inline int check_summary(const char *test)
+{
+    return check_summary_more(test, "%s", "");
+}
+
+#endif /* FIL_TEST_CHECK_H */
