@@ -9,7 +9,9 @@
  * memory allocated through it would escape tracking (or be freed without
  * being forgotten). So dlsym is interposed: when a lookup that is not
  * RTLD_NEXT returns exactly the function our wrapper stands in front of, the
- * wrapper is returned instead. Lookups of anything else, lookups that find
+ * wrapper is returned instead (pthread_create too: the tracker's lock and a
+ * new thread's attribution depend on seeing every thread start). Lookups of
+ * anything else, lookups that find
  * another library's own allocator, and RTLD_NEXT chains are left alone.
  */
 #include <dlfcn.h>
@@ -25,7 +27,7 @@ static dlsym_fn real_dlsym;
 /* The wrapped names, and our wrappers. */
 static const char *const names[] = {
     "malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc",
-    "memalign", "valloc", "pvalloc", "mmap", "mmap64", "munmap", "mremap",
+    "memalign", "valloc", "pvalloc", "mmap", "mmap64", "munmap", "mremap", "pthread_create",
 };
 #define NNAMES (sizeof names / sizeof *names)
 static void *ours[NNAMES];   /* our definition of names[i] */

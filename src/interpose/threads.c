@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fil/common.h"
+#include "fil/lock.h"
 #include "fil/stacks.h"
 #include "interpose_internal.h"
 
@@ -49,6 +50,8 @@ FIL_API int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)
                            void *arg) {
     if (!real_create)
         fil_interpose_resolve();
+    /* From now on the tracker's lock is really taken (see fil/lock.h). */
+    __atomic_store_n(&fil_lock_needed, 1, __ATOMIC_SEQ_CST);
     if (!__atomic_load_n(&fil_active, __ATOMIC_RELAXED) || fil_guard)
         return real_create(t, attr, fn, arg);
     fil_guard = 1;

@@ -28,6 +28,12 @@
 __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
 int fil_active;
 
+/* The tracker's lock is only taken once the interposed pthread_create has
+ * seen a second thread (fil/lock.h); tests start threads without that
+ * wrapper, so they turn it on from the start. */
+extern int fil_lock_needed;
+__attribute__((constructor)) static void check_lock_on(void) { fil_lock_needed = 1; }
+
 static int checks;   /* assertions evaluated */
 static int failures; /* assertions that failed */
 
