@@ -28,7 +28,7 @@ FIL_API uint32_t fil_stacks_intern_func(const char *file, size_t flen, const cha
 uint32_t fil_stacks_intern_node_locked(uint32_t parent, uint32_t func, uint32_t line);
 
 /* Shadow stack of the calling thread. Context: the thread itself, GIL held. */
-FIL_API void fil_stacks_push(void *pyframe, uint32_t func);
+FIL_API void fil_stacks_push(void *pyframe, void *code, uint32_t func);
 FIL_API void fil_stacks_pop(void *pyframe);
 
 /* Functions the Python extension provides to read a frame's line and last

@@ -22,7 +22,7 @@
 /* Provided by libfilpreload.so (already loaded: LD_PRELOAD). */
 extern uint32_t fil_stacks_intern_func(const char *file, size_t flen, const char *name,
                                        size_t nlen, uint32_t first_line);
-extern void fil_stacks_push(void *pyframe, uint32_t func);
+extern void fil_stacks_push(void *pyframe, void *code, uint32_t func);
 extern void fil_stacks_pop(void *pyframe);
 extern void fil_stacks_set_frame_readers(int (*line)(void *), int (*lasti)(void *));
 extern int fil_tracking_active(void);
@@ -81,9 +81,9 @@ static int hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
         int g = fil_guard_swap(1);
         PyCodeObject *code = PyFrame_GetCode(frame);
         uint32_t func = func_of(code);
-        Py_DECREF(code);
         if (func != UINT32_MAX)
-            fil_stacks_push(frame, func);
+            fil_stacks_push(frame, code, func); /* the frame keeps code alive */
+        Py_DECREF(code);
         fil_guard_swap(g);
     } else if (what == PyTrace_RETURN) {
         fil_stacks_pop(frame);

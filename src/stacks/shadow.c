@@ -26,6 +26,7 @@
 
 typedef struct entry {
     void *pyframe;       /* borrowed frame object, valid between call and return */
+    void *code;          /* its code object (identity only, for the call cache) */
     uint32_t func;       /* interned function */
     uint32_t parent;     /* caller's node the cache below was filled under */
     uint32_t node;       /* node at the last resolution */
@@ -34,8 +35,25 @@ typedef struct entry {
     uint32_t nodes[WAYS];/* their nodes */
 } entry_t;
 
+/* Per-thread direct-mapped cache (code, caller's node, instruction offset)
+ * -> node: every call makes a new frame whose own offsets cache is empty,
+ * and a function called in a loop would otherwise read its line and probe
+ * the intern hash on each call. Nodes never die, so an entry stays right;
+ * the code object is part of the key because one interned function (same
+ * file, name, first line) may have several code objects. */
+#define CALL_CACHE_BITS 10
+
+typedef struct call_cache {
+    void *code;
+    uint32_t parent;
+    int32_t lasti;
+    uint32_t node;
+    uint32_t pad;
+} call_cache_t;
+
 typedef struct shadow {
     entry_t *e;    /* private pages, cap entries */
+    call_cache_t *cache; /* private pages, 1 << CALL_CACHE_BITS entries, or NULL */
     uint32_t cap;
     uint32_t depth;
     uint32_t stable; /* entries [0, stable) keep their resolved nodes */
@@ -78,11 +96,12 @@ static int grow(void) {
 
 /* Context: the thread itself, GIL held. A push that cannot grow the stack is
  * dropped; the matching pop then finds a different top and is ignored. */
-void fil_stacks_push(void *pyframe, uint32_t func) {
+void fil_stacks_push(void *pyframe, void *code, uint32_t func) {
     if (me.depth == me.cap && grow() != 0)
         return;
     entry_t *t = &me.e[me.depth];
     t->pyframe = pyframe;
+    t->code = code;
     t->func = func;
     t->parent = FIL_NONE - 1; /* no cached node matches until resolved */
     if (me.depth && me.stable > me.depth - 1)
@@ -99,6 +118,19 @@ void fil_stacks_pop(void *pyframe) {
         me.stable = top;
 }
 
+/* This thread's call-cache slot for the key, mapping the cache on first
+ * use; NULL if it cannot be mapped (the cache is then skipped). */
+static call_cache_t *call_slot(void *code, uint32_t parent, int lasti) {
+    if (FIL_UNLIKELY(!me.cache)) {
+        me.cache = fil_sys_pages(sizeof(call_cache_t) << CALL_CACHE_BITS);
+        if (!me.cache)
+            return NULL;
+    }
+    uint64_t h = ((uint64_t)(uintptr_t)code ^ ((uint64_t)parent << 32) ^ (uint32_t)lasti) *
+                 UINT64_C(0x9e3779b97f4a7c15);
+    return &me.cache[h >> (64 - CALL_CACHE_BITS)];
+}
+
 /* The node of frame t under `parent` at its current instruction. */
 static uint32_t resolve(entry_t *t, uint32_t parent) {
     int lasti = read_lasti ? read_lasti(t->pyframe) : -1;
@@ -110,10 +142,17 @@ static uint32_t resolve(entry_t *t, uint32_t parent) {
     for (int w = 0; w < WAYS && lasti >= 0; w++)
         if (t->lasti[w] == lasti)
             return t->node = t->nodes[w];
-    int line = read_line(t->pyframe);
-    fil_lock();
-    t->node = fil_stacks_intern_node_locked(parent, t->func, line > 0 ? (uint32_t)line : 0);
-    fil_unlock();
+    call_cache_t *c = call_slot(t->code, parent, lasti);
+    if (c && c->code == t->code && c->parent == parent && c->lasti == lasti) {
+        t->node = c->node;
+    } else {
+        int line = read_line(t->pyframe);
+        fil_lock();
+        t->node = fil_stacks_intern_node_locked(parent, t->func, line > 0 ? (uint32_t)line : 0);
+        fil_unlock();
+        if (c && lasti >= 0 && t->node)
+            *c = (call_cache_t){t->code, parent, lasti, t->node, 0};
+    }
     uint32_t w = t->next++ % WAYS;
     t->lasti[w] = lasti;
     t->nodes[w] = t->node;
@@ -141,7 +180,10 @@ void fil_stacks_thread_base(uint32_t node) { me.base1 = node == FIL_NONE ? 0 : n
 void fil_stacks_thread_exit(void) {
     entry_t *e = me.e;
     uint32_t cap = me.cap;
+    call_cache_t *c = me.cache;
     me.e = NULL;
+    me.cache = NULL;
     me.cap = me.depth = me.stable = 0;
     fil_sys_unmap(e, cap * sizeof(entry_t));
+    fil_sys_unmap(c, sizeof(call_cache_t) << CALL_CACHE_BITS);
 }

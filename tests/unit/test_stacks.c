@@ -35,6 +35,10 @@
 
 /* ---- reading the state back ---------------------------------------------- */
 
+/* A stand-in code object per function: real code objects map an
+ * instruction offset to one line, and so do these fake frames' tests. */
+static void *code_of(uint32_t func) { return (void *)(uintptr_t)(0x1000 + (uintptr_t)func * 16); }
+
 static const fil_node_t *node_at(uint32_t i)
 {
     return fil_state_at(FIL_SEG_NODES, i);
@@ -358,7 +362,7 @@ static void test_shadow(void)
     CHECK_U64(fil_stacks_current(), 0);
 
     at(&A, 10);
-    fil_stacks_push(&A, fa);
+    fil_stacks_push(&A, code_of(fa), fa);
     fr[0] = &A, fn[0] = fa;
     CHECK_CURRENT(FIL_NONE, 1, fr, fn);
     uint32_t a10 = fil_stacks_current();
@@ -378,7 +382,7 @@ static void test_shadow(void)
 
     /* A callee. */
     at(&B, 21);
-    fil_stacks_push(&B, fb);
+    fil_stacks_push(&B, code_of(fb), fb);
     fr[1] = &B, fn[1] = fb;
     CHECK_CURRENT(FIL_NONE, 2, fr, fn);
     CHECK_U64(node_at(fil_stacks_current())->parent, a10);
@@ -397,7 +401,7 @@ static void test_shadow(void)
     CHECK_CURRENT(FIL_NONE, 1, fr, fn);
     at(&A, 11);
     at(&C, 41);
-    fil_stacks_push(&C, fc);
+    fil_stacks_push(&C, code_of(fc), fc);
     fr[1] = &C, fn[1] = fc;
     CHECK_CURRENT(FIL_NONE, 2, fr, fn);
     CHECK_U64(node_at(node_at(fil_stacks_current())->parent)->line, 11);
@@ -405,7 +409,7 @@ static void test_shadow(void)
     /* The same, with no resolution between the return and the next call. */
     fil_stacks_pop(&C);
     at(&A, 13);
-    fil_stacks_push(&B, fb);
+    fil_stacks_push(&B, code_of(fb), fb);
     fr[1] = &B, fn[1] = fb;
     at(&B, 25);
     CHECK_CURRENT(FIL_NONE, 2, fr, fn);
@@ -413,13 +417,13 @@ static void test_shadow(void)
 
     /* Three deep; the middle frame moves between a return and a call. */
     at(&C, 42);
-    fil_stacks_push(&C, fc);
+    fil_stacks_push(&C, code_of(fc), fc);
     fr[2] = &C, fn[2] = fc;
     CHECK_CURRENT(FIL_NONE, 3, fr, fn);
     fil_stacks_pop(&C);
     at(&B, 26);
     at(&D, 61);
-    fil_stacks_push(&D, fd);
+    fil_stacks_push(&D, code_of(fd), fd);
     fr[2] = &D, fn[2] = fd;
     CHECK_CURRENT(FIL_NONE, 3, fr, fn);
     CHECK_U64(node_at(node_at(fil_stacks_current())->parent)->line, 26);
@@ -430,9 +434,9 @@ static void test_shadow(void)
     fil_stacks_pop(&D);
     fil_stacks_pop(&B);
     at(&A, 14);
-    fil_stacks_push(&B, fb);
+    fil_stacks_push(&B, code_of(fb), fb);
     at(&B, 27);
-    fil_stacks_push(&C, fc);
+    fil_stacks_push(&C, code_of(fc), fc);
     at(&C, 43);
     fr[1] = &B, fn[1] = fb, fr[2] = &C, fn[2] = fc;
     CHECK_CURRENT(FIL_NONE, 3, fr, fn);
@@ -441,9 +445,9 @@ static void test_shadow(void)
     fil_stacks_pop(&B);
     CHECK_CURRENT(FIL_NONE, 1, fr, fn);
     at(&A, 15);
-    fil_stacks_push(&B, fb);
+    fil_stacks_push(&B, code_of(fb), fb);
     CHECK_CURRENT(FIL_NONE, 2, fr, fn);
-    fil_stacks_push(&C, fc);
+    fil_stacks_push(&C, code_of(fc), fc);
     at(&C, 44);
     CHECK_CURRENT(FIL_NONE, 3, fr, fn);
 
@@ -452,7 +456,7 @@ static void test_shadow(void)
     fil_stacks_pop(&B);
     at(&A, 16);
     at(&A2, 17);
-    fil_stacks_push(&A2, fa);
+    fil_stacks_push(&A2, code_of(fa), fa);
     fr[1] = &A2, fn[1] = fa;
     CHECK_CURRENT(FIL_NONE, 2, fr, fn);
     CHECK(fil_stacks_current() != expect(FIL_NONE, 1, fr + 1, fn + 1));
@@ -500,7 +504,7 @@ static void test_shadow(void)
     int deep_ok = 1;
     for (int i = 0; i < DEEP; i++) {
         at(&deep[i], 1000 + i % 9);
-        fil_stacks_push(&deep[i], i % 2 ? fb : fc);
+        fil_stacks_push(&deep[i], code_of(i % 2 ? fb : fc), i % 2 ? fb : fc);
         dfr[2 + i] = &deep[i], dfn[2 + i] = i % 2 ? fb : fc;
         if (i % 50 == 0 && fil_stacks_current() != expect(FIL_NONE, 3 + i, dfr, dfn))
             deep_ok = 0;
@@ -545,10 +549,10 @@ static void *thread_main(void *p)
     frame_t T = {0, 0}, U = {0, 0};
     t->got_empty = fil_stacks_current();
     at(&T, 70);
-    fil_stacks_push(&T, t->fn);
+    fil_stacks_push(&T, code_of(t->fn), t->fn);
     t->got_one = fil_stacks_current();
     at(&U, 80);
-    fil_stacks_push(&U, t->fn);
+    fil_stacks_push(&U, code_of(t->fn), t->fn);
     t->got_two = fil_stacks_current();
     frame_t *fr[2] = {&T, &U};
     uint32_t fn[2] = {t->fn, t->fn};
@@ -564,7 +568,7 @@ static void test_threads(void)
     uint32_t fm = func("t.py", "main", 1), ft = func("t.py", "worker", 30);
     frame_t M = {0, 0};
     at(&M, 5);
-    fil_stacks_push(&M, fm);
+    fil_stacks_push(&M, code_of(fm), fm);
     uint32_t spawn = fil_stacks_current(); /* the line that starts the thread */
 
     thread_arg_t t1 = {.root = spawn, .fn = ft}, t2 = {.root = FIL_NONE, .fn = ft};
