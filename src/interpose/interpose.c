@@ -49,17 +49,7 @@ __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
  * child and when the state cannot be used. */
 int fil_active;
 
-/* Enter tracking for this call: 1 if it must be tracked (guard now set).
- * The dump path must not allocate (invariant 2): a call from a dumping
- * thread aborts, so a violation shows as a crash in tests, never as a hang. */
-static inline int enter(void) {
-    if (FIL_UNLIKELY(fil_in_dump))
-        abort();
-    if (FIL_UNLIKELY(!__atomic_load_n(&fil_active, __ATOMIC_RELAXED)) || fil_guard)
-        return 0;
-    fil_guard = 1;
-    return 1;
-}
+static inline int enter(void) { return fil_enter(1); }
 
 static inline void leave(void) { fil_guard = 0; }
 

@@ -3,12 +3,33 @@
 #ifndef FIL_INTERPOSE_INTERNAL_H
 #define FIL_INTERPOSE_INTERNAL_H
 
+#include <stdlib.h>
+
+#include "fil/common.h"
+
 /* 1 while this thread is inside the profiler; its allocations pass through. */
 extern __thread int fil_guard __attribute__((tls_model("initial-exec")));
 /* 1 when allocations are tracked. */
 extern int fil_active;
 /* 1 while this thread writes a dump: allocators must abort if called. */
 extern __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+
+/* Enter tracking for one call: 1 if it must be tracked (the guard is then
+ * set; the caller clears it), 0 to pass straight through. A thread writing
+ * a dump must not allocate (invariant 2): an allocator called from it
+ * aborts (dump_aborts), so a violation shows as a crash in tests, never as
+ * a hang; mmap passes through instead (libunwind may map its own pages). */
+static inline int fil_enter(int dump_aborts) {
+    if (__builtin_expect(fil_in_dump, 0)) {
+        if (dump_aborts)
+            abort();
+        return 0;
+    }
+    if (__builtin_expect(!__atomic_load_n(&fil_active, __ATOMIC_RELAXED), 0) || fil_guard)
+        return 0;
+    fil_guard = 1;
+    return 1;
+}
 
 /* Wrap CPython's MEM/OBJ allocators (pymem.c). 1 if in place, 0 if not Python. */
 FIL_API int fil_pymem_install(void);

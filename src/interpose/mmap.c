@@ -21,12 +21,7 @@
 #include "fil/tracker.h"
 #include "interpose_internal.h"
 
-static inline int enter(void) {
-    if (FIL_UNLIKELY(!__atomic_load_n(&fil_active, __ATOMIC_RELAXED)) || fil_guard)
-        return 0;
-    fil_guard = 1;
-    return 1;
-}
+static inline int enter(void) { return fil_enter(0); }
 
 static void *raw_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);

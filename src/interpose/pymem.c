@@ -71,14 +71,7 @@ static const char *const names[3][3] = {
 };
 #define NAME(o, i) names[(pymem_alloc_t *)(o) - orig][i]
 
-static inline int enter(void) {
-    if (FIL_UNLIKELY(fil_in_dump))
-        abort();
-    if (FIL_UNLIKELY(!__atomic_load_n(&fil_active, __ATOMIC_RELAXED)) || fil_guard)
-        return 0;
-    fil_guard = 1;
-    return 1;
-}
+static inline int enter(void) { return fil_enter(1); }
 
 static void *h_malloc(void *ctx, size_t size) {
     pymem_alloc_t *o = ctx;

@@ -68,6 +68,16 @@ static void key(fil_writer_t *w, const char *k) {
     fil_write_str(w, "\": ");
 }
 
+static void key_u64(fil_writer_t *w, const char *k, uint64_t v) {
+    key(w, k);
+    fil_write_u64(w, v);
+}
+
+static void key_bool(fil_writer_t *w, const char *k, int v) {
+    key(w, k);
+    fil_write_str(w, v ? "true" : "false");
+}
+
 static void write_oom(const fil_view_t *v, const fil_run_info_t *info, const char *source,
                       fil_writer_t *w) {
     const fil_oom_info_t *o = &v->h->oom;
@@ -191,38 +201,24 @@ static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned
     write_run(info, w);
     key(w, "python_version");
     fil_write_json_str(w, h->python_version, strnlen(h->python_version, sizeof h->python_version));
-    key(w, "peak_bytes");
-    fil_write_u64(w, fil_view_peak_total(v));
+    key_u64(w, "peak_bytes", fil_view_peak_total(v));
     key(w, "peak_mib");
     fil_write_mib(w, fil_view_peak_total(v));
-    key(w, "tracked_bytes_at_end");
-    fil_write_u64(w, v->total > 0 ? (uint64_t)v->total : 0);
-    key(w, "call_stacks");
-    fil_write_u64(w, v->nodes);
-    key(w, "functions");
-    fil_write_u64(w, v->funcs);
-    key(w, "tracked_allocations");
-    fil_write_u64(w, h->allocations);
-    key(w, "dropped_allocations");
-    fil_write_u64(w, h->dropped);
-    key(w, "dropped_call_stacks");
-    fil_write_u64(w, h->stacks_dropped);
-    key(w, "state_bytes");
-    fil_write_u64(w, h->file_size);
-    key(w, "state_torn_update_rolled_back");
-    fil_write_str(w, v->torn ? "true" : "false");
-    key(w, "call_stacks_not_drawn");
-    fil_write_u64(w, v->clipped);
-    key(w, "peak_snapshot_incomplete");
-    fil_write_str(w, v->snapshot_torn ? "true" : "false");
+    key_u64(w, "tracked_bytes_at_end", v->total > 0 ? (uint64_t)v->total : 0);
+    key_u64(w, "call_stacks", v->nodes);
+    key_u64(w, "functions", v->funcs);
+    key_u64(w, "tracked_allocations", h->allocations);
+    key_u64(w, "dropped_allocations", h->dropped);
+    key_u64(w, "dropped_call_stacks", h->stacks_dropped);
+    key_u64(w, "state_bytes", h->file_size);
+    key_bool(w, "state_torn_update_rolled_back", v->torn);
+    key_u64(w, "call_stacks_not_drawn", v->clipped);
+    key_bool(w, "peak_snapshot_incomplete", v->snapshot_torn);
     key(w, "limits");
     fil_limits_write_json(&h->limits, w);
-    key(w, "emergency_arena_bytes");
-    fil_write_u64(w, h->arena_size);
-    key(w, "safety_margin_bytes");
-    fil_write_u64(w, h->margin);
-    key(w, "oom_detection");
-    fil_write_str(w, h->oom_detection ? "true" : "false");
+    key_u64(w, "emergency_arena_bytes", h->arena_size);
+    key_u64(w, "safety_margin_bytes", h->margin);
+    key_bool(w, "oom_detection", h->oom_detection);
     key(w, "out_of_memory");
     if (oom_source)
         write_oom(v, info, oom_source, w);
