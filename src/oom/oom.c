@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fil/lock.h"
@@ -103,27 +105,45 @@ static void read_config(void) {
     c->margin = env_u64("FIL_SAFETY_MARGIN", default_margin(&fil_state->limits));
 }
 
-/* Replace the arena by one sized for `nodes` call stacks. 0, or -1 with the
- * old arena kept. Context: lock not held; guard set. */
+/* Pre-fault [from, to) of p: the memory is ours from now on. */
+static void prefault(char *p, size_t from, size_t to) {
+    for (size_t i = from; i < to; i += 4096)
+        p[i] = 1;
+}
+
+/*
+ * size_arena - make the arena big enough for `nodes` call stacks (with room
+ * to grow). The arena is extended with mremap, so pages already faulted move
+ * along and only the new tail is touched; a dump can never see the tail
+ * before it is faulted (the size is published after). 0, or -1 with the old
+ * arena kept. Context: lock not held; guard set.
+ */
 static int size_arena(uint64_t nodes) {
     uint64_t want_nodes = nodes + nodes / 2 + 4096;
     size_t size = fil_page_round(fil_render_scratch_size(want_nodes));
-    if (size <= fil_oom_arena_size)
+    size_t old_size = fil_oom_arena_size;
+    if (size <= old_size)
         return 0;
-    char *p = fil_sys_pages(size);
+    char *p;
+    if (!fil_oom_arena) {
+        p = fil_sys_pages(size);
+    } else {
+        fil_lock(); /* a dump holds the lock while it uses the arena */
+        long r = syscall(SYS_mremap, fil_oom_arena, old_size, size, MREMAP_MAYMOVE);
+        p = (r < 0 && r > -4096) ? NULL : (char *)r;
+        if (p)
+            fil_oom_arena = p; /* still old_size usable until the tail is faulted */
+        fil_unlock();
+    }
     if (!p)
         return -1;
-    for (size_t i = 0; i < size; i += 4096) /* pre-fault: the memory is ours now */
-        p[i] = 1;
+    prefault(p, old_size, size);
     fil_lock();
-    char *old = fil_oom_arena;
-    size_t old_size = fil_oom_arena_size;
     fil_oom_arena = p;
     fil_oom_arena_size = size;
     fil_oom_arena_nodes = want_nodes > FIL_NONE ? FIL_NONE : (uint32_t)want_nodes;
     fil_state->arena_size = size;
     fil_unlock();
-    fil_sys_unmap(old, old_size);
     return 0;
 }
 
