@@ -110,7 +110,13 @@ static int check_script(const fil_cli_args_t *a)
         say("error: cannot open script '%s': %s", a->target, strerror(errno));
         return -1;
     }
+    struct stat st;
+    int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
     close(fd);
+    if (dir) {
+        say("error: cannot run script '%s': it is a directory", a->target);
+        return -1;
+    }
     return 0;
 }
 

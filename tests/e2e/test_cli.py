@@ -81,6 +81,15 @@ def test_missing_script(tmp_path, fp):
     assert not (tmp_path / "fil-result").exists() or not any((tmp_path / "fil-result").iterdir())
 
 
+def test_directory_as_script(tmp_path, fp):
+    (tmp_path / "pkgdir").mkdir()
+    proc = _fil(fp, tmp_path, "run", "--no-browser", "pkgdir")
+    assert proc.returncode == 2, fp.describe(proc)
+    lines = proc.stderr.decode().splitlines()
+    assert lines == ["=fil-profile= error: cannot run script 'pkgdir': it is a directory"], lines
+    assert not (tmp_path / "fil-result").exists()
+
+
 @pytest.mark.parametrize("argv", [
     ["run", "--no-browser"],
     ["--no-such-option", "run", "x.py"],
