@@ -17,6 +17,7 @@
  */
 #include "fil/tracker.h"
 
+#include "fil/common.h"
 #include "fil/lock.h"
 #include "fil/state_writer.h"
 #include "fil/sys.h"
@@ -37,10 +38,9 @@ int fil_tracker_init(void) {
     return fil_tracker_table_init() || fil_tracker_maps_init() ? -1 : 0;
 }
 
-/* Make stamp/dirty cover node n. 0, or -1 with them unchanged. */
-static int cover(uint32_t n) {
-    if (n < node_cap)
-        return 0;
+/* Grow stamp/dirty to cover node n (>= node_cap). 0, or -1 with them
+ * unchanged. Out of line: the fast path only compares n with node_cap. */
+static __attribute__((noinline)) int cover(uint32_t n) {
     uint64_t ncap = node_cap ? node_cap : 4096;
     while (ncap <= n)
         ncap *= 2;
@@ -85,9 +85,9 @@ void fil_tracker_charge_locked(uint32_t node, int64_t delta) {
     fil_state_header_t *h = fil_state;
     if (delta < 0 && h->at_peak)
         snapshot_locked();
-    if (cover(node) != 0) { /* cannot track the peak for it: still count it */
-        node = 0;
-        h->dropped++;
+    if (FIL_UNLIKELY(node >= node_cap) && cover(node) != 0) {
+        node = 0; /* the bytes still count, charged to no stack */
+        h->stacks_dropped++;
     }
     if (stamp[node] != epoch) {
         stamp[node] = epoch;
