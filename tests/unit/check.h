@@ -19,6 +19,9 @@
 #ifndef FIL_TEST_CHECK_H
 #define FIL_TEST_CHECK_H
 
+#include <dirent.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -33,6 +36,28 @@ int fil_active;
  * wrapper, so they turn it on from the start. */
 extern int fil_lock_needed;
 __attribute__((constructor)) static void check_lock_on(void) { fil_lock_needed = 1; }
+
+/* The state memfd fil_state_open(-1) made, found by its link name under
+ * /proc/self/fd (the directory's own descriptor skipped); -1 if none. */
+static inline int find_state_fd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int found = -1;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], target[300];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = 0;
+        if (strstr(target, "memfd:fil-state") && atoi(e->d_name) != dirfd(d))
+            found = atoi(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
 
 static int checks;   /* assertions evaluated */
 static int failures; /* assertions that failed */

@@ -132,26 +132,6 @@ static size_t prof_bad_line(const char *text, size_t len)
 
 /* ---- the state under test ---------------------------------------------- */
 
-/* The memfd the writer made: found by its name in /proc/self/fd. */
-static int find_state_fd(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int found = -1;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char path[300], link[300];
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        ssize_t n = readlink(path, link, sizeof link - 1);
-        if (n <= 0)
-            continue;
-        link[n] = 0;
-        if (strstr(link, "memfd:fil-state"))
-            found = atoi(e->d_name);
-    }
-    if (d)
-        closedir(d);
-    return found;
-}
 
 /* The bytes of the state file, read through /proc/self/fd/N. */
 static char *read_state(int fd, size_t *size)

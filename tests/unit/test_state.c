@@ -66,26 +66,6 @@ static uint64_t capacity(int s)
     return ((UINT64_C(1) << seg(s)->nchunks) - 1) << FIL_SEG_SHIFT;
 }
 
-/* The state memfd, found by its link name under /proc/self/fd; -1 if none. */
-static int find_state_fd(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int found = -1;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        char path[300], target[300];
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        ssize_t n = readlink(path, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = 0;
-        if (strstr(target, "memfd:fil-state") && atoi(e->d_name) != dirfd(d))
-            found = atoi(e->d_name);
-    }
-    if (d)
-        closedir(d);
-    return found;
-}
 
 /* ---- tests ------------------------------------------------------------------ */
 
