@@ -22,7 +22,6 @@
 
 #define WBUF 65536
 
-const char *fil_render_oom_note;
 #define EXTRA_MAX (FIL_NATIVE_MAX + 1)
 
 typedef struct tree_ctx {
@@ -264,7 +263,7 @@ static const char *name(char *buf, const char *prefix, const char *suffix) {
 }
 
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
-                     const char *subtitle, fil_bump_t *mem) {
+                     const char *subtitle, const char *oom_note, fil_bump_t *mem) {
     fil_tree_t *tree = fil_bump(mem, sizeof *tree);
     tree_ctx_t *t = fil_bump(mem, sizeof *t);
     char *wbuf = fil_bump(mem, WBUF);
@@ -284,8 +283,7 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
     if (kind == FIL_RENDER_PEAK) {
         j.html = (fil_html_info_t){"fil-profile: peak memory", subtitle, title, "peak-memory.svg",
                                    "peak-memory-reversed.svg", "peak-memory.prof", NULL,
-                                   fil_render_oom_note,
-                                   fil_render_oom_note ? "out-of-memory.svg" : NULL};
+                                   oom_note, oom_note ? "out-of-memory.svg" : NULL};
         bad |= write_file(dir, "index.html", body_html, &j, wbuf);
     }
     return bad ? -1 : 0;

@@ -64,14 +64,11 @@ size_t fil_render_scratch_size(uint64_t nodes);
 /* Write <prefix>.prof, <prefix>.svg, <prefix>-reversed.svg (and index.html
  * for the peak) into dir. title is the SVG title. For FIL_RENDER_OOM the
  * failing request and native frames recorded in the header are drawn above
- * the request's line. 0, or -1 if any file failed. */
+ * the request's line. oom_note (peak only, may be NULL): the out-of-memory
+ * headline, when there is such a report for index.html to show first.
+ * 0, or -1 if any file failed. */
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
-                     const char *subtitle, fil_bump_t *mem);
-
-/* For the peak report's index.html: the out-of-memory headline to show with
- * out-of-memory.svg, or NULL when there is no such report. Set by the
- * supervisor before rendering the peak. */
-extern const char *fil_render_oom_note;
+                     const char *subtitle, const char *oom_note, fil_bump_t *mem);
 
 /* Write summary.json into dir. info may be NULL (in-process dump). */
 int fil_render_summary(const fil_view_t *v, const fil_run_info_t *info, const char *dir,

@@ -65,7 +65,7 @@ int fil_render_live_peak(const char *dir, const char *title, char *err, size_t e
     fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes)), 0};
     mem.base = fil_sys_pages(mem.cap);
     int r = -1;
-    if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, &mem) == 0) {
+    if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, NULL, &mem) == 0) {
         mem.used = 0;
         char *buf = fil_bump(&mem, 65536);
         r = buf && fil_render_summary(&v, NULL, dir, FIL_RENDERED_PEAK, NULL, buf, 65536) == 0
@@ -113,16 +113,15 @@ int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info
             r |= FIL_RENDERED_OOM_INPROCESS;
             oom_source = "in-process";
         } else if (info->term_signal) {
-            if (mem.base && fil_render_files(&v, FIL_RENDER_OOM, dir, oom_line, sub, &mem) == 0)
+            if (mem.base && fil_render_files(&v, FIL_RENDER_OOM, dir, oom_line, sub, NULL, &mem) == 0)
                 r |= FIL_RENDERED_OOM_POSTMORTEM;
             oom_source = "post-mortem";
             mem.used = 0;
         }
-        fil_render_oom_note = oom_source ? oom_line : NULL;
         peak_title(&v, title, sizeof title);
-        if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, sub, &mem) == 0)
+        if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, sub, oom_source ? oom_line : NULL,
+                                         &mem) == 0)
             r |= FIL_RENDERED_PEAK;
-        fil_render_oom_note = NULL;
         if (fil_render_summary(&v, info, dir, r, oom_source, title, sizeof title) == 0)
             r |= FIL_RENDERED_SUMMARY;
         fil_sys_unmap(mem.base, mem.cap);
