@@ -9,18 +9,22 @@ PYTHON ?= /usr/bin/python3
 PREFIX ?= /usr/local
 OPT ?= -O2
 CC ?= gcc
-B := build
+# DEBUG=1 builds into build-debug/ with FIL_ASSERT checks compiled in.
+B := $(if $(filter 1,$(DEBUG)),build-debug,build)
 
 PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
 PY_EXT := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iinclude -MMD -MP -fPIC -fvisibility=hidden
+ifeq ($(DEBUG),1)
+BASE_CFLAGS += -DFIL_DEBUG
+endif
 CFLAGS_REL := $(BASE_CFLAGS) $(OPT) -fno-omit-frame-pointer
-CFLAGS_SAN := $(BASE_CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+CFLAGS_SAN := $(BASE_CFLAGS) -DFIL_DEBUG -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LIBS := -lsigsegv -lunwind -ldl -lpthread
 
-CORE_MODULES := state stacks tracker limits oom report render
+CORE_MODULES := runtime state stacks tracker limits oom report render
 CORE_SRC := $(sort $(foreach m,$(CORE_MODULES),$(wildcard src/$(m)/*.c)))
 INTERPOSE_SRC := $(sort $(wildcard src/interpose/*.c))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
@@ -134,6 +138,6 @@ format:
 	clang-format -i $(CORE_SRC) $(INTERPOSE_SRC) $(CLI_SRC) $(PYEXT_SRC) $(UNIT_SRC) include/fil/*.h
 
 clean:
-	rm -rf $(B)
+	rm -rf build build-debug
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

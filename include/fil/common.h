@@ -26,6 +26,17 @@
 #define FIL_UNLIMITED UINT64_MAX
 #define FIL_UNLIMITED_MIN (UINT64_C(1) << 60)
 
+/* FIL_ASSERT(cond): an accounting or protocol invariant, checked in debug
+ * builds (`make DEBUG=1`, and the unit tests) and compiled out otherwise. A
+ * failure writes "file:line: assertion failed: cond" to stderr with write(2)
+ * and aborts, so it may be used in signal context too. */
+#ifdef FIL_DEBUG
+void fil_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
+#define FIL_ASSERT(cond) (FIL_LIKELY(cond) ? (void)0 : fil_assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define FIL_ASSERT(cond) ((void)0)
+#endif
+
 /* Exit status when an out-of-memory condition was detected and dumped. */
 #define FIL_EXIT_OOM 53
 

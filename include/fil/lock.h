@@ -21,10 +21,7 @@
 #include <sched.h>
 #include <stdint.h>
 
-/* 0 free, 1 held. Defined in src/tracker/tracker.c. */
-extern int fil_lock_word;
-/* 1 once the process may have more than one thread (never reset). */
-extern int fil_lock_needed;
+#include "fil/runtime.h" /* fil_lock_word, fil_lock_needed */
 
 static inline int fil_trylock(void) {
     return __atomic_exchange_n(&fil_lock_word, 1, __ATOMIC_ACQUIRE) == 0;

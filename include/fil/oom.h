@@ -19,6 +19,19 @@ int fil_oom_init(void);
 /* Bytes the predictive check allows before the next refresh (all threads). */
 extern int64_t fil_oom_budget;
 
+/* Call stacks the emergency arena is sized for (written under the lock by
+ * oom.c when it grows the arena). */
+extern uint32_t fil_oom_arena_nodes;
+
+/* The state now holds `nodes` call stacks. When that reaches what the arena
+ * was sized for, the budget is zeroed so the next allocation takes the slow
+ * path, which grows the arena while memory is still plentiful. Context:
+ * lock held (interning a new node); one comparison. */
+static inline void fil_oom_nodes_grew(uint64_t nodes) {
+    if (FIL_UNLIKELY(nodes >= fil_oom_arena_nodes))
+        __atomic_store_n(&fil_oom_budget, 0, __ATOMIC_RELAXED);
+}
+
 /* This thread's allowance, taken from fil_oom_budget in slices so that the
  * common case is a thread-local subtraction, not an atomic one. */
 extern __thread int64_t fil_oom_local __attribute__((tls_model("initial-exec")));

@@ -41,14 +41,6 @@ extern void *__libc_memalign(size_t, size_t);
 extern void *__libc_valloc(size_t);
 extern void *__libc_pvalloc(size_t);
 
-/* 1 while this thread is inside the profiler (or must not be tracked). */
-__thread int fil_guard __attribute__((tls_model("initial-exec")));
-/* 1 while this thread writes an out-of-memory or crash dump. */
-__thread int fil_in_dump __attribute__((tls_model("initial-exec")));
-/* 1 when allocations are tracked: set by the constructor, cleared in a fork
- * child and when the state cannot be used. */
-int fil_active;
-
 static inline int enter(void) { return fil_enter(1); }
 
 static inline void leave(void) { fil_guard = 0; }

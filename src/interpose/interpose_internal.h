@@ -6,13 +6,7 @@
 #include <stdlib.h>
 
 #include "fil/common.h"
-
-/* 1 while this thread is inside the profiler; its allocations pass through. */
-extern __thread int fil_guard __attribute__((tls_model("initial-exec")));
-/* 1 when allocations are tracked. */
-extern int fil_active;
-/* 1 while this thread writes a dump: allocators must abort if called. */
-extern __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+#include "fil/runtime.h"
 
 /* Enter tracking for one call: 1 if it must be tracked (the guard is then
  * set; the caller clears it), 0 to pass straight through. A thread writing

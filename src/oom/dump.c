@@ -23,12 +23,11 @@
 
 #include "fil/lock.h"
 #include "fil/oom.h"
+#include "fil/runtime.h"
 #include "fil/state_writer.h"
 #include "oom_internal.h"
 #include "../limits/limits_internal.h"
 #include "../render/render_internal.h"
-
-extern int fil_active; /* src/interpose/interpose.c */
 
 static int dump_owner; /* tid of the dumping thread, 0 before any dump */
 static int dump_done;  /* 1 once the files are complete */

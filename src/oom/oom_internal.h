@@ -9,6 +9,7 @@
 #include <sigsegv.h>
 
 #include "fil/limits.h"
+#include "fil/runtime.h"
 #include "fil/state.h"
 
 /* Test hook called inside the dump (FIL_TEST_MALLOC_IN_DUMP: it calls
@@ -34,10 +35,6 @@ extern fil_oom_config_t fil_oom_cfg;
  * current. */
 extern char *fil_oom_arena;
 extern size_t fil_oom_arena_size;
-
-/* 1 while this thread writes a dump: every allocator wrapper aborts if
- * called then (defined in src/interpose/interpose.c). */
-extern __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
 
 /* The one-shot dump. Fills the header's oom record, renders the report from
  * the live state with the arena, prints the headline. Returns 1 if this

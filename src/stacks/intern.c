@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fil/lock.h"
+#include "fil/oom.h"
 #include "fil/stacks.h"
 #include "fil/state_writer.h"
 #include "fil/sys.h"
@@ -29,13 +30,6 @@ typedef struct table {
 } table_t;
 
 static table_t func_table, node_table; /* protected by fil_lock */
-
-/* The emergency arena is sized for this many nodes (src/oom/oom.c); when
- * interning reaches it, the out-of-memory budget is zeroed so the next
- * allocation takes the slow path, which grows the arena while memory is
- * still plentiful. */
-extern uint32_t fil_oom_arena_nodes;
-extern int64_t fil_oom_budget;
 
 static uint64_t mix(uint64_t h) {
     h ^= h >> 33;
@@ -179,8 +173,7 @@ static uint32_t add_node(uint32_t parent, uint32_t func, uint32_t line) {
     n->line = line;
     n->depth = parent == FIL_NONE ? 1 : ((fil_node_t *)fil_state_at(FIL_SEG_NODES, parent))->depth + 1;
     __atomic_store_n(&fil_state->nodes.count, count + 1, __ATOMIC_RELEASE);
-    if (FIL_UNLIKELY(count + 1 >= fil_oom_arena_nodes))
-        __atomic_store_n(&fil_oom_budget, 0, __ATOMIC_RELAXED);
+    fil_oom_nodes_grew(count + 1);
     return (uint32_t)count;
 }
 

@@ -23,9 +23,6 @@
 #include "fil/sys.h"
 #include "tracker_internal.h"
 
-int fil_lock_word;
-int fil_lock_needed;
-
 /* Private per-node epoch stamps and the dirty list; grown with the nodes.
  * Protected by fil_lock. */
 static uint32_t *stamp;

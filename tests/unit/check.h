@@ -11,10 +11,9 @@
  * `test_NAME: N checks, M failures` and gives the exit status (1 if any
  * check failed).
  *
- * It also defines the two variables the interposer (src/interpose/
- * interpose.c) defines and the core library's oom module refers to: every
- * unit test links libfilcore.a but not the interposer. A test process is not
- * profiled and nothing dumps, so they stay 0.
+ * The runtime flags (fil/runtime.h) come from the core library every unit
+ * test links; a test process is not profiled and nothing dumps, so they
+ * stay 0, except the lock switch turned on below.
  */
 #ifndef FIL_TEST_CHECK_H
 #define FIL_TEST_CHECK_H
@@ -28,13 +27,11 @@
 #include <stdio.h>
 #include <string.h>
 
-__thread int fil_in_dump __attribute__((tls_model("initial-exec")));
-int fil_active;
+#include "fil/runtime.h"
 
 /* The tracker's lock is only taken once the interposed pthread_create has
  * seen a second thread (fil/lock.h); tests start threads without that
  * wrapper, so they turn it on from the start. */
-extern int fil_lock_needed;
 __attribute__((constructor)) static void check_lock_on(void) { fil_lock_needed = 1; }
 
 /* The state memfd fil_state_open(-1) made, found by its link name under
