@@ -1,19 +1,31 @@
 # SPDX-License-Identifier: MIT
 # fil-profile build. `make`, `make check`, `make install PREFIX=...`, `make bench`, `make demo`.
 #
-# PYTHON is the interpreter the tool runs programs with and builds its
-# extension against; it is baked into the launcher as the default and can be
-# overridden at run time with the FIL_PYTHON environment variable.
+# PYTHONS are the interpreters the Python extension is built for, one
+# extension per CPython version (`make PYTHONS="/usr/bin/python3
+# ~/.pyenv/versions/3.12.1/bin/python3"`); the first is the launcher's
+# default, which the FIL_PYTHON environment variable overrides at run time.
+# `make check` also builds for, and tests against, every other CPython 3.9+
+# found in CHECK_PYTHONS (by default: pyenv's), skipping, with a line, those
+# that are absent.
 
 PYTHON ?= /usr/bin/python3
+PYTHONS ?= $(PYTHON)
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
+CHECK_PYTHONS ?= $(PYTHONS) $(foreach v,3.9 3.10 3.11 3.12 3.13,$(firstword $(wildcard $(PYENV_ROOT)/versions/$(v).*/bin/python3) $(PYENV_ROOT)/versions/$(v)/bin/python3))
+# The interpreter that runs pytest and the helper scripts (needs pytest).
+TEST_PYTHON ?= /usr/bin/python3
 PREFIX ?= /usr/local
 OPT ?= -O2
 CC ?= gcc
 # DEBUG=1 builds into build-debug/ with FIL_ASSERT checks compiled in.
 B := $(if $(filter 1,$(DEBUG)),build-debug,build)
 
-PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
-PY_EXT := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+# One word per interpreter: python|include|ext-suffix|X.Y (scripts/python-info).
+PY_INFO := $(shell scripts/python-info $(PYTHONS))
+CHECK_PY_INFO := $(shell scripts/python-info $(CHECK_PYTHONS) 2>/dev/null)
+py_field = $(word $(2),$(subst |, ,$(1)))
+DEFAULT_PYTHON := $(call py_field,$(firstword $(PY_INFO)),1)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iinclude -MMD -MP -fPIC -fvisibility=hidden
@@ -38,7 +50,9 @@ san = $(patsubst %.c,$(B)/san/%.o,$(1))
 LIBDIR := $(B)/lib/fil-profile
 PRELOAD := $(LIBDIR)/libfilpreload.so
 PKGDIR := $(LIBDIR)/python/filprofiler
-PYEXT := $(PKGDIR)/_native$(PY_EXT)
+pyext_of = $(PKGDIR)/_native$(call py_field,$(1),3)
+PYEXTS := $(foreach i,$(PY_INFO),$(call pyext_of,$(i)))
+CHECK_PYEXTS := $(foreach i,$(CHECK_PY_INFO),$(call pyext_of,$(i)))
 LAUNCHER := $(B)/bin/fil-profile
 CORE_A := $(B)/obj/libfilcore.a
 CORE_SAN_A := $(B)/san/libfilcore.a
@@ -51,7 +65,7 @@ Q :=
 endif
 
 .PHONY: all check unit e2e lint-signal-safety install bench demo clean format
-all: $(PRELOAD) $(PYEXT) $(LAUNCHER) $(PY_OUT)
+all: $(PRELOAD) $(PYEXTS) $(LAUNCHER) $(PY_OUT)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -63,15 +77,24 @@ $(B)/san/%.o: %.c
 	@echo "  CC-SAN  $<"
 	$(Q)$(CC) $(CFLAGS_SAN) -c $< -o $@
 
-$(B)/obj/src/python/%.o: src/python/%.c
-	@mkdir -p $(dir $@)
-	@echo "  CC-PY   $<"
-	$(Q)$(CC) $(CFLAGS_REL) -I$(PY_INCLUDE) -c $< -o $@
+# The extension, once per interpreter: objects in build/py<ext-suffix>/.
+define PYEXT_RULES
+$(B)/py$(call py_field,$(1),3)/%.o: src/python/%.c
+	@mkdir -p $$(dir $$@)
+	@echo "  CC-PY   $$< ($(call py_field,$(1),4))"
+	$(Q)$(CC) $(CFLAGS_REL) -I$(call py_field,$(1),2) -c $$< -o $$@
+
+$(call pyext_of,$(1)): $(patsubst src/python/%.c,$(B)/py$(call py_field,$(1),3)/%.o,$(PYEXT_SRC))
+	@mkdir -p $$(dir $$@)
+	@echo "  LD      $$@"
+	$(Q)$(CC) -shared -o $$@ $$^ -ldl
+endef
+$(foreach i,$(sort $(PY_INFO) $(CHECK_PY_INFO)),$(eval $(call PYEXT_RULES,$(i))))
 
 $(B)/obj/src/cli/%.o: src/cli/%.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS_REL) -DFIL_DEFAULT_PYTHON='"$(PYTHON)"' -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_REL) -DFIL_DEFAULT_PYTHON='"$(DEFAULT_PYTHON)"' -c $< -o $@
 
 $(CORE_A): $(call rel,$(CORE_SRC))
 	@echo "  AR      $@"
@@ -85,11 +108,6 @@ $(PRELOAD): $(call rel,$(INTERPOSE_SRC) $(CORE_SRC))
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-z,now -o $@ $^ $(LIBS)
-
-$(PYEXT): $(call rel,$(PYEXT_SRC))
-	@mkdir -p $(dir $@)
-	@echo "  LD      $@"
-	$(Q)$(CC) -shared -o $@ $^
 
 $(LAUNCHER): $(call rel,$(CLI_SRC)) $(CORE_A)
 	@mkdir -p $(dir $@)
@@ -114,9 +132,9 @@ lint-signal-safety: all
 	$(Q)scripts/check-signal-safety --self-test
 	$(Q)scripts/check-signal-safety $(B)/obj
 
-e2e: all
-	$(Q)FIL_PROFILE=$(abspath $(LAUNCHER)) FIL_PYTHON=$(PYTHON) \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e tests/oom
+e2e: all $(CHECK_PYEXTS)
+	$(Q)FIL_PROFILE=$(abspath $(LAUNCHER)) TEST_PYTHON=$(TEST_PYTHON) \
+	  scripts/run-e2e $(CHECK_PYTHONS)
 
 check: all unit lint-signal-safety e2e
 
@@ -125,11 +143,11 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(LAUNCHER) $(DESTDIR)$(PREFIX)/bin/fil-profile
 	install -m 755 $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/fil-profile/
-	install -m 644 $(PY_OUT) $(PYEXT) $(DESTDIR)$(PREFIX)/lib/fil-profile/python/filprofiler/
+	install -m 644 $(PY_OUT) $(PYEXTS) $(DESTDIR)$(PREFIX)/lib/fil-profile/python/filprofiler/
 	install -m 644 man/fil-profile.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 bench: all
-	$(Q)FIL_PROFILE=$(abspath $(LAUNCHER)) FIL_PYTHON=$(PYTHON) $(PYTHON) scripts/bench.py
+	$(Q)FIL_PROFILE=$(abspath $(LAUNCHER)) FIL_PYTHON=$(DEFAULT_PYTHON) $(TEST_PYTHON) scripts/bench.py
 
 demo: all
 	$(LAUNCHER) run --no-browser -o fil-result tests/data/demo.py

@@ -20,6 +20,10 @@
 /* "No index": used for absent parents, missing functions, unset nodes. */
 #define FIL_NONE UINT32_MAX
 
+/* A node value meaning "the profiler's own allocation: do not record it"
+ * (no interned node ever has this index). */
+#define FIL_NODE_UNTRACKED (UINT32_MAX - 1)
+
 /* A limit value meaning "no limit". Anything at or above FIL_UNLIMITED_MIN is
  * treated as unlimited (cgroup v1 reports 9223372036854771712, RLIMIT_INFINITY
  * is ~0). */

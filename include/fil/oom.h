@@ -57,6 +57,10 @@ static inline int fil_oom_precheck(const char *fn, size_t size) {
  * 53, or return with --on-oom=continue. Context: any thread, guarded, no lock. */
 void fil_oom_failed(const char *fn, size_t size);
 
+/* Install the crash handlers (after the interpreter's own signal set-up,
+ * so that it still reports SIG_DFL for them). Context: start of profiling. */
+void fil_oom_install_late(void);
+
 /* Memory grew (more call stacks): make the arena big enough while memory is
  * still plentiful. Context: any thread, guarded, no lock held. */
 void fil_oom_grow_arena(void);

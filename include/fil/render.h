@@ -44,8 +44,6 @@ int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info
  * existing directory dir (peak-memory.*, index.html, summary.json), with the
  * given title. 0, or -1 with a one-line reason in err. Context: the profiled
  * process, any thread; blocks other threads' allocations while it runs. */
-__attribute__((visibility("default"))) int fil_render_live_peak(const char *dir,
-                                                                const char *title, char *err,
-                                                                size_t errlen);
+int fil_render_live_peak(const char *dir, const char *title, char *err, size_t errlen);
 
 #endif

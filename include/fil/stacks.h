@@ -4,9 +4,9 @@
  *
  * A call stack is a node of a tree: (parent node, function, line). Nodes and
  * functions are interned into the shared state, so a node index names a whole
- * stack. Each thread keeps a shadow stack of the Python frames it is in; the
- * node for "here" is resolved only when an allocation asks for it, and only
- * for the frames that may have moved since the last time.
+ * stack. The node for "here" is resolved only when an allocation asks for
+ * it (resolve.c) from the thread's real frames as the Python extension
+ * reads them (fil/pyapi.h), in a per-thread record this module owns.
  */
 #ifndef FIL_STACKS_H
 #define FIL_STACKS_H
@@ -15,34 +15,49 @@
 #include <stdint.h>
 
 #include "fil/common.h"
+#include "fil/pyapi.h"
 
 /* Set up the interning tables. 0, or -1. Context: startup. */
 int fil_stacks_init(void);
 
 /* Intern a function; its index, or FIL_NONE. Context: any; takes the lock. */
-FIL_API uint32_t fil_stacks_intern_func(const char *file, size_t flen, const char *name,
-                                        size_t nlen, uint32_t first_line);
+uint32_t fil_stacks_intern_func(const char *file, size_t flen, const char *name, size_t nlen,
+                                uint32_t first_line);
 
 /* Intern (parent, func, line); its index, or 0 (the no-stack node) if the
  * state is full (counted in dropped). Context: lock held. */
 uint32_t fil_stacks_intern_node_locked(uint32_t parent, uint32_t func, uint32_t line);
 
-/* Shadow stack of the calling thread. Context: the thread itself, GIL held. */
-FIL_API void fil_stacks_push(void *pyframe, void *code, uint32_t func);
-FIL_API void fil_stacks_pop(void *pyframe);
+/* Intern (parent, func, line) taking the lock itself (for the extension). */
+uint32_t fil_stacks_intern_node(uint32_t parent, uint32_t func, uint32_t line);
 
-/* Functions the Python extension provides to read a frame's line and last
- * instruction offset (lasti may be NULL). Context: startup. */
-FIL_API void fil_stacks_set_frame_readers(int (*line)(void *), int (*lasti)(void *));
+/* The Python extension's frame reader (fil/pyapi.h): install, or remove
+ * with NULL. Context: the GIL holder; any thread may be allocating. */
+void fil_stacks_set_frames(const fil_pyframes_t *f);
+
+/* The node of the calling thread's frames as fr reads them (resolve.c),
+ * and event mode's frame start/exit reports. Context: the thread itself,
+ * guard set, no lock held. */
+uint32_t fil_stacks_resolve(const fil_pyframes_t *fr, fil_pythread_t *t);
+void fil_stacks_py_enter(fil_pythread_t *t, const fil_pyraw_t *f, const fil_pyraw_t *caller);
+void fil_stacks_py_exit(fil_pythread_t *t, const void *frame);
+
+/* The calling thread's record, and growth of its arrays (pythread.c). */
+fil_pythread_t *fil_stacks_thread(void);
+int fil_stacks_reserve(fil_pythread_t *t, uint32_t n);
+int fil_stacks_map_cache(fil_pythread_t *t);
 
 /* The node allocations of this thread are charged to now (0 if no Python
- * stack). Context: the thread itself, any time; may take the lock. */
+ * stack), or FIL_NODE_UNTRACKED for an allocation the profiler caused
+ * (CPython instrumenting a code object for our sys.monitoring events): the
+ * tracker then does not record it (invariant 1). Context: the thread
+ * itself, any time; may take the lock. */
 uint32_t fil_stacks_current(void);
 
-/* For a new thread: the node of the line that started it (FIL_NONE: none). */
+/* For a new thread: the node of the line that started it (0: none). */
 void fil_stacks_thread_base(uint32_t node);
 
-/* Release the calling thread's shadow stack memory. */
+/* Release the calling thread's arrays. */
 void fil_stacks_thread_exit(void);
 
 /* Number of interned nodes. */

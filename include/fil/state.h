@@ -104,7 +104,8 @@ typedef struct fil_state_header {
     uint32_t header_size;
     uint64_t file_size; /* bytes the writer has sized the file to */
     int32_t pid;
-    uint32_t running;   /* 1 after start, 2 when the program finished normally */
+    uint32_t running;   /* FIL_RUNNING_*: 1 after start, 2 when the program
+                         * finished normally, 3 if the interpreter was refused */
     char python_version[64];
     uint64_t start_ns;
 
@@ -141,6 +142,11 @@ typedef struct fil_state_header {
 } fil_state_header_t;
 
 _Static_assert(sizeof(fil_state_header_t) <= FIL_STATE_HEADER_SIZE, "header too big");
+
+/* Values of fil_state_header_t.running. */
+#define FIL_RUNNING_STARTED 1u
+#define FIL_RUNNING_FINISHED 2u
+#define FIL_RUNNING_REFUSED 3u /* no extension for this interpreter: it exited 127 */
 
 /* Which chunk holds element i, and at which index inside it. */
 static inline void fil_seg_locate(uint64_t i, uint32_t *chunk, uint64_t *within) {

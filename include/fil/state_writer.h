@@ -51,6 +51,6 @@ uint64_t fil_state_add_string(const char *s, size_t n);
 uint64_t fil_state_size(void);
 
 /* Record the interpreter version in the header. */
-FIL_API void fil_state_set_python_version(const char *v);
+void fil_state_set_python_version(const char *v);
 
 #endif

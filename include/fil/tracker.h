@@ -44,7 +44,7 @@ void fil_tracker_settle_peak(void);
 /* Start a new peak from now: peak[] := live bytes for every node, and the
  * high-water mark := the current total (for a Jupyter cell's own peak).
  * Context: any; takes the lock. O(nodes). */
-FIL_API void fil_tracker_reset_peak(void);
+void fil_tracker_reset_peak(void);
 
 /* Live allocations counted in the table (for tests and sizing). */
 uint64_t fil_tracker_live_count(void);

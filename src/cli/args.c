@@ -393,30 +393,39 @@ void fil_cli_command_argv(const fil_cli_args_t *a, const char **out)
     out[n] = NULL;
 }
 
+/* 1 if the script must follow "--" so the interpreter does not read it as
+ * an option ("-weird.py"). */
+static int needs_dashdash(const fil_cli_args_t *a)
+{
+    return a->mode == FIL_CLI_MODE_RUN && a->target[0] == '-';
+}
+
 /* Number of entries fil_cli_exec_argv() writes, not counting its NULL. */
 int fil_cli_exec_argc(const fil_cli_args_t *a)
 {
-    return 1 + a->npyopts + 5 + a->script_argc;
+    return 1 + a->npyopts + (a->mode != FIL_CLI_MODE_RUN || needs_dashdash(a)) + 1 +
+           a->script_argc;
 }
 
 /*
- * The interpreter's argv (the child contract):
- * {python, pyopts..., "-c", BOOTSTRAP, pkgdir, mode, target, args..., NULL}.
- * out must hold fil_cli_exec_argc(a) + 1 entries; they point into a, argv
- * and the caller's strings.
+ * The interpreter's argv: exactly what the user would have typed to run the
+ * program without the profiler,
+ * {python, pyopts..., ("-m" module | "-c" code | ["--"] script), args..., NULL},
+ * so that sys.argv, sys.orig_argv, sys.path and __main__ are Python's own
+ * (the preload library starts profiling from inside the interpreter). out
+ * must hold fil_cli_exec_argc(a) + 1 entries; they point into a and argv.
  */
-void fil_cli_exec_argv(const fil_cli_args_t *a, const char *python, const char *pkgdir,
-                       const char **out)
+void fil_cli_exec_argv(const fil_cli_args_t *a, const char *python, const char **out)
 {
     int n = 0;
 
     out[n++] = python;
     for (int k = 0; k < a->npyopts; k++)
         out[n++] = a->pyopts[k];
-    out[n++] = "-c";
-    out[n++] = FIL_CLI_BOOTSTRAP;
-    out[n++] = pkgdir;
-    out[n++] = fil_cli_mode_name(a->mode);
+    if (a->mode != FIL_CLI_MODE_RUN)
+        out[n++] = a->mode == FIL_CLI_MODE_MODULE ? "-m" : "-c";
+    else if (needs_dashdash(a))
+        out[n++] = "--";
     out[n++] = a->target;
     for (int k = 0; k < a->script_argc; k++)
         out[n++] = a->script_argv[k];

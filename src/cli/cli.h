@@ -24,12 +24,6 @@
 /* Exit status when the interpreter could not be executed. */
 #define FIL_CLI_EXIT_EXEC 127
 
-/* The code the interpreter runs: put the package folder on sys.path, then
- * hand over to the Python runner (argv: pkgdir, mode, target, args...). */
-#define FIL_CLI_BOOTSTRAP                                                                          \
-    "import sys; sys.path.insert(0, sys.argv.pop(1)); import filprofiler._run; "                   \
-    "filprofiler._run.main()"
-
 /* Most interpreter options accepted in the `python` form. */
 #define FIL_CLI_MAX_PYOPTS 64
 
@@ -75,13 +69,13 @@ fil_cli_parse_result_t fil_cli_parse(int argc, char *const *argv, fil_cli_args_t
 int fil_cli_command_argc(const fil_cli_args_t *a);
 void fil_cli_command_argv(const fil_cli_args_t *a, const char **out);
 int fil_cli_exec_argc(const fil_cli_args_t *a);
-void fil_cli_exec_argv(const fil_cli_args_t *a, const char *python, const char *pkgdir,
-                       const char **out);
+void fil_cli_exec_argv(const fil_cli_args_t *a, const char *python, const char **out);
 const char *fil_cli_mode_name(fil_cli_mode_t mode);
 
 /* env.c */
 typedef struct fil_cli_env_opts {
     const char *preload;     /* absolute path of libfilpreload.so */
+    const char *libdir;      /* absolute path of its folder (holds python/filprofiler) */
     int state_fd;            /* fd number the child inherits */
     const char *result_dir;  /* absolute path of the result folder */
     const char *result_shown; /* the same as the user would type it, for messages */

@@ -4,7 +4,7 @@
  *
  * The child gets the user's environment minus the variables the launcher owns,
  * plus: LD_PRELOAD with our library first (the user's own preloads kept after
- * a ':'), FIL_STATE_FD, FIL_RESULT_DIR, FIL_RESULT_DISPLAY, FIL_OOM_MODE,
+ * a ':'), FIL_STATE_FD, FIL_LIBDIR, FIL_RESULT_DIR, FIL_RESULT_DISPLAY, FIL_OOM_MODE,
  * FIL_OOM_DETECTION, and
  * FIL_SAFETY_MARGIN / FIL_VERBOSE only when asked for. Inherited copies of
  * the FIL_* contract variables are dropped so a stray value in the user's
@@ -24,13 +24,13 @@
 
 /* Variables the launcher sets itself: inherited values are dropped. */
 static const char *const owned_vars[] = {
-    "LD_PRELOAD",   "FIL_STATE_FD", "FIL_RESULT_DIR", "FIL_RESULT_DISPLAY",
+    "LD_PRELOAD",   "FIL_STATE_FD", "FIL_LIBDIR", "FIL_RESULT_DIR", "FIL_RESULT_DISPLAY",
     "FIL_OOM_MODE", "FIL_OOM_DETECTION", "FIL_SAFETY_MARGIN",     "FIL_VERBOSE",
 };
 #define N_OWNED (sizeof owned_vars / sizeof owned_vars[0])
 
 /* Most entries build_env appends. */
-#define MAX_ADDED 9
+#define MAX_ADDED 10
 
 /* The value of `name` in env (first match, like getenv), or NULL. */
 static const char *env_get(char *const *env, const char *name)
@@ -89,6 +89,7 @@ static int add_ours(char **env, size_t *n, char *const *in, const fil_cli_env_op
     else
         r |= add(env, n, "LD_PRELOAD=%s", o->preload);
     r |= add(env, n, "FIL_STATE_FD=%d", o->state_fd);
+    r |= add(env, n, "FIL_LIBDIR=%s", o->libdir);
     r |= add(env, n, "FIL_RESULT_DIR=%s", o->result_dir);
     r |= add(env, n, "FIL_RESULT_DISPLAY=%s", o->result_shown ? o->result_shown : o->result_dir);
     r |= add(env, n, "FIL_OOM_MODE=%s", a->oom_continue ? "continue" : "exit");

@@ -16,6 +16,7 @@
  * created when possible; an interpreter that cannot be executed exits 127.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -33,6 +34,7 @@
 #include "cli.h"
 #include "fil/common.h"
 #include "fil/render.h"
+#include "fil/state.h"
 
 #ifndef FIL_DEFAULT_PYTHON
 #define FIL_DEFAULT_PYTHON "python3"
@@ -181,8 +183,8 @@ static void check_memory_limit(const fil_cli_args_t *a)
 }
 
 /*
- * Create the result folder and update DIR/latest (a failure there is only a
- * warning). 0, or -1 with the error printed.
+ * Create the result folder (DIR/latest is pointed at it once the program
+ * has run: see point_latest). 0, or -1 with the error printed.
  */
 static int make_result_dir(launch_t *l)
 {
@@ -193,8 +195,6 @@ static int make_result_dir(launch_t *l)
         say("error: %s", err);
         return -1;
     }
-    if (fil_cli_update_latest(l->outdir, l->name, err, sizeof err) != 0)
-        say("warning: %s", err);
     fil_cli_join(l->outdir, l->name, l->shown, sizeof l->shown);
     if (!realpath(l->shown, path) || strlen(path) >= sizeof l->absdir) {
         say("error: cannot resolve %s: %s", l->shown, strerror(errno));
@@ -245,7 +245,7 @@ static int run_child(launch_t *l)
 {
     const fil_cli_args_t *a = l->a;
     const char **argv = calloc((size_t)fil_cli_exec_argc(a) + 1, sizeof *argv);
-    fil_cli_env_opts_t eo = {l->preload, l->state_fd, l->absdir, l->shown, a};
+    fil_cli_env_opts_t eo = {l->preload, l->libdir, l->state_fd, l->absdir, l->shown, a};
     char **envp = fil_cli_build_env(environ, &eo);
     fil_cli_child_t c = {l->python, argv, envp, l->state_fd, a->has_memory_limit, a->memory_limit};
     fil_run_info_t *in = &l->info;
@@ -255,7 +255,7 @@ static int run_child(launch_t *l)
         say("error: out of memory");
         goto out;
     }
-    fil_cli_exec_argv(a, l->python, l->pkgdir, argv);
+    fil_cli_exec_argv(a, l->python, argv);
     if (a->verbose)
         say("Running %s with LD_PRELOAD=%s", l->python, l->preload);
     in->oom_kill_known = 1;
@@ -266,6 +266,32 @@ out:
     free(argv);
     fil_cli_free_env(envp);
     return r;
+}
+
+/* Update DIR/latest to the new result folder (a failure is a warning). */
+static void point_latest(const launch_t *l)
+{
+    char err[PATH_MAX + 128];
+
+    if (fil_cli_update_latest(l->outdir, l->name, err, sizeof err) != 0)
+        say("warning: %s", err);
+}
+
+/*
+ * Did the preload library refuse the interpreter (no extension for its
+ * version; it said so and exited 127)? Then the empty result folder goes
+ * and DIR/latest is left as it was.
+ */
+static int child_refused(const launch_t *l)
+{
+    uint32_t running = 0;
+
+    if (pread(l->state_fd, &running, sizeof running,
+              (off_t)offsetof(fil_state_header_t, running)) != (ssize_t)sizeof running ||
+        running != FIL_RUNNING_REFUSED)
+        return 0;
+    rmdir(l->absdir);
+    return 1;
 }
 
 /* Explain a death by signal, and a likely kernel OOM kill. */
@@ -334,6 +360,11 @@ static int launch(const fil_cli_args_t *a)
     l.info.python = l.python;
     switch (run_child(&l)) {
     case 0:
+        if (child_refused(&l)) {
+            r = FIL_CLI_EXIT_EXEC;
+            break;
+        }
+        point_latest(&l);
         explain_death(&l.info);
         render(&l);
         r = l.info.exit_status;

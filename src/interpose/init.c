@@ -4,10 +4,11 @@
  *
  * The constructor runs before the interpreter starts: it maps the state the
  * supervisor handed down (FIL_STATE_FD), sets up the tables and the
- * out-of-memory machinery, wraps CPython's object allocators (pymem.c),
- * removes the profiler from the environment that
- * child processes will inherit, and turns tracking on. Anything it allocates
- * on the way is untracked (the guard is set).
+ * out-of-memory machinery, checks the interpreter and arranges for the
+ * profiler to start with the program's code (python.c), wraps CPython's
+ * object allocators (pymem.c), removes the profiler's variables from the
+ * environment the program and its children see, and turns tracking on.
+ * Anything it allocates on the way is untracked (the guard is set).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,13 @@
 #include "interpose_internal.h"
 
 void fil_interpose_resolve(void);
+void fil_python_setup(const char *libdir);
+
+/* The launcher's contract variables: read by now, and not the program's. */
+static const char *const our_vars[] = {
+    "FIL_STATE_FD",      "FIL_LIBDIR",        "FIL_RESULT_DIR", "FIL_RESULT_DISPLAY",
+    "FIL_OOM_MODE",      "FIL_OOM_DETECTION", "FIL_SAFETY_MARGIN", "FIL_VERBOSE",
+};
 
 /* Remove our library from LD_PRELOAD so programs this one starts run
  * untracked (they would otherwise share, and corrupt, this state). */
@@ -59,11 +67,15 @@ __attribute__((constructor)) static void fil_preload_init(void) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         fil_state->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-        fil_state->running = 1;
+        fil_state->running = FIL_RUNNING_STARTED;
         fil_oom_init();
+        const char *libdir = getenv("FIL_LIBDIR");
+        if (libdir)
+            fil_python_setup(libdir); /* may refuse the interpreter and exit */
         fil_pymem_install();
         drop_preload();
-        unsetenv("FIL_STATE_FD");
+        for (unsigned i = 0; i < sizeof our_vars / sizeof *our_vars; i++)
+            unsetenv(our_vars[i]);
         __atomic_store_n(&fil_active, 1, __ATOMIC_RELEASE);
     }
     fil_guard = 0;
@@ -75,6 +87,6 @@ __attribute__((destructor)) static void fil_preload_fini(void) {
         return;
     fil_guard = 1;
     fil_tracker_settle_peak();
-    fil_state->running = 2;
+    fil_state->running = FIL_RUNNING_FINISHED;
     fil_guard = 0;
 }

@@ -26,6 +26,6 @@ static inline int fil_enter(int dump_aborts) {
 }
 
 /* Wrap CPython's MEM/OBJ allocators (pymem.c). 1 if in place, 0 if not Python. */
-FIL_API int fil_pymem_install(void);
+int fil_pymem_install(void);
 
 #endif

@@ -144,7 +144,7 @@ static void arena_del(void *ctx, void *p, size_t size) {
  * untracked arenas. 1 if the hooks are in place, 0 if not Python.
  * Context: constructor, or the extension's start with the GIL held.
  */
-FIL_API int fil_pymem_install(void) {
+int fil_pymem_install(void) {
     get_fn get = (get_fn)dlsym(RTLD_DEFAULT, "PyMem_GetAllocator");
     set_fn set = (set_fn)dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
     arena_fn arena = (arena_fn)dlsym(RTLD_DEFAULT, "PyObject_SetArenaAllocator");

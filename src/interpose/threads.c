@@ -80,15 +80,3 @@ FIL_API pid_t fork(void) {
         __atomic_store_n(&fil_active, 0, __ATOMIC_RELEASE);
     return pid;
 }
-
-/* 1 if allocations are being tracked in this process (0 in a fork child). */
-FIL_API int fil_tracking_active(void) { return __atomic_load_n(&fil_active, __ATOMIC_ACQUIRE); }
-
-/* Set this thread's guard to v and return the old value: the Python
- * extension brackets its own allocations with it so they are not charged to
- * the program. Context: the calling thread. */
-FIL_API int fil_guard_swap(int v) {
-    int old = fil_guard;
-    fil_guard = v;
-    return old;
-}

@@ -195,7 +195,6 @@ int fil_oom_init(void) {
     size_arena(0);
     fil_oom_capture_native(); /* warm the unwinder up: lazy set-up happens now */
     memset(&fil_state->oom, 0, sizeof fil_state->oom);
-    fil_oom_install_crash_handlers();
     /* The first allocation takes the slow path and sets a real budget (in
      * fault-injection mode every allocation does). */
     fil_oom_budget = 0;
@@ -300,6 +299,13 @@ void fil_oom_failed(const char *fn, size_t size) {
     if (!fil_oom_cfg.continue_mode)
         _exit(FIL_EXIT_OOM);
     errno = e;
+}
+
+/* The crash handlers go in once the interpreter has set up its own signal
+ * handling (see src/interpose/python.c). Context: GIL held, guard set. */
+void fil_oom_install_late(void) {
+    if (fil_oom_arena)
+        fil_oom_install_crash_handlers();
 }
 
 void fil_oom_grow_arena(void) { size_arena(fil_stacks_node_count()); }

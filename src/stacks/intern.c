@@ -204,6 +204,14 @@ full:
     return 0;
 }
 
+/* fil_stacks_intern_node_locked, taking the lock. Context: any, lock not held. */
+uint32_t fil_stacks_intern_node(uint32_t parent, uint32_t func, uint32_t line) {
+    fil_lock();
+    uint32_t n = fil_stacks_intern_node_locked(parent, func, line);
+    fil_unlock();
+    return n;
+}
+
 uint32_t fil_stacks_node_count(void) {
     return fil_state ? (uint32_t)__atomic_load_n(&fil_state->nodes.count, __ATOMIC_ACQUIRE) : 0;
 }

@@ -164,12 +164,12 @@ uint64_t fil_state_add_string(const char *s, size_t n) {
 
 uint64_t fil_state_size(void) { return fil_state ? fil_state->file_size : 0; }
 
-/* Record the interpreter's version string (first line) in the header.
- * Context: Python extension start-up, GIL held. */
-FIL_API void fil_state_set_python_version(const char *v) {
+/* Record the interpreter's version string (sys.version) in the header, cut
+ * to fit. Context: Python extension start-up, GIL held. */
+void fil_state_set_python_version(const char *v) {
     if (!fil_state || !v)
         return;
-    size_t n = strcspn(v, "\n");
+    size_t n = strlen(v);
     if (n >= sizeof fil_state->python_version)
         n = sizeof fil_state->python_version - 1;
     memcpy(fil_state->python_version, v, n);

@@ -104,10 +104,13 @@ void fil_tracker_charge_locked(uint32_t node, int64_t delta) {
     }
 }
 
-/* Record a live block and charge it. Context: lock held. */
+/* Record a live block and charge it (not if it is the profiler's own).
+ * Context: lock held. */
 static void add_locked(void *p, size_t size, uint32_t node) {
     uint64_t osize;
     uint32_t onode;
+    if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
+        return;
     int r = fil_tracker_table_put((uintptr_t)p, size, node, &osize, &onode);
     if (r < 0) {
         fil_state->dropped++;
@@ -168,6 +171,8 @@ void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t 
 static uint64_t pages(size_t len) { return ((uint64_t)len + 4095) & ~UINT64_C(4095); }
 
 void fil_tracker_map(void *p, size_t len, uint32_t node) {
+    if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
+        return;
     fil_lock();
     if (fil_tracker_maps_add((uintptr_t)p, pages(len), node) == 0) {
         fil_state->allocations++;

@@ -24,6 +24,31 @@ from pathlib import Path
 
 import pytest
 
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "numpy: the test needs numpy in FIL_PYTHON")
+
+
+@functools.lru_cache(maxsize=None)
+def has_numpy():
+    """Whether the interpreter under test can import numpy."""
+    return subprocess.run([PYTHON, "-c", "import numpy"], capture_output=True).returncode == 0
+
+
+@functools.lru_cache(maxsize=None)
+def python_version():
+    """(major, minor) of the interpreter under test."""
+    out = subprocess.run([PYTHON, "-c", "import sys; print(*sys.version_info[:2])"],
+                         capture_output=True, text=True, check=True).stdout
+    return tuple(int(x) for x in out.split())
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_numpy(request):
+    """Tests marked `numpy` skip, saying why, where FIL_PYTHON has none."""
+    if request.node.get_closest_marker("numpy") and not has_numpy():
+        pytest.skip("numpy is not installed for %s" % PYTHON)
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 FIL = os.environ.get("FIL_PROFILE") or str(REPO / "build" / "bin" / "fil-profile")

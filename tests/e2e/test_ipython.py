@@ -33,7 +33,8 @@ def _has_ipython(fp):
 def test_filprofile_magic_reports_the_cells_peak(tmp_path, fp):
     if not _has_ipython(fp):
         pytest.skip("IPython is not installed for %s (Debian: python3-ipython)" % fp.PYTHON)
-    proc, _ = fp.run_fil(tmp_path, SCRIPT)
+    # The filprofiler package importable, as an installed one is.
+    proc, _ = fp.run_fil(tmp_path, SCRIPT, env={"PYTHONPATH": str(fp.PKG_PYTHONPATH)})
     assert proc.returncode == 0, fp.describe(proc)
     assert b"cell ok True" in proc.stdout
     cells = sorted((tmp_path / "fil-result").iterdir())  # the magic's reports, in the cwd

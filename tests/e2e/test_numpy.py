@@ -7,6 +7,10 @@ The program first allocates and frees 120 MiB (line B), then holds 100 MiB
 peak, 150 MiB plus the interpreter, comes after B was freed.
 """
 
+import pytest
+
+pytestmark = pytest.mark.numpy
+
 MIB = 1024 * 1024
 
 SCRIPT = """

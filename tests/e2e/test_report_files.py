@@ -70,7 +70,9 @@ def test_demo_report(tmp_path, fp):
     assert fp.within(func_bytes("build_cache"), 25 * MIB, 0.03), msg
     assert 17 * MIB <= func_bytes("build_index") <= 21 * MIB, msg
     assert func_bytes("scratch_space") < 64 * 1024, msg
-    assert 104 * MIB <= summary["peak_bytes"] <= 104 * MIB + 30 * MIB
+    # What the demo itself holds at the peak (60 + 25 + 17 MiB), plus what the
+    # interpreter holds, which differs by version (1.7 MiB on 3.9, 3 on 3.11).
+    assert 102 * MIB <= summary["peak_bytes"] <= 104 * MIB + 30 * MIB
 
     # index.html links what exists.
     parser = _Links()

@@ -18,6 +18,7 @@ These helpers are self-contained (tests/e2e has its own); test modules get
 them through the ``oom`` fixture rather than importing this file.
 """
 
+import functools
 import json
 import os
 import re
@@ -29,6 +30,23 @@ import types
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "numpy: the test needs numpy in FIL_PYTHON")
+
+
+@functools.lru_cache(maxsize=None)
+def has_numpy():
+    """Whether the interpreter under test can import numpy."""
+    return subprocess.run([PYTHON, "-c", "import numpy"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_numpy(request):
+    """Tests marked `numpy` skip, saying why, where FIL_PYTHON has none."""
+    if request.node.get_closest_marker("numpy") and not has_numpy():
+        pytest.skip("numpy is not installed for %s" % PYTHON)
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAMS = Path(__file__).resolve().parent / "programs"

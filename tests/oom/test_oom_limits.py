@@ -73,6 +73,7 @@ def check_pib_report(oom, run, script):
     return s
 
 
+@pytest.mark.numpy
 def test_numpy_pib_under_ulimit(oom, tmp_path):
     script = oom.program("numpy_pib.py")
     run = oom.run_fil(tmp_path, script, command=oom.ulimit_sv(3000000))
@@ -80,6 +81,7 @@ def test_numpy_pib_under_ulimit(oom, tmp_path):
     assert s["out_of_memory"]["limit_bytes"] == 3000000 * 1024, s["out_of_memory"]
 
 
+@pytest.mark.numpy
 def test_numpy_pib_under_memory_limit(oom, tmp_path):
     script = oom.program("numpy_pib.py")
     run = oom.run_fil(tmp_path, script, opts=["--memory-limit", "3G"])
@@ -87,6 +89,7 @@ def test_numpy_pib_under_memory_limit(oom, tmp_path):
     assert s["out_of_memory"]["limit_bytes"] == 3 * oom.GIB, s["out_of_memory"]
 
 
+@pytest.mark.numpy
 def test_numpy_pib_preexec_rlimit(oom, tmp_path):
     """The same limit set with setrlimit in the parent (no shell)."""
     script = oom.program("numpy_pib.py")
@@ -95,6 +98,7 @@ def test_numpy_pib_preexec_rlimit(oom, tmp_path):
     assert s["out_of_memory"]["limit_bytes"] == 3 * oom.GIB, s["out_of_memory"]
 
 
+@pytest.mark.numpy
 def test_disable_oom_detection_still_dumps_null(oom, tmp_path):
     script = oom.program("numpy_pib.py")
     run = oom.run_fil(tmp_path, script, opts=["--disable-oom-detection"],
@@ -103,6 +107,7 @@ def test_disable_oom_detection_still_dumps_null(oom, tmp_path):
     assert s["oom_detection"] is False, s
 
 
+@pytest.mark.numpy
 def test_peak_at_60_percent_is_not_oom(oom, tmp_path):
     """--memory-limit 1500M, numpy arrays up to ~60% of it (VmPeak measured
     by the program itself, which must land within 50-65% of the limit)."""

@@ -91,8 +91,14 @@ static void test_header(void)
     CHECK_U64((uint64_t)h->total, 0);
     CHECK_U64(h->seq, 0);
 
+    /* sys.version whole, as the program sees it (3.9's has a newline). */
     fil_state_set_python_version("3.11.2 (main, Mar 13 2023)\n[GCC 12.2.0]");
-    CHECK(strcmp(h->python_version, "3.11.2 (main, Mar 13 2023)") == 0);
+    CHECK(strcmp(h->python_version, "3.11.2 (main, Mar 13 2023)\n[GCC 12.2.0]") == 0);
+    char longer[200];
+    memset(longer, 'v', sizeof longer - 1);
+    longer[sizeof longer - 1] = 0;
+    fil_state_set_python_version(longer); /* cut to the field, NUL-terminated */
+    CHECK_U64(strlen(h->python_version), sizeof h->python_version - 1);
 }
 
 static void test_locate(void)

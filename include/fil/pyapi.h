@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fil/pyapi.h - the interface between the preload library and the Python
+ * extension (filprofiler._native), in both directions.
+ *
+ * The preload library does not build against Python: it works for every
+ * interpreter. The extension is built once per CPython version and knows
+ * that version's frame layout. They meet here:
+ *
+ *  - the preload library exports one table, fil_host_api, of the functions
+ *    the extension may call (interning, the guard, the tracker, rendering).
+ *    The extension finds it with dlsym(RTLD_DEFAULT, "fil_host_api"), so it
+ *    can be imported into an interpreter that runs without the profiler
+ *    (it then reports that memory is not tracked) instead of failing on an
+ *    undefined symbol;
+ *  - the extension exports fil_native_start(), which the preload library
+ *    calls once, from its audit hook, just before the program's own code
+ *    runs (GIL held);
+ *  - the extension registers a frame reader (fil_pyframes_t): how to
+ *    collect the calling thread's frame chain and name its code objects
+ *    and lines. The preload library (src/stacks/resolve.c) turns that into
+ *    a call-stack node on every allocation, with the guard set.
+ *
+ * Both sides include this header, so a signature change fails to compile
+ * on both; FIL_PYAPI_VERSION is checked at run time as well (an extension
+ * from another build refuses to start).
+ */
+#ifndef FIL_PYAPI_H
+#define FIL_PYAPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FIL_PYAPI_VERSION 1u
+
+/* Instruction offsets remembered per frame: a loop body allocates from a
+ * few instructions in turn (a tuple, a str, a list append...), and each of
+ * them keeps its node without a line lookup or a hash probe. */
+#define FIL_PY_WAYS 4
+
+/* One Python frame of a thread's resolved chain. The pointers are
+ * identities only: the preload library never dereferences them, and the
+ * extension dereferences frame only while it knows the frame is alive
+ * (see src/python/monitor.c). */
+typedef struct fil_pyentry {
+    const void *code;  /* code object; NULL: not trusted, never matches */
+    const void *instr; /* instruction position at the last resolution */
+    const void *frame; /* the interpreter frame (event mode only) */
+    uint32_t func;     /* interned function */
+    uint32_t node;     /* node at the last resolution */
+    uint8_t next_way;  /* way to replace next */
+    uint8_t trusted;   /* 1: code is marked, so its address may be remembered */
+    uint8_t flags;     /* FIL_PYFUNC_* of its code */
+    uint8_t role;      /* FIL_PYROLE_*: how it shows (resolve.c) */
+    const void *way_instr[FIL_PY_WAYS]; /* instruction positions seen... */
+    uint32_t way_node[FIL_PY_WAYS];     /* ...and their nodes */
+} fil_pyentry_t;
+
+/* fil_pyentry_t.role: how a frame shows in the reports. */
+#define FIL_PYROLE_UNSET 0     /* not resolved yet */
+#define FIL_PYROLE_SHOWN 1     /* a frame of its own */
+#define FIL_PYROLE_HIDDEN 2    /* launcher frame at the root: its node is its caller's */
+#define FIL_PYROLE_SWALLOWED 3 /* under a hidden launcher: charged to the thread's base */
+#define FIL_PYROLE_ROOT 4      /* (only as the "caller" of the outermost frame) */
+
+/* A frame as the walker collects it, innermost first. */
+typedef struct fil_pyraw {
+    const void *code;
+    const void *instr;
+    const void *frame;
+} fil_pyraw_t;
+
+/* Per-thread direct-mapped cache (code, instruction, caller's node) ->
+ * node: every call makes a new frame whose ways are empty, and a function
+ * called in a loop would otherwise look up its line and probe the intern
+ * hash on each call. */
+#define FIL_PY_CACHE_BITS 10
+typedef struct fil_pycache {
+    const void *code;
+    const void *instr;
+    uint32_t parent;
+    uint32_t node;
+} fil_pycache_t;
+
+/* What the preload library keeps per thread for the extension. Memory from
+ * raw mmap (invariant 1); touched only by the thread itself. */
+typedef struct fil_pythread {
+    fil_pyentry_t *e;       /* resolved chain, outermost frame first */
+    fil_pyraw_t *scratch;   /* the walker's collection area */
+    fil_pycache_t *cache;   /* 1 << FIL_PY_CACHE_BITS entries, or NULL */
+    uint32_t cap;           /* entries in e and in scratch */
+    uint32_t depth;         /* valid entries in e */
+    uint32_t base;          /* node of the line that started this thread, or
+                             * FIL_NONE: the parent of its outermost frame */
+    uint32_t epoch;         /* code-object epoch the entries were made in */
+    uint32_t resolved;      /* entries [0, resolved) have the nodes of their
+                             * (code, instr) under their callers' nodes */
+    uint32_t mirrored;      /* event mode: 1 while e mirrors the live chain */
+} fil_pythread_t;
+
+/* fil_pyframes_t.func_of flags. TRUSTED: the code object is marked, so its
+ * death bumps *epoch and its address may be remembered. LAUNCHER: code of
+ * the machinery Python runs `-m module`, zipapps and directories with
+ * (runpy, and the import system it calls). MODULE: a module body. */
+#define FIL_PYFUNC_TRUSTED 1u
+#define FIL_PYFUNC_LAUNCHER 2u
+#define FIL_PYFUNC_MODULE 4u
+
+/* What the extension tells the preload library about the interpreter's
+ * frames (src/stacks/resolve.c uses it). Context of every callback: the
+ * calling thread, guard set, no lock held, GIL held or not. */
+typedef struct fil_pyframes {
+    /* Collect the calling thread's Python frames, innermost first, into
+     * t->scratch (growing it with the host's reserve). Their count, or -1
+     * if the thread runs no Python code (no thread state). */
+    int (*collect)(fil_pythread_t *t);
+    /* The innermost frame into *top: 1, or 2 if that frame has not run its
+     * first instruction yet (the interpreter is setting it up, e.g.
+     * instrumenting its code for sys.monitoring); 0 if there is none, -1
+     * as above. */
+    int (*top)(fil_pyraw_t *top);
+    /* The interned function of a code object (FIL_NONE if it cannot be
+     * interned), and FIL_PYFUNC_* flags into *flags. */
+    uint32_t (*func_of)(const void *code, unsigned *flags);
+    /* The line of an instruction position (0 if unknown). */
+    uint32_t (*line_of)(const void *code, const void *instr);
+    /* Bumped (release) when a marked code object dies. */
+    const uint32_t *epoch;
+    /* 1: the extension reports frame starts and exits (event mode). */
+    int events;
+} fil_pyframes_t;
+
+/* The functions of the preload library the extension uses. */
+typedef struct fil_host_api {
+    uint32_t version; /* FIL_PYAPI_VERSION */
+    /* Interning (src/stacks/intern.c); both take the lock. */
+    uint32_t (*intern_func)(const char *file, size_t flen, const char *name, size_t nlen,
+                            uint32_t first_line);
+    uint32_t (*intern_node)(uint32_t parent, uint32_t func, uint32_t line);
+    /* Install (or, with NULL, remove) the frame reader. */
+    void (*set_frames)(const fil_pyframes_t *f);
+    /* The calling thread's record (for the monitoring callbacks). */
+    fil_pythread_t *(*thread)(void);
+    /* Make t->e and t->scratch hold at least n entries. 0, or -1. */
+    int (*reserve)(fil_pythread_t *t, uint32_t n);
+    /* Event mode: frame f started or resumed over caller; frame exited. */
+    void (*py_enter)(fil_pythread_t *t, const fil_pyraw_t *f, const fil_pyraw_t *caller);
+    void (*py_exit)(fil_pythread_t *t, const void *frame);
+    /* 1 if allocations are tracked in this process. */
+    int (*active)(void);
+    /* Set the calling thread's guard to v; returns the old value. */
+    int (*guard_swap)(int v);
+    /* Record the interpreter's version in the state header. */
+    void (*set_python_version)(const char *v);
+    /* (Re)wrap CPython's allocators if PYTHONMALLOC or -X dev replaced ours. */
+    int (*pymem_install)(void);
+    /* Start a new peak from now (a notebook cell). */
+    void (*reset_peak)(void);
+    /* Write the peak report of this process's live state into dir. */
+    int (*render_live_peak)(const char *dir, const char *title, char *err, size_t errlen);
+} fil_host_api_t;
+
+/* The extension's entry point, called by the preload library's audit hook
+ * with the GIL held, just before the program's code runs. 0, or -1 (the
+ * program then runs with every allocation charged to "[No Python stack]"
+ * and a warning is printed). */
+typedef int (*fil_native_start_fn)(const fil_host_api_t *api);
+#define FIL_NATIVE_START "fil_native_start"
+
+#endif

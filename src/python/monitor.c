@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * monitor.c - frame start and exit events from sys.monitoring (PEP 669),
+ * on CPython 3.12 and newer.
+ *
+ * With them the preload library keeps each thread's resolved chain as a
+ * mirror of the live one (src/stacks/resolve.c), so an allocation costs the
+ * same at any stack depth. We take a tool id of our own (4, else 3: the
+ * ones PEP 669 leaves free), so cProfile (PROFILER_ID), coverage and
+ * debuggers keep theirs and nobody's hook replaces another's. Every
+ * report is checked against the mirror, and the first mismatch (a greenlet
+ * switch, events lost) only sends the next allocation back to the walk, so
+ * the events make attribution faster, never wrong.
+ *
+ * The callbacks are C functions called with vectorcall; they allocate
+ * nothing and call no Python code. Context: GIL held, the thread whose
+ * frame starts or exits.
+ */
+#include "native_internal.h"
+
+#if PY_VERSION_HEX >= 0x030C0000
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define CURRENT_THREAD_STATE PyThreadState_GetUnchecked
+#else
+#define CURRENT_THREAD_STATE _PyThreadState_UncheckedGet
+#endif
+
+/* PY_START, PY_RESUME, PY_THROW (code, offset[, exception]): a frame runs. */
+static PyObject *on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    fil_pythread_t *t = fil_native_host->thread();
+    PyThreadState *ts = CURRENT_THREAD_STATE(); /* the GIL holder: us */
+    fil_pyraw_t f, below;
+    if (t->mirrored) {
+        if (nargs >= 1 && ts && fil_native_top_of(ts, &f, &below) == 1 && f.code == args[0])
+            fil_native_host->py_enter(t, &f, &below);
+        else
+            t->mirrored = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+/* PY_RETURN, PY_YIELD, PY_UNWIND (code, offset, value): a frame leaves. */
+static PyObject *on_leave(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    fil_pythread_t *t = fil_native_host->thread();
+    PyThreadState *ts = CURRENT_THREAD_STATE(); /* the GIL holder: us */
+    fil_pyraw_t f;
+    if (t->mirrored) {
+        if (nargs >= 1 && ts && fil_native_top_of(ts, &f, NULL) == 1 && f.code == args[0])
+            fil_native_host->py_exit(t, f.frame);
+        else
+            t->mirrored = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef enter_def = {"fil_profile_enter", (PyCFunction)(void (*)(void))on_start,
+                                METH_FASTCALL, NULL};
+static PyMethodDef exit_def = {"fil_profile_exit", (PyCFunction)(void (*)(void))on_leave,
+                               METH_FASTCALL, NULL};
+
+/* mon.events.<name> as a long, or -1. */
+static long event_bit(PyObject *mon, const char *name) {
+    PyObject *events = PyObject_GetAttrString(mon, "events");
+    PyObject *v = events ? PyObject_GetAttrString(events, name) : NULL;
+    long bit = v ? PyLong_AsLong(v) : -1;
+    Py_XDECREF(v);
+    Py_XDECREF(events);
+    return bit;
+}
+
+/* Register cb for each event named in names on tool id; the mask of them, or -1. */
+static long register_all(PyObject *mon, int id, const char *const *names, PyObject *cb) {
+    long mask = 0;
+    for (; *names; names++) {
+        long bit = event_bit(mon, *names);
+        PyObject *r = bit > 0 ? PyObject_CallMethod(mon, "register_callback", "ilO", id, bit, cb)
+                              : NULL;
+        if (!r)
+            return -1;
+        Py_DECREF(r);
+        mask |= bit;
+    }
+    return mask;
+}
+
+/* Take a free tool id; it, or -1. */
+static int take_tool_id(PyObject *mon) {
+    static const int ids[] = {4, 3};
+    for (unsigned i = 0; i < sizeof ids / sizeof *ids; i++) {
+        PyObject *r = PyObject_CallMethod(mon, "use_tool_id", "is", ids[i], "fil-profile");
+        if (r) {
+            Py_DECREF(r);
+            return ids[i];
+        }
+        PyErr_Clear();
+    }
+    return -1;
+}
+
+int fil_native_monitor_start(void) {
+    static const char *const enters[] = {"PY_START", "PY_RESUME", "PY_THROW", NULL};
+    static const char *const exits[] = {"PY_RETURN", "PY_YIELD", "PY_UNWIND", NULL};
+    PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
+    int id = mon ? take_tool_id(mon) : -1;
+    if (id < 0)
+        return 0;
+    PyObject *enter = PyCFunction_New(&enter_def, NULL), *leave = PyCFunction_New(&exit_def, NULL);
+    long a = enter ? register_all(mon, id, enters, enter) : -1;
+    long b = leave ? register_all(mon, id, exits, leave) : -1;
+    PyObject *r = a > 0 && b > 0 ? PyObject_CallMethod(mon, "set_events", "il", id, a | b) : NULL;
+    Py_XDECREF(enter); /* sys.monitoring holds its own references */
+    Py_XDECREF(leave);
+    if (!r) {
+        PyErr_Clear();
+        PyObject *f = PyObject_CallMethod(mon, "free_tool_id", "i", id);
+        Py_XDECREF(f);
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(r);
+    return 1;
+}
+
+#else
+
+int fil_native_monitor_start(void) { return 0; }
+
+#endif
