@@ -96,6 +96,7 @@ typedef struct fil_pythread {
     uint32_t resolved;      /* entries [0, resolved) have the nodes of their
                              * (code, instr) under their callers' nodes */
     uint32_t mirrored;      /* event mode: 1 while e mirrors the live chain */
+    uint32_t in_pymem;      /* 1 while resolving for CPython's object allocator */
 } fil_pythread_t;
 
 /* fil_pyframes_t.func_of flags. TRUSTED: the code object is marked, so its
@@ -105,6 +106,13 @@ typedef struct fil_pythread {
 #define FIL_PYFUNC_TRUSTED 1u
 #define FIL_PYFUNC_LAUNCHER 2u
 #define FIL_PYFUNC_MODULE 4u
+/* In *flags on the way in: the allocation came through CPython's own
+ * object allocator (GIL held, the interpreter expects PyMem calls from its
+ * hooks), so the code object may be read and marked. Any other allocation
+ * (raw malloc, mmap) may come from inside a section of the interpreter
+ * that holds a lock of its own (tracemalloc's, for one): no C API call
+ * that can allocate is made then. */
+#define FIL_PYFUNC_MAY_MARK 8u
 
 /* What the extension tells the preload library about the interpreter's
  * frames (src/stacks/resolve.c uses it). Context of every callback: the
@@ -120,7 +128,8 @@ typedef struct fil_pyframes {
      * as above. */
     int (*top)(fil_pyraw_t *top);
     /* The interned function of a code object (FIL_NONE if it cannot be
-     * interned), and FIL_PYFUNC_* flags into *flags. */
+     * interned); *flags holds FIL_PYFUNC_MAY_MARK or not on the way in, its
+     * FIL_PYFUNC_* flags on the way out. */
     uint32_t (*func_of)(const void *code, unsigned *flags);
     /* The line of an instruction position (0 if unknown). */
     uint32_t (*line_of)(const void *code, const void *instr);

@@ -53,6 +53,9 @@ int fil_stacks_map_cache(fil_pythread_t *t);
  * tracker then does not record it (invariant 1). Context: the thread
  * itself, any time; may take the lock. */
 uint32_t fil_stacks_current(void);
+/* The same for an allocation made through CPython's MEM/OBJ allocators
+ * (GIL held): the extension may then call the C API to mark code objects. */
+uint32_t fil_stacks_current_pymem(void);
 
 /* For a new thread: the node of the line that started it (0: none). */
 void fil_stacks_thread_base(uint32_t node);

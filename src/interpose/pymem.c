@@ -59,9 +59,15 @@ typedef void (*get_fn)(int, pymem_alloc_t *);
 typedef void (*set_fn)(int, pymem_alloc_t *);
 typedef void (*arena_fn)(arena_alloc_t *);
 
-/* The wrapped allocator of each domain; written at installation, which
- * happens before other threads exist or with the GIL held. */
-static pymem_alloc_t orig[3];
+/* The allocators wrapped, per domain: one slot per installation, never
+ * reused, because an earlier hook may still be in the chain under the one
+ * in front of it (tracemalloc wraps ours at start-up; wrapping tracemalloc
+ * again must not redirect the inner hook to it, or they call each other
+ * forever). Written at installation, which happens before other threads
+ * exist or with the GIL held. */
+#define WRAPS 4
+static pymem_alloc_t orig[3][WRAPS];
+static int nwraps[3];
 
 /* Names for reports: the API a failing request came through. */
 static const char *const names[3][3] = {
@@ -69,7 +75,7 @@ static const char *const names[3][3] = {
     {"PyMem_Malloc", "PyMem_Calloc", "PyMem_Realloc"},
     {"PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc"},
 };
-#define NAME(o, i) names[(pymem_alloc_t *)(o) - orig][i]
+#define NAME(o, i) names[((pymem_alloc_t *)(o) - &orig[0][0]) / WRAPS][i]
 
 static inline int enter(void) { return fil_enter(1); }
 
@@ -79,7 +85,7 @@ static void *h_malloc(void *ctx, size_t size) {
         return o->malloc(o->ctx, size);
     void *p = fil_oom_precheck(NAME(o, 0), size) ? NULL : o->malloc(o->ctx, size);
     if (p)
-        fil_tracker_add(p, size, fil_stacks_current());
+        fil_tracker_add(p, size, fil_stacks_current_pymem());
     else
         fil_oom_failed(NAME(o, 0), size);
     fil_guard = 0;
@@ -93,7 +99,7 @@ static void *h_calloc(void *ctx, size_t n, size_t m) {
         return o->calloc(o->ctx, n, m);
     void *p = fil_oom_precheck(NAME(o, 1), size) ? NULL : o->calloc(o->ctx, n, m);
     if (p)
-        fil_tracker_add(p, size, fil_stacks_current());
+        fil_tracker_add(p, size, fil_stacks_current_pymem());
     else
         fil_oom_failed(NAME(o, 1), size);
     fil_guard = 0;
@@ -109,7 +115,7 @@ static void *h_realloc(void *ctx, void *old, size_t size) {
     fil_realloc_t t;
     fil_tracker_realloc_begin(old, &t);
     void *p = fil_oom_precheck(NAME(o, 2), size) ? NULL : o->realloc(o->ctx, old, size);
-    fil_tracker_realloc_end(&t, old, p, size, p ? fil_stacks_current() : 0);
+    fil_tracker_realloc_end(&t, old, p, size, p ? fil_stacks_current_pymem() : 0);
     if (!p)
         fil_oom_failed(NAME(o, 2), size);
     fil_guard = 0;
@@ -155,10 +161,11 @@ int fil_pymem_install(void) {
     for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
         pymem_alloc_t cur;
         get(d, &cur);
-        if (cur.malloc == h_malloc)
-            continue;
-        orig[d] = cur;
-        pymem_alloc_t hook = {&orig[d], h_malloc, h_calloc, h_realloc, h_free};
+        if (cur.malloc == h_malloc || nwraps[d] == WRAPS)
+            continue; /* ours is in front (inner layers pass through: guard) */
+        pymem_alloc_t *slot = &orig[d][nwraps[d]++];
+        *slot = cur;
+        pymem_alloc_t hook = {slot, h_malloc, h_calloc, h_realloc, h_free};
         set(d, &hook);
     }
     return 1;

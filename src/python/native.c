@@ -152,13 +152,15 @@ static uint32_t intern_code(PyCodeObject *co, unsigned *flags) {
 
 /*
  * fil_pyframes_t.func_of: see fil/pyapi.h. The co_extra value is
- * 1 + (function << 3 | flags), so 0 means "not named yet". Only with the
- * GIL is the slot read or written (another thread may be growing it).
+ * 1 + (function << 3 | flags), so 0 means "not named yet". The slot is read
+ * and written only for an allocation CPython's object allocator made
+ * (FIL_PYFUNC_MAY_MARK: GIL held, no lock of the interpreter's held);
+ * otherwise the function is interned by content and the code left unmarked.
  */
 static uint32_t func_of(const void *code, unsigned *flags) {
     PyCodeObject *co = (PyCodeObject *)code;
+    int gil = (*flags & FIL_PYFUNC_MAY_MARK) != 0;
     *flags = 0;
-    int gil = PyGILState_Check();
     void *x = NULL;
     if (gil && GET_EXTRA((PyObject *)co, extra_index, &x) == 0 && x) {
         uintptr_t v = (uintptr_t)x - 1;

@@ -92,6 +92,13 @@ uint32_t fil_stacks_current(void) {
     return node == FIL_NONE ? 0 : node; /* FIL_NODE_UNTRACKED passes */
 }
 
+uint32_t fil_stacks_current_pymem(void) {
+    me.in_pymem = 1;
+    uint32_t node = fil_stacks_current();
+    me.in_pymem = 0;
+    return node;
+}
+
 void fil_stacks_thread_base(uint32_t node) { me.base = node == 0 ? FIL_NONE : node; }
 
 void fil_stacks_thread_exit(void) {

@@ -109,7 +109,7 @@ static uint32_t resolve_entry(const fil_pyframes_t *fr, fil_pythread_t *t, fil_p
             return e->node = e->way_node[w];
         }
     if (e->func == FIL_NONE) {
-        unsigned flags = 0;
+        unsigned flags = t->in_pymem ? FIL_PYFUNC_MAY_MARK : 0;
         e->func = fr->func_of(e->code, &flags);
         e->trusted = (flags & FIL_PYFUNC_TRUSTED) != 0;
         e->flags = (uint8_t)flags;

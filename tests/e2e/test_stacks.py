@@ -1,0 +1,345 @@
+# SPDX-License-Identifier: MIT
+"""Call stacks that cannot be fooled: whatever the program does with
+profilers, hooks, threads, greenlets and code objects, memory is charged
+to the line that allocated it, with the bytes it allocated, and the program
+runs as it does without the profiler (same output, same exit status).
+
+Every program here runs on every interpreter the suite is run with (no
+numpy); the greenlet test needs the greenlet module and skips, saying so,
+where the interpreter has none.
+"""
+
+import subprocess
+
+import pytest
+
+MIB = 1024 * 1024
+
+
+def _run(fp, tmp_path, text, *args, env=None, extra_opts=(), python_form=False):
+    """Profile `text` and run it plainly; both must print the same and exit
+    the same. Returns the .prof entries."""
+    script = fp.write_script(tmp_path, text)
+    if python_form:
+        cmd = [fp.FIL, "--no-browser", "-o", str(tmp_path / "fil-out"), "python", *extra_opts,
+               str(script), *args]
+        proc = subprocess.run(cmd, cwd=str(tmp_path), env=fp.base_env(env), capture_output=True,
+                              timeout=fp.DEFAULT_TIMEOUT)
+        result = fp.latest_result(tmp_path / "fil-out")
+    else:
+        proc, result = fp.run_fil(tmp_path, script, *args, env=env, extra_opts=extra_opts)
+    plain = subprocess.run([fp.PYTHON, *(extra_opts if python_form else ()), str(script), *args],
+                           cwd=str(tmp_path), env=fp.base_env(env), capture_output=True,
+                           timeout=fp.DEFAULT_TIMEOUT)
+    assert proc.returncode == plain.returncode == 0, fp.describe(proc)
+    assert proc.stdout == plain.stdout
+    entries, _ = fp.check_peak_report(result)
+    return entries
+
+
+def _held(fp, entries, text, marker):
+    """Bytes charged to stacks whose last frame is the marked line."""
+    return fp.bytes_last_frame(entries, "script.py", fp.line_of(text, marker))
+
+
+CPROFILE = """
+import cProfile
+import sys
+
+
+def work():
+    return [bytes(1000) for _ in range(1000)]
+
+
+def main():
+    return work()
+
+
+cProfile.run("main()", "/dev/null")
+big = bytearray(300 * 1024 * 1024)  # AFTER_CPROFILE
+
+
+def inside():
+    return bytearray(50 * 1024 * 1024)  # INSIDE_CPROFILE
+
+
+prof = cProfile.Profile()
+prof.enable()
+held = inside()
+prof.disable()
+
+
+def drop_profiler():
+    sys.setprofile(None)
+    return bytearray(40 * 1024 * 1024)  # AFTER_SETPROFILE_NONE
+
+
+x = drop_profiler()
+print("ok", len(big) + len(held) + len(x))
+"""
+
+
+def test_cprofile_and_setprofile(tmp_path, fp):
+    """cProfile before and around profiled code, sys.setprofile(None) in a
+    function: every array at its own line, exact within 1%."""
+    entries = _run(fp, tmp_path, CPROFILE)
+    for marker, size in (("AFTER_CPROFILE", 300), ("INSIDE_CPROFILE", 50),
+                         ("AFTER_SETPROFILE_NONE", 40)):
+        got = _held(fp, entries, CPROFILE, marker)
+        assert fp.within(got, size * MIB, 0.01), (marker, got, fp.fmt_prof(entries))
+
+
+THREADS = """
+import _thread
+import threading
+
+MIB = 1024 * 1024
+held = []
+
+
+class Worker(threading.Thread):
+    def run(self):
+        held.append(bytearray(30 * MIB))  # IN_RUN
+
+
+t = Worker()
+t.start()
+t.join()
+
+done = threading.Event()
+
+
+def raw():
+    held.append(bytearray(20 * MIB))  # RAW_THREAD
+    done.set()
+
+
+_thread.start_new_thread(raw, ())
+done.wait()
+
+threading.setprofile(None)
+
+
+def after():
+    held.append(bytearray(10 * MIB))  # AFTER_THREADING_SETPROFILE
+
+
+u = threading.Thread(target=after)
+u.start()
+u.join()
+print("ok", len(held))
+"""
+
+
+def test_threads_show_their_own_lines(tmp_path, fp):
+    """A Thread subclass's run(), a _thread.start_new_thread function and a
+    thread started after threading.setprofile(None): each array at its line."""
+    entries = _run(fp, tmp_path, THREADS)
+    for marker, size in (("IN_RUN", 30), ("RAW_THREAD", 20), ("AFTER_THREADING_SETPROFILE", 10)):
+        got = _held(fp, entries, THREADS, marker)
+        assert fp.within(got, size * MIB, 0.01), (marker, got, fp.fmt_prof(entries))
+
+
+GREENLETS = """
+import greenlet
+
+MIB = 1024 * 1024
+
+
+def worker():
+    for i in range(3):
+        main.switch(i)
+    return "done"
+
+
+main = greenlet.getcurrent()
+g = greenlet.greenlet(worker)
+for _ in range(3):
+    g.switch()
+held = bytearray(200 * MIB)  # MAIN_AFTER_SWITCHES
+
+
+def other():
+    x = bytearray(30 * MIB)  # IN_GREENLET
+    main.switch(x)
+
+
+y = greenlet.greenlet(other).switch()
+print("ok", len(held) + len(y))
+"""
+
+
+def test_greenlet_switches(tmp_path, fp):
+    """Switching greenlets back and forth leaves no bogus stack: the main
+    greenlet's array at its line, a greenlet's at the greenlet's line."""
+    has = subprocess.run([fp.PYTHON, "-c", "import greenlet"], capture_output=True)
+    if has.returncode != 0:
+        pytest.skip("greenlet is not installed for %s (Debian: python3-greenlet)" % fp.PYTHON)
+    entries = _run(fp, tmp_path, GREENLETS)
+    line = fp.line_of(GREENLETS, "MAIN_AFTER_SWITCHES")
+    main = [(f, n) for f, n in entries if f and fp.frame_is(f[-1], "script.py", line)]
+    assert fp.within(sum(n for _, n in main), 200 * MIB, 0.01), fp.fmt_prof(entries)
+    assert all(len(f) == 1 for f, _ in main), main  # no worker frames under it
+    got = _held(fp, entries, GREENLETS, "IN_GREENLET")
+    assert fp.within(got, 30 * MIB, 0.01), fp.fmt_prof(entries)
+
+
+CODE_REPLACE = """
+import gc
+
+MIB = 1024 * 1024
+
+
+def make():
+    def f():
+        return bytearray(MIB)  # IN_F
+    return f
+
+
+held = []
+for i in range(300):
+    f = make()
+    name = "fn_%d" % i
+    code = f.__code__.replace(co_name=name)
+    if hasattr(code, "co_qualname"):
+        code = code.replace(co_qualname=name)
+    g = type(f)(code, {"bytearray": bytearray, "MIB": MIB})
+    if i % 50 == 0:
+        held.append(g())  # CALL
+    del f, g, code
+    gc.collect()
+print("ok", len(held))
+"""
+
+
+def test_recycled_code_objects_keep_their_names(tmp_path, fp):
+    """Functions made with code.replace and dropped, their code objects'
+    memory reused: each array is charged to the function that made it."""
+    entries = _run(fp, tmp_path, CODE_REPLACE)
+    line = fp.line_of(CODE_REPLACE, "IN_F")
+    names = {}
+    for frames, n in entries:
+        if frames and fp.frame_is(frames[-1], "script.py", line):
+            func = fp.parse_frame(frames[-1])[2]
+            names[func] = names.get(func, 0) + n
+    assert sorted(names) == sorted("fn_%d" % i for i in range(0, 300, 50)), names
+    assert all(fp.within(n, MIB, 0.01) for n in names.values()), names
+
+
+TRACEMALLOC = """
+import tracemalloc
+
+x = bytearray(30 * 1024 * 1024)  # UNDER_TRACEMALLOC
+print("tracing", tracemalloc.is_tracing())
+"""
+
+
+@pytest.mark.parametrize("how", ["-X", "env"])
+def test_tracemalloc(tmp_path, fp, how):
+    """-X tracemalloc and PYTHONTRACEMALLOC=1: the program runs (no hang),
+    tracemalloc traces, and the array is at its line."""
+    if how == "-X":
+        entries = _run(fp, tmp_path, TRACEMALLOC, extra_opts=["-X", "tracemalloc"],
+                       python_form=True)
+    else:
+        entries = _run(fp, tmp_path, TRACEMALLOC, env={"PYTHONTRACEMALLOC": "1"})
+    got = _held(fp, entries, TRACEMALLOC, "UNDER_TRACEMALLOC")
+    assert fp.within(got, 30 * MIB, 0.01), fp.fmt_prof(entries)
+
+
+ASYNC = """
+import asyncio
+
+MIB = 1024 * 1024
+
+
+def gen():
+    for _ in range(3):
+        yield bytearray(4 * MIB)  # IN_GENERATOR
+
+
+async def fetch(n):
+    await asyncio.sleep(0)
+    data = bytearray(n * MIB)  # IN_COROUTINE
+    await asyncio.sleep(0)
+    return data
+
+
+async def main():
+    return await asyncio.gather(fetch(5), fetch(5), fetch(5))
+
+
+items = list(gen())
+results = asyncio.run(main())
+print("ok", len(items), len(results))
+"""
+
+
+def test_generators_coroutines_asyncio(tmp_path, fp):
+    """Generators and coroutines suspended and resumed by asyncio: their
+    arrays at their own lines."""
+    entries = _run(fp, tmp_path, ASYNC)
+    assert fp.within(_held(fp, entries, ASYNC, "IN_GENERATOR"), 12 * MIB, 0.01), \
+        fp.fmt_prof(entries)
+    assert fp.within(_held(fp, entries, ASYNC, "IN_COROUTINE"), 15 * MIB, 0.01), \
+        fp.fmt_prof(entries)
+
+
+CALLS = """
+import sys
+
+
+def pair(i):
+    return (i, i)
+
+
+N = 200_000
+if sys.argv[1] == "calls":
+    keep = [pair(i) for i in range(N)]
+else:
+    keep = [(i, i) for i in range(N)]
+print(len(keep))
+"""
+
+
+def test_calls_make_no_allocations(tmp_path, fp):
+    """The profiler makes the program allocate nothing: 200,000 calls of a
+    function building a tuple make as many tracked allocations as the same
+    tuples built inline (a frame object per call would add 200,000)."""
+    counts = {}
+    for mode in ("calls", "inline"):
+        sub = tmp_path / mode
+        sub.mkdir()
+        _run(fp, sub, CALLS, mode)
+        counts[mode] = fp.load_summary(fp.latest_result(sub / "fil-out"))["tracked_allocations"]
+    assert abs(counts["calls"] - counts["inline"]) < 1000, counts
+
+
+RECURSION = """
+import sys
+
+sys.setrecursionlimit(20_000)
+MIB = 1024 * 1024
+held = []
+
+
+def down(n):
+    if n == 0:
+        held.append(bytearray(8 * MIB))  # AT_BOTTOM
+        return 0
+    held.append(bytes(64))  # EVERY_LEVEL
+    return down(n - 1) + 1
+
+
+print(down(3000))
+"""
+
+
+def test_deep_recursion(tmp_path, fp):
+    """A recursion 3,000 deep allocating at every level: the bottom's array
+    at the bottom, under 3,001 frames of the recursion."""
+    entries = _run(fp, tmp_path, RECURSION)
+    line = fp.line_of(RECURSION, "AT_BOTTOM")
+    stacks = [(f, n) for f, n in entries if f and fp.frame_is(f[-1], "script.py", line)]
+    assert fp.within(sum(n for _, n in stacks), 8 * MIB, 0.01), fp.fmt_prof(entries)
+    assert max(len(f) for f, _ in stacks) == 3002  # <module> and 3,001 calls of down
