@@ -93,9 +93,9 @@ static void *do_realloc(const char *fn, void *old, size_t size) {
         return __libc_realloc(old, 0);
     }
     fil_realloc_t t;
-    fil_tracker_realloc_begin(old, &t);
+    fil_tracker_realloc_begin(old, &t, 0);
     void *p = fil_oom_precheck(fn, size) ? NULL : __libc_realloc(old, size);
-    fil_tracker_realloc_end(&t, old, p, size, p ? fil_stacks_current() : 0);
+    fil_tracker_realloc_end(&t, old, p, size, p ? fil_stacks_current() : 0, 0);
     if (!p)
         fil_oom_failed(fn, size);
     leave();
