@@ -746,6 +746,42 @@ static void test_threads(void)
     CHECK_I64(fil_tracker_live_count(), 0);
 }
 
+/* Threads nobody announced (as glibc's timer and AIO helpers, or a raw
+ * clone, which the pthread_create wrapper never sees): the lock elision is
+ * on (fil_lock_needed 0) and the main thread, the lock's owner, records
+ * without the lock while they start. Their first sections must fence it
+ * off: every byte still accounted to its node. */
+static void test_threads_unseen(void)
+{
+    __atomic_store_n(&fil_lock_needed, 0, __ATOMIC_SEQ_CST);
+    CHECK_I64(fil_lock_role, 1); /* the main thread took the lock first */
+    pthread_t th[THREADS];
+    for (uint32_t i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&th[i], NULL, thread_main, (void *)(uintptr_t)(10 + i)) == 0);
+    thread_main((void *)(uintptr_t)(10 + THREADS)); /* the owner, at the same time */
+    for (uint32_t i = 0; i < THREADS; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+    CHECK_I64(fil_lock_needed, 1); /* a foreign thread turned the elision off */
+    int64_t want = 0;
+    for (uint64_t i = 1; i < PER_THREAD; i += 2)
+        want += (int64_t)(10 + i % 7);
+    int nodes_ok = 1;
+    for (uint32_t i = 0; i <= THREADS; i++)
+        if (bytes_of(10 + i) != want + 200 * PAGE)
+            nodes_ok = 0;
+    CHECK(nodes_ok);
+    CHECK_I64(fil_state->total, (THREADS + 1) * (want + 200 * PAGE));
+    CHECK_I64(fil_tracker_live_count(), (THREADS + 1) * PER_THREAD / 2);
+    CHECK_CONSISTENT();
+    for (uint32_t n = 10; n <= 10 + THREADS; n++) {
+        uint64_t base = 0x6600000000u + (uint64_t)n * 0x10000000u;
+        for (uint64_t i = 1; i < PER_THREAD; i += 2)
+            fil_tracker_remove(addr(base + i * 48));
+        fil_tracker_unmap(addr(0x7e0000000000u + (uint64_t)n * 0x100000000u), 400 * PAGE);
+    }
+    CHECK_I64(fil_state->total, 0);
+}
+
 /* Blocks that do not pack go to the overflow list and round-trip exactly. */
 static void test_overflow(void)
 {
@@ -989,6 +1025,7 @@ int main(void)
     test_churn();
     test_table();
     test_threads();
+    test_threads_unseen();
     test_overflow();
     test_pool_index();
     test_pools();
