@@ -66,6 +66,45 @@ class MaxTimeRatio:
 
 
 @dataclass
+class MaxRSSRatio:
+    """fil peak RSS / plain peak RSS must be <= limit."""
+    limit: float
+
+    def label(self):
+        return "RSS<=%.2fx" % self.limit
+
+    def passed(self, row):
+        return row["rss_ratio"] is not None and row["rss_ratio"] <= self.limit
+
+
+@dataclass
+class MaxTimeOver:
+    """fil wall time - plain wall time must be <= seconds."""
+    seconds: float
+
+    def label(self):
+        return "time<=+%.1fs" % self.seconds
+
+    def passed(self, row):
+        return (row["fil_s"] is not None and row["plain_s"] is not None
+                and row["fil_s"] - row["plain_s"] <= self.seconds)
+
+
+@dataclass
+class MinMarkerRatio:
+    """fil's BENCH_<KEY> marker / plain's must be >= minimum (e.g. reach)."""
+    key: str
+    minimum: float
+
+    def label(self):
+        return "%s>=%.2f" % (self.key, self.minimum)
+
+    def passed(self, row):
+        r = ratio(row.get("fil_" + self.key), row.get("plain_" + self.key))
+        return r is not None and r >= self.minimum
+
+
+@dataclass
 class MinCallStacks:
     """summary.json's call_stacks must be >= minimum."""
     minimum: int
@@ -81,8 +120,10 @@ class MinCallStacks:
 class Workload:
     """One bench row: a script in tests/bench/, its arguments and its targets.
 
-    args may contain {cloop_so} and {bench_dir}; extras names BENCH_<KEY>
-    markers (lower case) to show beside the row, e.g. "ns_per_pair".
+    args may contain {cloop_so}, {bench_dir} and {csv}; extras names
+    BENCH_<KEY> markers (lower case) to show beside the row, e.g.
+    "ns_per_pair".  limit_as: RLIMIT_AS soft limit (bytes) both sides run
+    under; fil_opts: options for `fil-profile run`.
     """
     name: str
     script: str
@@ -90,21 +131,47 @@ class Workload:
     targets: list = field(default_factory=list)
     extras: list = field(default_factory=list)
     about: str = ""
+    limit_as: int = 0
+    fil_opts: list = field(default_factory=list)
 
+
+PURE = [MaxTimeRatio(1.3), MaxRSSRatio(1.1)]
 
 WORKLOADS = [
-    Workload("pure_python", "pure_python.py", targets=[MaxTimeRatio(2.0)],
+    Workload("pure_python", "pure_python.py", targets=PURE,
              about="4 x 250k rows of (int, str, dict): millions of small objects"),
-    Workload("numpy", "numpy_arrays.py", targets=[MaxTimeRatio(1.1)],
+    Workload("records", "records.py", targets=PURE,
+             about="3M (int, str, {dict}) records kept live"),
+    Workload("rows", "rows.py", targets=PURE,
+             about="600k dict/tuple rows x 3 rounds, grouped, dropped"),
+    Workload("numpy", "numpy_arrays.py", targets=[MaxTimeOver(0.1)],
              about="50-200 MiB float64 arrays, sin/cos/exp/sqrt, freed each round"),
+    Workload("pandas", "pandas_csv.py", args=["{csv}"], targets=[MaxTimeRatio(1.3)],
+             about="read_csv of a ~100 MB CSV, three groupbys"),
     Workload("c_loop", "c_loop.py", args=["{cloop_so}"], extras=["ns_per_pair"],
              about="10M malloc/free pairs in C, one ctypes call"),
-    Workload("many_peaks", "many_peaks.py",
+    Workload("many_peaks", "many_peaks.py", targets=[MaxTimeRatio(2.0)],
              about="1000 rounds: +1000 random-size buffers, -300; a new peak each round"),
     Workload("many_stacks", "many_stacks.py", args=["--stacks", "100000"],
              targets=[MinCallStacks(100_000)], extras=["stacks"],
              about="100,000 distinct call stacks, each holding a 64-byte bytearray"),
+    Workload("reach", "reach.py", targets=[MinMarkerRatio("reach", 0.95)], extras=["reach"],
+             limit_as=1 << 30, fil_opts=["--on-oom=continue"],
+             about="ulimit -Sv 1 GiB: 2-tuples appended until MemoryError; how far it gets"),
 ]
+
+
+def make_csv(tmp, rows=2_000_000):
+    """Write the pandas row's input (~100 MB) into tmp; return its path."""
+    path = os.path.join(tmp, "bench.csv")
+    cats = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    with open(path, "w") as f:
+        f.write("key,cat,x,y,text\n")
+        for i in range(rows):
+            k = (i * 7919) % 50_000
+            f.write("%d,%s,%.6f,%.3f,item number %d of the file\n"
+                    % (k, cats[i % 8], (i % 1000) / 7.0, (i % 313) * 1.5, i))
+    return path
 
 
 # --------------------------------------------------------------------------
@@ -129,7 +196,7 @@ def kill_group(pgid):
         pass
 
 
-def run_once(cmd, cwd, timeout):
+def run_once(cmd, cwd, timeout, limit_as=0):
     """Run cmd with stdout discarded; return wall seconds, exit code, stderr, and
     wait4's maxrss and user+system CPU seconds.
 
@@ -138,11 +205,17 @@ def run_once(cmd, cwd, timeout):
     jobs share the CPUs.  The child gets its own process group so a timeout
     kills the launcher and the Python it started together.
     """
+    def limit():
+        if limit_as:
+            import resource
+            hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+            resource.setrlimit(resource.RLIMIT_AS, (limit_as, hard))
+
     with tempfile.TemporaryFile(mode="w+b") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=CHILD_ENV, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=limit)
         timer = threading.Timer(timeout, kill_group, (proc.pid,))
         timer.start()
         try:
@@ -175,8 +248,8 @@ def measure(kind, wl, ctx, rep, args):
         cmd = [args.python, script] + wl_args
     else:
         outdir = os.path.join(ctx["tmp"], "fil-%s-%d" % (wl.name, rep))
-        cmd = [args.fil, "run", "--no-browser", "-o", outdir, script] + wl_args
-    r = run_once(cmd, ctx["tmp"], args.timeout)
+        cmd = [args.fil, "run", "--no-browser", "-o", outdir] + wl.fil_opts + [script] + wl_args
+    r = run_once(cmd, ctx["tmp"], args.timeout, wl.limit_as)
     r["kind"] = kind
     r["markers"] = parse_markers(r["stderr"])
     r["summary"] = read_summary(outdir) if outdir else {}
@@ -270,7 +343,7 @@ def print_table(rows):
     """Print the main table, then the fil runs' summary.json figures and CPU times."""
     print_rows(("workload", "plain s", "fil s", "ratio", "plain RSS", "fil RSS", "RSS x",
                 "fil peak", "target", "result"),
-               (12, 8, 8, 6, 10, 10, 6, 10, 16, 6),
+               (12, 8, 8, 6, 10, 10, 6, 10, 22, 6),
                [(r["name"], fmt(r["plain_s"], ".2f"), fmt(r["fil_s"], ".2f"),
                  fmt(r["time_ratio"], ".2f"),
                  fmt(mib(r["plain_rss_kb"], 1024), ".1f", "M"),
@@ -287,6 +360,9 @@ def print_table(rows):
         if "plain_ns_per_pair" in r:
             extra = "ns/pair %s -> %s" % (fmt(r["plain_ns_per_pair"], ".1f"),
                                           fmt(r["fil_ns_per_pair"], ".1f"))
+        if "plain_reach" in r:
+            extra = "reach %s -> %s (%s)" % (fmt(r["plain_reach"], ".0f"), fmt(r["fil_reach"], ".0f"),
+                                             fmt(ratio(r["fil_reach"], r["plain_reach"]), ".3f"))
         table.append((r["name"], fmt(r["call_stacks"], ".0f"), fmt(r["state_bytes"], ".0f"),
                       fmt(r["tracked_allocations"], ".0f"),
                       fmt(mib(r["emergency_arena_bytes"], MIB), ".1f", "M"),
@@ -425,6 +501,8 @@ def main():
         ctx = {"tmp": tmp, "bench_dir": BENCH_DIR}
         if any("{cloop_so}" in a for w in args.workloads for a in w.args):
             ctx["cloop_so"] = build_cloop(tmp)
+        if any("{csv}" in a for w in args.workloads for a in w.args):
+            ctx["csv"] = make_csv(tmp)
         for wl in args.workloads:
             print("  %-12s %s" % (wl.name, wl.about), flush=True)
             if not args.no_warmup:

@@ -34,6 +34,13 @@ extern int fil_active;
  * and 1 once the process may have more than one thread (never reset). */
 extern int fil_lock_word;
 extern int fil_lock_needed;
+/* This thread's role for the lock: 0 not known yet, 1 the owner (the one
+ * thread that may skip the lock while fil_lock_needed is 0), -1 foreign.
+ * Written only by the thread itself. */
+extern __thread int fil_lock_role __attribute__((tls_model("initial-exec")));
+/* 1 while the owner is in a section it entered without the lock; written
+ * only by the owner, read by a foreign thread's first section. */
+extern int fil_owner_busy;
 
 /* 1 if allocations are being tracked now. Any context. */
 static inline int fil_runtime_active(void) {

@@ -20,10 +20,10 @@
  * elements and validates every index it follows (parent < self, func < count,
  * string inside its chunk).
  *
- * Counter updates (node bytes, total) go through a one-entry journal: `seq`
- * is odd while an update is in flight and the journal holds the old values,
- * so a reader of a file whose writer died mid-update restores them and loses
- * only that one update.
+ * Counters are single aligned 8-byte stores, which a SIGKILL cannot tear.
+ * A charge stores the node's bytes first, then the total: the per-node bytes
+ * are the truth, and a reader of a file whose writer died between the two
+ * stores takes the total as their sum (fil_view_open_file).
  */
 #ifndef FIL_STATE_H
 #define FIL_STATE_H
@@ -34,7 +34,7 @@
 #include "fil/limits.h"
 
 #define FIL_STATE_MAGIC UINT64_C(0x3165746174536c46) /* "FlState1" */
-#define FIL_STATE_VERSION 1u
+#define FIL_STATE_VERSION 2u
 #define FIL_STATE_HEADER_SIZE 65536u
 
 #define FIL_SEG_SHIFT 12u /* chunk 0 holds 4096 elements */
@@ -115,8 +115,9 @@ typedef struct fil_state_header {
     fil_seg_t funcs;   /* fil_func_t */
     fil_seg_t strings; /* uint32_t length + bytes, never across a chunk end */
 
-    /* Counters; written by the tracker under its lock. */
-    int64_t total;       /* tracked bytes now */
+    /* Counters; written by the tracker under its lock, one aligned store
+     * each, in this order: node bytes, total, peak_total, at_peak. */
+    int64_t total;       /* tracked bytes now (= sum of bytes[] once settled) */
     int64_t peak_total;  /* high-water mark of total */
     uint32_t at_peak;    /* 1: total == peak_total and bytes[] is the peak state */
     uint32_t snapshot_busy; /* 1 while peak[] is being copied */
@@ -125,13 +126,6 @@ typedef struct fil_state_header {
     uint64_t dropped;    /* allocations that could not be recorded */
     uint64_t stacks_dropped; /* frames/stacks that could not be interned: their
                               * memory is charged to the nearest recorded caller */
-
-    /* One-entry journal for the update in flight (see top comment). */
-    uint64_t seq;
-    uint32_t j_node;
-    uint32_t j_pad;
-    int64_t j_old_bytes;
-    int64_t j_old_total;
 
     fil_limits_t limits; /* as read at startup */
     uint64_t arena_size; /* emergency arena reserved, bytes */

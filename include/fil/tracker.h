@@ -18,19 +18,31 @@
 /* Private tables. 0, or -1. Context: startup. */
 int fil_tracker_init(void);
 
-/* malloc family. Context: any thread, reentrancy-guarded. */
+/* malloc family (blocks go to the live table). Context: any thread,
+ * reentrancy-guarded. */
 void fil_tracker_add(void *p, size_t size, uint32_t node);
 void fil_tracker_remove(void *p);
+/* CPython's MEM/OBJ allocators: a block in one of pymalloc's arenas is
+ * recorded in its pool's record (src/tracker/pools.h), any other in the
+ * table. Context: any thread, reentrancy-guarded. */
+void fil_tracker_py_add(void *p, size_t size, uint32_t node);
+void fil_tracker_py_remove(void *p);
 /* realloc: begin forgets old before the real call; end records the outcome
- * (p NULL: failed, old restored). */
+ * (p NULL: failed, old restored). py: 1 for CPython's allocators. */
 typedef struct fil_realloc {
     uint64_t size; /* old block's size */
     uint32_t node; /* old block's node */
     int had;       /* old was tracked */
 } fil_realloc_t;
-void fil_tracker_realloc_begin(void *old, fil_realloc_t *t);
+void fil_tracker_realloc_begin(void *old, fil_realloc_t *t, int py);
 void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t size,
-                             uint32_t node);
+                             uint32_t node, int py);
+
+/* pymalloc's arena allocator (src/tracker/pools.c): S-aligned arenas with
+ * their pool records; a plain mapping when that cannot be had, NULL if
+ * nothing can. Context: pymalloc, GIL held, no lock held. */
+void *fil_tracker_arena_new(size_t size);
+void fil_tracker_arena_del(void *p, size_t size);
 
 /* Anonymous mappings, page-granular; partial unmaps split ranges. */
 void fil_tracker_map(void *p, size_t len, uint32_t node);

@@ -46,13 +46,22 @@ static void resolve(void) {
     __atomic_store_n(&real_dlsym, d, __ATOMIC_RELEASE);
 }
 
+/* RTLD_NEXT means "after the caller's object", and glibc's dlsym takes the
+ * caller from its own return address: so that lookup is a tail call (a
+ * jump, GCC's sibling call at -O1 and above), which leaves the program's
+ * return address in place. Called and returned from here, it would search
+ * after libfilpreload instead: a user's preloaded shim doing
+ * dlsym(RTLD_NEXT, "malloc") would find itself and recurse for ever. */
 FIL_API void *dlsym(void *handle, const char *symbol) {
     if (!__atomic_load_n(&real_dlsym, __ATOMIC_ACQUIRE))
         resolve();
-    if (!real_dlsym)
+    dlsym_fn d = real_dlsym;
+    if (handle == RTLD_NEXT && d)
+        return d(handle, symbol); /* tail call: see above */
+    if (!d)
         return NULL;
-    void *p = real_dlsym(handle, symbol);
-    if (!p || handle == RTLD_NEXT || handle == RTLD_DEFAULT)
+    void *p = d(handle, symbol);
+    if (!p || handle == RTLD_DEFAULT)
         return p;
     for (unsigned i = 0; i < NNAMES; i++)
         if (p == theirs[i] && ours[i] && strcmp(symbol, names[i]) == 0)

@@ -10,7 +10,9 @@
  * objects). So pymalloc stays, and the PYMEM_DOMAIN_MEM and
  * PYMEM_DOMAIN_OBJ allocators are wrapped (PyMem_SetAllocator): each block
  * is tracked with its requested size, like a malloc. The arena allocator is
- * replaced by raw, untracked mmap/munmap so no byte is counted twice.
+ * replaced by raw, untracked mmap/munmap so no byte is counted twice, and
+ * its arenas carry the per-pool records where a block's size and call
+ * stack cost half a byte (src/tracker/pools.h) instead of a table entry.
  *
  * The hooks are installed by the constructor, before the interpreter
  * initialises (the API allows it, and Python only resets these allocators
@@ -85,7 +87,7 @@ static void *h_malloc(void *ctx, size_t size) {
         return o->malloc(o->ctx, size);
     void *p = fil_oom_precheck(NAME(o, 0), size) ? NULL : o->malloc(o->ctx, size);
     if (p)
-        fil_tracker_add(p, size, fil_stacks_current_pymem());
+        fil_tracker_py_add(p, size, fil_stacks_current_pymem());
     else
         fil_oom_failed(NAME(o, 0), size);
     fil_guard = 0;
@@ -99,7 +101,7 @@ static void *h_calloc(void *ctx, size_t n, size_t m) {
         return o->calloc(o->ctx, n, m);
     void *p = fil_oom_precheck(NAME(o, 1), size) ? NULL : o->calloc(o->ctx, n, m);
     if (p)
-        fil_tracker_add(p, size, fil_stacks_current_pymem());
+        fil_tracker_py_add(p, size, fil_stacks_current_pymem());
     else
         fil_oom_failed(NAME(o, 1), size);
     fil_guard = 0;
@@ -113,9 +115,9 @@ static void *h_realloc(void *ctx, void *old, size_t size) {
     if (!enter())
         return o->realloc(o->ctx, old, size);
     fil_realloc_t t;
-    fil_tracker_realloc_begin(old, &t);
+    fil_tracker_realloc_begin(old, &t, 1);
     void *p = fil_oom_precheck(NAME(o, 2), size) ? NULL : o->realloc(o->ctx, old, size);
-    fil_tracker_realloc_end(&t, old, p, size, p ? fil_stacks_current_pymem() : 0);
+    fil_tracker_realloc_end(&t, old, p, size, p ? fil_stacks_current_pymem() : 0, 1);
     if (!p)
         fil_oom_failed(NAME(o, 2), size);
     fil_guard = 0;
@@ -125,23 +127,22 @@ static void *h_realloc(void *ctx, void *old, size_t size) {
 static void h_free(void *ctx, void *p) {
     pymem_alloc_t *o = ctx;
     if (p && enter()) {
-        fil_tracker_remove(p);
+        fil_tracker_py_remove(p);
         fil_guard = 0;
     }
     o->free(o->ctx, p);
 }
 
-/* pymalloc's arenas: raw system calls, so they are not tracked as mmaps. */
+/* pymalloc's arenas: raw mappings (not tracked as mmaps), S-aligned with the
+ * pool records the tracker keeps its objects' sizes and stacks in. */
 static void *arena_new(void *ctx, size_t size) {
     (void)ctx;
-    long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
-    return (r < 0 && r > -4096) ? NULL : (void *)r;
+    return fil_tracker_arena_new(size);
 }
 
 static void arena_del(void *ctx, void *p, size_t size) {
     (void)ctx;
-    syscall(SYS_munmap, p, size);
+    fil_tracker_arena_del(p, size);
 }
 
 /*

@@ -26,9 +26,13 @@ typedef pid_t (*fork_fn)(void);
 static create_fn real_create;
 static fork_fn real_fork;
 
-/* Resolve the next definitions. Context: constructor (dlsym may allocate;
- * the guard is set so that passes through untracked). */
+/* Resolve the next definitions (the allocators' too: interpose.c).
+ * Context: constructor (dlsym may allocate; the guard is set so that
+ * passes through untracked). */
+void fil_interpose_resolve_alloc(void);
+
 void fil_interpose_resolve(void) {
+    fil_interpose_resolve_alloc();
     real_create = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
     real_fork = (fork_fn)dlsym(RTLD_NEXT, "fork");
 }

@@ -31,7 +31,8 @@ typedef struct fil_view {
     uint32_t fix_node;  /* journal repair: node whose bytes are fix_bytes */
     int64_t fix_bytes;
     int64_t total;      /* tracked bytes now, after repair */
-    int torn;           /* 1 if an update in flight was rolled back */
+    int torn;           /* 1 if the header's total disagreed with the nodes' sum */
+    int peak_now;       /* 1 if bytes[] is the peak state (see view.c repair) */
     int snapshot_torn;  /* 1 if the peak snapshot was being copied */
     uint64_t corrupt;   /* records found inconsistent and shown as such */
     uint64_t clipped;   /* newest nodes left out: the dump arena was outgrown */

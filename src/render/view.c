@@ -6,8 +6,8 @@
  * magic and version, every chunk must lie inside the file, every count is
  * clipped to what the chunks can hold, and records are checked again when
  * they are read (parents must precede children, functions and strings must
- * exist). A half-done counter update (odd seq) is rolled back from the
- * journal, losing just that update. A live view reads this process's own
+ * exist). The total is the sum of the per-node bytes, which a writer killed
+ * at any instruction leaves consistent (repair()). A live view reads this process's own
  * state through the writer's chunk pointers.
  *
  * Allowed calls: none besides memcpy (everything is arithmetic on memory).
@@ -65,19 +65,22 @@ static uint64_t min3(uint64_t a, uint64_t b, uint64_t c) {
     return m < c ? m : c;
 }
 
-/* Roll back a counter update the writer died in the middle of. */
+/* The writer stores a node's bytes before the total, each one aligned word
+ * (state.h): a process killed between the two leaves the nodes right and
+ * the total one update behind. So the total is the nodes' sum (torn: the
+ * header disagreed), and bytes[] is the peak state while nothing decreased
+ * since the peak (at_peak) or when it holds more than the recorded peak
+ * (an increase whose peak_total store the kill cut off). Unsigned sums:
+ * a damaged file may hold anything. */
 static void repair(fil_view_t *v) {
     const fil_state_header_t *h = v->h;
-    v->total = h->total;
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < v->nodes; i++)
+        sum += (uint64_t) * (const int64_t *)v->at(v, FIL_SEG_BYTES, i);
+    v->total = (int64_t)sum;
     v->fix_node = FIL_NONE;
-    if (h->seq & 1) {
-        v->torn = 1;
-        v->total = h->j_old_total;
-        if (h->j_node < v->nodes) {
-            v->fix_node = h->j_node;
-            v->fix_bytes = h->j_old_bytes;
-        }
-    }
+    v->torn = v->total != h->total;
+    v->peak_now = h->at_peak || v->total > h->peak_total;
     v->snapshot_torn = h->snapshot_busy != 0;
 }
 
@@ -135,15 +138,13 @@ int64_t fil_view_bytes(const fil_view_t *v, uint32_t i) {
 }
 
 int64_t fil_view_peak(const fil_view_t *v, uint32_t i) {
-    if (v->h->at_peak) /* nothing decreased since the peak: now is the peak */
+    if (v->peak_now) /* nothing decreased since the peak: now is the peak */
         return fil_view_bytes(v, i);
     return *(const int64_t *)v->at(v, FIL_SEG_PEAK, i);
 }
 
 uint64_t fil_view_peak_total(const fil_view_t *v) {
-    int64_t p = v->h->peak_total;
-    if (v->torn && v->h->at_peak)
-        p = v->total;
+    int64_t p = v->peak_now ? v->total : v->h->peak_total;
     return p > 0 ? (uint64_t)p : 0;
 }
 

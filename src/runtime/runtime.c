@@ -9,22 +9,93 @@
  * (nothing is tracked there), except fil_lock_needed, which tests that start
  * threads by hand turn on.
  *
- * Also the failure path of FIL_ASSERT (fil/common.h). SIGNAL-SAFE FILE:
- * write(2) and abort() only.
+ * Also the lock's slow paths (fil/lock.h) and the failure path of
+ * FIL_ASSERT (fil/common.h). SIGNAL-SAFE FILE: write(2), abort(),
+ * sched_yield and syscall (membarrier) only.
  */
 #include "fil/runtime.h"
 
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fil/common.h"
+#include "fil/lock.h"
 
 __thread int fil_guard __attribute__((tls_model("initial-exec")));
 __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+__thread int fil_lock_role __attribute__((tls_model("initial-exec")));
 int fil_active;
 int fil_lock_word;
 int fil_lock_needed;
+int fil_owner_busy;
+static int owner_claimed; /* 1 once a thread took the owner role */
+
+/* A foreign thread is about to take the lock for the first time: turn the
+ * owner's lock elision off and wait (at most `rounds` yields, or for ever
+ * if rounds is 0) until it has left a section it may be in without the
+ * lock. The owner stores fil_owner_busy, then loads fil_lock_needed with
+ * no fence between; membarrier makes every running thread of the process
+ * execute a full barrier, so either the owner's busy store is visible now,
+ * or its load comes after and sees fil_lock_needed. Without membarrier
+ * (kernels before 4.14) the bounded wait below is a best effort; the
+ * kernel here has it. SIGNAL CONTEXT safe: raw system calls only. */
+static void first_foreign_section(unsigned rounds) {
+    fil_lock_role = -1;
+    if (!__atomic_load_n(&fil_lock_needed, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&fil_lock_needed, 1, __ATOMIC_SEQ_CST);
+        if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0 &&
+            (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0 ||
+             syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0))
+            syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+    }
+    for (unsigned i = 0; __atomic_load_n(&fil_owner_busy, __ATOMIC_ACQUIRE); i++) {
+        if (rounds && i >= rounds)
+            break;
+        sched_yield();
+    }
+}
+
+/* fil_lock's slow path (fil/lock.h): the first call of each thread decides
+ * its role; then spin, yielding after a while. Context: any thread. */
+void fil_lock_slow(void) {
+    if (fil_lock_role == 0) {
+        int none = 0;
+        if (__atomic_compare_exchange_n(&owner_claimed, &none, 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            fil_lock_role = 1;
+            fil_lock();
+            return;
+        }
+        first_foreign_section(0);
+    }
+    for (unsigned spins = 0;; spins++) {
+        if (__atomic_load_n(&fil_lock_word, __ATOMIC_RELAXED) == 0 && fil_trylock())
+            return;
+        if (spins > 64)
+            sched_yield();
+        else
+            __builtin_ia32_pause();
+    }
+}
+
+int fil_lock_timed(unsigned rounds) {
+    if (fil_lock_role > 0 && !__atomic_load_n(&fil_lock_needed, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&fil_owner_busy, 1, __ATOMIC_SEQ_CST);
+        return 1;
+    }
+    if (fil_lock_role == 0)
+        first_foreign_section(rounds);
+    for (unsigned i = 0; i < rounds; i++) {
+        if (fil_trylock())
+            return 1;
+        sched_yield();
+    }
+    return 0;
+}
 
 #ifdef FIL_DEBUG
 /* Report a failed FIL_ASSERT and abort. SIGNAL CONTEXT: write(2) only. */

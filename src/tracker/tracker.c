@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tracker.c - per-node live bytes, the total, and the peak snapshot.
+ * tracker.c - per-node live bytes, the total, and the peak snapshot; the
+ * entry points that record a block (in a pool record, pools.h, or in the
+ * live table, table.c).
  *
- * Every change of a node's bytes goes through fil_tracker_charge_locked(),
- * which journals the old values in the shared header (seq odd while the
- * update is in flight) so a reader of a killed process can undo a torn
- * update.
+ * Every change of a node's bytes goes through charge(): one aligned 8-byte
+ * store of the node's bytes, then one of the total (a SIGKILL cannot tear
+ * either, and the reader sums the nodes when the two disagree: state.h).
+ * The charge path is inlined into each entry point: ~20 instructions, the
+ * node's counter and its epoch stamp the only cache lines it may miss.
  *
  * The peak snapshot is lazy and incremental. Reaching a new high-water mark
  * only sets at_peak; the copy into peak[] happens on the first decrease after
@@ -21,6 +24,7 @@
 #include "fil/lock.h"
 #include "fil/state_writer.h"
 #include "fil/sys.h"
+#include "pools.h"
 #include "tracker_internal.h"
 
 /* Private per-node epoch stamps and the dirty list; grown with the nodes.
@@ -30,6 +34,9 @@ static uint32_t *dirty;
 static uint64_t node_cap; /* entries in stamp and dirty */
 static uint64_t ndirty;
 static uint32_t epoch = 1;
+/* Chunk 0 of the per-node bytes (nodes below FIL_SEG_BASE), or NULL until
+ * it is mapped: spares the segment arithmetic for most charges. */
+static int64_t *bytes0;
 
 int fil_tracker_init(void) {
     return fil_tracker_table_init() || fil_tracker_maps_init() ? -1 : 0;
@@ -65,105 +72,183 @@ static void snapshot_locked(void) {
     __atomic_store_n(&h->snapshot_busy, 1, __ATOMIC_RELEASE);
     for (uint64_t i = 0; i < ndirty; i++) {
         uint32_t n = dirty[i];
-        *(int64_t *)fil_state_at(FIL_SEG_PEAK, n) = *(int64_t *)fil_state_at(FIL_SEG_BYTES, n);
+        *fil_state_i64(FIL_SEG_PEAK, n) = *fil_state_i64(FIL_SEG_BYTES, n);
     }
     ndirty = 0;
     epoch++;
-    h->at_peak = 0;
+    __atomic_store_n(&h->at_peak, 0, __ATOMIC_RELEASE); /* after the copies */
     __atomic_store_n(&h->snapshot_busy, 0, __ATOMIC_RELEASE);
 }
 
 /*
- * fil_tracker_charge_locked - add delta to node's live bytes and the total,
- * snapshotting the peak first if this is the first decrease after one.
- * Context: lock held.
+ * charge - add delta to node's live bytes and the total, snapshotting the
+ * peak first if this is the first decrease after one. Stores in the order
+ * a reader of a killed process relies on (state.h): node bytes, total,
+ * peak_total, at_peak; each one aligned word (release stores: on x86 plain
+ * moves the compiler may not reorder). Context: lock held.
  */
-void fil_tracker_charge_locked(uint32_t node, int64_t delta) {
+static inline __attribute__((always_inline)) void charge(uint32_t node, int64_t delta) {
     fil_state_header_t *h = fil_state;
     if (delta < 0 && h->at_peak)
         snapshot_locked();
-    if (FIL_UNLIKELY(node >= node_cap) && cover(node) != 0) {
-        node = 0; /* the bytes still count, charged to no stack */
-        h->stacks_dropped++;
+    if (FIL_UNLIKELY(node >= node_cap)) {
+        if (cover(node) != 0) {
+            node = 0; /* the bytes still count, charged to no stack */
+            h->stacks_dropped++;
+        }
+        bytes0 = (int64_t *)(void *)fil_state_chunks[FIL_SEG_BYTES][0];
     }
-    if (stamp[node] != epoch) {
+    if (FIL_UNLIKELY(stamp[node] != epoch)) {
         stamp[node] = epoch;
         dirty[ndirty++] = node;
     }
-    int64_t *b = fil_state_at(FIL_SEG_BYTES, node);
-    h->j_node = node;
-    h->j_old_bytes = *b;
-    h->j_old_total = h->total;
-    __atomic_store_n(&h->seq, h->seq + 1, __ATOMIC_RELEASE);
-    *b += delta;
-    h->total += delta;
-    __atomic_store_n(&h->seq, h->seq + 1, __ATOMIC_RELEASE);
-    if (h->total > h->peak_total) {
-        h->peak_total = h->total;
-        h->at_peak = 1;
+    int64_t *b = FIL_LIKELY(node < FIL_SEG_BASE) && bytes0 ? bytes0 + node
+                                                            : fil_state_i64(FIL_SEG_BYTES, node);
+    __atomic_store_n(b, *b + delta, __ATOMIC_RELEASE);
+    int64_t total = h->total + delta;
+    __atomic_store_n(&h->total, total, __ATOMIC_RELEASE);
+    if (total > h->peak_total) {
+        __atomic_store_n(&h->peak_total, total, __ATOMIC_RELEASE);
+        if (!h->at_peak)
+            __atomic_store_n(&h->at_peak, 1, __ATOMIC_RELEASE);
     }
 }
 
-/* Record a live block and charge it (not if it is the profiler's own).
- * Context: lock held. */
-static void add_locked(void *p, size_t size, uint32_t node) {
+void fil_tracker_charge_locked(uint32_t node, int64_t delta) { charge(node, delta); }
+
+/* Record a live block in the live table and charge it. Context: lock held. */
+static inline __attribute__((always_inline)) void table_add(uintptr_t p, size_t size, uint32_t node) {
     uint64_t osize;
     uint32_t onode;
-    if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
-        return;
-    int r = fil_tracker_table_put((uintptr_t)p, size, node, &osize, &onode);
+    int r = fil_tracker_table_put(p, size, node, &osize, &onode);
     if (r < 0) {
         fil_state->dropped++;
         return;
     }
     if (r == 1) /* freed behind our back (e.g. inside libc): forget the old block */
-        fil_tracker_charge_locked(onode, -(int64_t)osize);
+        charge(onode, -(int64_t)osize);
     fil_state->allocations++;
-    fil_tracker_charge_locked(node, (int64_t)size);
+    charge(node, (int64_t)size);
 }
 
+/* The same for a block from CPython's allocator: in its pool's record when
+ * it is in an arena of ours and fits, else in the table. Written over the
+ * geometry g, instantiated for the usual one as constants (see py_add). */
+static inline __attribute__((always_inline)) void py_add_g(uintptr_t p, size_t size, uint32_t node,
+                                                            fil_pool_geom_t g) {
+    fil_pool_rec_t *r = size - 1 < 512 ? fil_pool_rec_of(p, g) : NULL;
+    uint64_t osize;
+    uint32_t onode;
+    int k = r ? fil_pool_put(r, p, (uint32_t)size, node, &osize, &onode, g) : 0;
+    if (!k) {
+        table_add(p, size, node);
+        return;
+    }
+    if (k == 2)
+        charge(onode, -(int64_t)osize);
+    fil_state->allocations++;
+    charge(node, (int64_t)size);
+}
+
+static inline __attribute__((always_inline)) void py_add(uintptr_t p, size_t size, uint32_t node) {
+    if (FIL_LIKELY(fil_pool_geom.arena_shift == 20))
+        py_add_g(p, size, node, FIL_POOL_GEOM_1M);
+    else
+        py_add_g(p, size, node, fil_pool_geom);
+}
+
+/* Forget p (py: it may be in a pool record). 1 and its size and node if it
+ * was recorded. Context: lock held. */
+static inline __attribute__((always_inline)) int take_g(uintptr_t p, int py, uint64_t *size,
+                                                         uint32_t *node, fil_pool_geom_t g) {
+    fil_pool_rec_t *r = py ? fil_pool_rec_of(p, g) : NULL;
+    if (r && fil_pool_take(r, p, size, node, g))
+        return 1;
+    return fil_tracker_table_take(p, size, node);
+}
+
+static inline __attribute__((always_inline)) int take(uintptr_t p, int py, uint64_t *size,
+                                                       uint32_t *node) {
+    if (!py)
+        return fil_tracker_table_take(p, size, node);
+    if (FIL_LIKELY(fil_pool_geom.arena_shift == 20))
+        return take_g(p, 1, size, node, FIL_POOL_GEOM_1M);
+    return take_g(p, 1, size, node, fil_pool_geom);
+}
+
+/* FIL_NODE_UNTRACKED (fil/common.h): the profiler's own allocation, which
+ * the resolver recognised (CPython instrumenting code for our events). */
 void fil_tracker_add(void *p, size_t size, uint32_t node) {
+    if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
+        return;
     fil_lock();
-    add_locked(p, size, node);
+    table_add((uintptr_t)p, size, node);
     fil_unlock();
 }
 
-void fil_tracker_remove(void *p) {
+void fil_tracker_py_add(void *p, size_t size, uint32_t node) {
+    if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
+        return;
+    fil_lock();
+    py_add((uintptr_t)p, size, node);
+    fil_unlock();
+}
+
+static inline __attribute__((always_inline)) void remove_block(void *p, int py) {
     uint64_t size;
     uint32_t node;
     fil_lock();
-    if (fil_tracker_table_take((uintptr_t)p, &size, &node))
-        fil_tracker_charge_locked(node, -(int64_t)size);
+    if (take((uintptr_t)p, py, &size, &node))
+        charge(node, -(int64_t)size);
     fil_unlock();
 }
+
+void fil_tracker_remove(void *p) { remove_block(p, 0); }
+void fil_tracker_py_remove(void *p) { remove_block(p, 1); }
 
 /*
  * fil_tracker_realloc_begin - forget old before the real realloc runs, so no
  * other thread can be handed the same address while we still list it.
  * Fills *t for fil_tracker_realloc_end. Context: any thread, guarded.
  */
-void fil_tracker_realloc_begin(void *old, fil_realloc_t *t) {
+void fil_tracker_realloc_begin(void *old, fil_realloc_t *t, int py) {
     t->had = 0;
     fil_lock();
-    if (old && fil_tracker_table_take((uintptr_t)old, &t->size, &t->node))
+    if (old && take((uintptr_t)old, py, &t->size, &t->node))
         t->had = 1;
     fil_unlock();
+}
+
+/* List old again as it was, still charged (a realloc failed). */
+static void relist(uintptr_t old, uint64_t size, uint32_t node, int py) {
+    uint64_t osize;
+    uint32_t onode;
+    fil_pool_rec_t *r = py && size - 1 < 512 ? fil_pool_rec_of(old, fil_pool_geom) : NULL;
+    if (r && fil_pool_put(r, old, (uint32_t)size, node, &osize, &onode, fil_pool_geom))
+        return; /* 2 is impossible: old was taken from there */
+    if (fil_tracker_table_put(old, size, node, &osize, &onode) < 0) {
+        charge(node, -(int64_t)size); /* cannot list it: stop counting it */
+        fil_state->dropped++;
+    }
 }
 
 /* p == NULL: the realloc failed and old is still live; otherwise the old
  * block is gone and p (size bytes) is charged to node. */
 void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t size,
-                             uint32_t node) {
-    uint64_t osize;
-    uint32_t onode;
+                             uint32_t node, int py) {
     fil_lock();
     if (!p) {
         if (t->had)
-            fil_tracker_table_put((uintptr_t)old, t->size, t->node, &osize, &onode);
+            relist((uintptr_t)old, t->size, t->node, py);
     } else {
         if (t->had)
-            fil_tracker_charge_locked(t->node, -(int64_t)t->size);
-        add_locked(p, size, node);
+            charge(t->node, -(int64_t)t->size);
+        if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
+            ; /* the new block is the profiler's */
+        else if (py)
+            py_add((uintptr_t)p, size, node);
+        else
+            table_add((uintptr_t)p, size, node);
     }
     fil_unlock();
 }
@@ -204,7 +289,7 @@ void fil_tracker_reset_peak(void) {
     fil_state_header_t *h = fil_state;
     __atomic_store_n(&h->snapshot_busy, 1, __ATOMIC_RELEASE);
     for (uint64_t n = 0; n < h->nodes.count; n++)
-        *(int64_t *)fil_state_at(FIL_SEG_PEAK, n) = *(int64_t *)fil_state_at(FIL_SEG_BYTES, n);
+        *fil_state_i64(FIL_SEG_PEAK, n) = *fil_state_i64(FIL_SEG_BYTES, n);
     ndirty = 0;
     epoch++;
     h->peak_total = h->total;
@@ -215,7 +300,7 @@ void fil_tracker_reset_peak(void) {
 
 uint64_t fil_tracker_live_count(void) {
     fil_lock();
-    uint64_t n = fil_tracker_table_count();
+    uint64_t n = fil_tracker_table_count() + fil_pool_live;
     fil_unlock();
     return n;
 }

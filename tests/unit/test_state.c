@@ -89,7 +89,7 @@ static void test_header(void)
         CHECK_U64(seg(s)->count, 0);
     }
     CHECK_U64((uint64_t)h->total, 0);
-    CHECK_U64(h->seq, 0);
+    CHECK_U64((uint64_t)h->peak_total, 0);
 
     /* sys.version whole, as the program sees it (3.9's has a newline). */
     fil_state_set_python_version("3.11.2 (main, Mar 13 2023)\n[GCC 12.2.0]");
