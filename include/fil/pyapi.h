@@ -122,6 +122,11 @@ typedef struct fil_pyframes {
      * t->scratch (growing it with the host's reserve). Their count, or -1
      * if the thread runs no Python code (no thread state). */
     int (*collect)(fil_pythread_t *t);
+    /* 1 if the calling thread's frames are t->e[0..t->depth) as resolved,
+     * every (code, instruction) equal but the innermost frame's instruction,
+     * which goes to *instr; 0 if anything else differs; -1 as above.
+     * (Walk mode's fast path: no store, no second pass.) */
+    int (*same)(const fil_pythread_t *t, const void **instr);
     /* The innermost frame into *top: 1, or 2 if that frame has not run its
      * first instruction yet (the interpreter is setting it up, e.g.
      * instrumenting its code for sys.monitoring); 0 if there is none, -1

@@ -278,18 +278,23 @@ static void point_latest(const launch_t *l)
 }
 
 /*
- * Did the preload library refuse the interpreter (no extension for its
- * version; it said so and exited 127)? Then the empty result folder goes
- * and DIR/latest is left as it was.
+ * Did no profiled interpreter run? Either the preload library refused it
+ * (no extension for its version: it said so and exited 127), or what ran
+ * never became a Python interpreter (FIL_PYTHON names another program).
+ * Then the empty result folder goes and DIR/latest is left as it was.
  */
 static int child_refused(const launch_t *l)
 {
-    uint32_t running = 0;
+    fil_state_header_t h;
 
-    if (pread(l->state_fd, &running, sizeof running,
-              (off_t)offsetof(fil_state_header_t, running)) != (ssize_t)sizeof running ||
-        running != FIL_RUNNING_REFUSED)
+    if (pread(l->state_fd, &h, offsetof(fil_state_header_t, python_version), 0) !=
+        (ssize_t)offsetof(fil_state_header_t, python_version))
+        memset(&h, 0, sizeof h);
+    if (h.magic == FIL_STATE_MAGIC && h.running != FIL_RUNNING_REFUSED)
         return 0;
+    if (h.magic != FIL_STATE_MAGIC)
+        say("error: %s did not start a Python interpreter under the profiler "
+            "(exit status %d); no report", l->python, l->info.exit_status);
     rmdir(l->absdir);
     return 1;
 }

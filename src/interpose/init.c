@@ -22,6 +22,7 @@
 
 void fil_interpose_resolve(void);
 void fil_python_setup(const char *libdir);
+int fil_python_present(void);
 
 /* The launcher's contract variables: read by now, and not the program's. */
 static const char *const our_vars[] = {
@@ -61,6 +62,14 @@ static void drop_preload(void) {
 __attribute__((constructor)) static void fil_preload_init(void) {
     fil_guard = 1;
     fil_interpose_resolve();
+    const char *libdir = getenv("FIL_LIBDIR");
+    if (libdir && !fil_python_present()) {
+        /* Not the interpreter yet (a pyenv shim, a wrapper script, valgrind
+         * on its way to python): track nothing, touch nothing, and let the
+         * environment through to the interpreter it will exec. */
+        fil_guard = 0;
+        return;
+    }
     const char *fd = getenv("FIL_STATE_FD");
     int n = fd ? atoi(fd) : -1;
     if (fil_state_open(n) == 0 && fil_stacks_init() == 0 && fil_tracker_init() == 0) {
@@ -69,7 +78,6 @@ __attribute__((constructor)) static void fil_preload_init(void) {
         fil_state->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         fil_state->running = FIL_RUNNING_STARTED;
         fil_oom_init();
-        const char *libdir = getenv("FIL_LIBDIR");
         if (libdir)
             fil_python_setup(libdir); /* may refuse the interpreter and exit */
         fil_pymem_install();

@@ -8,7 +8,9 @@
  * makes the program profiled is this library, preloaded:
  *
  *  1. The constructor (init.c) calls fil_python_setup() before the
- *     interpreter initialises. It finds the running interpreter's version
+ *     interpreter initialises (a process that is not Python at all, such as
+ *     a pyenv shim on its way to python, is left alone and keeps the
+ *     environment for the interpreter it execs). It finds the version
  *     (Py_GetVersion works before initialisation), picks the extension
  *     built for it in <libdir>/python/filprofiler/, or refuses with one
  *     line naming the versions this install supports; then it adds an
@@ -177,6 +179,9 @@ static void refuse(const char *python, const char *what, const char *have) {
     _exit(127);
 }
 
+/* 1 if this process is a CPython interpreter (of any version). */
+int fil_python_present(void) { return dlsym(RTLD_DEFAULT, "Py_GetVersion") != NULL; }
+
 /*
  * fil_python_setup - called by the constructor of the profiled program
  * (libdir: the launcher's library folder). Refuses an interpreter this
@@ -193,7 +198,7 @@ void fil_python_setup(const char *libdir) {
     int major = 0, minor = 0;
     find_extension(dir, 0, 0, have, sizeof have);
     if (!version || parse_version(version(), &major, &minor) != 0)
-        refuse(self, "is not a Python interpreter", have);
+        refuse(self, "has no version we can read", have);
     char what[96];
     snprintf(what, sizeof what, "is Python %d.%d", major, minor);
     if (major != 3 || minor < 9 || !add || find_extension(dir, major, minor, have, sizeof have))

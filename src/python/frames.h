@@ -63,6 +63,17 @@ static inline fil_frame_t *fil_py_below(fil_frame_t *f) {
 #endif
 }
 
+/* 1 if f is a shim the interpreter puts between a C caller and the Python
+ * frames it runs (3.12+), never shown. */
+static inline int fil_py_shim(fil_frame_t *f) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
 /* 1 if f is not a Python frame a traceback would show. */
 static inline int fil_py_hidden(fil_frame_t *f) {
 #if PY_VERSION_HEX >= 0x030C0000
@@ -126,7 +137,20 @@ static inline int fil_py_starting(const void *frame) {
 }
 
 /* The calling thread's thread state, whether or not it holds the GIL
- * (NULL for a thread Python does not know). */
-static inline PyThreadState *fil_py_thread_state(void) { return PyGILState_GetThisThreadState(); }
+ * (NULL for a thread Python does not know). Since 3.12 the attached
+ * thread state is a thread-local of the calling thread itself, read first;
+ * before, the "current" one is the GIL holder's, maybe another thread's, so
+ * only the GIL-state key is asked. */
+static inline PyThreadState *fil_py_thread_state(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyThreadState *ts = PyThreadState_GetUnchecked();
+    return ts ? ts : PyGILState_GetThisThreadState();
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyThreadState *ts = _PyThreadState_UncheckedGet();
+    return ts ? ts : PyGILState_GetThisThreadState();
+#else
+    return PyGILState_GetThisThreadState();
+#endif
+}
 
 #endif

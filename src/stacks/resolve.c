@@ -160,6 +160,26 @@ static void check_epoch(const fil_pyframes_t *fr, fil_pythread_t *t, int walk) {
  * comparisons, plus the resolution of the frames that differ.
  */
 static uint32_t walk(const fil_pyframes_t *fr, fil_pythread_t *t) {
+    if (!fr->events && t->depth && t->resolved == t->depth) {
+        const void *instr;
+        int same = fr->same(t, &instr);
+        if (same < 0)
+            return t->base;
+        if (same) { /* only the innermost frame moved: its ways, mostly */
+            fil_pyentry_t *e = &t->e[t->depth - 1];
+            e->instr = instr;
+            for (int w = 0; w < FIL_PY_WAYS; w++)
+                if (e->way_instr[w] == instr)
+                    return e->node = e->way_node[w];
+            int trusted;
+            uint32_t parent = t->depth > 1 ? t->e[t->depth - 2].node : t->base;
+            uint8_t below = t->depth > 1 ? t->e[t->depth - 2].role : FIL_PYROLE_ROOT;
+            uint32_t node = resolve_entry(fr, t, e, parent, below, &trusted);
+            if (!trusted)
+                e->code = NULL;
+            return node;
+        }
+    }
     int got = fr->collect(t);
     if (got < 0)
         return t->base;

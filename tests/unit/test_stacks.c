@@ -341,6 +341,21 @@ static int fake_collect(fil_pythread_t *t)
     return cur->n;
 }
 
+static int fake_same(const fil_pythread_t *t, const void **instr)
+{
+    if (!cur)
+        return -1;
+    if ((uint32_t)cur->n != t->depth || !t->depth)
+        return 0;
+    for (int i = 0; i < cur->n; i++) {
+        const fframe_t *f = cur->f[i];
+        if (t->e[i].code != f->code || (i < cur->n - 1 && t->e[i].instr != instr_of(f)))
+            return 0;
+    }
+    *instr = instr_of(cur->f[cur->n - 1]);
+    return 1;
+}
+
 static int fake_top(fil_pyraw_t *top)
 {
     if (!cur)
@@ -367,7 +382,8 @@ static uint32_t fake_line_of(const void *code, const void *instr)
     return *(const uint32_t *)instr;
 }
 
-static fil_pyframes_t walker = {fake_collect, fake_top, fake_func_of, fake_line_of, &epoch, 0};
+static fil_pyframes_t walker = {fake_collect, fake_same, fake_top, fake_func_of, fake_line_of,
+                                 &epoch, 0};
 
 /* The node of cur's frames under root, interned by the test itself:
  * frames[i] at its line, FIL_NONE root for a main-thread stack. */
