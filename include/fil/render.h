@@ -48,10 +48,11 @@ void fil_render_interrupt(void);
 /* 1 once fil_render_interrupt() was called. */
 int fil_render_interrupted(void);
 
-/* What ended a program that died of signal sig, in words for a sentence:
- * "interrupted (SIGINT)", "terminated (SIGTERM)", "killed (SIGKILL)",
- * "killed by the kernel's OOM killer (SIGKILL)" (oom_killed: the cgroup's
- * OOM-kill count went up), "crashed (SIGSEGV)", "killed by SIGUSR1"...
+/* What ended a program that died of signal sig, as the predicate of "The
+ * program ...": "was interrupted (SIGINT)", "was terminated (SIGTERM)",
+ * "was killed (SIGKILL)", "was killed by the kernel's OOM killer
+ * (SIGKILL)" (oom_killed: the cgroup's OOM-kill count went up), "crashed
+ * (SIGSEGV)", "was killed by SIGUSR1"...
  * Written into buf (NUL-terminated, cut to len). Context: any. */
 void fil_render_death_words(int sig, int oom_killed, char *buf, size_t len);
 

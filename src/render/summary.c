@@ -53,11 +53,14 @@ static death_t death_of(int sig)
     }
 }
 
-/* The words for a death by sig (see fil/render.h). */
-static void write_death_words(fil_writer_t *w, int sig, int oom_killed)
+/* The words for a death by sig (see fil/render.h); with was, as a
+ * predicate: "was terminated (SIGTERM)", "crashed (SIGSEGV)". */
+static void write_death_words(fil_writer_t *w, int sig, int oom_killed, int was)
 {
     static const char *const words[] = {"killed (", "interrupted (", "terminated (", "crashed ("};
     death_t d = death_of(sig);
+    if (was && d != D_CRASHED)
+        fil_write_str(w, "was ");
     if (d == D_OTHER) {
         fil_write_str(w, "killed by ");
         write_signame(w, sig);
@@ -77,7 +80,7 @@ void fil_render_death_words(int sig, int oom_killed, char *buf, size_t len)
     if (len == 0)
         return;
     fil_writer_init(&w, -1, buf, len - 1);
-    write_death_words(&w, sig, oom_killed);
+    write_death_words(&w, sig, oom_killed, 1);
     buf[w.len < len - 1 ? w.len : len - 1] = 0;
 }
 
@@ -98,7 +101,7 @@ void fil_render_oom_headline(const fil_view_t *v, int term_signal, fil_writer_t 
     const fil_oom_info_t *o = &v->h->oom;
     uint64_t tracked = v->total > 0 ? (uint64_t)v->total : 0;
     if (!in_process(o)) {
-        write_death_words(w, term_signal, 0);
+        write_death_words(w, term_signal, 0, 0);
         fil_write_str(w, " with ");
         fil_write_size(w, tracked);
         fil_write_str(w, " tracked");
@@ -132,7 +135,7 @@ void fil_render_oom_headline(const fil_view_t *v, int term_signal, fil_writer_t 
 static void write_death_reason(const fil_view_t *v, const fil_run_info_t *info, fil_writer_t *w)
 {
     uint64_t tracked = v->total > 0 ? (uint64_t)v->total : 0;
-    write_death_words(w, info ? info->term_signal : 0, oom_killed(info));
+    write_death_words(w, info ? info->term_signal : 0, oom_killed(info), 0);
     fil_write_str(w, " with ");
     fil_write_size(w, tracked);
     fil_write_str(w, " tracked");
@@ -322,6 +325,7 @@ static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned
         write_oom(v, info, oom_source, w);
     else
         fil_write_str(w, "null");
+    key_bool(w, "reports_interrupted", fil_render_interrupted());
     write_files(rendered, w);
     fil_write_str(w, "\n}\n");
 }

@@ -1133,6 +1133,48 @@ static void test_fold(void)
     free(s);
 }
 
+/* ---- interruption ------------------------------------------------------------ */
+
+static volatile int stop_flag;
+static int frames_until_stop;
+
+/* t_frame that raises the stop flag after frames_until_stop calls, as a
+ * signal handler would in the middle of a file. */
+static void stopping_frame(void *ctx, uint32_t i, fil_frame_t *f)
+{
+    if (--frames_until_stop == 0)
+        stop_flag = 1;
+    t_frame(ctx, i, f);
+}
+
+static void test_interrupt(void)
+{
+    uint32_t n;
+    tnode_t *v = many_tiny(&n);
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, v, n);
+    size_t cap = fil_prof_scratch_size(n);
+    void *s = malloc(cap);
+    char wbuf[4096];
+    fil_writer_t w;
+    int fd = open("/dev/null", O_WRONLY);
+    t.frame = stopping_frame;
+    stop_flag = 0;
+    frames_until_stop = 1000;
+    fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
+    w.stop = &stop_flag;
+    CHECK(fil_write_prof(&t, &w, s, cap) == -1 && w.failed);
+    CHECK(w.written < 4 * sizeof(wbuf)); /* it stopped soon after the flag */
+    stop_flag = 0;
+    frames_until_stop = -1;
+    fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
+    w.stop = &stop_flag;
+    CHECK(fil_write_prof(&t, &w, s, cap) == 0 && w.written > 1000000);
+    close(fd);
+    free(s);
+    free(v);
+}
+
 /* ---- golden files ------------------------------------------------------ */
 
 static const char *data_dir(void)
@@ -1620,6 +1662,7 @@ int main(void)
     test_budget_deep();
     test_short_labels();
     test_fold();
+    test_interrupt();
     test_srclines();
     test_srclines_chunks();
     test_atomic();
