@@ -177,7 +177,7 @@ typedef struct fil_svg_opts {
 } fil_svg_opts_t;
 
 /* Frames narrower than this (centi-px) are summed into remainder boxes. */
-#define FIL_SVG_MIN_CENTIPX 200
+#define FIL_SVG_MIN_CENTIPX 300
 /* Boxes drawn at most (remainder boxes come on top), and the deepest level. */
 #define FIL_SVG_MAX_NODES 6000u
 #define FIL_SVG_MAX_DEPTH 200u

@@ -41,7 +41,8 @@ static const char html_style[] =
     "th,td{text-align:left;padding:0.2em 0.5em;border-bottom:1px solid #eee;"
     "vertical-align:top}\n"
     "th{background:#f6f3ee}td.n{text-align:right;white-space:nowrap}\n"
-    "td.src code{background:none;color:#333}tr.own td.line{font-weight:bold}\n"
+    "td code{background:none;padding:0}td.src code{color:#333}tr.own td.line{font-weight:bold}\n"
+    "td small{color:#666;font-weight:normal}\n"
     ".stacks{display:flex;gap:1.5em;flex-wrap:wrap}.stacks>div{flex:1 1 30em;min-width:0}\n"
     "ol.stack{margin:0;padding-left:2.5em;max-height:22em;overflow:auto;font-size:13px}\n"
     "ol.stack li{margin:0.1em 0}ol.stack .src{color:#555;display:block}\n"
@@ -120,7 +121,32 @@ static void write_code_label(fil_writer_t *w, const fil_frame_t *f, const fil_re
     fil_write_str(w, "</code>");
 }
 
-/* One row of the top lines table; the program's own lines are in bold.
+/* For a library's line: "called from <the nearest of the program's own
+ * frames above node>", if there is one. SIGNAL CONTEXT: caller memory. */
+static void write_caller(fil_writer_t *w, const fil_tree_t *t, uint32_t node)
+{
+    uint32_t i = t->parent(t->ctx, node);
+    for (uint32_t k = 0; i != FIL_NONE && i < t->count && k < t->count; k++) {
+        fil_frame_t f = {0};
+        fil_report_label_t l;
+        t->frame(t->ctx, i, &f);
+        if (!fil_report_label_short(&f, &l)) {
+            fil_write_str(w, "<br><small>called from ");
+            write_code_label(w, &f, &l);
+            if (f.source && f.source_len > 0) {
+                fil_write_str(w, ": <code>");
+                fil_write_xml(w, f.source, f.source_len);
+                fil_write_str(w, "</code>");
+            }
+            fil_write_str(w, "</small>");
+            return;
+        }
+        i = t->parent(t->ctx, i);
+    }
+}
+
+/* One row of the top lines table; the program's own lines are in bold,
+ * a library's line says which of the program's lines called it.
  * SIGNAL CONTEXT: caller memory only. */
 static void write_row(fil_writer_t *w, const fil_tree_t *t, const fil_top_line_t *r, uint32_t k,
                       uint64_t total)
@@ -134,6 +160,8 @@ static void write_row(fil_writer_t *w, const fil_tree_t *t, const fil_top_line_t
     fil_write_u64(w, k + 1);
     fil_write_str(w, "</td><td class=\"line\">");
     write_code_label(w, &f, &l);
+    if (library)
+        write_caller(w, t, r->node);
     fil_write_str(w, "</td><td class=\"src\">");
     if (f.source && f.source_len > 0) {
         fil_write_str(w, "<code>");
