@@ -29,7 +29,7 @@
 
 #define WBUF 65536
 #define EXTRA_MAX (FIL_NATIVE_MAX + 1)
-#define REV_MAX_NODES 20000u /* reversed frames made, biggest first */
+#define REV_MAX_NODES 20000u /* reversed frames made, biggest first, at most */
 #define REV_MAX_DEPTH 200u   /* callers shown below an allocating line */
 #define TOP_ROWS 10u         /* rows of the top lines tables */
 
@@ -184,6 +184,15 @@ static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *
     tree->frame = t_frame;
 }
 
+/* The reversed frames budget for a tree of n nodes: REV_MAX_NODES, or less
+ * for a small tree (its reversed paths are fewer), so that the emergency
+ * arena, which is sized with this, does not grow for nothing. */
+static uint32_t rev_budget(uint64_t n)
+{
+    uint64_t b = n + 512;
+    return b < REV_MAX_NODES ? (uint32_t)b : REV_MAX_NODES;
+}
+
 /* Scratch for the index page's tables and stack on `n` tree nodes. */
 static size_t index_work(uint64_t n)
 {
@@ -198,8 +207,8 @@ size_t fil_render_scratch_size(uint64_t nodes)
     size_t s = fil_svg_scratch_size((uint32_t)n);
     if (s > work)
         work = s;
-    s = fil_reverse_scratch_size((uint32_t)n, REV_MAX_NODES) +
-        fil_svg_scratch_size(fil_reverse_max_out(REV_MAX_NODES));
+    s = fil_reverse_scratch_size((uint32_t)n, rev_budget(n)) +
+        fil_svg_scratch_size(fil_reverse_max_out(rev_budget(n)));
     if (s > work)
         work = s;
     s = index_work(n);
@@ -312,9 +321,10 @@ static int body_reversed(void *c, fil_writer_t *w)
 {
     job_t *j = c;
     fil_tree_t rev;
-    size_t rcap = fil_reverse_scratch_size(j->tree->count, REV_MAX_NODES);
+    uint32_t budget = rev_budget(j->tree->count);
+    size_t rcap = fil_reverse_scratch_size(j->tree->count, budget);
     if (rcap > j->work_cap ||
-        fil_tree_reverse(j->tree, &rev, REV_MAX_NODES, REV_MAX_DEPTH, j->work, rcap) != 0)
+        fil_tree_reverse(j->tree, &rev, budget, REV_MAX_DEPTH, j->work, rcap) != 0)
         return -1;
     fil_svg_opts_t o = j->opts;
     o.reversed = 1;

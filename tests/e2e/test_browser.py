@@ -74,12 +74,11 @@ def browser_env():
 
 
 @pytest.fixture(scope="module")
-def numpy_report(tmp_path_factory, fil):
-    from conftest import run_fil, describe, check_peak_report  # noqa: E402 (session helpers)
+def numpy_report(tmp_path_factory, fp):
     tmp = tmp_path_factory.mktemp("browser")
-    proc, result = run_fil(tmp, SCRIPT)
-    assert proc.returncode == 0, describe(proc)
-    check_peak_report(result)
+    proc, result = fp.run_fil(tmp, SCRIPT)
+    assert proc.returncode == 0, fp.describe(proc)
+    fp.check_peak_report(result)
     return tmp, result
 
 
