@@ -200,6 +200,8 @@ static size_t index_work(uint64_t n)
            sizeof(tree_ctx_t) + 64;
 }
 
+/* Memory fil_render_files needs: the fixed parts plus the biggest of the
+ * writers' scratch (each an exact upper bound). Context: any. */
 size_t fil_render_scratch_size(uint64_t nodes)
 {
     uint64_t n = nodes + EXTRA_MAX + 1;
@@ -298,10 +300,11 @@ typedef struct job {
     fil_svg_opts_t opts;
     void *work;
     size_t work_cap;
-    const char *command;  /* index: the command line, or NULL */
-    const char *death;    /* index: headline of the out-of-memory / death report, or NULL */
+    const char *command; /* index: the command line, or NULL */
+    const char *death;   /* index: headline of the out-of-memory / death report, or NULL */
 } job_t;
 
+/* The .prof, with the failed request at its true size. 0, or -1. */
 static int body_prof(void *c, fil_writer_t *w)
 {
     job_t *j = c;
@@ -311,12 +314,14 @@ static int body_prof(void *c, fil_writer_t *w)
     return r;
 }
 
+/* The flame graph. 0, or -1. */
 static int body_svg(void *c, fil_writer_t *w)
 {
     job_t *j = c;
     return fil_write_svg(j->tree, &j->opts, w, j->work, j->work_cap);
 }
 
+/* The reversed flame graph: reverse within the budget, then draw. 0, or -1. */
 static int body_reversed(void *c, fil_writer_t *w)
 {
     job_t *j = c;
@@ -385,10 +390,10 @@ static void index_death(job_t *j, fil_writer_t *w, char *work, size_t cap)
     if (o->dump_state == 2 && o->reason != FIL_REASON_NONE) {
         for (uint32_t k = 0; k < nat; k++)
             native[k] = o->native[k];
-        fil_html_stack(w, o->reason == FIL_REASON_SIGNAL ? "Where it crashed"
-                                                         : "The allocation that failed",
-                       otree, o->request_node < ot->n ? o->request_node : FIL_NONE, native, nat,
-                       (uint32_t *)(work + head));
+        fil_html_stack(
+            w, o->reason == FIL_REASON_SIGNAL ? "Where it crashed" : "The allocation that failed",
+            otree, o->request_node < ot->n ? o->request_node : FIL_NONE, native, nat,
+            (uint32_t *)(work + head));
     }
     if (o->dump_state == 2 && v->h->oom_continue)
         return; /* the program went on: what it holds now is not what it held then */
@@ -398,6 +403,8 @@ static void index_death(job_t *j, fil_writer_t *w, char *work, size_t cap)
                 otree, work + head, cap - head);
 }
 
+/* index.html: the headline, the death's sections if any, the peak's top
+ * lines, how to read the graphs, the graphs. 0, or -1. */
 static int body_index(void *c, fil_writer_t *w)
 {
     job_t *j = c;
@@ -435,6 +442,8 @@ static int body_index(void *c, fil_writer_t *w)
     return fil_html_end(w, "peak-memory.prof");
 }
 
+/* See render_internal.h. Context: supervisor, or SIGNAL CONTEXT (dump)
+ * with mem the emergency arena. */
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
                      const char *subtitle, const char *oom_note, fil_bump_t *mem)
 {

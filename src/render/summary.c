@@ -41,6 +41,7 @@ static void write_signame(fil_writer_t *w, int sig) {
 /* What a post-mortem death by sig is called. */
 typedef enum death { D_KILLED, D_INTERRUPTED, D_TERMINATED, D_CRASHED, D_OTHER } death_t;
 
+/* How a death by sig is named. */
 static death_t death_of(int sig)
 {
     switch (sig) {
@@ -74,6 +75,7 @@ static void write_death_words(fil_writer_t *w, int sig, int oom_killed, int was)
     fil_write_char(w, ')');
 }
 
+/* See fil/render.h. Context: any. */
 void fil_render_death_words(int sig, int oom_killed, char *buf, size_t len)
 {
     fil_writer_t w;
@@ -96,6 +98,7 @@ static int in_process(const fil_oom_info_t *o)
     return o->dump_state != 0 && o->reason != FIL_REASON_NONE;
 }
 
+/* See render_internal.h: the in-process reason, or the death's words. */
 void fil_render_oom_headline(const fil_view_t *v, int term_signal, fil_writer_t *w)
 {
     const fil_oom_info_t *o = &v->h->oom;
@@ -141,6 +144,7 @@ static void write_death_reason(const fil_view_t *v, const fil_run_info_t *info, 
     fil_write_str(w, " tracked");
 }
 
+/* See render_internal.h. */
 void fil_render_death_headline(const fil_view_t *v, const fil_run_info_t *info, fil_writer_t *w)
 {
     const fil_oom_info_t *o = &v->h->oom;

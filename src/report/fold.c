@@ -33,21 +33,21 @@
 
 #include "report_internal.h"
 
-#define RING 4         /* remainder labels valid at once */
+#define RING 4                   /* remainder labels valid at once */
 #define KEPT_MARK (FIL_NONE - 1) /* map[] value while choosing */
 
 /* Lives at the start of the scratch; out->ctx points here. */
 typedef struct fold_state {
-    fil_tree_t in;     /* the input tree (its ctx must outlive out) */
-    uint32_t count;    /* output nodes */
-    uint32_t kept;     /* output nodes 0..kept-1 are input nodes */
-    uint32_t *orig;    /* [kept] input node of each kept output node */
-    uint32_t *opar;    /* [count] output parent, FIL_NONE for top level */
-    uint64_t *oself;   /* [count] self bytes */
-    uint32_t *ostk;    /* [count] call stacks a remainder holds */
-    uint8_t *oflags;   /* [count] FIL_FOLDED_* of a remainder */
+    fil_tree_t in;                        /* the input tree (its ctx must outlive out) */
+    uint32_t count;                       /* output nodes */
+    uint32_t kept;                        /* output nodes 0..kept-1 are input nodes */
+    uint32_t *orig;                       /* [kept] input node of each kept output node */
+    uint32_t *opar;                       /* [count] output parent, FIL_NONE for top level */
+    uint64_t *oself;                      /* [count] self bytes */
+    uint32_t *ostk;                       /* [count] call stacks a remainder holds */
+    uint8_t *oflags;                      /* [count] FIL_FOLDED_* of a remainder */
     char ring[RING][FIL_REMAINDER_LABEL]; /* remainder labels */
-    unsigned next;     /* next ring slot */
+    unsigned next;                        /* next ring slot */
 } fold_state_t;
 
 /* The input-side arrays, only needed while folding. */
@@ -130,8 +130,8 @@ static void fold_sizes(uint32_t count, uint32_t max_nodes, uint64_t sizes[12])
 {
     uint64_t n = count, m = fil_fold_max_out(count, max_nodes);
     uint64_t k = m / 2 + 1;
-    uint64_t s[12] = {sizeof(fold_state_t), k * 4, m * 4, m * 8, m * 4, m,
-                      n * 4, n * 4, n * 4, (n + 1) * 4, n * 4, n * 8};
+    uint64_t s[12] = {sizeof(fold_state_t), k * 4, m * 4, m * 8, m * 4, m, n * 4, n * 4, n * 4,
+                      (n + 1) * 4,          n * 4, n * 8};
     memcpy(sizes, s, sizeof(s));
 }
 
@@ -208,7 +208,8 @@ static void choose(fold_state_t *S, fold_work_t *W, const fil_fold_opts_t *o, ui
         uint32_t i = W->order[k], p = W->par[i];
         if (W->incl[i] == 0 || W->incl[i] < min)
             break;
-        if ((p != FIL_NONE && W->map[p] == FIL_NONE) || (o->max_depth && W->depth[i] > o->max_depth))
+        if ((p != FIL_NONE && W->map[p] == FIL_NONE) ||
+            (o->max_depth && W->depth[i] > o->max_depth))
             continue;
         W->map[i] = KEPT_MARK;
         kept++;

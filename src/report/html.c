@@ -181,8 +181,7 @@ static void write_row(fil_writer_t *w, const fil_tree_t *t, const fil_top_line_t
  * caller memory only.
  */
 void fil_html_top_lines(fil_writer_t *w, const char *heading, const char *intro,
-                        const fil_tree_t *t, const fil_top_line_t *rows, uint32_t n,
-                        uint64_t total)
+                        const fil_tree_t *t, const fil_top_line_t *rows, uint32_t n, uint64_t total)
 {
     fil_write_str(w, "<section class=\"top-lines\">\n<h2>");
     write_text(w, heading);
@@ -194,7 +193,8 @@ void fil_html_top_lines(fil_writer_t *w, const char *heading, const char *intro,
     for (uint32_t k = 0; k < n && !w->failed; k++)
         write_row(w, t, &rows[k], k, total);
     if (n == 0)
-        fil_write_str(w, "<tr><td></td><td>No memory tracked</td><td></td><td></td><td></td></tr>\n");
+        fil_write_str(w,
+                      "<tr><td></td><td>No memory tracked</td><td></td><td></td><td></td></tr>\n");
     fil_write_str(w, "</table>\n</section>\n");
 }
 

@@ -33,17 +33,17 @@
  */
 #include "report_internal.h"
 
-#define COUNT_COST 22  /* " " + up to 20 digits + "\n" */
-#define ELIDE_COST 40  /* "[N frames elided];" */
-#define REM_COST 64    /* ";[N smaller call stacks]" */
-#define F_ANCHOR 1u    /* node is an anchor */
-#define F_WRITTEN 2u   /* node's stack has its own line */
+#define COUNT_COST 22 /* " " + up to 20 digits + "\n" */
+#define ELIDE_COST 40 /* "[N frames elided];" */
+#define REM_COST 64   /* ";[N smaller call stacks]" */
+#define F_ANCHOR 1u   /* node is an anchor */
+#define F_WRITTEN 2u  /* node's stack has its own line */
 
 /* One fil_write_prof call. */
 typedef struct prof_ctx {
     const fil_tree_t *t;
     fil_writer_t *w;
-    uint32_t edge;   /* E */
+    uint32_t edge; /* E */
     uint32_t *par, *depth, *topE, *order, *near;
     uint64_t *incl, *self, *plen;
     uint8_t *flag;
@@ -55,8 +55,8 @@ typedef struct prof_ctx {
 static void prof_sizes(uint32_t count, uint64_t z[10])
 {
     uint64_t n = count;
-    uint64_t s[10] = {n * 4, n * 4, n * 4, n * 4, n * 4, n * 8, n * 8, n * 8, n,
-                      (2 * FIL_PROF_EDGE_MAX + 1) * 4};
+    uint64_t s[10] = {n * 4, n * 4, n * 4, n * 4, n * 4,
+                      n * 8, n * 8, n * 8, n,     (2 * FIL_PROF_EDGE_MAX + 1) * 4};
     for (int i = 0; i < 10; i++)
         z[i] = s[i];
 }
@@ -86,8 +86,8 @@ static int carve(prof_ctx_t *P, void *scratch, size_t cap)
     P->plen = fil_report_carve(&a, z[7]);
     P->flag = fil_report_carve(&a, z[8]);
     P->path = fil_report_carve(&a, z[9]);
-    return P->par && P->depth && P->topE && P->order && P->near && P->incl && P->self &&
-                   P->plen && P->flag && P->path
+    return P->par && P->depth && P->topE && P->order && P->near && P->incl && P->self && P->plen &&
+                   P->flag && P->path
                ? 0
                : -1;
 }
@@ -135,9 +135,7 @@ static void measure(prof_ctx_t *P)
         uint64_t base = p == FIL_NONE ? 0 : P->plen[p];
         uint64_t len = base + label_len(P->t, i) + 1;
         P->plen[i] = len < base ? UINT64_MAX : len;
-        P->topE[i] = P->depth[i] == P->edge  ? i
-                     : P->depth[i] > P->edge ? P->topE[p]
-                                             : FIL_NONE;
+        P->topE[i] = P->depth[i] == P->edge ? i : P->depth[i] > P->edge ? P->topE[p] : FIL_NONE;
     }
 }
 
@@ -300,7 +298,8 @@ static void write_lines(prof_ctx_t *P)
         if (P->flag[i] & F_WRITTEN)
             write_line(P, i, NULL, 0, P->self[i]);
         if ((P->flag[i] & F_ANCHOR) && P->order[i] > 0)
-            write_line(P, i, label, fil_report_remainder_label(label, P->order[i], FIL_FOLDED_SMALL),
+            write_line(P, i, label,
+                       fil_report_remainder_label(label, P->order[i], FIL_FOLDED_SMALL),
                        P->incl[i]);
     }
     if (top_n > 0)
@@ -321,8 +320,9 @@ int fil_write_prof_opts(const fil_tree_t *t, const fil_prof_opts_t *o, fil_write
     prof_ctx_t P = {.t = t, .w = w};
     uint64_t total, used;
     o = o ? o : &defaults;
-    P.edge = o->edge_frames < 1 ? 1 : o->edge_frames > FIL_PROF_EDGE_MAX ? FIL_PROF_EDGE_MAX
-                                                                           : o->edge_frames;
+    P.edge = o->edge_frames < 1                   ? 1
+             : o->edge_frames > FIL_PROF_EDGE_MAX ? FIL_PROF_EDGE_MAX
+                                                  : o->edge_frames;
     if (carve(&P, scratch, cap) < 0)
         return -1;
     if (fil_report_stats(t, P.par, P.incl, P.self, P.depth, NULL, &total) < 0)

@@ -74,11 +74,27 @@ static void rev_sizes(uint32_t count, uint32_t max_nodes, uint64_t z[22])
 {
     uint64_t n = count, m = fil_reverse_max_out(max_nodes), c = (uint64_t)max_nodes + n;
     uint64_t s[22] = {sizeof(rev_state_t),
-                      m * 4, m * 4, m * 4, m * 4, m * 8, m * 8, m, /* output */
-                      n * 4, n * 8,                                /* input */
-                      n * 4, n * 4, n * 8, n * 8,                  /* stacks */
-                      c * 4, c * 4, c * 4, c * 4, c * 4, c * 8, c * 8, /* candidates */
-                      n * 4};                                      /* heap */
+                      m * 4,
+                      m * 4,
+                      m * 4,
+                      m * 4,
+                      m * 8,
+                      m * 8,
+                      m, /* output */
+                      n * 4,
+                      n * 8, /* input */
+                      n * 4,
+                      n * 4,
+                      n * 8,
+                      n * 8, /* stacks */
+                      c * 4,
+                      c * 4,
+                      c * 4,
+                      c * 4,
+                      c * 4,
+                      c * 8,
+                      c * 8,  /* candidates */
+                      n * 4}; /* heap */
     for (int i = 0; i < 22; i++)
         z[i] = s[i];
 }
@@ -190,8 +206,7 @@ static void add_sat(uint64_t *a, uint64_t b)
 
 /* Make one run of continuing stacks perm[lo..hi) (one key) a candidate
  * under output frame parent. SIGNAL CONTEXT: caller memory only. */
-static void new_candidate(rev_state_t *S, uint32_t parent, uint32_t depth, uint32_t lo,
-                          uint32_t hi)
+static void new_candidate(rev_state_t *S, uint32_t parent, uint32_t depth, uint32_t lo, uint32_t hi)
 {
     uint32_t c = S->ncand++;
     S->cpar[c] = parent;
@@ -242,8 +257,7 @@ static uint32_t remainder_of(rev_state_t *S, uint32_t anchor)
 }
 
 /* Sum stacks perm[lo..hi) into the remainder of anchor. SIGNAL CONTEXT. */
-static void to_remainder(rev_state_t *S, uint32_t anchor, uint32_t lo, uint32_t hi,
-                         unsigned flag)
+static void to_remainder(rev_state_t *S, uint32_t anchor, uint32_t lo, uint32_t hi, unsigned flag)
 {
     uint32_t r = remainder_of(S, anchor);
     for (uint32_t k = lo; k < hi; k++)

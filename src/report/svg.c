@@ -67,9 +67,9 @@ typedef struct svg_box {
     const fil_report_label_t *name; /* short label: text and tooltip */
     const char *path;               /* full path for the tooltip, or NULL */
     size_t path_len;
-    const char *src;                /* source text, or NULL */
+    const char *src; /* source text, or NULL */
     size_t src_len;
-    uint32_t rgb[3];                /* fill color */
+    uint32_t rgb[3]; /* fill color */
 } svg_box_t;
 
 /* Write v / 100 with two decimals, e.g. "12.05". SIGNAL CONTEXT. */
@@ -394,8 +394,8 @@ static size_t fold_part(uint32_t count)
  * of what the fold makes. SIGNAL CONTEXT: caller memory only. */
 size_t fil_svg_scratch_size(uint32_t count)
 {
-    size_t a = fold_part(count), b = fil_report_svg_layout_size(fil_fold_max_out(count,
-                                                                                   FIL_SVG_MAX_NODES));
+    size_t a = fold_part(count),
+           b = fil_report_svg_layout_size(fil_fold_max_out(count, FIL_SVG_MAX_NODES));
     return a > SIZE_MAX - b ? SIZE_MAX : a + b;
 }
 

@@ -101,7 +101,8 @@ static void sum_lines(top_ctx_t *C)
         } else if (C->self[i] > C->self[C->rep[s]]) {
             C->rep[s] = i;
         }
-        C->tself[s] = C->tself[s] + C->self[i] < C->tself[s] ? UINT64_MAX : C->tself[s] + C->self[i];
+        C->tself[s] =
+            C->tself[s] + C->self[i] < C->tself[s] ? UINT64_MAX : C->tself[s] + C->self[i];
     }
 }
 
