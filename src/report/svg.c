@@ -47,6 +47,7 @@
 #define SVG_DEFAULT_W 1200 /* width when opts say 0 */
 #define SVG_MIN_W 100      /* narrower requests are widened */
 #define SVG_MAX_W 100000   /* keeps centi-px ranges below 2^27 */
+#define SVG_PATH_SHOW 600  /* characters of a full path in a tooltip */
 
 /* One drawing in progress. */
 typedef struct svg_ctx {
@@ -139,8 +140,13 @@ static void write_tooltip(const svg_ctx_t *S, const svg_box_t *b)
     fil_write_str(w, "<title>");
     write_label(w, b->name);
     if (b->path && b->path_len > 0) {
+        size_t chars = fil_report_utf8_chars(b->path, b->path_len), cut = 0;
         fil_write_char(w, '\n');
-        fil_write_xml(w, b->path, b->path_len);
+        if (chars > SVG_PATH_SHOW) { /* keeps every box small: the end says most */
+            cut = fil_report_utf8_prefix(b->path, b->path_len, chars - SVG_PATH_SHOW);
+            fil_write_str(w, "...");
+        }
+        fil_write_xml(w, b->path + cut, b->path_len - cut);
     }
     if (b->src && b->src_len > 0) {
         fil_write_char(w, '\n');
