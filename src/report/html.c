@@ -243,7 +243,7 @@ void fil_html_stack(fil_writer_t *w, const char *heading, const fil_tree_t *t, u
     for (uint32_t d = depth; d-- > 0 && !w->failed;) {
         if (depth > STACK_HEAD + STACK_TAIL + 1 && d == depth - STACK_HEAD - 1) {
             write_gap(w, depth - STACK_HEAD - STACK_TAIL);
-            d = STACK_TAIL;
+            d = STACK_TAIL - 1;
         }
         write_stack_item(w, t, path[d]);
     }

@@ -1025,6 +1025,19 @@ static void test_budget_many_tiny(void)
     free(v);
 }
 
+typedef struct stack_job {
+    const fil_tree_t *t;
+    uint32_t leaf;
+    uint32_t *path;
+} stack_job_t;
+
+static int do_stack(fil_writer_t *w, void *arg)
+{
+    stack_job_t *j = arg;
+    fil_html_stack(w, "stack", j->t, j->leaf, NULL, 0, j->path);
+    return 0;
+}
+
 /* A stack 5000 frames deep: .prof lines keep 64 frames at each end around
  * "[N frames elided]", the SVG stops at FIL_SVG_MAX_DEPTH with a
  * remainder, and the bytes are exact. */
@@ -1068,6 +1081,15 @@ static void test_budget_deep(void)
     CHECK(count_of(o.data, "<g class=\"frame\" ") == FIL_SVG_MAX_DEPTH + 2);
     CHECK(strstr(o.data, "<title>[480 deeper call stacks]\n") != NULL);
     free(o.data);
+    /* index.html shows the first 12 and the last 28 frames of the stack. */
+    uint32_t *path = malloc(n * sizeof(uint32_t));
+    o = capture(do_stack, &(stack_job_t){&t, n - 1, path});
+    CHECK(o.rc == 0 && count_of(o.data, "<li>") == 12 + 28 &&
+          count_of(o.data, "<li") == 12 + 28 + 2); /* the gap, and no native frames */
+    CHECK(strstr(o.data, "... 4960 more frames ...") != NULL);
+    CHECK(strstr(o.data, "<li>") < strstr(o.data, "rec.py:9 (&lt;module&gt;)"));
+    free(o.data);
+    free(path);
     free(v);
 }
 
