@@ -90,7 +90,15 @@ typedef struct fil_frame {
      * "file:line (func)": e.g. "[No Python stack]" or
      * "[native] symbol+0x1f (libfoo.so)". */
     const char *raw; size_t raw_len;
+    /* For a file of the program's own: how many leading bytes of the path
+     * (its directory common to all the program's files) labels may leave
+     * out; 0 to show the path whole. The full path stays in tooltips. */
+    size_t own_start;
 } fil_frame_t;
+
+/* 1 if the file is a library's (site-packages, dist-packages, the standard
+ * library, or a "<...>" pseudo-file), 0 if it is the program's own. */
+int fil_path_is_library(const char *path, size_t n);
 
 typedef struct fil_tree {
     uint32_t count; /* nodes 0..count-1; parent(i) < i or FIL_NONE */

@@ -50,6 +50,8 @@ typedef struct tree_ctx {
     const char *pool;
     char request_label[160];
     size_t request_len;
+    const char *own_dir; /* directory all the program's files share, or NULL */
+    size_t own_len;      /* its length, '/' included */
 } tree_ctx_t;
 
 /* Async-signal-safe: ask the render in progress to stop. */
@@ -137,6 +139,8 @@ static void t_frame(void *c, uint32_t i, fil_frame_t *f)
     if (fil_view_string(t->v, fn->name, &f->func, &f->func_len) != 0)
         f->func = "?", f->func_len = 1;
     f->line = nd->line;
+    if (t->own_len && f->file_len > t->own_len && memcmp(f->file, t->own_dir, t->own_len) == 0)
+        f->own_start = t->own_len;
     if (t->src && t->src[i].text_len) {
         f->source = t->pool + t->src[i].text_off;
         f->source_len = t->src[i].text_len;
@@ -160,6 +164,44 @@ static void request_label(tree_ctx_t *t)
     t->request_len = w.len;
 }
 
+/* Shorten *len to the directory part (up to and including a '/') that
+ * dir[0..*len) shares with s[0..n). */
+static void common_dir(const char *dir, size_t *len, const char *s, size_t n)
+{
+    size_t k = 0, max = *len < n ? *len : n;
+    while (k < max && dir[k] == s[k])
+        k++;
+    while (k > 0 && dir[k - 1] != '/')
+        k--;
+    *len = k;
+}
+
+/* The directory all the program's own files (absolute paths, not a
+ * library's) share, so labels can leave it out; none if it is just "/". */
+static void find_own_dir(tree_ctx_t *t)
+{
+    const fil_view_t *v = t->v;
+    t->own_dir = NULL;
+    t->own_len = 0;
+    for (uint64_t i = 0; i < v->funcs; i++) {
+        const fil_func_t *fn = v->at(v, FIL_SEG_FUNCS, i);
+        const char *s;
+        size_t n;
+        if (fil_view_string(v, fn->file, &s, &n) != 0 || n == 0 || s[0] != '/' ||
+            fil_path_is_library(s, n))
+            continue;
+        if (!t->own_dir) {
+            t->own_dir = s;
+            t->own_len = n;
+        }
+        common_dir(t->own_dir, &t->own_len, s, n);
+        if (t->own_len <= 1)
+            break;
+    }
+    if (t->own_len <= 1)
+        t->own_len = 0;
+}
+
 /* Set up the adapter. Context: any; no allocation. */
 static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *tree)
 {
@@ -176,6 +218,7 @@ static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *
         t->request_drawn = o->request < live || live == 0 ? o->request : live;
         request_label(t);
     }
+    find_own_dir(t);
     tree->count = t->n + t->nextra;
     tree->ctx = t;
     tree->parent = t_parent;

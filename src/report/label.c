@@ -13,7 +13,9 @@
  * scripts parse). What a person reads uses the short form: a library file
  * is named by its importable path, i.e. what follows the last
  * "site-packages/" or "dist-packages/" or, for the standard library,
- * "lib/pythonX.Y/" ("pandas/io/parsers/readers.py:611 (_read)"), and a name
+ * "lib/pythonX.Y/" ("pandas/io/parsers/readers.py:611 (_read)"), a file of
+ * the program's own leaves out the directory its frame says all the
+ * program's files share (own_start, found by the caller), and a name
  * longer than FIL_LABEL_SHOW characters is cut with "..." (the tooltip has
  * the whole path). A frame is the program's own when its path has none of
  * those prefixes and is not a "<frozen ...>" module.
@@ -118,6 +120,15 @@ size_t fil_report_path_start(const char *path, size_t n, int *library)
     return start;
 }
 
+/* 1 if path is a library's (see fil/report.h). SIGNAL CONTEXT: caller
+ * memory only. */
+int fil_path_is_library(const char *path, size_t n)
+{
+    int library;
+    fil_report_path_start(path, n, &library);
+    return library;
+}
+
 /* Append s[0..n), cut to FIL_LABEL_SHOW characters with "..." (at the end,
  * or at the start when keep_tail). SIGNAL CONTEXT: caller memory only. */
 static void add_capped(fil_report_label_t *l, const char *s, size_t n, int keep_tail)
@@ -154,6 +165,8 @@ int fil_report_label_short(const fil_frame_t *f, fil_report_label_t *l)
         return 1;
     }
     start = fil_report_path_start(f->file, f->file_len, &library);
+    if (!library && f->own_start > 0 && f->own_start < f->file_len)
+        start = f->own_start;
     add_capped(l, f->file + start, f->file_len - start, 1);
     add_line(f, l);
     fil_report_label_add(l, " (", 2);

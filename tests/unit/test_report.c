@@ -53,6 +53,9 @@ static uint64_t t_key(void *ctx, uint32_t i)
     return ((ttree_t *)ctx)->nodes[i].key;
 }
 
+/* What t_frame says of the program's common directory (test_short_labels). */
+static size_t test_own_start;
+
 static void t_frame(void *ctx, uint32_t i, fil_frame_t *f)
 {
     const tnode_t *n = &((ttree_t *)ctx)->nodes[i];
@@ -66,6 +69,7 @@ static void t_frame(void *ctx, uint32_t i, fil_frame_t *f)
     f->source_len = n->src ? strlen(n->src) : 0;
     f->raw = n->raw;
     f->raw_len = n->raw ? strlen(n->raw) : 0;
+    f->own_start = test_own_start;
 }
 
 static fil_tree_t make_tree(ttree_t *tt, const tnode_t *nodes, uint32_t count)
@@ -1112,12 +1116,10 @@ static void test_short_labels(void)
         {"/srv/mylib/python3/app.py", "/srv/mylib/python3/app.py", 0},
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-        fil_frame_t f = {cases[k].path, strlen(cases[k].path), "g", 1, 7, NULL, 0, NULL, 0};
         tnode_t node = {N, 1, 1, cases[k].path, "g", 7, NULL, NULL};
         ttree_t tt;
         fil_tree_t t = make_tree(&tt, &node, 1);
         char want[300];
-        (void)f;
         snprintf(want, sizeof(want), ">%s:7 (g)  1 B</text>", cases[k].shown);
         out_t o = svg_of(&t, "labels", NULL, 1);
         CHECK(strstr(o.data, want) != NULL);
@@ -1129,6 +1131,24 @@ static void test_short_labels(void)
         CHECK_STR(o.data, want);
         free(o.data);
     }
+    /* The program's common directory is left out of its labels (not of a
+     * library's, nor of the .prof), and the tooltip has the full path. */
+    static const tnode_t own[] = {{N, 0, 1, "/home/u/work/analyze.py", "<module>", 3, NULL, NULL},
+                                  {0, 5, 2, "/home/u/work/pkg/io.py", "load", 9, NULL, NULL},
+                                  {1, 5, 3, "/home/u/work/lib/python3.11/json/x.py", "f", 1,
+                                   NULL, NULL}};
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, own, 3);
+    test_own_start = strlen("/home/u/work/");
+    out_t o = svg_of(&t, "own", NULL, 1);
+    CHECK(strstr(o.data, "<title>analyze.py:3 (&lt;module&gt;)\n/home/u/work/analyze.py\n"));
+    CHECK(strstr(o.data, "<title>pkg/io.py:9 (load)\n/home/u/work/pkg/io.py\n"));
+    CHECK(strstr(o.data, "<title>json/x.py:1 (f)\n"));
+    free(o.data);
+    o = prof_of(&t);
+    CHECK(strstr(o.data, "/home/u/work/analyze.py:3 (<module>);/home/u/work/pkg/io.py:9 (load) 5\n"));
+    free(o.data);
+    test_own_start = 0;
 }
 
 /* The fold keeps the biggest subtrees whole within max_nodes. */
