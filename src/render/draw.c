@@ -441,8 +441,11 @@ static void index_death(job_t *j, fil_writer_t *w, char *work, size_t cap)
     if (o->dump_state == 2 && v->h->oom_continue)
         return; /* the program went on: what it holds now is not what it held then */
     index_table(w, "What held the memory at that moment",
-                "The lines that held the most memory when the program ended as the headline says "
-                "(the failed request itself is not counted: it was never held).",
+                ot->nextra ? "The lines that held the most memory when the program ended as the "
+                             "headline says (the failed request itself is not counted: it was "
+                             "never held)."
+                           : "The lines that held the most memory when the program ended as the "
+                             "headline says.",
                 otree, work + head, cap - head);
 }
 

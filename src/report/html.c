@@ -248,7 +248,7 @@ void fil_html_stack(fil_writer_t *w, const char *heading, const fil_tree_t *t, u
         write_stack_item(w, t, path[d]);
     }
     if (depth == 0)
-        fil_write_str(w, "<li class=\"gap\">no Python frame was running</li>\n");
+        fil_write_str(w, "<li class=\"gap\">not recorded</li>\n");
     fil_write_str(w, "</ol></div>\n<div><h3>Native stack (innermost last)</h3>\n"
                      "<ol class=\"stack\">\n");
     for (uint32_t k = nnative; k-- > 0;) {
