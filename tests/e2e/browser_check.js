@@ -78,6 +78,33 @@ async function one(ctx, job) {
   return result;
 }
 
+// The same graph with scripts off: what is drawn, and no search bar.
+async function scriptsOff(_, job) {
+  const ctx = await chromium.launchPersistentContext(job.profile + "-nojs", {
+    executablePath: job.chromium, headless: true, viewport: { width: 1280, height: 900 },
+    javaScriptEnabled: false,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const page = await ctx.newPage();
+    await page.goto(job.static_url);
+    if (job.static_shot) await page.screenshot({ path: job.static_shot });
+    return await page.evaluate(() => ({
+      ready: document.documentElement.getAttribute("data-ready"),
+      search: !!document.getElementById("search"),
+      hint: (document.getElementById("hint") || {}).textContent || "",
+      texts: [...document.querySelectorAll("#frames > g")].map((g) => {
+        const t = g.querySelector("text");
+        const r = t ? t.getBoundingClientRect() : null;
+        return t ? { text: t.textContent, top: r.top, visible: r.width > 0 } : null;
+      }).filter((x) => x),
+    }));
+  } finally {
+    await ctx.close();
+  }
+}
+
 (async () => {
   const job = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
   const ctx = await chromium.launchPersistentContext(job.profile, {
@@ -88,6 +115,7 @@ async function one(ctx, job) {
   const results = [];
   try {
     for (const p of job.pages) results.push(await one(ctx, p));
+    if (job.static_url) results.push(await scriptsOff(ctx.browser() || ctx, job));
   } finally {
     await ctx.close();
   }

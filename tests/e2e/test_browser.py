@@ -12,6 +12,8 @@ focuses the search field, and searching highlights exactly the boxes whose
 tooltip has the text and reports the matched share, each byte counted once,
 computed here independently from the SVG. index.html's first screen starts
 with the headline and the top lines table naming the program's lines.
+With scripts off the graph is still complete: the program's lines, with
+their size and source text, are on the first screen.
 Screenshots go to the test's folder (and to FIL_SCREENSHOT_DIR if set).
 
 Skipped, with the reason, when chromium, node or playwright-core is missing
@@ -105,8 +107,9 @@ def expected_search(boxes, query):
     return len(hits), total
 
 
-def run_browser(modules, tmp, pages):
-    job = {"chromium": CHROMIUM, "profile": str(tmp / "chrome-profile"), "pages": pages}
+def run_browser(modules, tmp, pages, static_url=None, static_shot=None):
+    job = {"chromium": CHROMIUM, "profile": str(tmp / "chrome-profile"), "pages": pages,
+           "static_url": static_url, "static_shot": static_shot}
     (tmp / "job.json").write_text(json.dumps(job))
     env = dict(os.environ, NODE_PATH=modules)
     proc = subprocess.run(["node", str(Path(__file__).with_name("browser_check.js")),
@@ -170,7 +173,9 @@ def test_reports_in_chromium(browser_env, numpy_report):
         {"url": (result / "index.html").as_uri(), "graph": "html", "svg": "peak-memory.svg",
          "target": "make_big", "query": "make_", "shot": str(shots / "numpy-index.png")},
     ]
-    results = run_browser(browser_env, tmp, pages)
+    results = run_browser(browser_env, tmp, pages, (result / "peak-memory.svg").as_uri(),
+                          str(shots / "numpy-scripts-off.png"))
+    static = results.pop()
     queries = {p["url"]: p["query"] for p in pages}
     for r, svg in zip(results, ["peak-memory.svg", "peak-memory-reversed.svg",
                                 "peak-memory.svg"]):
@@ -186,3 +191,11 @@ def test_reports_in_chromium(browser_env, numpy_report):
     top = text.index("Top lines")
     assert "numpy/core/numeric.py:205 (ones)" in text[top:top + 1500], text[top:top + 1500]
     assert "main" in text[top:top + 1500]
+
+    # Scripts off: the drawing alone, readable, on the first screen: the
+    # program's own lines with their sizes and source text, and the hint.
+    assert static["ready"] is None and not static["search"]
+    assert "hover over a box" in static["hint"]
+    big = [t for t in static["texts"] if "(make_big)" in t["text"]]
+    assert big and big[0]["visible"] and big[0]["top"] < 900, big
+    assert "64.0 MiB" in big[0]["text"] and "return np.ones(" in big[0]["text"], big
