@@ -40,6 +40,22 @@ typedef struct fil_run_info {
 int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info, char *err,
                        size_t errlen);
 
+/* Ask the render in progress to stop: the file being written is removed and
+ * the rest are skipped (summary.json is still written). Async-signal-safe:
+ * the supervisor's SIGINT/SIGTERM handler calls it once the program has
+ * ended. */
+void fil_render_interrupt(void);
+/* 1 once fil_render_interrupt() was called. */
+int fil_render_interrupted(void);
+
+/* What ended a program that died of signal sig, as the predicate of "The
+ * program ...": "was interrupted (SIGINT)", "was terminated (SIGTERM)",
+ * "was killed (SIGKILL)", "was killed by the kernel's OOM killer
+ * (SIGKILL)" (oom_killed: the cgroup's OOM-kill count went up), "crashed
+ * (SIGSEGV)", "was killed by SIGUSR1"...
+ * Written into buf (NUL-terminated, cut to len). Context: any. */
+void fil_render_death_words(int sig, int oom_killed, char *buf, size_t len);
+
 /* Render the peak report of this process's own live state into the
  * existing directory dir (peak-memory.*, index.html, summary.json), with the
  * given title. 0, or -1 with a one-line reason in err. Context: the profiled

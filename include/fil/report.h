@@ -32,10 +32,14 @@ typedef struct fil_writer {
     char *buf;    /* caller-owned buffer */
     size_t cap;   /* size of buf (>= 64) */
     size_t len;   /* bytes pending in buf */
-    int failed;   /* a write(2) failed (errno lost) */
+    int failed;   /* a write(2) failed (errno lost), or the stop flag was seen */
     uint64_t written; /* bytes handed to write(2) so far */
+    /* If non-NULL and *stop is set when the buffer is drained, the writer
+     * fails instead of writing (how a long render is interrupted). */
+    const volatile int *stop;
 } fil_writer_t;
 
+/* stop starts NULL; set w->stop after init to make the writer interruptible. */
 void fil_writer_init(fil_writer_t *w, int fd, char *buf, size_t cap);
 void fil_write_mem(fil_writer_t *w, const void *p, size_t n);
 void fil_write_str(fil_writer_t *w, const char *s);
@@ -86,7 +90,15 @@ typedef struct fil_frame {
      * "file:line (func)": e.g. "[No Python stack]" or
      * "[native] symbol+0x1f (libfoo.so)". */
     const char *raw; size_t raw_len;
+    /* For a file of the program's own: how many leading bytes of the path
+     * (its directory common to all the program's files) labels may leave
+     * out; 0 to show the path whole. The full path stays in tooltips. */
+    size_t own_start;
 } fil_frame_t;
+
+/* 1 if the file is a library's (site-packages, dist-packages, the standard
+ * library, or a "<...>" pseudo-file), 0 if it is the program's own. */
+int fil_path_is_library(const char *path, size_t n);
 
 typedef struct fil_tree {
     uint32_t count; /* nodes 0..count-1; parent(i) < i or FIL_NONE */
@@ -99,14 +111,67 @@ typedef struct fil_tree {
     void (*frame)(void *ctx, uint32_t node, fil_frame_t *out);
 } fil_tree_t;
 
+/* ---- bounded, folded trees ------------------------------------------- */
+
+/* How a tree is cut down for a person (or a file) to read. A frame is kept
+ * when it is among the max_nodes biggest by inclusive bytes, holds at least
+ * the threshold (the larger of min_bytes and total * min_part / min_whole)
+ * and is no deeper than max_depth (0: any depth); its parent must be kept
+ * too. What is not kept is summed, per kept parent, into one remainder
+ * frame with a raw label starting with '[' that says how many call stacks
+ * it holds ("[1234 smaller call stacks]", "[12 deeper call stacks]"). The
+ * totals are exactly those of the input. */
+typedef struct fil_fold_opts {
+    uint32_t max_nodes;  /* kept frames at most (remainders come on top) */
+    uint32_t max_depth;  /* deepest kept level, top-level frames = 1; 0: no limit */
+    uint64_t min_bytes;  /* absolute threshold */
+    uint64_t min_part;   /* relative threshold: total * min_part / min_whole */
+    uint64_t min_whole;  /* 0: no relative threshold */
+} fil_fold_opts_t;
+
+/* The key of every remainder frame made by fil_tree_fold / fil_tree_reverse. */
+#define FIL_FOLD_KEY (UINT64_MAX - 1000)
+
+/* Scratch for fil_tree_fold of a tree of `count` nodes. */
+size_t fil_fold_scratch_size(uint32_t count, uint32_t max_nodes);
+/* Nodes fil_tree_fold makes at most: kept ones plus one remainder each,
+ * plus one top-level remainder. */
+uint32_t fil_fold_max_out(uint32_t count, uint32_t max_nodes);
+/* Fold `in` into *out as described above (frame() and key() of kept nodes
+ * delegate to in). 0, or -1 if scratch is too small or in is malformed.
+ * `in`, its ctx and the scratch must outlive *out. */
+int fil_tree_fold(const fil_tree_t *in, const fil_fold_opts_t *o, fil_tree_t *out,
+                  void *scratch, size_t cap);
+
 /* ---- collapsed stacks --------------------------------------------------- */
+
+/* How big a .prof may get. A stack deeper than 2 * edge_frames + 1 frames is
+ * written as its first edge_frames frames, one "[N frames elided]" frame
+ * and its last edge_frames frames. Stacks that do not fit max_bytes or
+ * max_lines (smallest first) are summed into remainder lines
+ * "<path>;[N smaller call stacks] <bytes>" under the biggest frames, or a
+ * top-level "[N smaller call stacks] <bytes>"; every byte is still counted
+ * exactly once. */
+typedef struct fil_prof_opts {
+    uint64_t max_bytes;    /* size of the file, about (remainder lines included) */
+    uint32_t max_lines;    /* stacks written as their own line, at most */
+    uint32_t edge_frames;  /* 1..FIL_PROF_EDGE_MAX */
+} fil_prof_opts_t;
+
+#define FIL_PROF_EDGE_MAX 64u
+#define FIL_PROF_MAX_BYTES (UINT64_C(16) << 20)
+#define FIL_PROF_MAX_LINES 200000u
 
 /* Scratch bytes fil_write_prof needs for a tree of `count` nodes. */
 size_t fil_prof_scratch_size(uint32_t count);
-/* One line per node with self bytes > 0, in node order: frames root first
- * joined by ';', each "file:line (func)" (or raw), a space, the byte count.
- * ';', '\n', '\r' inside names are written as '?'. 0, or -1 (scratch too
- * small or write failed). */
+/* Lines in node order: frames root first joined by ';', each
+ * "file:line (func)" (or raw), a space, the byte count, then remainder lines
+ * as described above. ';', '\n', '\r' inside names are written as '?'. o NULL
+ * means the defaults (FIL_PROF_MAX_BYTES, FIL_PROF_MAX_LINES,
+ * FIL_PROF_EDGE_MAX). 0, or -1 (scratch too small, malformed tree or write
+ * failed). */
+int fil_write_prof_opts(const fil_tree_t *t, const fil_prof_opts_t *o, fil_writer_t *w,
+                        void *scratch, size_t cap);
 int fil_write_prof(const fil_tree_t *t, fil_writer_t *w, void *scratch, size_t cap);
 
 /* ---- SVG flamegraph ----------------------------------------------------- */
@@ -114,16 +179,28 @@ int fil_write_prof(const fil_tree_t *t, fil_writer_t *w, void *scratch, size_t c
 typedef struct fil_svg_opts {
     const char *title;    /* e.g. "Peak tracked memory usage: 100.3 MiB" */
     const char *subtitle; /* e.g. the command line; may be NULL */
-    int inverted;         /* 1: icicle (roots at top), used for reversed */
+    int inverted;         /* 1: icicle (roots at the top), 0: flame (roots at the bottom) */
+    int reversed;         /* the tree is a reversed tree (top level: allocating lines) */
     uint32_t width;       /* image width in px; 0 means 1200 */
 } fil_svg_opts_t;
 
+/* Frames narrower than this (centi-px) are summed into remainder boxes. */
+#define FIL_SVG_MIN_CENTIPX 300
+/* Boxes drawn at most (remainder boxes come on top), and the deepest level. */
+#define FIL_SVG_MAX_NODES 6000u
+#define FIL_SVG_MAX_DEPTH 200u
+
 size_t fil_svg_scratch_size(uint32_t count);
-/* A standalone SVG: one box per node, width proportional to inclusive bytes,
- * children ordered by bytes (largest first), text "file:line (func)" then the
- * source text, clipped to the box; <title> tooltip with the label, source
- * line, bytes and percent of total. Boxes narrower than 0.1 px are omitted
- * (the .prof has everything). 0, or -1. */
+/* A standalone, interactive SVG. The tree is first folded (fil_tree_fold)
+ * so that frames narrower than FIL_SVG_MIN_CENTIPX, beyond the
+ * FIL_SVG_MAX_NODES biggest or deeper than FIL_SVG_MAX_DEPTH become labelled
+ * remainder boxes. One box per frame, width proportional to inclusive
+ * bytes, children ordered by bytes (largest first); box text is the short
+ * label, the size and the source text, clipped to the box; a <title>
+ * tooltip has the label, the full path, the source line, the size, the
+ * percent of the total and the exact bytes. An inline script (no network)
+ * adds click-to-zoom, search with the matched share, and hover details;
+ * without scripts the drawing is complete and static. 0, or -1. */
 int fil_write_svg(const fil_tree_t *t, const fil_svg_opts_t *o, fil_writer_t *w,
                   void *scratch, size_t cap);
 
@@ -131,17 +208,19 @@ int fil_write_svg(const fil_tree_t *t, const fil_svg_opts_t *o, fil_writer_t *w,
 
 /* Scratch bytes for fil_tree_reverse with room for max_nodes reversed nodes. */
 size_t fil_reverse_scratch_size(uint32_t count, uint32_t max_nodes);
+/* Nodes fil_tree_reverse makes at most (reversed frames and remainders). */
+uint32_t fil_reverse_max_out(uint32_t max_nodes);
 /* Build the reversed tree of `in` (each stack read leaf first; frames merged
  * by key) into scratch and describe it in *out (callbacks delegate frame() to
- * in). If max_nodes is too small, remaining bytes go to one node labelled
- * "[reversed view truncated]". 0, or -1 if scratch is too small. `in` and the
- * scratch must outlive *out. */
+ * in). Reversed frames are made biggest first (by the bytes of the stacks
+ * through them) until max_nodes are made; a frame at level max_depth (0:
+ * any) gets no callers. What is left out is summed, per reversed parent,
+ * into one remainder frame (key FIL_FOLD_KEY, raw label "[N smaller call
+ * stacks]" or "[N call stacks with deeper callers]"), so totals stay exact.
+ * 0, or -1 if scratch is too small or in is malformed. `in` and the scratch
+ * must outlive *out. */
 int fil_tree_reverse(const fil_tree_t *in, fil_tree_t *out, uint32_t max_nodes,
-                     void *scratch, size_t cap);
-/* Added by the report module: the key of the "[reversed view truncated]"
- * node (out->count is at most max_nodes + 1: max_nodes reversed frames plus
- * that node, which is created only when needed and has parent FIL_NONE). */
-#define FIL_REVERSE_TRUNCATED_KEY UINT64_MAX
+                     uint32_t max_depth, void *scratch, size_t cap);
 
 /* ---- source lines ------------------------------------------------------- */
 
@@ -162,21 +241,46 @@ size_t fil_srclines_scratch_size(size_t n);
 int fil_srclines_fill(fil_srcreq_t *reqs, size_t n, char *pool, size_t pool_cap,
                       void *scratch, size_t cap);
 
+/* ---- top lines ---------------------------------------------------------- */
+
+/* One line (frames merged by key) of a tree. */
+typedef struct fil_top_line {
+    uint32_t node;  /* the node of that line holding the most self bytes */
+    uint64_t self;  /* bytes allocated by the line itself */
+    uint64_t total; /* bytes it held with what it called (each byte once) */
+} fil_top_line_t;
+
+#define FIL_TOP_LINES_MAX 64u
+
+size_t fil_top_lines_scratch_size(uint32_t count);
+/* The lines of t with the most self bytes, biggest first, at most max (<=
+ * FIL_TOP_LINES_MAX). Returns the number of rows, or -1 (scratch too
+ * small, malformed tree). */
+int fil_top_lines(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, void *scratch,
+                  size_t cap);
+
 /* ---- index.html --------------------------------------------------------- */
 
-typedef struct fil_html_info {
+typedef struct fil_html_page {
     const char *title;    /* "fil-profile: peak memory" */
-    const char *command;  /* the profiled command line */
-    const char *headline; /* "Peak tracked memory: 100.3 MiB" */
-    const char *svg;      /* "peak-memory.svg" */
-    const char *svg_reversed; /* "peak-memory-reversed.svg" */
-    const char *prof;     /* "peak-memory.prof" */
+    const char *headline; /* "Peak tracked memory usage: 100.3 MiB" */
+    const char *kind;     /* header class: "peak", "oom", "crash", "killed", "stopped" */
+    const char *command;  /* the profiled command line, or NULL */
     const char *notes;    /* extra paragraph (plain text), or NULL */
-    const char *oom_headline; /* "Out of memory: ..." when there is such a report, or NULL */
-    const char *oom_svg;      /* "out-of-memory.svg", shown first, or NULL */
-} fil_html_info_t;
+} fil_html_page_t;
 
-/* A small page embedding both SVGs with links to them and the .prof. */
-int fil_write_index_html(const fil_html_info_t *info, fil_writer_t *w);
+/* The page is written in order with these (see html.c); all escape what
+ * they are given and never fail on their own (the writer records errors). */
+void fil_html_begin(fil_writer_t *w, const fil_html_page_t *p);
+void fil_html_top_lines(fil_writer_t *w, const char *heading, const char *intro,
+                        const fil_tree_t *t, const fil_top_line_t *rows, uint32_t n,
+                        uint64_t total);
+/* path: scratch for t->count indexes. native[]: innermost first. */
+void fil_html_stack(fil_writer_t *w, const char *heading, const fil_tree_t *t, uint32_t leaf,
+                    const char *const *native, uint32_t nnative, uint32_t *path);
+void fil_html_reading(fil_writer_t *w);
+void fil_html_graph(fil_writer_t *w, const char *heading, const char *svg, const char *help);
+/* 0, or -1 if any write of the page failed. */
+int fil_html_end(fil_writer_t *w, const char *prof);
 
 #endif

@@ -302,14 +302,14 @@ static int child_refused(const launch_t *l)
 /* Explain a death by signal, and a likely kernel OOM kill. */
 static void explain_death(const fil_run_info_t *in)
 {
-    const char *abbrev;
+    char words[128];
+    int oom_killed = in->oom_kill_known && in->oom_kills_after > in->oom_kills_before;
 
     if (in->term_signal == 0)
         return;
-    abbrev = sigabbrev_np(in->term_signal);
-    say("The program was killed by SIG%s (signal %d)", abbrev ? abbrev : "?", in->term_signal);
-    if (in->term_signal == SIGKILL && in->oom_kill_known &&
-        in->oom_kills_after > in->oom_kills_before)
+    fil_render_death_words(in->term_signal, oom_killed, words, sizeof words);
+    say("The program %s", words);
+    if (in->term_signal == SIGKILL && oom_killed)
         say("The kernel's out-of-memory killer killed it (cgroup oom_kill count %" PRIu64
             " -> %" PRIu64 ")",
             in->oom_kills_before, in->oom_kills_after);
@@ -329,8 +329,20 @@ static void render(launch_t *l)
     snprintf(index, sizeof index, "%s/index.html", l->shown);
     if (flags & FIL_RENDERED_PEAK)
         say("Wrote peak-memory report to %s", index);
-    if (flags & FIL_RENDERED_OOM_POSTMORTEM)
-        say("Wrote out-of-memory report to %s/out-of-memory.svg", l->shown);
+    if (flags & FIL_RENDERED_OOM_POSTMORTEM) {
+        char words[128];
+        const fil_run_info_t *in = &l->info;
+        fil_render_death_words(in->term_signal,
+                               in->oom_kill_known && in->oom_kills_after > in->oom_kills_before,
+                               words, sizeof words);
+        say("Wrote the report of the memory held when the program %s to "
+            "%s/out-of-memory.svg",
+            words, l->shown);
+    }
+    if (fil_render_interrupted()) {
+        say("Stopped writing the reports: interrupted (what was complete is in %s)", l->shown);
+        return;
+    }
     snprintf(absindex, sizeof absindex, "%s/index.html", l->absdir);
     if ((flags & FIL_RENDERED_PEAK) && !l->a->no_browser)
         fil_cli_open_browser(absindex);

@@ -33,6 +33,7 @@
 
 #include "cli.h"
 #include "fil/common.h"
+#include "fil/render.h"
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 #define N_FORWARDED (int)(sizeof forwarded / sizeof forwarded[0])
@@ -44,7 +45,9 @@ static volatile sig_atomic_t child_pid;
 /*
  * Forward sig to the child, unless it is a SIGINT/SIGQUIT the kernel or the
  * terminal sent (si_code SI_KERNEL or > 0): the child already got that one.
- * SIGNAL CONTEXT: kill() only, errno preserved.
+ * Once there is no child, SIGINT/SIGTERM/SIGHUP interrupt the rendering of
+ * the reports instead. SIGNAL CONTEXT: kill() and fil_render_interrupt()
+ * (a flag store) only, errno preserved.
  */
 static void forward_signal(int sig, siginfo_t *si, void *uctx)
 {
@@ -55,6 +58,8 @@ static void forward_signal(int sig, siginfo_t *si, void *uctx)
     (void)uctx;
     if (pid > 0 && !((sig == SIGINT || sig == SIGQUIT) && from_kernel))
         kill(pid, sig);
+    if (pid <= 0 && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP))
+        fil_render_interrupt(); /* the program is gone: stop writing its reports */
     errno = saved;
 }
 

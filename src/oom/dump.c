@@ -143,7 +143,9 @@ int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uin
     fil_in_dump = 0;
     fil_oom_say(title, NULL, NULL);
     if (r == 0)
-        fil_oom_say("Wrote out-of-memory report to ", fil_oom_cfg.display_dir, "/out-of-memory.svg");
+        fil_oom_say(fil_state->oom.reason == FIL_REASON_SIGNAL ? "Wrote crash report to "
+                                                               : "Wrote out-of-memory report to ",
+                    fil_oom_cfg.display_dir, "/out-of-memory.svg");
     else
         fil_oom_say("error: the out-of-memory report could not be written completely to ",
                     fil_oom_cfg.display_dir, NULL);

@@ -7,11 +7,18 @@
  * as a fil_tree_t (peak bytes or live bytes per node), adds, for an
  * out-of-memory report, the native frames of the failing allocation and the
  * failed request itself above the Python line that asked for it, and looks
- * up the source text of every node that holds memory.
+ * up the source text of every node that any report shows.
  *
  * The failed request is drawn no wider than the memory that was live (a
  * 1 PiB request would otherwise squeeze everything else out of the picture);
  * its label gives its true size, and the .prof line carries the true size.
+ * The index page's table of what was held leaves it out (it was not held).
+ *
+ * Files are written under a temporary name and renamed (fil_atomic_*). A
+ * render can be interrupted: fil_render_interrupt() (async-signal-safe, for
+ * the supervisor's SIGINT/SIGTERM handler) sets a flag that every writer
+ * checks when it drains its buffer; the file being written then fails and
+ * its temporary is removed, and the files not started yet are skipped.
  *
  * Allowed calls: the report module's writers, memcpy/memset, strlen.
  */
@@ -21,8 +28,15 @@
 #include "render_internal.h"
 
 #define WBUF 65536
-
 #define EXTRA_MAX (FIL_NATIVE_MAX + 1)
+#define REV_MAX_NODES 20000u /* reversed frames made, biggest first, at most */
+#define REV_MAX_DEPTH 200u   /* callers shown below an allocating line */
+#define TOP_ROWS 10u         /* rows of the top lines tables */
+
+enum { REQ_DRAWN = 0, REQ_TRUE = 1, REQ_NONE = 2 };
+
+/* Set by fil_render_interrupt(); read by every writer of a render. */
+static volatile int render_stop;
 
 typedef struct tree_ctx {
     const fil_view_t *v;
@@ -31,14 +45,30 @@ typedef struct tree_ctx {
     uint32_t nextra;         /* native frames + the failed request */
     uint32_t extra_parent;   /* state node the extras hang from, or FIL_NONE */
     uint64_t request_drawn;  /* bytes the failed request is drawn with */
-    int request_in_prof;     /* 1: write the true size (prof), 0: drawn size (svg) */
+    int request_mode;        /* REQ_DRAWN (svg), REQ_TRUE (prof), REQ_NONE (held only) */
     const fil_srcreq_t *src; /* per state node */
     const char *pool;
     char request_label[160];
     size_t request_len;
+    const char *own_dir; /* directory all the program's files share, or NULL */
+    size_t own_len;      /* its length, '/' included */
 } tree_ctx_t;
 
-static uint32_t t_parent(void *c, uint32_t i) {
+/* Async-signal-safe: ask the render in progress to stop. */
+void fil_render_interrupt(void)
+{
+    render_stop = 1;
+}
+
+/* 1 once fil_render_interrupt() was called. */
+int fil_render_interrupted(void)
+{
+    return render_stop != 0;
+}
+
+/* parent() of the adapter. SIGNAL CONTEXT: caller memory only. */
+static uint32_t t_parent(void *c, uint32_t i)
+{
     tree_ctx_t *t = c;
     if (i >= t->n)
         return i == t->n ? t->extra_parent : i - 1;
@@ -48,18 +78,23 @@ static uint32_t t_parent(void *c, uint32_t i) {
     return p < i ? p : FIL_NONE;
 }
 
-static uint64_t t_self(void *c, uint32_t i) {
+/* self_bytes() of the adapter. SIGNAL CONTEXT: caller memory only. */
+static uint64_t t_self(void *c, uint32_t i)
+{
     tree_ctx_t *t = c;
     if (i >= t->n) {
-        if (i != t->n + t->nextra - 1)
+        if (i != t->n + t->nextra - 1 || t->request_mode == REQ_NONE)
             return 0;
-        return t->request_in_prof ? t->v->h->oom.request : t->request_drawn;
+        return t->request_mode == REQ_TRUE ? t->v->h->oom.request : t->request_drawn;
     }
     int64_t b = t->kind == FIL_RENDER_PEAK ? fil_view_peak(t->v, i) : fil_view_bytes(t->v, i);
     return b > 0 ? (uint64_t)b : 0;
 }
 
-static uint64_t t_key(void *c, uint32_t i) {
+/* key() of the adapter: (function, line), distinct values for the rest.
+ * SIGNAL CONTEXT: caller memory only. */
+static uint64_t t_key(void *c, uint32_t i)
+{
     tree_ctx_t *t = c;
     if (i >= t->n)
         return UINT64_MAX - 2 - (i - t->n);
@@ -69,19 +104,27 @@ static uint64_t t_key(void *c, uint32_t i) {
     return (uint64_t)nd->func << 32 | nd->line;
 }
 
-static void t_frame(void *c, uint32_t i, fil_frame_t *f) {
+/* frame() of an extra node (native frame or the request). SIGNAL CONTEXT. */
+static void extra_frame(tree_ctx_t *t, uint32_t i, fil_frame_t *f)
+{
+    uint32_t j = i - t->n;
+    if (j == t->nextra - 1) {
+        f->raw = t->request_label;
+        f->raw_len = t->request_len;
+    } else { /* outermost native frame first; nextra - 1 is the capped count */
+        const char *s = t->v->h->oom.native[t->nextra - 2 - j];
+        f->raw = s;
+        f->raw_len = strnlen(s, FIL_NATIVE_TEXT);
+    }
+}
+
+/* frame() of the adapter. SIGNAL CONTEXT: caller memory only. */
+static void t_frame(void *c, uint32_t i, fil_frame_t *f)
+{
     tree_ctx_t *t = c;
     memset(f, 0, sizeof *f);
     if (i >= t->n) {
-        uint32_t j = i - t->n;
-        if (j == t->nextra - 1) {
-            f->raw = t->request_label;
-            f->raw_len = t->request_len;
-        } else { /* outermost native frame first; nextra - 1 is the capped count */
-            const char *s = t->v->h->oom.native[t->nextra - 2 - j];
-            f->raw = s;
-            f->raw_len = strnlen(s, FIL_NATIVE_TEXT);
-        }
+        extra_frame(t, i, f);
         return;
     }
     const fil_node_t *nd = fil_view_node(t->v, i);
@@ -96,14 +139,17 @@ static void t_frame(void *c, uint32_t i, fil_frame_t *f) {
     if (fil_view_string(t->v, fn->name, &f->func, &f->func_len) != 0)
         f->func = "?", f->func_len = 1;
     f->line = nd->line;
+    if (t->own_len && f->file_len > t->own_len && memcmp(f->file, t->own_dir, t->own_len) == 0)
+        f->own_start = t->own_len;
     if (t->src && t->src[i].text_len) {
         f->source = t->pool + t->src[i].text_off;
         f->source_len = t->src[i].text_len;
     }
 }
 
-/* Label of the failed request: "[failed request] malloc(N bytes, 1.00 PiB)". */
-static void request_label(tree_ctx_t *t) {
+/* Label of the failed request: "[failed request] malloc(N bytes = 1.00 PiB)". */
+static void request_label(tree_ctx_t *t)
+{
     fil_writer_t w;
     fil_writer_init(&w, -1, t->request_label, sizeof t->request_label);
     fil_write_str(&w, "[failed request] ");
@@ -118,8 +164,47 @@ static void request_label(tree_ctx_t *t) {
     t->request_len = w.len;
 }
 
+/* Shorten *len to the directory part (up to and including a '/') that
+ * dir[0..*len) shares with s[0..n). */
+static void common_dir(const char *dir, size_t *len, const char *s, size_t n)
+{
+    size_t k = 0, max = *len < n ? *len : n;
+    while (k < max && dir[k] == s[k])
+        k++;
+    while (k > 0 && dir[k - 1] != '/')
+        k--;
+    *len = k;
+}
+
+/* The directory all the program's own files (absolute paths, not a
+ * library's) share, so labels can leave it out; none if it is just "/". */
+static void find_own_dir(tree_ctx_t *t)
+{
+    const fil_view_t *v = t->v;
+    t->own_dir = NULL;
+    t->own_len = 0;
+    for (uint64_t i = 0; i < v->funcs; i++) {
+        const fil_func_t *fn = v->at(v, FIL_SEG_FUNCS, i);
+        const char *s;
+        size_t n;
+        if (fil_view_string(v, fn->file, &s, &n) != 0 || n == 0 || s[0] != '/' ||
+            fil_path_is_library(s, n))
+            continue;
+        if (!t->own_dir) {
+            t->own_dir = s;
+            t->own_len = n;
+        }
+        common_dir(t->own_dir, &t->own_len, s, n);
+        if (t->own_len <= 1)
+            break;
+    }
+    if (t->own_len <= 1)
+        t->own_len = 0;
+}
+
 /* Set up the adapter. Context: any; no allocation. */
-static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *tree) {
+static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *tree)
+{
     memset(t, 0, sizeof *t);
     t->v = v;
     t->kind = kind;
@@ -133,6 +218,7 @@ static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *
         t->request_drawn = o->request < live || live == 0 ? o->request : live;
         request_label(t);
     }
+    find_own_dir(t);
     tree->count = t->n + t->nextra;
     tree->ctx = t;
     tree->parent = t_parent;
@@ -141,49 +227,82 @@ static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *
     tree->frame = t_frame;
 }
 
-/* Room for the reversed tree: merged leaf-first paths are usually fewer
- * than the forward nodes; beyond this the reversed view says it was cut. */
-static uint32_t reversed_room(uint64_t n) {
-    uint64_t rev = 2 * n + 1024;
-    return rev > (UINT64_C(1) << 24) ? (1u << 24) : (uint32_t)rev;
+/* The reversed frames budget for a tree of n nodes: REV_MAX_NODES, or less
+ * for a small tree (its reversed paths are fewer), so that the emergency
+ * arena, which is sized with this, does not grow for nothing. */
+static uint32_t rev_budget(uint64_t n)
+{
+    uint64_t b = n + 512;
+    return b < REV_MAX_NODES ? (uint32_t)b : REV_MAX_NODES;
 }
 
-size_t fil_render_scratch_size(uint64_t nodes) {
+/* Scratch for the index page's tables and stack on `n` tree nodes. */
+static size_t index_work(uint64_t n)
+{
+    return fil_top_lines_scratch_size((uint32_t)n) + n * 4 + sizeof(fil_tree_t) +
+           sizeof(tree_ctx_t) + 64;
+}
+
+/* Memory fil_render_files needs: the fixed parts plus the biggest of the
+ * writers' scratch (each an exact upper bound). Context: any. */
+size_t fil_render_scratch_size(uint64_t nodes)
+{
     uint64_t n = nodes + EXTRA_MAX + 1;
-    uint32_t rev = reversed_room(n);
     size_t work = fil_prof_scratch_size((uint32_t)n);
     size_t s = fil_svg_scratch_size((uint32_t)n);
     if (s > work)
         work = s;
-    s = fil_reverse_scratch_size((uint32_t)n, (uint32_t)rev) + fil_svg_scratch_size((uint32_t)rev + 1);
+    s = fil_reverse_scratch_size((uint32_t)n, rev_budget(n)) +
+        fil_svg_scratch_size(fil_reverse_max_out(rev_budget(n)));
+    if (s > work)
+        work = s;
+    s = index_work(n);
     if (s > work)
         work = s;
     return n * sizeof(fil_srcreq_t) + n * FIL_SRC_MAX + fil_srclines_scratch_size(n) + n * 8 +
            sizeof(fil_tree_t) + sizeof(tree_ctx_t) + WBUF + work + 256;
 }
 
-/* Look up the source text of every state node that holds memory. */
-static void find_sources(tree_ctx_t *t, const fil_tree_t *tree, fil_bump_t *mem) {
+/* Whether state node i is shown by some report: it held memory at the
+ * peak or at the end, or it is on the failing request's stack. */
+static void mark_shown(const fil_view_t *v, uint64_t *shown, uint32_t n)
+{
+    const fil_oom_info_t *o = &v->h->oom;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t p = fil_view_peak(v, i), b = fil_view_bytes(v, i);
+        shown[i] = (p > 0 ? (uint64_t)p : 0) + (b > 0 ? (uint64_t)b : 0);
+    }
+    for (uint32_t i = n; i-- > 1;) {
+        uint32_t p = fil_view_node(v, i)->parent;
+        if (p < i)
+            shown[p] += shown[i];
+    }
+    for (uint32_t i = o->request_node, k = 0; i < n && k < n; k++) {
+        uint32_t p = fil_view_node(v, i)->parent;
+        shown[i] |= 1;
+        if (i == 0 || p >= i)
+            break;
+        i = p;
+    }
+}
+
+/* Look up the source text of every state node a report shows. */
+static void find_sources(tree_ctx_t *t, fil_bump_t *mem)
+{
     uint32_t n = t->n;
-    uint64_t *incl = fil_bump(mem, (size_t)tree->count * 8);
+    uint64_t *shown = fil_bump(mem, (size_t)n * 8 + 8);
     fil_srcreq_t *req = fil_bump(mem, (size_t)n * sizeof *req);
     char *pool = fil_bump(mem, (size_t)n * FIL_SRC_MAX);
     size_t scap = fil_srclines_scratch_size(n);
     void *scratch = fil_bump(mem, scap);
-    if (!incl || !req || !pool || !scratch)
+    if (!shown || !req || !pool || !scratch)
         return;
-    for (uint32_t i = 0; i < tree->count; i++)
-        incl[i] = tree->self_bytes(tree->ctx, i);
-    for (uint32_t i = tree->count; i-- > 1;) {
-        uint32_t p = tree->parent(tree->ctx, i);
-        if (p != FIL_NONE)
-            incl[p] += incl[i];
-    }
+    mark_shown(t->v, shown, n);
     for (uint32_t i = 0; i < n; i++) {
         fil_frame_t f;
         memset(&req[i], 0, sizeof req[i]);
         req[i].file = "";
-        if (!incl[i])
+        if (!shown[i])
             continue;
         t_frame(t, i, &f);
         if (!f.raw) {
@@ -200,15 +319,18 @@ static void find_sources(tree_ctx_t *t, const fil_tree_t *tree, fil_bump_t *mem)
 
 typedef int (*body_fn)(void *ctx, fil_writer_t *w);
 
-/* Write dir/name through a temporary file. 0, or -1. */
-static int write_file(const char *dir, const char *name, body_fn body, void *ctx, char *wbuf) {
+/* Write dir/name through a temporary file; skipped once interrupted.
+ * 0, or -1. */
+static int write_file(const char *dir, const char *name, body_fn body, void *ctx, char *wbuf)
+{
     fil_atomic_file_t f;
-    if (fil_atomic_open(&f, dir, name) != 0)
+    if (render_stop || fil_atomic_open(&f, dir, name) != 0)
         return -1;
     fil_writer_t w;
     fil_writer_init(&w, f.fd, wbuf, WBUF);
+    w.stop = &render_stop;
     int r = body(ctx, &w);
-    if (fil_writer_flush(&w) != 0 || r != 0) {
+    if (fil_writer_flush(&w) != 0 || r != 0 || render_stop) {
         fil_atomic_abort(&f);
         return -1;
     }
@@ -221,57 +343,164 @@ typedef struct job {
     fil_svg_opts_t opts;
     void *work;
     size_t work_cap;
-    fil_html_info_t html;
+    const char *command; /* index: the command line, or NULL */
+    const char *death;   /* index: headline of the out-of-memory / death report, or NULL */
 } job_t;
 
-static int body_prof(void *c, fil_writer_t *w) {
+/* The .prof, with the failed request at its true size. 0, or -1. */
+static int body_prof(void *c, fil_writer_t *w)
+{
     job_t *j = c;
-    j->t->request_in_prof = 1;
+    j->t->request_mode = REQ_TRUE;
     int r = fil_write_prof(j->tree, w, j->work, j->work_cap);
-    j->t->request_in_prof = 0;
+    j->t->request_mode = REQ_DRAWN;
     return r;
 }
 
-static int body_svg(void *c, fil_writer_t *w) {
+/* The flame graph. 0, or -1. */
+static int body_svg(void *c, fil_writer_t *w)
+{
     job_t *j = c;
     return fil_write_svg(j->tree, &j->opts, w, j->work, j->work_cap);
 }
 
-static int body_reversed(void *c, fil_writer_t *w) {
+/* The reversed flame graph: reverse within the budget, then draw. 0, or -1. */
+static int body_reversed(void *c, fil_writer_t *w)
+{
     job_t *j = c;
     fil_tree_t rev;
-    uint32_t max = reversed_room(j->tree->count);
-    size_t rcap = fil_reverse_scratch_size(j->tree->count, max);
-    if (rcap > j->work_cap || fil_tree_reverse(j->tree, &rev, max, j->work, rcap) != 0)
+    uint32_t budget = rev_budget(j->tree->count);
+    size_t rcap = fil_reverse_scratch_size(j->tree->count, budget);
+    if (rcap > j->work_cap ||
+        fil_tree_reverse(j->tree, &rev, budget, REV_MAX_DEPTH, j->work, rcap) != 0)
         return -1;
     fil_svg_opts_t o = j->opts;
-    o.inverted = 1;
+    o.reversed = 1;
     return fil_write_svg(&rev, &o, w, (char *)j->work + rcap, j->work_cap - rcap);
 }
 
-static int body_html(void *c, fil_writer_t *w) {
-    job_t *j = c;
-    return fil_write_index_html(&j->html, w);
-}
-
 /* Name "<prefix><suffix>" into buf. */
-static const char *name(char *buf, const char *prefix, const char *suffix) {
+static const char *name(char *buf, const char *prefix, const char *suffix)
+{
     size_t a = strlen(prefix), b = strlen(suffix);
     memcpy(buf, prefix, a);
     memcpy(buf + a, suffix, b + 1);
     return buf;
 }
 
+/* Sum of the self bytes of every node of t. */
+static uint64_t tree_total(const fil_tree_t *t)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < t->count; i++) {
+        uint64_t b = t->self_bytes(t->ctx, i);
+        sum = sum + b < sum ? UINT64_MAX : sum + b;
+    }
+    return sum;
+}
+
+/* One top lines table of tree t. */
+static void index_table(fil_writer_t *w, const char *heading, const char *intro,
+                        const fil_tree_t *t, void *scratch, size_t cap)
+{
+    fil_top_line_t rows[TOP_ROWS];
+    int n = fil_top_lines(t, rows, TOP_ROWS, scratch, cap);
+    fil_html_top_lines(w, heading, intro, t, rows, n > 0 ? (uint32_t)n : 0, tree_total(t));
+}
+
+/* The header class of the death report: "oom", "crash" or "killed". */
+static const char *death_kind(const fil_oom_info_t *o)
+{
+    if (o->dump_state == 0 || o->reason == FIL_REASON_NONE)
+        return "killed";
+    return o->reason == FIL_REASON_SIGNAL ? "crash" : "oom";
+}
+
+/* The sections about the death: the failing allocation and what was held. */
+static void index_death(job_t *j, fil_writer_t *w, char *work, size_t cap)
+{
+    const fil_view_t *v = j->t->v;
+    const fil_oom_info_t *o = &v->h->oom;
+    tree_ctx_t *ot = (tree_ctx_t *)work;
+    fil_tree_t *otree = (fil_tree_t *)(work + ((sizeof *ot + 7) & ~(size_t)7));
+    size_t head = ((sizeof *ot + 7) & ~(size_t)7) + ((sizeof *otree + 7) & ~(size_t)7);
+    const char *native[FIL_NATIVE_MAX];
+    uint32_t nat = o->native_count < FIL_NATIVE_MAX ? o->native_count : FIL_NATIVE_MAX;
+    tree_init(ot, v, FIL_RENDER_OOM, otree);
+    ot->src = j->t->src;
+    ot->pool = j->t->pool;
+    ot->request_mode = REQ_NONE;
+    if (o->dump_state == 2 && o->reason != FIL_REASON_NONE) {
+        for (uint32_t k = 0; k < nat; k++)
+            native[k] = o->native[k];
+        fil_html_stack(
+            w, o->reason == FIL_REASON_SIGNAL ? "Where it crashed" : "The allocation that failed",
+            otree, o->request_node < ot->n ? o->request_node : FIL_NONE, native, nat,
+            (uint32_t *)(work + head));
+    }
+    if (o->dump_state == 2 && v->h->oom_continue)
+        return; /* the program went on: what it holds now is not what it held then */
+    index_table(w, "What held the memory at that moment",
+                ot->nextra ? "The lines that held the most memory when the program ended as the "
+                             "headline says (the failed request itself is not counted: it was "
+                             "never held)."
+                           : "The lines that held the most memory when the program ended as the "
+                             "headline says.",
+                otree, work + head, cap - head);
+}
+
+/* index.html: the headline, the death's sections if any, the peak's top
+ * lines, how to read the graphs, the graphs. 0, or -1. */
+static int body_index(void *c, fil_writer_t *w)
+{
+    job_t *j = c;
+    fil_html_page_t page = {"fil-profile: peak memory", j->opts.title, "peak", j->command, NULL};
+    char notes[512];
+    if (j->death) {
+        fil_writer_t nw;
+        fil_writer_init(&nw, -1, notes, sizeof notes - 1);
+        fil_write_str(&nw, j->opts.title);
+        fil_write_str(&nw, ". The report of that moment is out-of-memory.svg; the peak report "
+                           "follows it.");
+        notes[nw.len] = 0;
+        page.title = "fil-profile: how the program ended";
+        page.headline = j->death;
+        page.kind = death_kind(&j->t->v->h->oom);
+        page.notes = notes;
+    }
+    fil_html_begin(w, &page);
+    if (j->death)
+        index_death(j, w, j->work, j->work_cap);
+    index_table(w, j->death ? "Top lines at the peak" : "Top lines",
+                "The lines that allocated the most of the memory held at the peak of tracked "
+                "memory; in bold, the program's own lines.",
+                j->tree, j->work, j->work_cap);
+    fil_html_reading(w);
+    if (j->death)
+        fil_html_graph(w, "Memory held at that moment", "out-of-memory.svg",
+                       "What was held when the program ended, with the failed request (if any) "
+                       "at its line; out-of-memory-reversed.svg has it by allocating line.");
+    fil_html_graph(w, "Memory at the peak, by call stack", "peak-memory.svg",
+                   "Top row: where the program started; below each box, what it called.");
+    fil_html_graph(w, "Memory at the peak, by allocating line (reversed)",
+                   "peak-memory-reversed.svg",
+                   "Top row: the lines that allocated; below each box, its callers.");
+    return fil_html_end(w, "peak-memory.prof");
+}
+
+/* See render_internal.h. Context: supervisor, or SIGNAL CONTEXT (dump)
+ * with mem the emergency arena. */
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
-                     const char *subtitle, const char *oom_note, fil_bump_t *mem) {
+                     const char *subtitle, const char *oom_note, fil_bump_t *mem)
+{
     fil_tree_t *tree = fil_bump(mem, sizeof *tree);
     tree_ctx_t *t = fil_bump(mem, sizeof *t);
     char *wbuf = fil_bump(mem, WBUF);
     if (!tree || !t || !wbuf)
         return -1;
     tree_init(t, v, kind, tree);
-    find_sources(t, tree, mem);
-    job_t j = {tree, t, {title, subtitle, 0, 0}, NULL, 0, {0}};
+    find_sources(t, mem);
+    job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, oom_note};
     j.work_cap = mem->cap - ((mem->used + 7) & ~(size_t)7);
     j.work = fil_bump(mem, j.work_cap);
     const char *prefix = kind == FIL_RENDER_PEAK ? "peak-memory" : "out-of-memory";
@@ -280,11 +509,7 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
     bad |= write_file(dir, name(nm, prefix, ".prof"), body_prof, &j, wbuf);
     bad |= write_file(dir, name(nm, prefix, ".svg"), body_svg, &j, wbuf);
     bad |= write_file(dir, name(nm, prefix, "-reversed.svg"), body_reversed, &j, wbuf);
-    if (kind == FIL_RENDER_PEAK) {
-        j.html = (fil_html_info_t){"fil-profile: peak memory", subtitle, title, "peak-memory.svg",
-                                   "peak-memory-reversed.svg", "peak-memory.prof", NULL,
-                                   oom_note, oom_note ? "out-of-memory.svg" : NULL};
-        bad |= write_file(dir, "index.html", body_html, &j, wbuf);
-    }
+    if (kind == FIL_RENDER_PEAK)
+        bad |= write_file(dir, "index.html", body_index, &j, wbuf);
     return bad ? -1 : 0;
 }

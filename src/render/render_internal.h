@@ -78,6 +78,12 @@ int fil_render_summary(const fil_view_t *v, const fil_run_info_t *info, const ch
 /* Bytes tracked at the peak (the peak report's total). */
 uint64_t fil_view_peak_total(const fil_view_t *v);
 
+/* Append the whole headline of the out-of-memory / crash / death report:
+ * "Out of memory: malloc(N) failed ...", "Crash: SIGSEGV at address ...",
+ * "Terminated (SIGTERM) with 12.0 MiB tracked", "Killed by the kernel's
+ * OOM killer (SIGKILL) with ..." (info NULL: no signal known). */
+void fil_render_death_headline(const fil_view_t *v, const fil_run_info_t *info, fil_writer_t *w);
+
 /* Append the out-of-memory headline ("malloc(N) failed with 1.71 GiB tracked;
  * limit RLIMIT_AS 1.91 GiB" / "killed by SIGKILL ...") to w. */
 void fil_render_oom_headline(const fil_view_t *v, int term_signal, fil_writer_t *w);

@@ -28,13 +28,11 @@ static void peak_title(const fil_view_t *v, char *buf, size_t len) {
     buf[w.len] = 0;
 }
 
-static void oom_title(const fil_view_t *v, int sig, char *buf, size_t len) {
+/* The headline of the out-of-memory / crash / death report. */
+static void oom_title(const fil_view_t *v, const fil_run_info_t *info, char *buf, size_t len) {
     fil_writer_t w;
     fil_writer_init(&w, -1, buf, len - 1);
-    fil_write_str(&w, v->h->oom.dump_state && v->h->oom.reason == FIL_REASON_SIGNAL
-                          ? "Crash: "
-                          : "Out of memory: ");
-    fil_render_oom_headline(v, sig, &w);
+    fil_render_death_headline(v, info, &w);
     buf[w.len] = 0;
 }
 
@@ -108,7 +106,7 @@ int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info
         unsigned r = 0;
         const char *oom_source = NULL;
         char oom_line[512];
-        oom_title(&v, info->term_signal, oom_line, sizeof oom_line);
+        oom_title(&v, info, oom_line, sizeof oom_line);
         if (v.h->oom.dump_state == 2) {
             r |= FIL_RENDERED_OOM_INPROCESS;
             oom_source = "in-process";

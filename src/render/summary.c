@@ -7,8 +7,18 @@
  * out or the program died, why. The in-process dump writes it with what the
  * program knows; the supervisor rewrites it with the whole story.
  *
+ * Deaths are named for what they were: "Out of memory" only when memory ran
+ * out (the in-process dump says so); a program that died of a signal the
+ * profiler did not catch is "killed (SIGKILL)" (with "by the kernel's OOM
+ * killer" when the cgroup's OOM-kill count went up), "interrupted
+ * (SIGINT)", "terminated (SIGTERM)", "crashed (SIGSEGV)"... in headlines,
+ * SVG titles, index.html and summary.json ("reason", and "kind": killed,
+ * interrupted, terminated, crashed, or for the in-process dump
+ * allocation-failed, predicted, signal).
+ *
  * Allowed calls: the report module's writers, memcpy, strlen.
  */
+#include <signal.h>
 #include <string.h>
 
 #include "render_internal.h"
@@ -28,12 +38,73 @@ static void write_signame(fil_writer_t *w, int sig) {
     }
 }
 
-void fil_render_oom_headline(const fil_view_t *v, int term_signal, fil_writer_t *w) {
+/* What a post-mortem death by sig is called. */
+typedef enum death { D_KILLED, D_INTERRUPTED, D_TERMINATED, D_CRASHED, D_OTHER } death_t;
+
+/* How a death by sig is named. */
+static death_t death_of(int sig)
+{
+    switch (sig) {
+    case SIGKILL: return D_KILLED;
+    case SIGINT: return D_INTERRUPTED;
+    case SIGTERM: case SIGHUP: case SIGQUIT: return D_TERMINATED;
+    case SIGSEGV: case SIGBUS: case SIGABRT: case SIGFPE: case SIGILL: case SIGTRAP: case SIGSYS:
+        return D_CRASHED;
+    default: return D_OTHER;
+    }
+}
+
+/* The words for a death by sig (see fil/render.h); with was, as a
+ * predicate: "was terminated (SIGTERM)", "crashed (SIGSEGV)". */
+static void write_death_words(fil_writer_t *w, int sig, int oom_killed, int was)
+{
+    static const char *const words[] = {"killed (", "interrupted (", "terminated (", "crashed ("};
+    death_t d = death_of(sig);
+    if (was && d != D_CRASHED)
+        fil_write_str(w, "was ");
+    if (d == D_OTHER) {
+        fil_write_str(w, "killed by ");
+        write_signame(w, sig);
+        return;
+    }
+    if (d == D_KILLED && oom_killed)
+        fil_write_str(w, "killed by the kernel's OOM killer (");
+    else
+        fil_write_str(w, words[d]);
+    write_signame(w, sig);
+    fil_write_char(w, ')');
+}
+
+/* See fil/render.h. Context: any. */
+void fil_render_death_words(int sig, int oom_killed, char *buf, size_t len)
+{
+    fil_writer_t w;
+    if (len == 0)
+        return;
+    fil_writer_init(&w, -1, buf, len - 1);
+    write_death_words(&w, sig, oom_killed, 1);
+    buf[w.len < len - 1 ? w.len : len - 1] = 0;
+}
+
+/* 1 if info says the cgroup OOM killer ended the program. */
+static int oom_killed(const fil_run_info_t *info)
+{
+    return info && info->oom_kill_known && info->oom_kills_after > info->oom_kills_before;
+}
+
+/* 1 if the program dumped its own report (out of memory or crash). */
+static int in_process(const fil_oom_info_t *o)
+{
+    return o->dump_state != 0 && o->reason != FIL_REASON_NONE;
+}
+
+/* See render_internal.h: the in-process reason, or the death's words. */
+void fil_render_oom_headline(const fil_view_t *v, int term_signal, fil_writer_t *w)
+{
     const fil_oom_info_t *o = &v->h->oom;
     uint64_t tracked = v->total > 0 ? (uint64_t)v->total : 0;
-    if (o->dump_state == 0 || o->reason == FIL_REASON_NONE) {
-        fil_write_str(w, "killed by ");
-        write_signame(w, term_signal);
+    if (!in_process(o)) {
+        write_death_words(w, term_signal, 0, 0);
         fil_write_str(w, " with ");
         fil_write_size(w, tracked);
         fil_write_str(w, " tracked");
@@ -62,6 +133,35 @@ void fil_render_oom_headline(const fil_view_t *v, int term_signal, fil_writer_t 
     }
 }
 
+/* The reason of a post-mortem death: "killed by the kernel's OOM killer
+ * (SIGKILL) with 300.0 MiB tracked". */
+static void write_death_reason(const fil_view_t *v, const fil_run_info_t *info, fil_writer_t *w)
+{
+    uint64_t tracked = v->total > 0 ? (uint64_t)v->total : 0;
+    write_death_words(w, info ? info->term_signal : 0, oom_killed(info), 0);
+    fil_write_str(w, " with ");
+    fil_write_size(w, tracked);
+    fil_write_str(w, " tracked");
+}
+
+/* See render_internal.h. */
+void fil_render_death_headline(const fil_view_t *v, const fil_run_info_t *info, fil_writer_t *w)
+{
+    const fil_oom_info_t *o = &v->h->oom;
+    char buf[512];
+    fil_writer_t hw;
+    if (in_process(o)) {
+        fil_write_str(w, o->reason == FIL_REASON_SIGNAL ? "Crash: " : "Out of memory: ");
+        fil_render_oom_headline(v, 0, w);
+        return;
+    }
+    fil_writer_init(&hw, -1, buf, sizeof buf);
+    write_death_reason(v, info, &hw);
+    if (hw.len > 0 && buf[0] >= 'a' && buf[0] <= 'z')
+        buf[0] = (char)(buf[0] - 'a' + 'A');
+    fil_write_mem(w, buf, hw.len);
+}
+
 static void key(fil_writer_t *w, const char *k) {
     fil_write_str(w, ",\n  \"");
     fil_write_str(w, k);
@@ -88,11 +188,16 @@ static void write_oom(const fil_view_t *v, const fil_run_info_t *info, const cha
     char buf[512];
     fil_writer_t hw;
     fil_writer_init(&hw, -1, buf, sizeof buf);
-    fil_render_oom_headline(v, sig, &hw);
+    if (in_process(o))
+        fil_render_oom_headline(v, sig, &hw);
+    else
+        write_death_reason(v, info, &hw);
     fil_write_json_str(w, buf, hw.len);
     static const char *const kinds[] = {"killed", "allocation-failed", "predicted", "signal"};
+    static const char *const deaths[] = {"killed", "interrupted", "terminated", "crashed",
+                                         "killed"};
     fil_write_str(w, ", \"kind\": \"");
-    fil_write_str(w, o->dump_state ? kinds[o->reason & 3] : kinds[0]);
+    fil_write_str(w, in_process(o) ? kinds[o->reason & 3] : deaths[death_of(sig)]);
     fil_write_str(w, "\", \"function\": ");
     if (o->dump_state && o->function[0])
         fil_write_json_str(w, o->function, strnlen(o->function, sizeof o->function));
@@ -133,7 +238,7 @@ static void write_oom(const fil_view_t *v, const fil_run_info_t *info, const cha
     fil_write_u64(w, o->dump_ns / 1000000u);
     fil_write_str(w, ", \"oom_kill_confirmed\": ");
     if (info && info->oom_kill_known)
-        fil_write_str(w, info->oom_kills_after > info->oom_kills_before ? "true" : "false");
+        fil_write_str(w, oom_killed(info) ? "true" : "false");
     else
         fil_write_str(w, "null");
     fil_write_str(w, ", \"native_stack\": [");
@@ -224,6 +329,7 @@ static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned
         write_oom(v, info, oom_source, w);
     else
         fil_write_str(w, "null");
+    key_bool(w, "reports_interrupted", fil_render_interrupted());
     write_files(rendered, w);
     fil_write_str(w, "\n}\n");
 }

@@ -1,26 +1,95 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * prof.c - the collapsed-stacks file (.prof), flamegraph.pl compatible.
+ * prof.c - the collapsed-stacks file (.prof), flamegraph.pl compatible, of
+ * bounded size with exact totals.
  *
  * One line per node with self bytes: the frames from the top-level one down
- * to the node, joined by ';', then a space and the node's self bytes. The
- * path of a node is collected leaf first into a caller-provided index array
- * (depth <= node count because every parent index is smaller than its
- * child's) and written back to front. Separators that would break the format
- * (';', '\n', '\r') inside names become '?'; everything else is copied as is,
- * since the file is a byte-exact record. A parent index that is not smaller
- * than its child's makes the whole call fail rather than write a wrong stack.
+ * to the node, joined by ';', then a space and the node's self bytes.
+ * Separators that would break the format (';', '\n', '\r') inside names
+ * become '?'; everything else is copied as is (paths as recorded), since the
+ * file is a byte-exact record. A parent index that is not smaller than its
+ * child's makes the whole call fail rather than write a wrong stack.
+ *
+ * Two rules keep the file small whatever the program did (a recursion
+ * 50,000 deep would otherwise write tens of gigabytes):
+ *   - a stack deeper than 2E+1 frames (E = edge_frames) is written as its
+ *     first E frames, "[N frames elided]" and its last E frames, so the
+ *     line stays parseable and its bytes exact;
+ *   - lines are chosen within a byte budget. First the "anchors": the
+ *     biggest subtrees by inclusive bytes (a prefix of that order, so
+ *     closed under "parent of"), whose own lines are always written, within
+ *     a quarter of the budget. Then the other stacks by self bytes, biggest
+ *     first, until the budget or the line limit is reached. Each stack left
+ *     out adds its bytes to the remainder line of its nearest anchor,
+ *     "<anchor path>;[N smaller call stacks] <bytes>", written after the
+ *     anchor's own line (or to one top-level "[N smaller call stacks]").
+ * Costs are computed exactly from label lengths: plen[i] is the length of
+ * node i's whole path, and the E-frame prefix of a deep stack is the path of
+ * its ancestor at depth E (topE[i]), so a deep line costs O(E) to measure
+ * and to write. A program whose stacks fit is written whole, in node order.
  *
  * SIGNAL-SAFE FILE (checked by scripts/check-signal-safety).
  * SIGNAL CONTEXT: caller memory only. Calls: none beyond the writer.
  */
 #include "report_internal.h"
 
-/* Scratch for a tree of `count` nodes: one path array. SIGNAL CONTEXT. */
+#define COUNT_COST 22 /* " " + up to 20 digits + "\n" */
+#define ELIDE_COST 40 /* "[N frames elided];" */
+#define REM_COST 64   /* ";[N smaller call stacks]" */
+#define F_ANCHOR 1u   /* node is an anchor */
+#define F_WRITTEN 2u  /* node's stack has its own line */
+
+/* One fil_write_prof call. */
+typedef struct prof_ctx {
+    const fil_tree_t *t;
+    fil_writer_t *w;
+    uint32_t edge; /* E */
+    uint32_t *par, *depth, *topE, *order, *near;
+    uint64_t *incl, *self, *plen;
+    uint8_t *flag;
+    uint32_t *path; /* [2E + 1] */
+    int started;    /* the current line has a frame already */
+} prof_ctx_t;
+
+/* The array sizes, shared by the size function and the carving. */
+static void prof_sizes(uint32_t count, uint64_t z[10])
+{
+    uint64_t n = count;
+    uint64_t s[10] = {n * 4, n * 4, n * 4, n * 4, n * 4,
+                      n * 8, n * 8, n * 8, n,     (2 * FIL_PROF_EDGE_MAX + 1) * 4};
+    for (int i = 0; i < 10; i++)
+        z[i] = s[i];
+}
+
+/* Scratch for a tree of `count` nodes. SIGNAL CONTEXT: caller memory only. */
 size_t fil_prof_scratch_size(uint32_t count)
 {
-    uint64_t bytes[1] = {(uint64_t)count * sizeof(uint32_t)};
-    return fil_report_scratch_total(bytes, 1);
+    uint64_t z[10];
+    prof_sizes(count, z);
+    return fil_report_scratch_total(z, 10);
+}
+
+/* Carve the arrays; -1 if scratch is too small. SIGNAL CONTEXT. */
+static int carve(prof_ctx_t *P, void *scratch, size_t cap)
+{
+    fil_report_arena_t a;
+    uint64_t z[10];
+    prof_sizes(P->t->count, z);
+    fil_report_arena_init(&a, scratch, cap);
+    P->par = fil_report_carve(&a, z[0]);
+    P->depth = fil_report_carve(&a, z[1]);
+    P->topE = fil_report_carve(&a, z[2]);
+    P->order = fil_report_carve(&a, z[3]);
+    P->near = fil_report_carve(&a, z[4]);
+    P->incl = fil_report_carve(&a, z[5]);
+    P->self = fil_report_carve(&a, z[6]);
+    P->plen = fil_report_carve(&a, z[7]);
+    P->flag = fil_report_carve(&a, z[8]);
+    P->path = fil_report_carve(&a, z[9]);
+    return P->par && P->depth && P->topE && P->order && P->near && P->incl && P->self && P->plen &&
+                   P->flag && P->path
+               ? 0
+               : -1;
 }
 
 /* Write s[0..n) with ';', '\n' and '\r' replaced by '?'. SIGNAL CONTEXT. */
@@ -48,50 +117,225 @@ static void write_frame(const fil_tree_t *t, uint32_t node, fil_writer_t *w)
         write_sanitized(w, l.part[i], l.len[i]);
 }
 
-/*
- * Collect the path of `node` leaf first into path[]; returns its length, or
- * 0 if a parent index is out of order. SIGNAL CONTEXT: caller memory only.
- */
-static uint32_t collect_path(const fil_tree_t *t, uint32_t node, uint32_t *path)
+/* Bytes of the label of `node`. SIGNAL CONTEXT: caller memory only. */
+static uint64_t label_len(const fil_tree_t *t, uint32_t node)
 {
-    uint32_t depth = 0;
-    while (node != FIL_NONE) {
-        uint32_t parent = t->parent(t->ctx, node);
-        if (parent != FIL_NONE && parent >= node)
-            return 0;
-        path[depth++] = node;
-        node = parent;
+    fil_frame_t f = {0};
+    fil_report_label_t l;
+    t->frame(t->ctx, node, &f);
+    fil_report_label(&f, &l);
+    return fil_report_label_len(&l);
+}
+
+/* plen and topE of every node, in node order. SIGNAL CONTEXT. */
+static void measure(prof_ctx_t *P)
+{
+    for (uint32_t i = 0; i < P->t->count; i++) {
+        uint32_t p = P->par[i];
+        uint64_t base = p == FIL_NONE ? 0 : P->plen[p];
+        uint64_t len = base + label_len(P->t, i) + 1;
+        P->plen[i] = len < base ? UINT64_MAX : len;
+        P->topE[i] = P->depth[i] == P->edge ? i : P->depth[i] > P->edge ? P->topE[p] : FIL_NONE;
     }
-    return depth;
+}
+
+/* The ancestor `steps` levels above i (i itself for 0). SIGNAL CONTEXT. */
+static uint32_t up(const prof_ctx_t *P, uint32_t i, uint32_t steps)
+{
+    while (steps-- > 0 && i != FIL_NONE)
+        i = P->par[i];
+    return i;
+}
+
+/* Bytes of node i's line without the count: whole, or elided. SIGNAL CONTEXT. */
+static uint64_t path_cost(const prof_ctx_t *P, uint32_t i)
+{
+    uint32_t d = P->depth[i], a;
+    if (d <= 2 * P->edge + 1)
+        return P->plen[i];
+    a = up(P, i, P->edge);
+    return P->plen[P->topE[i]] + ELIDE_COST + (P->plen[i] - P->plen[a]);
+}
+
+/* Choose the anchors within a quarter of the budget. SIGNAL CONTEXT. */
+static uint64_t choose_anchors(prof_ctx_t *P, uint64_t budget)
+{
+    uint32_t n = P->t->count;
+    uint64_t used = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        P->order[i] = i;
+        P->flag[i] = 0;
+    }
+    fil_report_heapsort(P->order, n, fil_report_bigger_first, P->incl);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = P->order[k];
+        uint64_t c = path_cost(P, i) + REM_COST + COUNT_COST;
+        if (P->self[i] > 0)
+            c += path_cost(P, i) + COUNT_COST;
+        if (P->incl[i] == 0 || used + c > budget / 4)
+            break;
+        used += c;
+        P->flag[i] = F_ANCHOR | (P->self[i] > 0 ? F_WRITTEN : 0);
+    }
+    return used;
+}
+
+/* Choose the other written stacks, biggest first, within what is left.
+ * SIGNAL CONTEXT: caller memory only. */
+static void choose_lines(prof_ctx_t *P, uint64_t used, uint64_t budget, uint32_t max_lines)
+{
+    uint32_t n = P->t->count, m = 0, lines = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (P->self[i] > 0 && !(P->flag[i] & F_ANCHOR))
+            P->order[m++] = i;
+        lines += (P->flag[i] & F_WRITTEN) != 0;
+    }
+    fil_report_heapsort(P->order, m, fil_report_bigger_first, P->self);
+    for (uint32_t k = 0; k < m && lines < max_lines; k++) {
+        uint32_t i = P->order[k];
+        uint64_t c = path_cost(P, i) + COUNT_COST;
+        if (used + c > budget)
+            break; /* so every stack left out is no bigger than those written */
+        used += c;
+        P->flag[i] |= F_WRITTEN;
+        lines++;
+    }
+}
+
+/* Write ';' before every frame but a line's first. SIGNAL CONTEXT. */
+static void sep(prof_ctx_t *P)
+{
+    if (P->started)
+        fil_write_char(P->w, ';');
+    P->started = 1;
+}
+
+/* Write the frames of path[0..n) (leaf first) root first. SIGNAL CONTEXT. */
+static void write_run(prof_ctx_t *P, uint32_t n)
+{
+    for (uint32_t d = n; d-- > 0;) {
+        sep(P);
+        write_frame(P->t, P->path[d], P->w);
+    }
+}
+
+/* Collect up to n frames from i upwards (leaf first); returns how many.
+ * SIGNAL CONTEXT: caller memory only. */
+static uint32_t collect(prof_ctx_t *P, uint32_t i, uint32_t n)
+{
+    uint32_t k = 0;
+    while (i != FIL_NONE && k < n) {
+        P->path[k++] = i;
+        i = P->par[i];
+    }
+    return k;
 }
 
 /*
- * Write the collapsed stacks of t (see fil/report.h) and flush w.
- * 0, or -1 if scratch is too small, the tree is malformed or a write failed.
- * SIGNAL CONTEXT: caller memory only.
+ * One line: node i's path (elided if deep; none for i == FIL_NONE), then
+ * the remainder label if any, then " bytes\n". SIGNAL CONTEXT: caller
+ * memory only.
  */
+static void write_line(prof_ctx_t *P, uint32_t i, const char *label, size_t len, uint64_t bytes)
+{
+    uint32_t d = i == FIL_NONE ? 0 : P->depth[i];
+    P->started = 0;
+    if (d > 2 * P->edge + 1) {
+        write_run(P, collect(P, P->topE[i], P->edge));
+        sep(P);
+        fil_write_char(P->w, '[');
+        fil_write_u64(P->w, d - 2 * P->edge);
+        fil_write_str(P->w, " frames elided]");
+        write_run(P, collect(P, i, P->edge));
+    } else if (d > 0) {
+        write_run(P, collect(P, i, d));
+    }
+    if (label) {
+        sep(P);
+        fil_write_mem(P->w, label, len);
+    }
+    fil_write_char(P->w, ' ');
+    fil_write_u64(P->w, bytes);
+    fil_write_char(P->w, '\n');
+}
+
+/* Sum the stacks left out into their anchors' remainders: incl[] becomes
+ * the remainder bytes and order[] the stack count of each anchor; returns
+ * the top-level remainder in *top_bytes, *top_n. SIGNAL CONTEXT. */
+static void fold_rest(prof_ctx_t *P, uint64_t *top_bytes, uint32_t *top_n)
+{
+    uint64_t *rem = P->incl;
+    uint32_t *remn = P->order;
+    *top_bytes = 0;
+    *top_n = 0;
+    for (uint32_t i = 0; i < P->t->count; i++) {
+        uint32_t p = P->par[i];
+        P->near[i] = (P->flag[i] & F_ANCHOR) ? i : p == FIL_NONE ? FIL_NONE : P->near[p];
+        rem[i] = 0;
+        remn[i] = 0;
+    }
+    for (uint32_t i = 0; i < P->t->count; i++) {
+        uint32_t a = P->near[i];
+        uint64_t *b = a == FIL_NONE ? top_bytes : &rem[a];
+        if (P->self[i] == 0 || (P->flag[i] & F_WRITTEN))
+            continue;
+        *b = *b + P->self[i] < *b ? UINT64_MAX : *b + P->self[i];
+        if (a == FIL_NONE)
+            *top_n += *top_n < UINT32_MAX;
+        else
+            remn[a] += remn[a] < UINT32_MAX;
+    }
+}
+
+/* Write every line (see the file comment). SIGNAL CONTEXT. */
+static void write_lines(prof_ctx_t *P)
+{
+    char label[FIL_REMAINDER_LABEL];
+    uint64_t top_bytes;
+    uint32_t top_n;
+    fold_rest(P, &top_bytes, &top_n);
+    for (uint32_t i = 0; i < P->t->count && !P->w->failed; i++) {
+        if (P->flag[i] & F_WRITTEN)
+            write_line(P, i, NULL, 0, P->self[i]);
+        if ((P->flag[i] & F_ANCHOR) && P->order[i] > 0)
+            write_line(P, i, label,
+                       fil_report_remainder_label(label, P->order[i], FIL_FOLDED_SMALL),
+                       P->incl[i]);
+    }
+    if (top_n > 0)
+        write_line(P, FIL_NONE, label, fil_report_remainder_label(label, top_n, FIL_FOLDED_SMALL),
+                   top_bytes);
+}
+
+/*
+ * Write the collapsed stacks of t within the budget o (see fil/report.h)
+ * and flush w. 0, or -1 if scratch is too small, the tree is malformed or
+ * a write failed. SIGNAL CONTEXT: caller memory only.
+ */
+int fil_write_prof_opts(const fil_tree_t *t, const fil_prof_opts_t *o, fil_writer_t *w,
+                        void *scratch, size_t cap)
+{
+    static const fil_prof_opts_t defaults = {FIL_PROF_MAX_BYTES, FIL_PROF_MAX_LINES,
+                                             FIL_PROF_EDGE_MAX};
+    prof_ctx_t P = {.t = t, .w = w};
+    uint64_t total, used;
+    o = o ? o : &defaults;
+    P.edge = o->edge_frames < 1                   ? 1
+             : o->edge_frames > FIL_PROF_EDGE_MAX ? FIL_PROF_EDGE_MAX
+                                                  : o->edge_frames;
+    if (carve(&P, scratch, cap) < 0)
+        return -1;
+    if (fil_report_stats(t, P.par, P.incl, P.self, P.depth, NULL, &total) < 0)
+        return -1;
+    measure(&P);
+    used = choose_anchors(&P, o->max_bytes);
+    choose_lines(&P, used, o->max_bytes, o->max_lines);
+    write_lines(&P);
+    return fil_writer_flush(w);
+}
+
+/* fil_write_prof_opts with the default budget. SIGNAL CONTEXT. */
 int fil_write_prof(const fil_tree_t *t, fil_writer_t *w, void *scratch, size_t cap)
 {
-    fil_report_arena_t a;
-    uint32_t *path;
-    fil_report_arena_init(&a, scratch, cap);
-    path = fil_report_carve(&a, (uint64_t)t->count * sizeof(uint32_t));
-    if (!path && t->count > 0)
-        return -1;
-    for (uint32_t i = 0; i < t->count && !w->failed; i++) {
-        uint64_t bytes = t->self_bytes(t->ctx, i);
-        uint32_t depth;
-        if (bytes == 0)
-            continue;
-        depth = collect_path(t, i, path);
-        if (depth == 0)
-            return -1;
-        for (uint32_t d = depth; d-- > 0;) {
-            write_frame(t, path[d], w);
-            fil_write_char(w, d > 0 ? ';' : ' ');
-        }
-        fil_write_u64(w, bytes);
-        fil_write_char(w, '\n');
-    }
-    return fil_writer_flush(w);
+    return fil_write_prof_opts(t, NULL, w, scratch, cap);
 }

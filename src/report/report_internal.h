@@ -48,7 +48,9 @@ size_t fil_report_utf8_prefix(const char *s, size_t n, size_t max_chars);
  * "file:line (func)", "file (func)" or the raw label, then optionally
  * "  source" appended by fil_report_label_add_source(). num holds the line
  * number text, so a label must not be copied once built. */
-#define FIL_LABEL_PARTS 8
+#define FIL_LABEL_PARTS 16
+/* Characters of a file or function name shown before it is cut with "...". */
+#define FIL_LABEL_SHOW 160
 typedef struct fil_report_label {
     const char *part[FIL_LABEL_PARTS]; /* pieces, in order */
     size_t len[FIL_LABEL_PARTS];       /* their byte lengths */
@@ -59,6 +61,33 @@ typedef struct fil_report_label {
 void fil_report_label(const fil_frame_t *f, fil_report_label_t *l);
 void fil_report_label_add_source(const fil_frame_t *f, fil_report_label_t *l);
 void fil_report_label_add(fil_report_label_t *l, const char *s, size_t n);
+/* The label a person reads: library paths shortened to their importable
+ * part, long names cut. Returns 1 for a library's (or raw) frame, 0 for the
+ * program's own. */
+int fil_report_label_short(const fil_frame_t *f, fil_report_label_t *l);
+/* Where the importable part of a path starts (0: show it whole). */
+size_t fil_report_path_start(const char *path, size_t n, int *library);
+/* Total bytes of a label's pieces. */
+size_t fil_report_label_len(const fil_report_label_t *l);
+
+/* ---- per-node figures shared by the writers (fold.c) ---------------------- */
+
+/* Fill par[i], incl[i] (self + descendants, saturating), depth[i]
+ * (top-level = 1) and, if nstk is not NULL, nstk[i] (nodes with self bytes
+ * in the subtree, saturating) for every node of t; self[i] too if self is
+ * not NULL. *total gets the sum. 0, or -1 if a parent is out of order. */
+int fil_report_stats(const fil_tree_t *t, uint32_t *par, uint64_t *incl, uint64_t *self,
+                     uint32_t *depth, uint32_t *nstk, uint64_t *total);
+/* Order for heapsorting nodes by (bytes descending, index ascending), with
+ * ctx the bytes array. */
+int fil_report_bigger_first(void *ctx, uint32_t x, uint32_t y);
+/* Format the label of a remainder frame holding `stacks` call stacks into
+ * buf (>= FIL_REMAINDER_LABEL bytes); flags say why they were folded.
+ * Returns its length. */
+#define FIL_FOLDED_SMALL 1u
+#define FIL_FOLDED_DEEP 2u
+#define FIL_REMAINDER_LABEL 64
+size_t fil_report_remainder_label(char *buf, uint64_t stacks, unsigned flags);
 
 /* ---- SVG layout (svg_layout.c), drawn by svg.c ---------------------------- */
 
@@ -83,8 +112,17 @@ typedef struct fil_report_svg_layout {
 uint64_t fil_report_scale(uint64_t part, uint64_t total, uint64_t range);
 /* Left edge in centi-px of a box starting `off` bytes from the left. */
 uint64_t fil_report_svg_x(const fil_report_svg_layout_t *L, uint64_t off);
+size_t fil_report_svg_layout_size(uint32_t count);
 int fil_report_svg_layout(fil_report_svg_layout_t *L, const fil_tree_t *t, uint64_t range,
                           void *scratch, size_t cap);
+
+/* The flame graphs' style sheet and script (svg_script.c). */
+extern const char fil_svg_style[];
+extern const char fil_svg_script[];
+
+/* Format a human size (fil_write_size) into buf (>= 24 bytes); returns its
+ * length. */
+size_t fil_report_size_text(char *buf, uint64_t bytes);
 
 /* 0 when the writer is healthy, -1 once a write failed. */
 static inline int fil_report_status(const fil_writer_t *w)

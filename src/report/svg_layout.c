@@ -40,8 +40,8 @@ uint64_t fil_report_svg_x(const fil_report_svg_layout_t *L, uint64_t off)
     return 100 * FIL_SVG_SIDE + fil_report_scale(off, L->total, L->range);
 }
 
-/* Scratch for fil_write_svg on `count` nodes. SIGNAL CONTEXT. */
-size_t fil_svg_scratch_size(uint32_t count)
+/* Scratch for fil_report_svg_layout on `count` nodes. SIGNAL CONTEXT. */
+size_t fil_report_svg_layout_size(uint32_t count)
 {
     uint64_t n = count;
     uint64_t bytes[5] = {n * 8, n * 8, n * 4, n * 4, n * 4};

@@ -6,7 +6,9 @@
  * write(2) when the buffer is full or on fil_writer_flush. Errors are sticky:
  * the first failed or zero-length write(2) sets `failed`, drops what is
  * pending, and turns every later call into a no-op, so report code can write
- * a whole file and check once at the end. Numbers are formatted from the
+ * a whole file and check once at the end. A writer with a stop flag fails
+ * the same way the first time it drains after the flag was set, which is
+ * how a signal handler interrupts a long render. Numbers are formatted from the
  * unsigned magnitude into small stack buffers; sizes use integer arithmetic
  * only (no floating point, no stdio, no locale).
  *
@@ -31,6 +33,7 @@ void fil_writer_init(fil_writer_t *w, int fd, char *buf, size_t cap)
     w->len = 0;
     w->failed = 0;
     w->written = 0;
+    w->stop = NULL;
 }
 
 /*
@@ -39,6 +42,8 @@ void fil_writer_init(fil_writer_t *w, int fd, char *buf, size_t cap)
  */
 static void write_all(fil_writer_t *w, const char *p, size_t n)
 {
+    if (w->stop && *w->stop)
+        w->failed = 1; /* interrupted: the caller removes the partial file */
     while (n > 0 && !w->failed) {
         ssize_t r = write(w->fd, p, n);
         if (r < 0 && errno == EINTR)
@@ -229,4 +234,18 @@ int fil_writer_flush(fil_writer_t *w)
 {
     drain(w);
     return fil_report_status(w);
+}
+
+/*
+ * Format a human size into buf (at least 24 bytes: "16384.00 PiB" is the
+ * longest), NUL-terminated; returns its length. SIGNAL CONTEXT: caller
+ * memory only (the writer never reaches its descriptor: the text fits).
+ */
+size_t fil_report_size_text(char *buf, uint64_t bytes)
+{
+    fil_writer_t w;
+    fil_writer_init(&w, -1, buf, 23);
+    fil_write_size(&w, bytes);
+    buf[w.len] = '\0';
+    return w.len;
 }

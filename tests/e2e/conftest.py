@@ -193,13 +193,19 @@ def parse_frame(frame):
     return m.group("path"), int(m.group("line")), m.group("func")
 
 
+def is_bracket_frame(frame):
+    """Whether a frame is one of the profiler's own `[...]` frames:
+    `[No Python stack]`, `[N frames elided]`, `[N smaller call stacks]`."""
+    return frame.startswith("[") and frame.endswith("]")
+
+
 def split_frames(stack):
     """Split `a;b;c` into frames. A ';' inside a frame (a file named `x;y.py`)
     is kept when what precedes it is not yet a complete frame."""
     frames, cur = [], None
     for piece in stack.split(";"):
         cur = piece if cur is None else cur + ";" + piece
-        if FRAME_RE.match(cur) or cur == NO_PYTHON_STACK or cur.startswith("[native] "):
+        if FRAME_RE.match(cur) or is_bracket_frame(cur) or cur.startswith("[native] "):
             frames.append(cur)
             cur = None
     if cur is not None:

@@ -178,6 +178,15 @@ def test_kernel_oom_kill_postmortem(oom, tmp_path, memcg):
     assert s["exit_status"] == 137, s
     for name in oom.PEAK_FILES:
         assert run.file(name).is_file(), name
+    # Named for what it was, everywhere a person reads it.
+    words = "killed by the kernel's OOM killer (SIGKILL)"
+    assert o["reason"].startswith(words + " with "), o
+    lines = oom.stderr_lines(run)
+    assert oom.PREFIX + "The program was " + words in lines, lines
+    assert "Killed by the kernel&#39;s OOM killer (SIGKILL) with " in \
+        run.file("out-of-memory.svg").read_text()
+    assert "<h1>Killed by the kernel&#39;s OOM killer (SIGKILL) with " in \
+        run.file("index.html").read_text()
 
 
 def test_cgroup_limit_predicted(oom, tmp_path, memcg):

@@ -53,6 +53,9 @@ static uint64_t t_key(void *ctx, uint32_t i)
     return ((ttree_t *)ctx)->nodes[i].key;
 }
 
+/* What t_frame says of the program's common directory (test_short_labels). */
+static size_t test_own_start;
+
 static void t_frame(void *ctx, uint32_t i, fil_frame_t *f)
 {
     const tnode_t *n = &((ttree_t *)ctx)->nodes[i];
@@ -66,6 +69,7 @@ static void t_frame(void *ctx, uint32_t i, fil_frame_t *f)
     f->source_len = n->src ? strlen(n->src) : 0;
     f->raw = n->raw;
     f->raw_len = n->raw ? strlen(n->raw) : 0;
+    f->own_start = test_own_start;
 }
 
 static fil_tree_t make_tree(ttree_t *tt, const tnode_t *nodes, uint32_t count)
@@ -169,7 +173,7 @@ static out_t prof_of(const fil_tree_t *t)
 
 static out_t svg_of(const fil_tree_t *t, const char *title, const char *sub, int inverted)
 {
-    tree_job_t j = {t, {title, sub, inverted, 0}};
+    tree_job_t j = {t, {title, sub, inverted, 0, 0}};
     return capture(do_svg, &j);
 }
 
@@ -322,6 +326,13 @@ static int xml_well_formed(const char *doc, size_t n)
                 return 0;
             continue;
         }
+        if ((size_t)(end - p) >= 9 && memcmp(p, "<![CDATA[", 9) == 0) {
+            const char *cend = strstr(p + 9, "]]>"); /* character data, as is */
+            if (!cend || depth == 0)
+                return 0;
+            p = cend + 3;
+            continue;
+        }
         if (p + 1 < end && p[1] == '/') {
             if (depth == 0 || !(p = close_tag(p, end, stack[depth - 1], stack_len[depth - 1])))
                 return 0;
@@ -359,6 +370,8 @@ static void test_xml_checker(void)
     CHECK(!xml_well_formed("<a>\xff</a>", 8));
     CHECK(!xml_well_formed("<a>&#1;</a>", 11));
     CHECK(!xml_well_formed("<a></a><b></b>", 14));
+    CHECK(xml_well_formed("<a><![CDATA[x < y && ]] z]]></a>", 32));
+    CHECK(!xml_well_formed("<a><![CDATA[x < y</a>", 21));
 }
 
 /* ---- writer, numbers, sizes, escaping ------------------------------------ */
@@ -475,7 +488,7 @@ static void test_full_device(void)
     ttree_t tt;
     fil_tree_t t = make_tree(&tt, small_nodes, SMALL_COUNT);
     static char scratch[4096];
-    fil_html_info_t info = {"t", "c", "h", "a.svg", "b.svg", "c.prof", NULL, NULL, NULL};
+    fil_html_page_t page = {"t", "h", "peak", "c", NULL};
     char buf[64];
     fil_writer_t w;
     int fd = open("/dev/full", O_WRONLY);
@@ -486,7 +499,9 @@ static void test_full_device(void)
     fil_writer_init(&w, fd, buf, sizeof(buf));
     CHECK(fil_write_svg(&t, NULL, &w, scratch, sizeof(scratch)) == -1);
     fil_writer_init(&w, fd, buf, sizeof(buf));
-    CHECK(fil_write_index_html(&info, &w) == -1);
+    fil_html_begin(&w, &page);
+    fil_html_graph(&w, "g", "a.svg", "help");
+    CHECK(fil_html_end(&w, "c.prof") == -1);
     close(fd);
 }
 
@@ -603,8 +618,8 @@ static void test_svg_small(void)
     CHECK(strncmp(o.data, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg ", 44) == 0);
     CHECK(strstr(o.data, "Peak &lt;memory&gt; &amp; more</text>") != NULL);
     CHECK(strstr(o.data, "python3 x.py --a &quot;b&quot;</text>") != NULL);
-    CHECK(strstr(o.data, "all (60501 bytes, 100%)") != NULL);
-    CHECK(strstr(o.data, "<title>all\n60501 bytes (100.00%)</title>") != NULL);
+    CHECK(strstr(o.data, ">all  59.1 KiB</text>") != NULL);
+    CHECK(strstr(o.data, "<title>all\n59.1 KiB, 100.00% (60501 bytes)</title>") != NULL);
     check_width(o.data, "all", SMALL_TOTAL, SMALL_TOTAL);
     check_width(o.data, "main.py:10 (&lt;module&gt;)", 60001, SMALL_TOTAL);
     check_width(o.data, "main.py:5 (load)", 36000, SMALL_TOTAL);
@@ -612,12 +627,13 @@ static void test_svg_small(void)
     check_width(o.data, "[native] malloc+0x10 (libc.so.6)", 4000, SMALL_TOTAL);
     check_width(o.data, "[No Python stack]", 500, SMALL_TOTAL);
     /* Tooltip: label, source, bytes and percent (36000 / 60501 = 59.50%). */
-    CHECK(strstr(o.data, "<title>main.py:5 (load)\ndata = read_all(path)\n36000 bytes (59.50%)"
-                         "</title>") != NULL);
-    CHECK(strstr(o.data, "<title>lib/io.py:30 (parse)\n5000 bytes (8.26%)</title>") != NULL);
-    /* 1 byte is 0.02 px: the box and its child are omitted. */
+    CHECK(strstr(o.data, "<title>main.py:5 (load)\ndata = read_all(path)\n35.2 KiB, 59.50% "
+                         "(36000 bytes)</title>") != NULL);
+    CHECK(strstr(o.data, "<title>lib/io.py:30 (parse)\n4.9 KiB, 8.26% (5000 bytes)</title>") !=
+          NULL);
+    /* 1 byte is 0.02 px: folded into a remainder too small to draw. */
     CHECK(strstr(o.data, "tiny") == NULL);
-    CHECK(count_of(o.data, "<g class=\"frame\">") == 9);
+    CHECK(count_of(o.data, "<g class=\"frame\" ") == 9);
     /* Children left to right by size: load (36000) before compute (24001). */
     double x_load = attr_after(find_frame(o.data, "main.py:5 (load)"), "x");
     double x_comp = attr_after(find_frame(o.data, "main.py:12 (compute)"), "x");
@@ -630,7 +646,8 @@ static void test_svg_small(void)
     double y_load = attr_after(find_frame(o.data, "main.py:5 (load)"), "y");
     CHECK(y_all > y_root && y_root > y_load && y_all - y_root == 16);
     /* Text shows label and source, and raw frames are grey-blue. */
-    CHECK(strstr(o.data, ">lib/io.py:20 (read_csv)  df = pd.read_csv(path)</text>") != NULL);
+    CHECK(strstr(o.data, ">lib/io.py:20 (read_csv)  29.3 KiB  df = pd.read_csv(path)</text>") !=
+          NULL);
     CHECK(strstr(find_frame(o.data, "[No Python stack]"), "fill=\"rgb(1") != NULL);
     CHECK(strstr(find_frame(o.data, "main.py:5 (load)"), "fill=\"rgb(2") != NULL);
     free(o.data);
@@ -667,7 +684,8 @@ static void test_svg_hostile(void)
     CHECK(o.rc == 0);
     CHECK(xml_well_formed(o.data, o.len));
     CHECK(strstr(o.data, "a&lt;b&gt;&amp;&quot;c&quot;.py:1 (f]]&gt;g)") != NULL);
-    CHECK(strstr(o.data, "<script") == NULL);
+    /* The hostile title is text; the only script is the graph's own. */
+    CHECK(strstr(o.data, "<script>alert") == NULL && count_of(o.data, "<script") == 1);
     CHECK(strstr(o.data, "x;y\xEF\xBF\xBD\xEF\xBF\xBD.py") != NULL);
     free(o.data);
     o = svg_of(&t, "", NULL, 1);
@@ -724,7 +742,8 @@ static void test_svg_clipping(void)
     g = find_frame(o.data, "seven.py:1 (s)");
     CHECK(g != NULL && strstr(g, ">se..</text>") != NULL);
     g = find_frame(o.data, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9.py:9 (w)");
-    CHECK(g != NULL && strstr(g, ">\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9.py:9 (w)</text>") != NULL);
+    CHECK(g != NULL &&
+          strstr(g, ">\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9.py:9 (w)  976.6 KiB</text>") != NULL);
     free(o.data);
 }
 
@@ -767,7 +786,7 @@ static void test_reverse(void)
         uint64_t key, bytes;
     } roots[] = {{3, 50000}, {4, 5000}, {2, 1000}, {6, 4000}, {7, 500}, {8, 1}};
     uint64_t total = 0;
-    CHECK(fil_tree_reverse(&t, &r, 64, s, cap) == 0);
+    CHECK(fil_tree_reverse(&t, &r, 64, 0, s, cap) == 0);
     for (uint32_t i = 0; i < r.count; i++) {
         uint32_t p = r.parent(r.ctx, i);
         CHECK(p == FIL_NONE || p < i);
@@ -810,37 +829,392 @@ static void check_reversed_callers(const fil_tree_t *rt)
     free(o.data);
 }
 
-static void test_reverse_truncated(void)
+/* A remainder frame: raw label "[N ... call stack(s)]" and FIL_FOLD_KEY. */
+static int is_remainder(const fil_tree_t *r, uint32_t i, uint64_t *stacks)
+{
+    fil_frame_t f;
+    char label[64];
+    unsigned long long n = 0;
+    r->frame(r->ctx, i, &f);
+    if (!f.raw || f.raw_len >= sizeof(label) || r->key(r->ctx, i) != FIL_FOLD_KEY)
+        return 0;
+    memcpy(label, f.raw, f.raw_len);
+    label[f.raw_len] = 0;
+    if (sscanf(label, "[%llu ", &n) != 1 || !strstr(label, "call stack") ||
+        label[f.raw_len - 1] != ']')
+        return 0;
+    *stacks = n;
+    return 1;
+}
+
+/* With a small budget the biggest reversed frames are made first; what is
+ * left goes to labelled remainders, and every byte is still there. */
+static void test_reverse_budget(void)
 {
     ttree_t tt;
     fil_tree_t t = make_tree(&tt, small_nodes, SMALL_COUNT), r;
     for (uint32_t max = 0; max <= 19; max++) {
         size_t cap = fil_reverse_scratch_size(t.count, max);
         void *s = malloc(cap);
-        uint64_t total = 0, trunc_bytes = 0;
-        uint32_t truncs = 0;
-        CHECK(fil_tree_reverse(&t, &r, max, s, cap) == 0);
-        CHECK(r.count <= max + 1);
+        uint64_t total = 0, rem_bytes = 0, stacks = 0;
+        uint32_t rems = 0;
+        CHECK(fil_tree_reverse(&t, &r, max, 0, s, cap) == 0);
+        CHECK(r.count <= 2 * max + 1);
         for (uint32_t i = 0; i < r.count; i++) {
-            fil_frame_t f;
+            uint64_t n;
             total += r.self_bytes(r.ctx, i);
-            r.frame(r.ctx, i, &f);
-            if (f.raw && f.raw_len == 25 && memcmp(f.raw, "[reversed view truncated]", 25) == 0) {
-                truncs++;
-                trunc_bytes = r.self_bytes(r.ctx, i);
-                CHECK(r.parent(r.ctx, i) == FIL_NONE);
-                CHECK(r.key(r.ctx, i) == FIL_REVERSE_TRUNCATED_KEY);
+            if (is_remainder(&r, i, &n)) {
+                rems++;
+                rem_bytes += r.self_bytes(r.ctx, i);
+                stacks += n;
             }
         }
         CHECK(total == SMALL_TOTAL);
-        CHECK(truncs == (max < 18));
-        if (max == 0)
-            CHECK(trunc_bytes == SMALL_TOTAL && r.count == 1);
-        if (max == 3) /* only load (2 nodes) and [No Python stack] (1) fit */
-            CHECK(trunc_bytes == SMALL_TOTAL - 1000 - 500);
+        CHECK((rems == 0) == (max >= 18));
+        if (max == 0) /* everything in one top-level remainder */
+            CHECK(rem_bytes == SMALL_TOTAL && r.count == 1 && stacks == 7);
+        if (max == 1) { /* read_csv (50000) first; its two callers folded below it */
+            uint32_t rc = reversed_root(&r, 3);
+            CHECK(rc == 0 && inclusive(&r, rc) == 50000 && r.count == 3);
+            CHECK(rem_bytes == SMALL_TOTAL && stacks == 7);
+        }
         free(s);
     }
-    CHECK(fil_tree_reverse(&t, &r, 18, NULL, 0) == -1 && r.count == 0);
+    /* A depth limit of 1: each allocating line, its callers folded. */
+    size_t cap = fil_reverse_scratch_size(t.count, 100);
+    void *s = malloc(cap);
+    CHECK(fil_tree_reverse(&t, &r, 100, 1, s, cap) == 0);
+    for (uint32_t i = 0; i < r.count; i++) {
+        uint64_t n;
+        uint32_t p = r.parent(r.ctx, i);
+        CHECK(p == FIL_NONE || (r.parent(r.ctx, p) == FIL_NONE && is_remainder(&r, i, &n)));
+    }
+    free(s);
+    CHECK(fil_tree_reverse(&t, &r, 18, 0, NULL, 0) == -1 && r.count == 0);
+}
+
+/* ---- budgets: many tiny stacks, deep stacks --------------------------------- */
+
+#define TINY 50000u
+#define TINY_BYTES 100u
+#define BIG_BYTES 500000000ull
+/* 50,000 tiny stacks in import chains 50 deep under one import frame, and
+ * one big allocation: <module> -> main -> ones. */
+static tnode_t *many_tiny(uint32_t *count)
+{
+    uint32_t n = TINY + 4;
+    tnode_t *v = calloc(n, sizeof(*v));
+    v[0] = (tnode_t){N, 0, 1, "main.py", "<module>", 1, "main()", NULL};
+    v[1] = (tnode_t){0, 0, 2, "<frozen importlib._bootstrap>", "_find_and_load", 1178, NULL, NULL};
+    for (uint32_t i = 2; i < TINY + 2; i++)
+        v[i] = (tnode_t){(i - 2) % 50 == 0 ? 1 : i - 1, TINY_BYTES, 1000 + i,
+                         "/usr/lib/python3/dist-packages/numpy/core/_add_newdocs.py",
+                         "<module>", i % 4000 + 1, NULL, NULL};
+    v[TINY + 2] = (tnode_t){0, 0, 3, "main.py", "main", 5, "a = np.ones(n)", NULL};
+    v[TINY + 3] = (tnode_t){TINY + 2, BIG_BYTES, 4,
+                            "/usr/lib/python3/dist-packages/numpy/core/numeric.py", "ones", 205,
+                            "a = empty(shape, dtype, order)", NULL};
+    *count = n;
+    return v;
+}
+
+static uint64_t tree_sum(const fil_tree_t *t)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < t->count; i++)
+        sum += t->self_bytes(t->ctx, i);
+    return sum;
+}
+
+/* The data-b of the frame whose tooltip starts with label. */
+static uint64_t frame_bytes(const char *svg, const char *label)
+{
+    char key[300];
+    const char *p;
+    snprintf(key, sizeof(key), "<title>%s\n", label);
+    p = strstr(svg, key);
+    while (p && p > svg && strncmp(p, "<g ", 3) != 0)
+        p--;
+    p = p ? strstr(p, "data-b=\"") : NULL;
+    return p ? strtoull(p + 8, NULL, 10) : 0;
+}
+
+static void check_big_whole(const char *svg, int reversed)
+{
+    const char *ones = "numpy/core/numeric.py:205 (ones)";
+    CHECK(frame_bytes(svg, ones) == BIG_BYTES);
+    CHECK(frame_bytes(svg, "main.py:5 (main)") == BIG_BYTES);
+    CHECK(frame_bytes(svg, "main.py:1 (&lt;module&gt;)") ==
+          (reversed ? BIG_BYTES : BIG_BYTES + (uint64_t)TINY * TINY_BYTES));
+    /* The full path is in the tooltip, the short one in the box. */
+    CHECK(strstr(svg, ">numpy/core/numeric.py:205 (ones)  476.8 MiB  a = empty(") != NULL);
+    CHECK(strstr(svg, "\n/usr/lib/python3/dist-packages/numpy/core/numeric.py\n") != NULL);
+}
+
+static void test_budget_many_tiny(void)
+{
+    uint32_t n;
+    tnode_t *v = many_tiny(&n);
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, v, n), r;
+    uint64_t total = BIG_BYTES + (uint64_t)TINY * TINY_BYTES;
+    CHECK(tree_sum(&t) == total);
+
+    /* Forward graph: the big stack whole, the tiny ones one labelled box,
+     * and the graph only as deep as what can be seen (all + 3 levels). */
+    out_t o = svg_of(&t, "many", NULL, 1);
+    CHECK(o.rc == 0 && xml_well_formed(o.data, o.len));
+    check_big_whole(o.data, 0);
+    CHECK(frame_bytes(o.data, "[50000 smaller call stacks]") == (uint64_t)TINY * TINY_BYTES);
+    CHECK(frame_bytes(o.data, "all") == total);
+    CHECK(count_of(o.data, "<g class=\"frame\" ") == 6);
+    CHECK(attr_after(o.data, "height") == 78 + 10 + 4 * 16);
+    free(o.data);
+
+    /* Reversed with the renderer's budget (20000): the big one comes first
+     * and is whole (3 frames); 19997 tiny allocating lines are made, and
+     * the 30003 that did not fit are one top-level box. */
+    size_t cap = fil_reverse_scratch_size(t.count, 20000);
+    void *s = malloc(cap);
+    CHECK(fil_tree_reverse(&t, &r, 20000, 200, s, cap) == 0);
+    CHECK(tree_sum(&r) == total && r.count <= 40001);
+    CHECK(r.key(r.ctx, 0) == 4 && inclusive(&r, 0) == BIG_BYTES);
+    o = svg_of(&r, "many reversed", NULL, 1);
+    CHECK(o.rc == 0 && xml_well_formed(o.data, o.len));
+    check_big_whole(o.data, 1);
+    CHECK(frame_bytes(o.data, "[30003 smaller call stacks]") == 30003ull * TINY_BYTES);
+    CHECK(frame_bytes(o.data, "all") == total);
+    free(o.data);
+    o = prof_of(&r);
+    CHECK(strstr(o.data, "\n/usr/lib/python3/dist-packages/numpy/core/numeric.py:205 (ones);"
+                         "main.py:5 (main);main.py:1 (<module>) 500000000\n") ||
+          strncmp(o.data, "/usr/lib/python3/dist-packages/numpy/core/numeric.py:205 (ones);"
+                          "main.py:5 (main);main.py:1 (<module>) 500000000\n", 100) == 0);
+    free(o.data);
+    free(s);
+
+    /* .prof within a 1 MiB budget: the big line whole, the rest folded into
+     * labelled remainder lines, every byte counted once. */
+    fil_prof_opts_t po = {1u << 20, 100000, 64};
+    tree_job_t j = {&t, {0}};
+    (void)j;
+    size_t pcap = fil_prof_scratch_size(t.count);
+    void *ps = malloc(pcap);
+    char path[] = "/tmp/fil-test-prof-XXXXXX";
+    int fd = mkstemp(path);
+    char wbuf[4096];
+    fil_writer_t w;
+    unlink(path);
+    fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
+    CHECK(fil_write_prof_opts(&t, &po, &w, ps, pcap) == 0);
+    size_t len;
+    char *text = read_fd_all(fd, &len);
+    close(fd);
+    CHECK(len <= (1u << 20) + 4096);
+    CHECK(strstr(text, "main.py:1 (<module>);main.py:5 (main);/usr/lib/python3/dist-packages/"
+                       "numpy/core/numeric.py:205 (ones) 500000000\n") != NULL);
+    uint64_t sum = 0, folded = 0;
+    for (char *line = text; *line;) {
+        char *nl = strchr(line, '\n'), *sp;
+        *nl = 0;
+        sp = strrchr(line, ' ');
+        sum += strtoull(sp + 1, NULL, 10);
+        if (strstr(line, " smaller call stack"))
+            folded += strtoull(sp + 1, NULL, 10);
+        line = nl + 1;
+    }
+    CHECK(sum == total && folded > 0);
+    free(text);
+    free(ps);
+    free(v);
+}
+
+typedef struct stack_job {
+    const fil_tree_t *t;
+    uint32_t leaf;
+    uint32_t *path;
+} stack_job_t;
+
+static int do_stack(fil_writer_t *w, void *arg)
+{
+    stack_job_t *j = arg;
+    fil_html_stack(w, "stack", j->t, j->leaf, NULL, 0, j->path);
+    return 0;
+}
+
+/* A stack 5000 frames deep: .prof lines keep 64 frames at each end around
+ * "[N frames elided]", the SVG stops at FIL_SVG_MAX_DEPTH with a
+ * remainder, and the bytes are exact. */
+static void test_budget_deep(void)
+{
+    uint32_t n = 5000;
+    tnode_t *v = calloc(n, sizeof(*v));
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = (tnode_t){i == 0 ? N : i - 1, i % 10 == 9 ? 1000 : 0, i == 0 ? 1 : 2, "rec.py",
+                         i == 0 ? "<module>" : "f", i == 0 ? 9 : 3, NULL, NULL};
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, v, n);
+    out_t o = prof_of(&t);
+    uint64_t sum = 0;
+    int lines = 0, max_frames = 0, elided_ok = 1;
+    for (char *line = o.data; *line;) {
+        char *nl = strchr(line, '\n'), *sp, *e;
+        int frames = 1;
+        *nl = 0;
+        sp = strrchr(line, ' ');
+        sum += strtoull(sp + 1, NULL, 10);
+        for (char *c = line; c < sp; c++)
+            frames += *c == ';';
+        if (frames > max_frames)
+            max_frames = frames;
+        e = strstr(line, "frames elided]");
+        if (e) { /* depth d = 10k: d - 128 elided, 64 + 1 + 64 frames */
+            unsigned long depth = (unsigned long)(lines + 1) * 10;
+            char want[64];
+            snprintf(want, sizeof(want), ";[%lu frames elided];", depth - 128);
+            elided_ok &= strstr(line, want) != NULL && frames == 129;
+        }
+        lines++;
+        line = nl + 1;
+    }
+    CHECK(sum == 500 * 1000ull && lines == 500 && max_frames == 129 && elided_ok);
+    CHECK(strncmp(o.data, "rec.py:9 (<module>);rec.py:3 (f);", 33) == 0);
+    free(o.data);
+    o = svg_of(&t, "deep", NULL, 1);
+    CHECK(o.rc == 0 && xml_well_formed(o.data, o.len));
+    CHECK(count_of(o.data, "<g class=\"frame\" ") == FIL_SVG_MAX_DEPTH + 2);
+    CHECK(strstr(o.data, "<title>[480 deeper call stacks]\n") != NULL);
+    free(o.data);
+    /* index.html shows the first 12 and the last 28 frames of the stack. */
+    uint32_t *path = malloc(n * sizeof(uint32_t));
+    o = capture(do_stack, &(stack_job_t){&t, n - 1, path});
+    CHECK(o.rc == 0 && count_of(o.data, "<li>") == 12 + 28 &&
+          count_of(o.data, "<li") == 12 + 28 + 2); /* the gap, and no native frames */
+    CHECK(strstr(o.data, "... 4960 more frames ...") != NULL);
+    CHECK(strstr(o.data, "<li>") < strstr(o.data, "rec.py:9 (&lt;module&gt;)"));
+    free(o.data);
+    free(path);
+    free(v);
+}
+
+/* Labels a person reads: importable paths for libraries, whole paths for
+ * the program's own files. */
+static void test_short_labels(void)
+{
+    static const struct {
+        const char *path, *shown;
+        int library;
+    } cases[] = {
+        {"/usr/lib/python3/dist-packages/pandas/io/parsers/readers.py", "pandas/io/parsers/readers.py", 1},
+        {"/home/u/.venv/lib/python3.11/site-packages/numpy/core/numeric.py", "numpy/core/numeric.py", 1},
+        {"/usr/lib/python3.11/json/decoder.py", "json/decoder.py", 1},
+        {"/opt/py/lib/python3.12/site-packages/x.py", "x.py", 1},
+        {"/home/u/work/analyze.py", "/home/u/work/analyze.py", 0},
+        {"analyze.py", "analyze.py", 0},
+        {"<frozen importlib._bootstrap>", "&lt;frozen importlib._bootstrap&gt;", 1},
+        {"/usr/lib/python3/dist-packages/", "/usr/lib/python3/dist-packages/", 1},
+        {"/srv/mylib/python3/app.py", "/srv/mylib/python3/app.py", 0},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        tnode_t node = {N, 1, 1, cases[k].path, "g", 7, NULL, NULL};
+        ttree_t tt;
+        fil_tree_t t = make_tree(&tt, &node, 1);
+        char want[300];
+        snprintf(want, sizeof(want), ">%s:7 (g)  1 B</text>", cases[k].shown);
+        out_t o = svg_of(&t, "labels", NULL, 1);
+        CHECK(strstr(o.data, want) != NULL);
+        if (!strstr(o.data, want))
+            fprintf(stderr, "  label for %s: want %s\n", cases[k].path, cases[k].shown);
+        free(o.data);
+        o = prof_of(&t); /* the .prof keeps the path as recorded */
+        snprintf(want, sizeof(want), "%s:7 (g) 1\n", cases[k].path);
+        CHECK_STR(o.data, want);
+        free(o.data);
+    }
+    /* The program's common directory is left out of its labels (not of a
+     * library's, nor of the .prof), and the tooltip has the full path. */
+    static const tnode_t own[] = {{N, 0, 1, "/home/u/work/analyze.py", "<module>", 3, NULL, NULL},
+                                  {0, 5, 2, "/home/u/work/pkg/io.py", "load", 9, NULL, NULL},
+                                  {1, 5, 3, "/home/u/work/lib/python3.11/json/x.py", "f", 1,
+                                   NULL, NULL}};
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, own, 3);
+    test_own_start = strlen("/home/u/work/");
+    out_t o = svg_of(&t, "own", NULL, 1);
+    CHECK(strstr(o.data, "<title>analyze.py:3 (&lt;module&gt;)\n/home/u/work/analyze.py\n"));
+    CHECK(strstr(o.data, "<title>pkg/io.py:9 (load)\n/home/u/work/pkg/io.py\n"));
+    CHECK(strstr(o.data, "<title>json/x.py:1 (f)\n"));
+    free(o.data);
+    o = prof_of(&t);
+    CHECK(strstr(o.data, "/home/u/work/analyze.py:3 (<module>);/home/u/work/pkg/io.py:9 (load) 5\n"));
+    free(o.data);
+    test_own_start = 0;
+}
+
+/* The fold keeps the biggest subtrees whole within max_nodes. */
+static void test_fold(void)
+{
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, small_nodes, SMALL_COUNT), r;
+    size_t cap = fil_fold_scratch_size(t.count, 3);
+    void *s = malloc(cap);
+    fil_fold_opts_t o = {3, 0, 0, 0, 0};
+    CHECK(fil_tree_fold(&t, &o, &r, s, cap) == 0);
+    /* Kept: <module> (60001), load (36000), read_csv under load (30000). */
+    CHECK(tree_sum(&r) == SMALL_TOTAL);
+    out_t p = prof_of(&r);
+    /* Remainders follow the kept nodes, in the order of what they hold:
+     * parse under load, compute's 3 stacks under <module>, then the
+     * top-level [No Python stack]. */
+    CHECK_STR(p.data, "main.py:10 (<module>);main.py:5 (load) 1000\n"
+                      "main.py:10 (<module>);main.py:5 (load);lib/io.py:20 (read_csv) 30000\n"
+                      "main.py:10 (<module>);main.py:5 (load);[1 smaller call stack] 5000\n"
+                      "main.py:10 (<module>);[3 smaller call stacks] 24001\n"
+                      "[1 smaller call stack] 500\n");
+    free(p.data);
+    free(s);
+}
+
+/* ---- interruption ------------------------------------------------------------ */
+
+static volatile int stop_flag;
+static int frames_until_stop;
+
+/* t_frame that raises the stop flag after frames_until_stop calls, as a
+ * signal handler would in the middle of a file. */
+static void stopping_frame(void *ctx, uint32_t i, fil_frame_t *f)
+{
+    if (--frames_until_stop == 0)
+        stop_flag = 1;
+    t_frame(ctx, i, f);
+}
+
+static void test_interrupt(void)
+{
+    uint32_t n;
+    tnode_t *v = many_tiny(&n);
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, v, n);
+    size_t cap = fil_prof_scratch_size(n);
+    void *s = malloc(cap);
+    char wbuf[4096];
+    fil_writer_t w;
+    int fd = open("/dev/null", O_WRONLY);
+    t.frame = stopping_frame;
+    stop_flag = 0;
+    frames_until_stop = 1000;
+    fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
+    w.stop = &stop_flag;
+    CHECK(fil_write_prof(&t, &w, s, cap) == -1 && w.failed);
+    CHECK(w.written < 4 * sizeof(wbuf)); /* it stopped soon after the flag */
+    stop_flag = 0;
+    frames_until_stop = -1;
+    fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
+    w.stop = &stop_flag;
+    CHECK(fil_write_prof(&t, &w, s, cap) == 0 && w.written > 1000000);
+    close(fd);
+    free(s);
+    free(v);
 }
 
 /* ---- golden files ------------------------------------------------------ */
@@ -881,6 +1255,26 @@ static void check_golden(const char *name, const out_t *o)
     free(want);
 }
 
+/* A tree of the new layout for the golden files: a big line, 30 tiny
+ * siblings that add up to a visible remainder, and a stack 140 deep. */
+static tnode_t *golden_tree(uint32_t *count)
+{
+    uint32_t n = 3 + 30 + 140;
+    tnode_t *v = calloc(n, sizeof(*v));
+    v[0] = (tnode_t){N, 0, 1, "/srv/app/main.py", "<module>", 3, "run()", NULL};
+    v[1] = (tnode_t){0, 10000, 2, "/usr/lib/python3/dist-packages/pandas/io/parsers/readers.py",
+                     "_read", 611, "return parser.read(nrows)", NULL};
+    for (uint32_t i = 2; i < 32; i++)
+        v[i] = (tnode_t){0, 10, 10 + i, "/usr/lib/python3.11/json/decoder.py", "decode", i, NULL,
+                         NULL};
+    v[32] = (tnode_t){0, 0, 100, "/srv/app/main.py", "recurse", 9, "return recurse(n - 1)", NULL};
+    for (uint32_t i = 33; i < n; i++)
+        v[i] = (tnode_t){i - 1, i == n - 1 ? 3000 : 0, 100, "/srv/app/main.py", "recurse", 9,
+                         "return recurse(n - 1)", NULL};
+    *count = n;
+    return v;
+}
+
 static void test_golden(void)
 {
     ttree_t tt;
@@ -893,12 +1287,25 @@ static void test_golden(void)
     o = svg_of(&t, "Peak tracked memory usage: 59.1 KiB", "fil-profile run main.py", 0);
     check_golden("small.svg", &o);
     free(o.data);
-    CHECK(fil_tree_reverse(&t, &r, 1000, s, cap) == 0);
+    CHECK(fil_tree_reverse(&t, &r, 1000, 0, s, cap) == 0);
     o = svg_of(&r, "Peak tracked memory usage: 59.1 KiB (reversed)", "fil-profile run main.py", 1);
     check_golden("small-reversed.svg", &o);
     CHECK(xml_well_formed(o.data, o.len));
     free(o.data);
     free(s);
+
+    uint32_t n;
+    tnode_t *g = golden_tree(&n);
+    t = make_tree(&tt, g, n);
+    o = svg_of(&t, "Peak tracked memory usage: 12.7 KiB", "fil-profile run main.py", 1);
+    check_golden("folded.svg", &o);
+    CHECK(xml_well_formed(o.data, o.len) && strstr(o.data, "[30 smaller call stacks]"));
+    free(o.data);
+    o = prof_of(&t);
+    check_golden("folded.prof", &o);
+    CHECK(strstr(o.data, ";[14 frames elided];") != NULL); /* 142 deep */
+    free(o.data);
+    free(g);
 }
 
 /* ---- source lines ------------------------------------------------------------ */
@@ -1023,44 +1430,92 @@ static void test_atomic(void)
     rmdir(dir);
 }
 
+typedef struct html_job {
+    const fil_html_page_t *page;
+    const fil_tree_t *t;
+    int death;
+} html_job_t;
+
 static int do_html(fil_writer_t *w, void *arg)
 {
-    return fil_write_index_html(arg, w);
+    html_job_t *j = arg;
+    fil_top_line_t rows[4];
+    size_t cap = fil_top_lines_scratch_size(j->t->count);
+    void *s = malloc(cap);
+    uint32_t *path = malloc(j->t->count * sizeof(uint32_t));
+    static const char *const native[] = {"[native] malloc+0x10 (libc.so.6)",
+                                         "[native] PyMem_Malloc+0x2 (<python>)"};
+    int n = fil_top_lines(j->t, rows, 4, s, cap);
+    fil_html_begin(w, j->page);
+    if (j->death)
+        fil_html_stack(w, "The allocation that failed", j->t, 6, native, 2, path);
+    fil_html_top_lines(w, "Top lines", "intro <i>", j->t, rows, n > 0 ? (uint32_t)n : 0,
+                       SMALL_TOTAL);
+    fil_html_reading(w);
+    fil_html_graph(w, "Memory & more", "peak-memory.svg", "Top row <b>");
+    free(s);
+    free(path);
+    return fil_html_end(w, "peak-memory.prof");
+}
+
+/* Where the n-th occurrence of needle starts in hay, or NULL. */
+static const char *nth(const char *hay, const char *needle, int n)
+{
+    const char *p = hay;
+    for (int k = 0; p && k <= n; k++)
+        p = strstr(k ? p + 1 : p, needle);
+    return p;
 }
 
 static void test_html(void)
 {
-    fil_html_info_t info = {"fil-profile: peak memory",
-                            "python3 x.py --x '<b>' & \xff",
-                            "Peak tracked memory: 100.3 MiB",
-                            "peak-memory.svg",
-                            "peak-memory-reversed.svg",
-                            "peak-memory.prof",
-                            "Note: </p><script>",
-                            NULL,
-                            NULL};
-    out_t o = capture(do_html, &info);
+    fil_html_page_t page = {"fil-profile: peak memory", "Peak tracked memory: 59.1 KiB", "peak",
+                            "python3 x.py --x '<b>' & \xff", "Note: </p><script>"};
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, small_nodes, SMALL_COUNT);
+    html_job_t j = {&page, &t, 0};
+    out_t o = capture(do_html, &j);
     CHECK(o.rc == 0);
     CHECK(strncmp(o.data, "<!DOCTYPE html>", 15) == 0);
     CHECK(strstr(o.data, "<title>fil-profile: peak memory</title>") != NULL);
     CHECK(strstr(o.data, "python3 x.py --x &#39;&lt;b&gt;&#39; &amp; \xEF\xBF\xBD") != NULL);
-    CHECK(strstr(o.data, "<h1>Peak tracked memory: 100.3 MiB</h1>") != NULL);
+    CHECK(strstr(o.data, "<h1>Peak tracked memory: 59.1 KiB</h1>") != NULL);
     CHECK(strstr(o.data, "data=\"peak-memory.svg\"") != NULL);
-    CHECK(strstr(o.data, "data=\"peak-memory-reversed.svg\"") != NULL);
     CHECK(strstr(o.data, "href=\"peak-memory.prof\"") != NULL);
     CHECK(strstr(o.data, "Note: &lt;/p&gt;&lt;script&gt;") != NULL);
-    CHECK(strstr(o.data, "<script") == NULL);
+    CHECK(strstr(o.data, "<script") == NULL); /* the page itself runs nothing */
+    CHECK(strstr(o.data, "intro &lt;i&gt;") != NULL && strstr(o.data, "Top row &lt;b&gt;"));
     CHECK(strstr(o.data, "</html>\n") != NULL);
-    CHECK(strstr(o.data, "out-of-memory") == NULL); /* no such report: no section */
+    CHECK(strstr(o.data, "failing") == NULL); /* no failure: no stack section */
+    /* Top lines: read_csv (key 3) allocated 50000 of 60501 directly, then
+     * parse 5000, native 4000, load 1000; with callees read_csv is still
+     * 54000 (its native child), load 36000. The table comes before the graph. */
+    const char *r1 = strstr(o.data, "<td class=\"n\">1</td>");
+    const char *r4 = strstr(o.data, "<td class=\"n\">4</td>");
+    CHECK(r1 && strstr(r1, "lib/io.py:20 (read_csv)") < strstr(r1, "</tr>"));
+    CHECK(r1 && strstr(r1, "48.8 KiB <small>(82.6%)</small>") < strstr(r1, "</tr>"));
+    CHECK(r1 && strstr(r1, "52.7 KiB <small>(89.2%)</small>") < strstr(r1, "</tr>"));
+    CHECK(r1 && strstr(r1, "df = pd.read_csv(path)") < strstr(r1, "</tr>"));
+    CHECK(r4 && strstr(r4, "main.py:5 (load)") < strstr(r4, "</tr>"));
+    CHECK(r4 && strstr(r4, "35.2 KiB <small>(59.5%)</small>") < strstr(r4, "</tr>"));
+    CHECK(strstr(o.data, "<tr class=\"own\"><td class=\"n\">4</td>") != NULL);
+    CHECK(r1 && strstr(o.data, "<object") > r1);
+    CHECK(nth(o.data, "<tr", 4) && !nth(o.data, "<tr", 5)); /* header + 4 rows */
     free(o.data);
 
-    info.oom_headline = "Out of memory: malloc(8) failed <now>";
-    info.oom_svg = "out-of-memory.svg";
-    o = capture(do_html, &info);
-    CHECK(o.rc == 0);
-    CHECK(strstr(o.data, "Out of memory: malloc(8) failed &lt;now&gt;") != NULL);
-    CHECK(strstr(o.data, "data=\"out-of-memory.svg\"") != NULL);
-    CHECK(strstr(o.data, "data=\"out-of-memory.svg\"") < strstr(o.data, "data=\"peak-memory.svg\""));
+    page.kind = "oom";
+    j.death = 1;
+    o = capture(do_html, &j);
+    CHECK(o.rc == 0 && strstr(o.data, "<header class=\"oom\">") != NULL);
+    /* Python stack of node 6 outermost first, then the native frames
+     * innermost last. */
+    const char *py = strstr(o.data, "Python stack (innermost last)");
+    const char *m = py ? strstr(py, "main.py:10 (&lt;module&gt;)") : NULL;
+    const char *c = m ? strstr(m, "main.py:12 (compute)") : NULL;
+    const char *rc = c ? strstr(c, "lib/io.py:20 (read_csv)") : NULL;
+    const char *nat = rc ? strstr(rc, "[native] PyMem_Malloc") : NULL;
+    CHECK(py && m && c && rc && nat && strstr(nat, "[native] malloc+0x10"));
+    CHECK(nat && strstr(o.data, "Top lines") > nat);
     free(o.data);
 }
 
@@ -1131,11 +1586,32 @@ static void check_bounds(const fil_tree_t *t, uint32_t max_nodes, int fd)
 
         sz = fil_reverse_scratch_size(t->count, max_nodes);
         b = guarded(sz, mis);
-        CHECK(fil_tree_reverse(t, &r, max_nodes, b + GUARD + mis, sz) == 0);
-        CHECK(r.count <= max_nodes + 1);
-        fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
-        CHECK(fil_write_prof(&r, &w, (uint64_t[64]){0}, 512) == 0);
+        CHECK(fil_tree_reverse(t, &r, max_nodes, 3, b + GUARD + mis, sz) == 0);
+        CHECK(r.count <= fil_reverse_max_out(max_nodes));
+        {
+            size_t psz = fil_prof_scratch_size(r.count), ssz = fil_svg_scratch_size(r.count);
+            unsigned char *pb = guarded(psz > ssz ? psz : ssz, mis);
+            fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
+            CHECK(fil_write_prof(&r, &w, pb + GUARD + mis, psz) == 0 && guard_intact(pb, psz, mis));
+            fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
+            CHECK(fil_write_svg(&r, NULL, &w, pb + GUARD + mis, ssz) == 0 &&
+                  guard_intact(pb, ssz, mis));
+            free(pb);
+        }
         CHECK(guard_intact(b, sz, mis));
+        free(b);
+
+        sz = fil_fold_scratch_size(t->count, max_nodes);
+        b = guarded(sz, mis);
+        fil_fold_opts_t fo = {max_nodes, 4, 0, 1, 100};
+        CHECK(fil_tree_fold(t, &fo, &r, b + GUARD + mis, sz) == 0);
+        CHECK(r.count <= fil_fold_max_out(t->count, max_nodes) && guard_intact(b, sz, mis));
+        free(b);
+
+        sz = fil_top_lines_scratch_size(t->count);
+        b = guarded(sz, mis);
+        fil_top_line_t rows[12];
+        CHECK(fil_top_lines(t, rows, 12, b + GUARD + mis, sz) >= 0 && guard_intact(b, sz, mis));
         free(b);
     }
 }
@@ -1177,7 +1653,7 @@ static void test_scratch_bounds(void)
     fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
     CHECK(fil_write_prof(&t, &w, tiny, 8) == -1);
     CHECK(fil_write_svg(&t, NULL, &w, tiny, sizeof(tiny)) == -1);
-    CHECK(fil_tree_reverse(&t, &r, 5, tiny, sizeof(tiny)) == -1);
+    CHECK(fil_tree_reverse(&t, &r, 5, 0, tiny, sizeof(tiny)) == -1);
     close(fd);
 }
 
@@ -1189,7 +1665,7 @@ static void test_reverse_generated(void)
     size_t cap = fil_reverse_scratch_size(t.count, 100000);
     void *s = malloc(cap);
     uint64_t by_key[13] = {0};
-    CHECK(fil_tree_reverse(&t, &r, 100000, s, cap) == 0);
+    CHECK(fil_tree_reverse(&t, &r, 100000, 0, s, cap) == 0);
     for (uint32_t i = 0; i < t.count; i++)
         by_key[t.key(t.ctx, i)] += t.self_bytes(t.ctx, i);
     for (uint64_t k = 0; k < 13; k++) {
@@ -1221,9 +1697,14 @@ int main(void)
     test_svg_empty();
     test_svg_clipping();
     test_reverse();
-    test_reverse_truncated();
+    test_reverse_budget();
     test_reverse_generated();
     test_golden();
+    test_budget_many_tiny();
+    test_budget_deep();
+    test_short_labels();
+    test_fold();
+    test_interrupt();
     test_srclines();
     test_srclines_chunks();
     test_atomic();

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * toplines.c - the lines that allocated the most, for the table at the top
+ * of index.html.
+ *
+ * A "line" is a frame key (file, line, function): all nodes with that key
+ * are one line, whatever called them. Its self bytes are the bytes of the
+ * stacks whose leaf is that line (allocated directly there); its total is
+ * what it held with everything it called, each byte counted once even in a
+ * recursion: the inclusive bytes of the nodes with that key that have no
+ * ancestor with the same key. Self bytes are summed in an open-addressing
+ * table keyed by the frame key (power-of-two capacity >= 2 * count, linear
+ * probing); the rows are the `max` biggest, kept sorted by insertion (max is
+ * small). Each row's total is one forward pass in node order (parents come
+ * first): flag[i] says whether an ancestor of i has the row's key.
+ *
+ * SIGNAL-SAFE FILE (checked by scripts/check-signal-safety).
+ * SIGNAL CONTEXT: caller memory only. Calls: none.
+ */
+#include "report_internal.h"
+
+/* One call. */
+typedef struct top_ctx {
+    const fil_tree_t *t;
+    uint32_t *par, *depth, *rep;
+    uint64_t *incl, *self, *key, *tkey, *tself;
+    uint8_t *flag;
+    uint64_t mask; /* table capacity - 1 */
+} top_ctx_t;
+
+/* Table capacity for count nodes. SIGNAL CONTEXT: caller memory only. */
+static uint64_t capacity(uint32_t count)
+{
+    uint64_t want = 2 * (uint64_t)count + 2, cap = 16;
+    while (cap < want)
+        cap <<= 1;
+    return cap;
+}
+
+/* Array sizes, shared by the size function and the carving. */
+static void sizes(uint32_t count, uint64_t z[9])
+{
+    uint64_t n = count, c = capacity(count);
+    uint64_t s[9] = {n * 4, n * 4, n * 8, n * 8, n * 8, n, c * 8, c * 8, c * 4};
+    for (int i = 0; i < 9; i++)
+        z[i] = s[i];
+}
+
+/* Scratch for fil_top_lines. SIGNAL CONTEXT: caller memory only. */
+size_t fil_top_lines_scratch_size(uint32_t count)
+{
+    uint64_t z[9];
+    sizes(count, z);
+    return fil_report_scratch_total(z, 9);
+}
+
+/* Carve the arrays; -1 if the scratch is too small. SIGNAL CONTEXT. */
+static int carve(top_ctx_t *C, void *scratch, size_t cap)
+{
+    fil_report_arena_t a;
+    uint64_t z[9];
+    void *p[9];
+    sizes(C->t->count, z);
+    fil_report_arena_init(&a, scratch, cap);
+    for (int i = 0; i < 9; i++) {
+        if (!(p[i] = fil_report_carve(&a, z[i])))
+            return -1;
+    }
+    C->par = p[0], C->depth = p[1], C->incl = p[2], C->self = p[3], C->key = p[4];
+    C->flag = p[5], C->tkey = p[6], C->tself = p[7], C->rep = p[8];
+    C->mask = capacity(C->t->count) - 1;
+    return 0;
+}
+
+/* The table slot of key k (found or free). SIGNAL CONTEXT. */
+static uint64_t slot_of(const top_ctx_t *C, uint64_t k)
+{
+    uint64_t h = k * UINT64_C(0x9E3779B97F4A7C15);
+    h ^= h >> 29;
+    for (uint64_t i = h & C->mask;; i = (i + 1) & C->mask) {
+        if (C->rep[i] == FIL_NONE || C->tkey[i] == k)
+            return i;
+    }
+}
+
+/* Sum self bytes per key; rep is the node holding the most. SIGNAL CONTEXT. */
+static void sum_lines(top_ctx_t *C)
+{
+    for (uint64_t i = 0; i <= C->mask; i++)
+        C->rep[i] = FIL_NONE;
+    for (uint32_t i = 0; i < C->t->count; i++) {
+        uint64_t s;
+        C->key[i] = C->t->key(C->t->ctx, i);
+        if (C->self[i] == 0)
+            continue;
+        s = slot_of(C, C->key[i]);
+        if (C->rep[s] == FIL_NONE) {
+            C->tkey[s] = C->key[i];
+            C->tself[s] = 0;
+            C->rep[s] = i;
+        } else if (C->self[i] > C->self[C->rep[s]]) {
+            C->rep[s] = i;
+        }
+        C->tself[s] =
+            C->tself[s] + C->self[i] < C->tself[s] ? UINT64_MAX : C->tself[s] + C->self[i];
+    }
+}
+
+/* Whether row x ranks above row y: more self bytes, then lower node. */
+static int above(const fil_top_line_t *x, const fil_top_line_t *y)
+{
+    return x->self != y->self ? x->self > y->self : x->node < y->node;
+}
+
+/* Keep the max biggest lines in rows[0..*n), sorted. SIGNAL CONTEXT. */
+static void pick(const top_ctx_t *C, fil_top_line_t *rows, uint32_t max, uint32_t *n)
+{
+    *n = 0;
+    for (uint64_t i = 0; i <= C->mask && max > 0; i++) {
+        fil_top_line_t r = {C->rep[i], C->tself[i], 0};
+        uint32_t k;
+        if (r.node == FIL_NONE || (*n == max && !above(&r, &rows[max - 1])))
+            continue;
+        k = *n < max ? (*n)++ : max - 1;
+        while (k > 0 && above(&r, &rows[k - 1])) {
+            rows[k] = rows[k - 1];
+            k--;
+        }
+        rows[k] = r;
+    }
+}
+
+/* The total of the line with key k (see the file comment). SIGNAL CONTEXT. */
+static uint64_t line_total(top_ctx_t *C, uint64_t k)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < C->t->count; i++) {
+        uint32_t p = C->par[i];
+        C->flag[i] = p != FIL_NONE && (C->key[p] == k || C->flag[p]);
+        if (C->key[i] == k && !C->flag[i])
+            total = total + C->incl[i] < total ? UINT64_MAX : total + C->incl[i];
+    }
+    return total;
+}
+
+/*
+ * Fill rows[0..) with at most max lines of t, most self bytes first (see
+ * fil/report.h). Returns the number of rows, or -1 if the scratch is too
+ * small or t is malformed. SIGNAL CONTEXT: caller memory only.
+ */
+int fil_top_lines(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, void *scratch,
+                  size_t cap)
+{
+    top_ctx_t C = {.t = t};
+    uint64_t total;
+    uint32_t n;
+    if (max > FIL_TOP_LINES_MAX)
+        max = FIL_TOP_LINES_MAX;
+    if (carve(&C, scratch, cap) < 0)
+        return -1;
+    if (fil_report_stats(t, C.par, C.incl, C.self, C.depth, NULL, &total) < 0)
+        return -1;
+    sum_lines(&C);
+    pick(&C, rows, max, &n);
+    for (uint32_t r = 0; r < n; r++)
+        rows[r].total = line_total(&C, C.key[rows[r].node]);
+    return (int)n;
+}

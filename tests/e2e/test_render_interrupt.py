@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: MIT
+"""Rendering the reports stops promptly on SIGTERM and SIGINT.
+
+A program with 400,000 call stacks takes the supervisor a few seconds to
+render. The test waits for the program (the supervisor's child, whose pid
+it prints) to end, then signals the supervisor: it must exit within 2 s with
+the program's own status, say on stderr that it stopped, leave no temporary
+file in the result folder, and still write summary.json, which says
+"reports_interrupted": true and lists only files that exist.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+SCRIPT = """
+import os, sys
+sys.path.insert(0, {bench!r})
+print(os.getpid(), flush=True)
+sys.argv = ["many_stacks.py", "--stacks", "400000"]
+exec(open({bench!r} + "/many_stacks.py").read())
+"""
+
+
+def gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_render_interrupted(tmp_path, fp, sig):
+    script = fp.write_script(tmp_path, SCRIPT.format(bench=str(fp.REPO / "tests" / "bench")))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
+                            cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        pid = int(proc.stdout.readline())
+        deadline = time.monotonic() + 120
+        while not gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert gone(pid), "the program did not end"
+        time.sleep(0.05)  # the supervisor reaps it and starts rendering
+        assert proc.poll() is None, "the reports were already written: the test needs more stacks"
+        sent = time.monotonic()
+        os.kill(proc.pid, sig)
+        _, stderr = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stderr = stderr.decode(errors="replace")
+    assert took < 2.0, "stopping took %.2f s" % took
+    assert proc.returncode == 0, stderr  # the program's own status
+    assert "Stopped writing the reports: interrupted" in stderr, stderr
+    result = fp.latest_result(out)
+    names = sorted(p.name for p in result.iterdir())
+    assert not [n for n in names if ".tmp-" in n], names
+    summary = json.loads((result / "summary.json").read_text())
+    assert summary["reports_interrupted"] is True
+    assert "index.html" not in names
+    for name in summary["files"]:
+        assert (result / name).is_file(), (name, names)
