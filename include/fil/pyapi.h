@@ -16,10 +16,10 @@
  *  - the extension exports fil_native_start(), which the preload library
  *    calls once, from its audit hook, just before the program's own code
  *    runs (GIL held);
- *  - the extension registers a frame reader (fil_pyframes_t): how to
- *    collect the calling thread's frame chain and name its code objects
- *    and lines. The preload library (src/stacks/resolve.c) turns that into
- *    a call-stack node on every allocation, with the guard set.
+ *  - the extension registers a resolver (fil/pyresolve.h, compiled for
+ *    its version): the preload library calls it on every allocation with
+ *    the calling thread's fil_pythread_t, guard set, for the call-stack
+ *    node of the Python frames the thread is executing.
  *
  * Both sides include this header, so a signature change fails to compile
  * on both; FIL_PYAPI_VERSION is checked at run time as well (an extension
@@ -33,19 +33,31 @@
 
 #define FIL_PYAPI_VERSION 1u
 
+/* Deep mode (3.9-3.11, which have no sys.monitoring): a thread whose
+ * stack is deeper than FIL_PY_DEEP_ON frames gets frame start/exit events
+ * from a profile hook of ours, so that an allocation no longer walks the
+ * whole stack; below FIL_PY_DEEP_OFF the hook goes. See pyresolve.h. */
+#define FIL_PY_DEEP_ON 400
+#define FIL_PY_DEEP_OFF 100
+
 /* Instruction offsets remembered per frame: a loop body allocates from a
  * few instructions in turn (a tuple, a str, a list append...), and each of
  * them keeps its node without a line lookup or a hash probe. */
 #define FIL_PY_WAYS 4
 
-/* One Python frame of a thread's resolved chain. The pointers are
- * identities only: the preload library never dereferences them, and the
- * extension dereferences frame only while it knows the frame is alive
- * (see src/python/monitor.c). */
-typedef struct fil_pyentry {
+/* What a frame of a thread's resolved chain is, by content: its code and
+ * instruction position. Kept apart from the rest of the entry so that
+ * comparing a deep chain reads 16 bytes per frame. The pointers are
+ * identities only: nobody dereferences them. */
+typedef struct fil_pykey {
     const void *code;  /* code object; NULL: not trusted, never matches */
     const void *instr; /* instruction position at the last resolution */
-    const void *frame; /* the interpreter frame (event mode only) */
+} fil_pykey_t;
+
+/* The rest of a frame of the resolved chain. */
+typedef struct fil_pyentry {
+    const void *frame; /* the interpreter frame (identity only) */
+    const void *code;  /* its code object, even when the key's is cleared */
     uint32_t func;     /* interned function */
     uint32_t node;     /* node at the last resolution */
     uint8_t next_way;  /* way to replace next */
@@ -56,7 +68,7 @@ typedef struct fil_pyentry {
     uint32_t way_node[FIL_PY_WAYS];     /* ...and their nodes */
 } fil_pyentry_t;
 
-/* fil_pyentry_t.role: how a frame shows in the reports. */
+/* fil_pyentry_t.role: how a frame shows in the reports (pyresolve.h). */
 #define FIL_PYROLE_UNSET 0     /* not resolved yet */
 #define FIL_PYROLE_SHOWN 1     /* a frame of its own */
 #define FIL_PYROLE_HIDDEN 2    /* launcher frame at the root: its node is its caller's */
@@ -85,21 +97,26 @@ typedef struct fil_pycache {
 /* What the preload library keeps per thread for the extension. Memory from
  * raw mmap (invariant 1); touched only by the thread itself. */
 typedef struct fil_pythread {
-    fil_pyentry_t *e;       /* resolved chain, outermost frame first */
+    fil_pykey_t *key;       /* resolved chain, outermost frame first... */
+    fil_pyentry_t *e;       /* ...and the rest of each of its entries */
     fil_pyraw_t *scratch;   /* the walker's collection area */
     fil_pycache_t *cache;   /* 1 << FIL_PY_CACHE_BITS entries, or NULL */
-    uint32_t cap;           /* entries in e and in scratch */
-    uint32_t depth;         /* valid entries in e */
+    uint32_t cap;           /* entries in key, e and scratch */
+    uint32_t depth;         /* valid entries in key and e */
     uint32_t base;          /* node of the line that started this thread, or
                              * FIL_NONE: the parent of its outermost frame */
     uint32_t epoch;         /* code-object epoch the entries were made in */
     uint32_t resolved;      /* entries [0, resolved) have the nodes of their
                              * (code, instr) under their callers' nodes */
     uint32_t mirrored;      /* event mode: 1 while e mirrors the live chain */
+    int32_t last_delta;     /* how the depth moved at the last walk (the next
+                             * walk compares as if it moved so again first) */
+    uint32_t hooked;        /* deep mode (3.9-3.11): our profile hook reports
+                             * this thread's frame starts and exits */
     uint32_t in_pymem;      /* 1 while resolving for CPython's object allocator */
 } fil_pythread_t;
 
-/* fil_pyframes_t.func_of flags. TRUSTED: the code object is marked, so its
+/* Flags a code object is named with (the frame source's func_of). TRUSTED: the code object is marked, so its
  * death bumps *epoch and its address may be remembered. LAUNCHER: code of
  * the machinery Python runs `-m module`, zipapps and directories with
  * (runpy, and the import system it calls). MODULE: a module body. */
@@ -114,35 +131,11 @@ typedef struct fil_pythread {
  * that can allocate is made then. */
 #define FIL_PYFUNC_MAY_MARK 8u
 
-/* What the extension tells the preload library about the interpreter's
- * frames (src/stacks/resolve.c uses it). Context of every callback: the
- * calling thread, guard set, no lock held, GIL held or not. */
-typedef struct fil_pyframes {
-    /* Collect the calling thread's Python frames, innermost first, into
-     * t->scratch (growing it with the host's reserve). Their count, or -1
-     * if the thread runs no Python code (no thread state). */
-    int (*collect)(fil_pythread_t *t);
-    /* 1 if the calling thread's frames are t->e[0..t->depth) as resolved,
-     * every (code, instruction) equal but the innermost frame's instruction,
-     * which goes to *instr; 0 if anything else differs; -1 as above.
-     * (Walk mode's fast path: no store, no second pass.) */
-    int (*same)(const fil_pythread_t *t, const void **instr);
-    /* The innermost frame into *top: 1, or 2 if that frame has not run its
-     * first instruction yet (the interpreter is setting it up, e.g.
-     * instrumenting its code for sys.monitoring); 0 if there is none, -1
-     * as above. */
-    int (*top)(fil_pyraw_t *top);
-    /* The interned function of a code object (FIL_NONE if it cannot be
-     * interned); *flags holds FIL_PYFUNC_MAY_MARK or not on the way in, its
-     * FIL_PYFUNC_* flags on the way out. */
-    uint32_t (*func_of)(const void *code, unsigned *flags);
-    /* The line of an instruction position (0 if unknown). */
-    uint32_t (*line_of)(const void *code, const void *instr);
-    /* Bumped (release) when a marked code object dies. */
-    const uint32_t *epoch;
-    /* 1: the extension reports frame starts and exits (event mode). */
-    int events;
-} fil_pyframes_t;
+/* The extension's resolver (fil/pyresolve.h compiled for the running
+ * interpreter): the node the calling thread's allocations are charged to,
+ * t->base when it runs no Python code, or FIL_NODE_UNTRACKED. Context: the
+ * thread itself, guard set, no lock held; may intern (takes the lock). */
+typedef uint32_t (*fil_resolver_fn)(fil_pythread_t *t);
 
 /* The functions of the preload library the extension uses. */
 typedef struct fil_host_api {
@@ -151,15 +144,14 @@ typedef struct fil_host_api {
     uint32_t (*intern_func)(const char *file, size_t flen, const char *name, size_t nlen,
                             uint32_t first_line);
     uint32_t (*intern_node)(uint32_t parent, uint32_t func, uint32_t line);
-    /* Install (or, with NULL, remove) the frame reader. */
-    void (*set_frames)(const fil_pyframes_t *f);
+    /* Install (or, with NULL, remove) the resolver. */
+    void (*set_resolver)(fil_resolver_fn fn);
     /* The calling thread's record (for the monitoring callbacks). */
     fil_pythread_t *(*thread)(void);
-    /* Make t->e and t->scratch hold at least n entries. 0, or -1. */
+    /* Make t's arrays hold at least n entries (keeping what they hold); map
+     * its call cache. 0, or -1. */
     int (*reserve)(fil_pythread_t *t, uint32_t n);
-    /* Event mode: frame f started or resumed over caller; frame exited. */
-    void (*py_enter)(fil_pythread_t *t, const fil_pyraw_t *f, const fil_pyraw_t *caller);
-    void (*py_exit)(fil_pythread_t *t, const void *frame);
+    int (*map_cache)(fil_pythread_t *t);
     /* 1 if allocations are tracked in this process. */
     int (*active)(void);
     /* Set the calling thread's guard to v; returns the old value. */
@@ -168,6 +160,9 @@ typedef struct fil_host_api {
     void (*set_python_version)(const char *v);
     /* (Re)wrap CPython's allocators if PYTHONMALLOC or -X dev replaced ours. */
     int (*pymem_install)(void);
+    /* Forget a Python object's block as if it was never tracked (a frame
+     * object the interpreter made only because our profile hook is on). */
+    void (*forget)(void *p);
     /* Start a new peak from now (a notebook cell). */
     void (*reset_peak)(void);
     /* Write the peak report of this process's live state into dir. */

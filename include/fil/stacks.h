@@ -5,8 +5,8 @@
  * A call stack is a node of a tree: (parent node, function, line). Nodes and
  * functions are interned into the shared state, so a node index names a whole
  * stack. The node for "here" is resolved only when an allocation asks for
- * it (resolve.c) from the thread's real frames as the Python extension
- * reads them (fil/pyapi.h), in a per-thread record this module owns.
+ * it, by the Python extension's resolver (fil/pyresolve.h), from the
+ * thread's real frames, in a per-thread record this module owns.
  */
 #ifndef FIL_STACKS_H
 #define FIL_STACKS_H
@@ -31,16 +31,9 @@ uint32_t fil_stacks_intern_node_locked(uint32_t parent, uint32_t func, uint32_t 
 /* Intern (parent, func, line) taking the lock itself (for the extension). */
 uint32_t fil_stacks_intern_node(uint32_t parent, uint32_t func, uint32_t line);
 
-/* The Python extension's frame reader (fil/pyapi.h): install, or remove
- * with NULL. Context: the GIL holder; any thread may be allocating. */
-void fil_stacks_set_frames(const fil_pyframes_t *f);
-
-/* The node of the calling thread's frames as fr reads them (resolve.c),
- * and event mode's frame start/exit reports. Context: the thread itself,
- * guard set, no lock held. */
-uint32_t fil_stacks_resolve(const fil_pyframes_t *fr, fil_pythread_t *t);
-void fil_stacks_py_enter(fil_pythread_t *t, const fil_pyraw_t *f, const fil_pyraw_t *caller);
-void fil_stacks_py_exit(fil_pythread_t *t, const void *frame);
+/* The Python extension's resolver (fil/pyapi.h): install, or remove with
+ * NULL. Context: the GIL holder; any thread may be allocating. */
+void fil_stacks_set_resolver(fil_resolver_fn fn);
 
 /* The calling thread's record, and growth of its arrays (pythread.c). */
 fil_pythread_t *fil_stacks_thread(void);

@@ -24,7 +24,7 @@
  *     handlers, so signal.getsignal(SIGSEGV) says SIG_DFL as it does
  *     without the profiler.
  *  3. "cpython._PySys_ClearAuditHooks" is raised while the interpreter
- *     finalises, before thread states go: the frame reader is removed, and
+ *     finalises, before thread states go: the resolver is removed, and
  *     later allocations are charged to "[No Python stack]".
  *
  * The hook costs a string comparison per audit event once started.
@@ -67,15 +67,15 @@ FIL_API const fil_host_api_t fil_host_api = {
     .version = FIL_PYAPI_VERSION,
     .intern_func = fil_stacks_intern_func,
     .intern_node = fil_stacks_intern_node,
-    .set_frames = fil_stacks_set_frames,
+    .set_resolver = fil_stacks_set_resolver,
     .thread = fil_stacks_thread,
     .reserve = fil_stacks_reserve,
-    .py_enter = fil_stacks_py_enter,
-    .py_exit = fil_stacks_py_exit,
+    .map_cache = fil_stacks_map_cache,
     .active = tracking_active,
     .guard_swap = guard_swap,
     .set_python_version = fil_state_set_python_version,
     .pymem_install = fil_pymem_install,
+    .forget = fil_tracker_py_remove,
     .reset_peak = fil_tracker_reset_peak,
     .render_live_peak = fil_render_live_peak,
 };
@@ -101,7 +101,7 @@ static int audit(const char *event, void *args, void *data) {
         started = 1;
         start();
     } else if (strcmp(event + 8, "_PySys_ClearAuditHooks") == 0) {
-        fil_stacks_set_frames(NULL);
+        fil_stacks_set_resolver(NULL);
     }
     fil_guard = g;
     return 0;

@@ -63,17 +63,6 @@ static inline fil_frame_t *fil_py_below(fil_frame_t *f) {
 #endif
 }
 
-/* 1 if f is a shim the interpreter puts between a C caller and the Python
- * frames it runs (3.12+), never shown. */
-static inline int fil_py_shim(fil_frame_t *f) {
-#if PY_VERSION_HEX >= 0x030C0000
-    return f->owner == FRAME_OWNED_BY_CSTACK;
-#else
-    (void)f;
-    return 0;
-#endif
-}
-
 /* 1 if f is not a Python frame a traceback would show. */
 static inline int fil_py_hidden(fil_frame_t *f) {
 #if PY_VERSION_HEX >= 0x030C0000

@@ -20,39 +20,19 @@
 
 #if PY_VERSION_HEX >= 0x030C0000
 
-#if PY_VERSION_HEX >= 0x030D0000
-#define CURRENT_THREAD_STATE PyThreadState_GetUnchecked
-#else
-#define CURRENT_THREAD_STATE _PyThreadState_UncheckedGet
-#endif
-
 /* PY_START, PY_RESUME, PY_THROW (code, offset[, exception]): a frame runs. */
 static PyObject *on_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    fil_pythread_t *t = fil_native_host->thread();
-    PyThreadState *ts = CURRENT_THREAD_STATE(); /* the GIL holder: us */
-    fil_pyraw_t f, below;
-    if (t->mirrored) {
-        if (nargs >= 1 && ts && fil_native_top_of(ts, &f, &below) == 1 && f.code == args[0])
-            fil_native_host->py_enter(t, &f, &below);
-        else
-            t->mirrored = 0;
-    }
+    if (nargs >= 1)
+        fil_native_started(args[0]);
     Py_RETURN_NONE;
 }
 
 /* PY_RETURN, PY_YIELD, PY_UNWIND (code, offset, value): a frame leaves. */
 static PyObject *on_leave(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    fil_pythread_t *t = fil_native_host->thread();
-    PyThreadState *ts = CURRENT_THREAD_STATE(); /* the GIL holder: us */
-    fil_pyraw_t f;
-    if (t->mirrored) {
-        if (nargs >= 1 && ts && fil_native_top_of(ts, &f, NULL) == 1 && f.code == args[0])
-            fil_native_host->py_exit(t, f.frame);
-        else
-            t->mirrored = 0;
-    }
+    if (nargs >= 1)
+        fil_native_exiting(args[0]);
     Py_RETURN_NONE;
 }
 

@@ -6,8 +6,8 @@
  * Built once per CPython version (frames.h holds what differs). The preload
  * library loads it when the program's code is about to run and calls
  * fil_native_start(), which registers the frame reader of fil/pyapi.h:
- * collect the calling thread's frame chain, name a code object, find a
- * line. On 3.12 and newer it also asks sys.monitoring (PEP 669, a tool id
+ * compare the calling thread's frame chain with what was resolved, hand
+ * over the frames that differ, name a code object, find a line. On 3.12 and newer it also asks sys.monitoring (PEP 669, a tool id
  * of our own, so cProfile, coverage and debuggers keep theirs) for frame
  * start/exit events, which spare each allocation the walk (monitor.c).
  * There is no profile hook: nothing the program does with sys.setprofile,
@@ -49,13 +49,13 @@
 
 const fil_host_api_t *fil_native_host; /* NULL when not profiled */
 static Py_ssize_t extra_index = -1;    /* our co_extra slot */
-static uint32_t code_epoch;            /* bumped when a marked code object dies */
+uint32_t fil_native_code_epoch;        /* bumped when a marked code object dies */
 
 /* co_extra free function: a code object we named is being destroyed.
  * Context: GIL held (code_dealloc). */
 static void code_died(void *extra) {
     if (extra)
-        __atomic_add_fetch(&code_epoch, 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&fil_native_code_epoch, 1, __ATOMIC_RELEASE);
 }
 
 /* Append code point cp as UTF-8 to buf at *n (cap bytes). */
@@ -151,13 +151,13 @@ static uint32_t intern_code(PyCodeObject *co, unsigned *flags) {
 }
 
 /*
- * fil_pyframes_t.func_of: see fil/pyapi.h. The co_extra value is
+ * fil_native_func_of: the frame source's func_of. The co_extra value is
  * 1 + (function << 3 | flags), so 0 means "not named yet". The slot is read
  * and written only for an allocation CPython's object allocator made
  * (FIL_PYFUNC_MAY_MARK: GIL held, no lock of the interpreter's held);
  * otherwise the function is interned by content and the code left unmarked.
  */
-static uint32_t func_of(const void *code, unsigned *flags) {
+uint32_t fil_native_func_of(const void *code, unsigned *flags) {
     PyCodeObject *co = (PyCodeObject *)code;
     int gil = (*flags & FIL_PYFUNC_MAY_MARK) != 0;
     *flags = 0;
@@ -178,93 +178,12 @@ static uint32_t func_of(const void *code, unsigned *flags) {
     return id;
 }
 
-/* fil_pyframes_t.line_of. */
-static uint32_t line_of(const void *code, const void *instr) {
+/* fil_native_line_of: the frame source's line_of. */
+uint32_t fil_native_line_of(const void *code, const void *instr) {
     PyCodeObject *co = (PyCodeObject *)code;
     int line = PyCode_Addr2Line(co, fil_py_offset(co, instr));
     return line > 0 ? (uint32_t)line : 0;
 }
-
-/* fil_pyframes_t.collect: the calling thread's visible frames, innermost
- * first. Cost: a few loads per frame. */
-static int collect(fil_pythread_t *t) {
-    PyThreadState *ts = fil_py_thread_state();
-    if (!ts)
-        return -1;
-    uint32_t n = 0;
-    for (fil_frame_t *f = fil_py_top(ts); f; f = fil_py_below(f)) {
-        if (fil_py_hidden(f))
-            continue;
-        if (n == t->cap && fil_native_host->reserve(t, n + 1) != 0)
-            return -1;
-        t->scratch[n++] = (fil_pyraw_t){fil_py_code(f), fil_py_instr(f), f};
-    }
-    return (int)n;
-}
-
-/*
- * fil_pyframes_t.same. Below the innermost frame only shims are skipped,
- * not frames still setting up: one of those below would make one frame
- * more than t->e holds, so the answer is 0 and the full collection (which
- * hides it) runs instead. Cost: ~6 instructions per frame.
- */
-static int same(const fil_pythread_t *t, const void **instr) {
-    PyThreadState *ts = fil_py_thread_state();
-    if (!ts)
-        return -1;
-    uint32_t i = t->depth;
-    const fil_pyentry_t *e = t->e;
-    fil_frame_t *f = fil_py_top(ts);
-    while (f && fil_py_hidden(f))
-        f = fil_py_below(f);
-    if (!f || !i || e[i - 1].code != fil_py_code(f))
-        return 0;
-    *instr = fil_py_instr(f);
-    for (i--, f = fil_py_below(f); f; f = fil_py_below(f)) {
-        if (fil_py_shim(f))
-            continue;
-        if (!i || e[i - 1].code != fil_py_code(f) || e[i - 1].instr != fil_py_instr(f))
-            return 0;
-        i--;
-    }
-    return i == 0;
-}
-
-int fil_native_top_of(PyThreadState *ts, fil_pyraw_t *top, fil_pyraw_t *below) {
-    fil_frame_t *f = fil_py_top(ts);
-    while (f && fil_py_hidden(f))
-        f = fil_py_below(f);
-    if (!f)
-        return 0;
-    *top = (fil_pyraw_t){fil_py_code(f), fil_py_instr(f), f};
-    if (below) {
-        fil_frame_t *b = fil_py_below(f);
-        while (b && fil_py_hidden(b))
-            b = fil_py_below(b);
-        *below = b ? (fil_pyraw_t){fil_py_code(b), fil_py_instr(b), b}
-                   : (fil_pyraw_t){NULL, NULL, NULL};
-    }
-    return 1;
-}
-
-/* fil_pyframes_t.top. */
-static int top(fil_pyraw_t *out) {
-    PyThreadState *ts = fil_py_thread_state();
-    if (!ts)
-        return -1;
-    int r = fil_native_top_of(ts, out, NULL);
-    return r == 1 && fil_py_starting(out->frame) ? 2 : r;
-}
-
-fil_pyframes_t fil_native_frames = {
-    .collect = collect,
-    .same = same,
-    .top = top,
-    .func_of = func_of,
-    .line_of = line_of,
-    .epoch = &code_epoch,
-    .events = 0,
-};
 
 /* The host table of the preload library, if this process has one. */
 static const fil_host_api_t *find_host(void) {
@@ -286,8 +205,8 @@ __attribute__((visibility("default"))) int fil_native_start(const fil_host_api_t
     api->set_python_version(Py_GetVersion());
     api->pymem_install(); /* again, in case PYTHONMALLOC or -X dev replaced ours */
     /* FIL_TEST_WALK_ONLY: walk mode on every version (tests, benchmarks). */
-    fil_native_frames.events = getenv("FIL_TEST_WALK_ONLY") ? 0 : fil_native_monitor_start();
-    api->set_frames(&fil_native_frames);
+    fil_native_events = getenv("FIL_TEST_WALK_ONLY") ? 0 : fil_native_monitor_start();
+    api->set_resolver(fil_native_resolve);
     return 0;
 }
 

@@ -9,13 +9,26 @@
 /* The preload library's table; NULL when this process is not profiled. */
 extern const fil_host_api_t *fil_native_host;
 
-/* The frame reader registered with the preload library (native.c). */
-extern fil_pyframes_t fil_native_frames;
+/* Naming code objects (native.c): the interned function and FIL_PYFUNC_*
+ * flags of a code object (FIL_PYFUNC_MAY_MARK in *flags on the way in:
+ * co_extra may be read and set), the line of an instruction position, and
+ * the epoch bumped when a code object named in co_extra dies. Context:
+ * the allocating thread, guard set. */
+uint32_t fil_native_func_of(const void *code, unsigned *flags);
+uint32_t fil_native_line_of(const void *code, const void *instr);
+extern uint32_t fil_native_code_epoch;
 
-/* The innermost visible frame of ts into *top and, if below is not NULL,
- * the next visible one into *below (frame NULL if none). 1, or 0 if ts runs
- * no Python frame. Context: ts is the calling thread's. */
-int fil_native_top_of(PyThreadState *ts, fil_pyraw_t *top, fil_pyraw_t *below);
+/* 1 in event mode (set once at start, before the resolver is installed). */
+extern int fil_native_events;
+
+/* The resolver (resolver.c: fil/pyresolve.h over this interpreter's
+ * frames), and event mode's reports of the frame that just started or is
+ * about to exit on the calling thread, whose code object is `code` (the
+ * monitoring callback's argument). Context: the thread itself; the
+ * reports are made with the GIL held. */
+uint32_t fil_native_resolve(fil_pythread_t *t);
+void fil_native_started(const void *code);
+void fil_native_exiting(const void *code);
 
 /* Ask for frame start/exit events (monitor.c). 1 if they are on (event
  * mode), 0 if this interpreter has no sys.monitoring or no free tool id.

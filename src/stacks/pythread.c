@@ -4,11 +4,11 @@
  * stacks into, and the entry point every allocation asks for its node.
  *
  * The preload library knows nothing of Python frames. The extension, built
- * for the running interpreter, registers a frame reader (fil/pyapi.h) with
- * which resolve.c turns the calling thread's real frame chain into a node;
- * this file owns the memory that works in: a thread-local fil_pythread_t
+ * for the running interpreter, registers a resolver (fil/pyresolve.h) that
+ * turns the calling thread's real frame chain into a node; this file owns
+ * the memory it works in: a thread-local fil_pythread_t
  * and its arrays, from raw mmap (invariant 1), released when the thread
- * ends. Until a frame reader is registered (interpreter start-up, or a program that is
+ * ends. Until a resolver is registered (interpreter start-up, or a program that is
  * not Python) every allocation is charged to the thread's base: the line
  * that started the thread, or node 0, "[No Python stack]".
  *
@@ -24,7 +24,7 @@
 static __thread fil_pythread_t me __attribute__((tls_model("initial-exec"))) = {
     .base = FIL_NONE,
 };
-static const fil_pyframes_t *frames; /* atomic: set by the extension's start */
+static fil_resolver_fn resolver; /* atomic: set by the extension's start */
 static pthread_key_t exit_key;   /* frees a thread's arrays when it ends */
 static int have_exit_key;
 
@@ -33,16 +33,23 @@ static void on_thread_exit(void *unused) {
     fil_stacks_thread_exit();
 }
 
-void fil_stacks_set_frames(const fil_pyframes_t *f) {
-    if (f && !have_exit_key && pthread_key_create(&exit_key, on_thread_exit) == 0)
+void fil_stacks_set_resolver(fil_resolver_fn fn) {
+    if (fn && !have_exit_key && pthread_key_create(&exit_key, on_thread_exit) == 0)
         have_exit_key = 1;
-    __atomic_store_n(&frames, f, __ATOMIC_RELEASE);
+    __atomic_store_n(&resolver, fn, __ATOMIC_RELEASE);
 }
 
 fil_pythread_t *fil_stacks_thread(void) { return &me; }
 
+/* Unmap t's arrays (not the cache). */
+static void free_arrays(const fil_pythread_t *t) {
+    fil_sys_unmap(t->key, (size_t)t->cap * sizeof *t->key);
+    fil_sys_unmap(t->e, (size_t)t->cap * sizeof *t->e);
+    fil_sys_unmap(t->scratch, (size_t)t->cap * sizeof *t->scratch);
+}
+
 /*
- * fil_stacks_reserve - make t's entry and scratch arrays hold at least n
+ * fil_stacks_reserve - make t's key, entry and scratch arrays hold at least n
  * entries (doubling), keeping what both hold (the walker may be half-way
  * through collecting). 0, or -1 with t unchanged. Context: the thread
  * itself.
@@ -53,21 +60,24 @@ int fil_stacks_reserve(fil_pythread_t *t, uint32_t n) {
     uint32_t cap = t->cap ? t->cap : 128;
     while (cap < n)
         cap = cap > UINT32_MAX / 2 ? n : cap * 2;
+    fil_pykey_t *k = fil_sys_pages((size_t)cap * sizeof *k);
     fil_pyentry_t *e = fil_sys_pages((size_t)cap * sizeof *e);
     fil_pyraw_t *s = fil_sys_pages((size_t)cap * sizeof *s);
-    if (!e || !s) {
+    if (!k || !e || !s) {
+        fil_sys_unmap(k, (size_t)cap * sizeof *k);
         fil_sys_unmap(e, (size_t)cap * sizeof *e);
         fil_sys_unmap(s, (size_t)cap * sizeof *s);
         return -1;
     }
     for (uint32_t i = 0; i < t->cap; i++) {
+        k[i] = t->key[i];
         e[i] = t->e[i];
         s[i] = t->scratch[i];
     }
-    fil_sys_unmap(t->e, (size_t)t->cap * sizeof *t->e);
-    fil_sys_unmap(t->scratch, (size_t)t->cap * sizeof *t->scratch);
+    free_arrays(t);
     if (!t->e && t == &me && have_exit_key)
         pthread_setspecific(exit_key, e); /* any non-NULL value: run on exit */
+    t->key = k;
     t->e = e;
     t->scratch = s;
     t->cap = cap;
@@ -84,11 +94,11 @@ int fil_stacks_map_cache(fil_pythread_t *t) {
 /*
  * fil_stacks_current - the node this thread's allocations are charged to
  * now. Context: the thread itself, guard set, no lock held; resolving may
- * take the lock to intern. Cost without a frame reader: a TLS load.
+ * take the lock to intern. Cost without a resolver: a TLS load.
  */
 uint32_t fil_stacks_current(void) {
-    const fil_pyframes_t *f = __atomic_load_n(&frames, __ATOMIC_ACQUIRE);
-    uint32_t node = f ? fil_stacks_resolve(f, &me) : me.base;
+    fil_resolver_fn r = __atomic_load_n(&resolver, __ATOMIC_ACQUIRE);
+    uint32_t node = r ? r(&me) : me.base;
     return node == FIL_NONE ? 0 : node; /* FIL_NODE_UNTRACKED passes */
 }
 
@@ -103,11 +113,11 @@ void fil_stacks_thread_base(uint32_t node) { me.base = node == 0 ? FIL_NONE : no
 
 void fil_stacks_thread_exit(void) {
     fil_pythread_t t = me;
+    me.key = NULL;
     me.e = NULL;
     me.scratch = NULL;
     me.cache = NULL;
     me.cap = me.depth = me.resolved = me.mirrored = 0;
-    fil_sys_unmap(t.e, (size_t)t.cap * sizeof *t.e);
-    fil_sys_unmap(t.scratch, (size_t)t.cap * sizeof *t.scratch);
+    free_arrays(&t);
     fil_sys_unmap(t.cache, sizeof(fil_pycache_t) << FIL_PY_CACHE_BITS);
 }

@@ -317,7 +317,7 @@ typedef struct fframe {
 
 /* The fake interpreter stack of the calling thread, outermost first. */
 typedef struct fstack {
-    fframe_t *f[64];
+    fframe_t *f[1024];
     int n;
 } fstack_t;
 
@@ -327,47 +327,61 @@ static int line_lookups, func_lookups;
 
 static const void *instr_of(const fframe_t *f) { return &f->code->lines[f->instr]; }
 
-static int fake_collect(fil_pythread_t *t)
+static int events_on; /* the fake source's mode */
+
+/* The frame source of fil/pyresolve.h, over the fake stacks. */
+typedef struct fil_src {
+    fstack_t *st;
+} fil_src_t;
+
+static inline int fil_src_open(fil_src_t *s)
 {
-    if (!cur)
-        return -1;
-    for (int i = 0; i < cur->n; i++) {
-        uint32_t k = (uint32_t)i;
-        if (k == t->cap && fil_stacks_reserve(t, k + 1) != 0)
-            return -1;
-        const fframe_t *f = cur->f[cur->n - 1 - i];
-        t->scratch[k] = (fil_pyraw_t){f->code, instr_of(f), f};
-    }
-    return cur->n;
+    s->st = cur;
+    return cur ? 0 : -1;
 }
 
-static int fake_same(const fil_pythread_t *t, const void **instr)
+static int compares; /* walks, counted */
+
+static inline int fil_src_compare(fil_src_t *s, const fil_pythread_t *t, uint32_t assume,
+                                  uint32_t *lowest, fil_pyraw_t *top)
 {
-    if (!cur)
-        return -1;
-    if ((uint32_t)cur->n != t->depth || !t->depth)
-        return 0;
-    for (int i = 0; i < cur->n; i++) {
-        const fframe_t *f = cur->f[i];
-        if (t->e[i].code != f->code || (i < cur->n - 1 && t->e[i].instr != instr_of(f)))
-            return 0;
+    uint32_t low = assume;
+    compares++;
+    if (s->st->n) {
+        const fframe_t *f = s->st->f[s->st->n - 1];
+        *top = (fil_pyraw_t){f->code, instr_of(f), f};
     }
-    *instr = instr_of(cur->f[cur->n - 1]);
-    return 1;
+    for (uint32_t j = 0; j < (uint32_t)s->st->n && j < assume; j++) {
+        const fframe_t *f = s->st->f[s->st->n - 1 - j];
+        uint32_t level = assume - 1 - j;
+        if (level >= t->depth || t->key[level].code != f->code || t->key[level].instr != instr_of(f))
+            low = level;
+    }
+    *lowest = low;
+    return s->st->n;
 }
 
-static int fake_top(fil_pyraw_t *top)
+static inline int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count)
 {
-    if (!cur)
-        return -1;
-    if (!cur->n)
+    uint32_t n = 0;
+    for (; n < count && n < (uint32_t)s->st->n; n++) {
+        const fframe_t *f = s->st->f[s->st->n - 1 - n];
+        t->scratch[n] = (fil_pyraw_t){f->code, instr_of(f), f};
+    }
+    return (int)n;
+}
+
+static inline int fil_src_top(fil_src_t *s, fil_pyraw_t *top, fil_pyraw_t *below)
+{
+    if (!s->st->n)
         return 0;
-    const fframe_t *f = cur->f[cur->n - 1];
+    const fframe_t *f = s->st->f[s->st->n - 1], *b = s->st->n > 1 ? s->st->f[s->st->n - 2] : NULL;
     *top = (fil_pyraw_t){f->code, instr_of(f), f};
+    *below = b ? (fil_pyraw_t){b->code, instr_of(b), b} : (fil_pyraw_t){NULL, NULL, NULL};
     return f->starting ? 2 : 1;
 }
 
-static uint32_t fake_func_of(const void *code, unsigned *flags)
+static inline uint32_t fil_src_func_of(const void *code, unsigned *flags)
 {
     const fcode_t *c = code;
     func_lookups++;
@@ -375,15 +389,36 @@ static uint32_t fake_func_of(const void *code, unsigned *flags)
     return c->func;
 }
 
-static uint32_t fake_line_of(const void *code, const void *instr)
+static inline uint32_t fil_src_line_of(const void *code, const void *instr)
 {
     (void)code;
     line_lookups++;
     return *(const uint32_t *)instr;
 }
 
-static fil_pyframes_t walker = {fake_collect, fake_same, fake_top, fake_func_of, fake_line_of,
-                                 &epoch, 0};
+static inline uint32_t fil_src_intern(uint32_t parent, uint32_t func, uint32_t line)
+{
+    return fil_stacks_intern_node(parent, func, line);
+}
+
+static inline int fil_src_reserve(fil_pythread_t *t, uint32_t n) { return fil_stacks_reserve(t, n); }
+static inline int fil_src_map_cache(fil_pythread_t *t) { return fil_stacks_map_cache(t); }
+static inline uint32_t fil_src_epoch(void) { return epoch; }
+static inline int fil_src_events(void) { return events_on; }
+
+static int hook_on; /* the fake interpreter's profile hook is ours */
+static inline int fil_src_hook(fil_src_t *s, int on)
+{
+    (void)s;
+    return hook_on = on;
+}
+static inline int fil_src_hooked(fil_src_t *s)
+{
+    (void)s;
+    return hook_on;
+}
+
+#include "fil/pyresolve.h"
 
 /* The node of cur's frames under root, interned by the test itself:
  * frames[i] at its line, FIL_NONE root for a main-thread stack. */
@@ -411,20 +446,20 @@ static void start_top(fil_pythread_t *t, const fstack_t *st)
     const fframe_t *f = st->f[st->n - 1], *c = st->n > 1 ? st->f[st->n - 2] : NULL;
     fil_pyraw_t rf = {f->code, instr_of(f), f};
     fil_pyraw_t rc = c ? (fil_pyraw_t){c->code, instr_of(c), c} : (fil_pyraw_t){0, 0, 0};
-    fil_stacks_py_enter(t, &rf, &rc);
+    fil_resolve_enter(t, &rf, &rc);
 }
 
 static void push(fstack_t *st, fframe_t *f)
 {
     st->f[st->n++] = f;
-    if (walker.events)
+    if (events_on || (hook_on && fil_stacks_thread()->hooked))
         start_top(fil_stacks_thread(), st);
 }
 
 static void pop(fstack_t *st)
 {
-    if (walker.events)
-        fil_stacks_py_exit(fil_stacks_thread(), st->f[st->n - 1]);
+    if (events_on || (hook_on && fil_stacks_thread()->hooked))
+        fil_resolve_exit(fil_stacks_thread(), st->f[st->n - 1]);
     st->n--;
 }
 
@@ -436,7 +471,7 @@ static void scenarios(int events)
     a.func = func("s.py", "a", 10), b.func = func("s.py", "b", 20), c.func = func("s.py", "c", 30);
     fstack_t st = {.n = 0};
     fframe_t A = {&a, 0, 0}, B = {&b, 0, 0}, C = {&c, 0, 0}, B2 = {&b, 1, 0};
-    walker.events = events;
+    events_on = events;
     fil_stacks_thread()->depth = fil_stacks_thread()->resolved = 0;
     fil_stacks_thread()->mirrored = 0;
     cur = &st;
@@ -554,7 +589,7 @@ static void test_launcher(void)
     fframe_t R = {&run, 0, 0}, C = {&code, 0, 0}, M = {&mod, 0, 0}, F = {&f, 0, 0},
              I = {&imp, 0, 0}, H = {&find, 0, 0}, P = {&pkg, 0, 0};
     fstack_t st = {.n = 0};
-    walker.events = 0;
+    events_on = 0;
     cur = &st;
     st.f[0] = &R, st.f[1] = &C, st.f[2] = &M, st.f[3] = &F, st.n = 4;
     CHECK_CURRENT(FIL_NONE, &st, 2); /* m.py <module>, work */
@@ -575,7 +610,7 @@ static void test_deep(void)
     r.func = func("s.py", "recurse", 100);
     static fframe_t frames[60];
     fstack_t st = {.n = 0};
-    walker.events = 0;
+    events_on = 0;
     cur = &st;
     for (int i = 0; i < 60; i++) {
         frames[i] = (fframe_t){&r, i % 2, 0};
@@ -586,6 +621,58 @@ static void test_deep(void)
     CHECK_CURRENT(FIL_NONE, &st, 0);
     CHECK_U64(node_at(fil_stacks_current())->depth, 60);
     CHECK(t->cap >= 60);
+    cur = NULL;
+}
+
+/* Deep mode: over FIL_PY_DEEP_ON frames, at an allocation through Python's
+ * allocator, our hook goes on and its reports replace the walk, nodes
+ * still exact; an allocation made before a frame's start report (3.11's
+ * frame object for the hook) needs no walk either; someone else's hook
+ * replacing ours sends it back to walking; under FIL_PY_DEEP_OFF frames
+ * the hook goes off. */
+static void test_deep_mode(void)
+{
+    static fcode_t r = {0, 0, 1, {100, 101}};
+    r.func = func("s.py", "deep", 100);
+    static fframe_t frames[FIL_PY_DEEP_ON + 64];
+    static fstack_t st;
+    fil_pythread_t *t = fil_stacks_thread();
+    st.n = 0;
+    events_on = hook_on = 0;
+    cur = &st;
+    fil_stacks_thread_exit();
+    t->in_pymem = 1;
+    for (int i = 0; i < FIL_PY_DEEP_ON + 64; i++)
+        frames[i] = (fframe_t){&r, 1, 0};
+    for (int i = 0; i < FIL_PY_DEEP_ON + 10; i++)
+        push(&st, &frames[i]);
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    CHECK(hook_on && t->hooked);
+    compares = 0;
+    for (int i = FIL_PY_DEEP_ON + 10; i < FIL_PY_DEEP_ON + 30; i++) {
+        push(&st, &frames[i]);
+        frames[i].instr = 0;
+        CHECK_CURRENT(FIL_NONE, &st, 0);
+    }
+    CHECK_INT(compares, 0);
+    st.f[st.n++] = &frames[FIL_PY_DEEP_ON + 30]; /* pushed, start not reported yet */
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    start_top(t, &st); /* the late report changes nothing */
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    CHECK_INT(compares, 0);
+    for (int i = 0; i < 5; i++)
+        pop(&st);
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    CHECK_INT(compares, 0);
+    hook_on = 0; /* the program's sys.setprofile(None) took ours away */
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    CHECK(compares > 0);      /* walked... */
+    CHECK(t->hooked && hook_on); /* ...and, still deep, put it back */
+    while (st.n > FIL_PY_DEEP_OFF - 1)
+        pop(&st);
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    CHECK(!t->hooked && !hook_on);
+    t->in_pymem = 0;
     cur = NULL;
 }
 
@@ -618,7 +705,7 @@ static void test_threads(void)
     uint32_t spawn = node(FIL_NONE, func("t.py", "main", 1), 5);
     thread_arg_t t1 = {.root = spawn}, t2 = {.root = FIL_NONE};
     pthread_t th;
-    walker.events = 0;
+    events_on = 0;
     CHECK(pthread_create(&th, NULL, thread_main, &t1) == 0);
     CHECK(pthread_join(th, NULL) == 0);
     CHECK_U64(t1.got_empty, spawn);
@@ -635,13 +722,14 @@ static void test_threads(void)
 static void test_resolve(void)
 {
     CHECK_U64(fil_stacks_current(), 0); /* before any frame reader */
-    fil_stacks_set_frames(&walker);
+    fil_stacks_set_resolver(fil_resolve);
     scenarios(0);
     scenarios(1);
     test_launcher();
     test_deep();
+    test_deep_mode();
     test_threads();
-    fil_stacks_set_frames(NULL);
+    fil_stacks_set_resolver(NULL);
 }
 
 int main(void)

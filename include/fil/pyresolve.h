@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fil/pyresolve.h - from a thread's real Python frames to a call-stack node.
+ *
+ * The logic is written once, here, and compiled into the Python extension
+ * (src/python/resolver.c, once per CPython version, where the frame layout
+ * is known and every access inlines) and into the unit tests (with fake
+ * frames). The includer defines a frame source first: the type fil_src_t
+ * and the static inline functions listed below; it gets fil_resolve(),
+ * the resolver the preload library calls on every allocation
+ * (fil_resolver_fn), and fil_resolve_enter/exit for event mode.
+ *
+ * Why the real chain: a shadow stack built from call/return hooks is only
+ * right while the hook sees every call and return, and it dereferences
+ * frames it borrowed. cProfile or sys.setprofile(None) take the hook away,
+ * greenlets switch whole chains without a return, and on 3.11 a profile
+ * hook makes CPython create a frame object per call. Reading the chain at
+ * allocation time (as tracemalloc does) cannot be fooled by any of that.
+ *
+ * Two ways to keep that cheap:
+ *
+ *  Walk mode (every version): each allocation compares the live chain,
+ *  frame by frame from the innermost, with the resolved one by content (a
+ *  few loads and two comparisons per frame, no store; a second pass when
+ *  the depth changed). Equal (code, instruction) pairs under an equal
+ *  prefix mean an equal node, whatever the frames' identities, so the
+ *  comparison is sound. Only the frames from the first difference inwards
+ *  are collected and resolved again, through the entry's ways and the
+ *  per-thread call cache before any line lookup. Without events this is
+ *  O(depth) per allocation: a recursion thousands deep that allocates at
+ *  every level pays it at every level.
+ *
+ *  Event mode (3.12+, sys.monitoring with our own tool id): the extension
+ *  reports each frame start and exit with the frame's identity, and the
+ *  resolved chain mirrors the live one. Each report is checked against the
+ *  mirror (a start must sit on the mirrored top, an exit must be the
+ *  mirrored top); an allocation checks that the real innermost frame is the
+ *  mirrored top. Any mismatch (a greenlet switch, events missed) drops the
+ *  mirror, and the next allocation rebuilds it with a walk. So the cost of
+ *  an allocation no longer grows with the depth of the stack.
+ *
+ * The frames of runpy and the import system that Python runs a `-m`
+ * module (or a zipapp, or a directory) through are not shown while they are
+ * outermost (FIL_PYROLE_HIDDEN: their node is their parent's), so stacks
+ * start at the program's own code, as for a script: the module's body, or a
+ * package __init__ Python imports on the way. What other code allocates
+ * while Python looks the module up, or imports runpy itself, is charged to
+ * the thread's base with all its callees (FIL_PYROLE_SWALLOWED), as what
+ * happens before a script starts is.
+ *
+ * A code object's address is only trusted while the object lives: the
+ * extension bumps *epoch when a code object it named dies, which empties
+ * the call cache (and, in walk mode, the resolved chain). Code objects the
+ * extension could not mark (an allocation without the GIL) are resolved but
+ * never remembered.
+ *
+ * Context: every function runs in the thread the record belongs to, with
+ * its guard set; interning takes the lock.
+ *
+ * The frame source (all static inline, defined before including this):
+ *   int fil_src_open(fil_src_t *s)    the calling thread's frames: 0, or
+ *                                      -1 if it runs no Python code
+ *   int fil_src_compare(fil_src_t *s, const fil_pythread_t *t,
+ *                       uint32_t assume, uint32_t *lowest, fil_pyraw_t *top)
+ *       compare the live frames with t->key as if there were `assume` of
+ *       them (innermost frame j is level assume - 1 - j; t->cap >= assume);
+ *       returns how many there are and, when that is `assume`, the lowest
+ *       level whose (code, instruction) differs (levels >= t->resolved are
+ *       resolved again whatever it says), else anything; and the innermost
+ *       frame into *top (untouched if there is none)
+ *   int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count)
+ *       the innermost `count` frames, innermost first, into t->scratch
+ *   int fil_src_top(fil_src_t *s, fil_pyraw_t *top, fil_pyraw_t *below)
+ *       the innermost frame and the one below it (frame NULL if none): 1,
+ *       2 if the innermost has not run its first instruction yet, 0 if
+ *       there is none
+ *   uint32_t fil_src_func_of(const void *code, unsigned *flags)
+ *   uint32_t fil_src_line_of(const void *code, const void *instr)
+ *   uint32_t fil_src_intern(uint32_t parent, uint32_t func, uint32_t line)
+ *   int fil_src_reserve(fil_pythread_t *t, uint32_t n)
+ *   int fil_src_map_cache(fil_pythread_t *t)
+ *   uint32_t fil_src_epoch(void)       bumped when a marked code object dies
+ *   int fil_src_events(void)           1 in event mode
+ *   int fil_src_hook(fil_src_t *s, int on)
+ *       deep mode: put our profile hook on the calling thread (1 if it is
+ *       on now) or take it off (0); 0 where there is no deep mode
+ *   int fil_src_hooked(fil_src_t *s)   1 if our hook is still the thread's
+ */
+#ifndef FIL_PYRESOLVE_H
+#define FIL_PYRESOLVE_H
+
+#include <stdint.h>
+
+#include "fil/common.h"
+#include "fil/pyapi.h"
+
+/* A fresh entry i for a frame: no node, no ways. */
+static inline void fil_resolve_init_entry(fil_pythread_t *t, uint32_t i, const fil_pyraw_t *r) {
+    fil_pyentry_t *e = &t->e[i];
+    t->key[i] = (fil_pykey_t){r->code, r->instr};
+    e->frame = r->frame;
+    e->code = r->code;
+    e->func = FIL_NONE;
+    e->node = 0;
+    e->next_way = 0;
+    e->trusted = 0;
+    e->flags = 0;
+    e->role = FIL_PYROLE_UNSET;
+    for (int w = 0; w < FIL_PY_WAYS; w++)
+        e->way_instr[w] = NULL;
+}
+
+/* The call-cache slot of (code, instr, parent); NULL without a cache. */
+static fil_pycache_t *cache_slot(fil_pythread_t *t, const void *code, const void *instr,
+                                 uint32_t parent) {
+    if (FIL_UNLIKELY(!t->cache) && fil_src_map_cache(t) != 0)
+        return NULL;
+    uint64_t h = ((uint64_t)(uintptr_t)code ^ ((uint64_t)(uintptr_t)instr << 7) ^
+                  ((uint64_t)parent << 40)) *
+                 UINT64_C(0x9e3779b97f4a7c15);
+    return &t->cache[h >> (64 - FIL_PY_CACHE_BITS)];
+}
+
+/* The role of an entry whose caller's role is `below` (FIL_PYROLE_ROOT for
+ * the outermost frame), from its code's flags. */
+static uint8_t role_of(uint8_t below, uint8_t flags) {
+    if (below == FIL_PYROLE_SWALLOWED)
+        return FIL_PYROLE_SWALLOWED;
+    if ((below == FIL_PYROLE_ROOT || below == FIL_PYROLE_HIDDEN) && (flags & FIL_PYFUNC_LAUNCHER))
+        return flags & FIL_PYFUNC_MODULE ? FIL_PYROLE_SWALLOWED /* runpy's own import */
+                                         : FIL_PYROLE_HIDDEN;
+    if (below == FIL_PYROLE_HIDDEN && !(flags & FIL_PYFUNC_MODULE))
+        return FIL_PYROLE_SWALLOWED;
+    return FIL_PYROLE_SHOWN;
+}
+
+/* Name entry i's code once: its function, trust, flags and role. */
+static void name_entry(fil_pythread_t *t, uint32_t i) {
+    fil_pyentry_t *e = &t->e[i];
+    unsigned flags = t->in_pymem ? FIL_PYFUNC_MAY_MARK : 0;
+    e->func = fil_src_func_of(e->code, &flags);
+    e->trusted = (flags & FIL_PYFUNC_TRUSTED) != 0;
+    e->flags = (uint8_t)flags;
+    uint8_t below = i ? t->e[i - 1].role : FIL_PYROLE_ROOT;
+    e->role = e->func == FIL_NONE ? FIL_PYROLE_HIDDEN : role_of(below, e->flags);
+}
+
+/*
+ * The node of entry i under parent at its instruction: its ways, then the
+ * call cache, then the line lookup and interning. Names the entry on first
+ * use; an untrusted code object's entry has its key's code cleared, so it
+ * never matches and is resolved again next time (it cannot be remembered).
+ */
+static uint32_t resolve_entry(fil_pythread_t *t, uint32_t i, uint32_t parent, int events) {
+    fil_pyentry_t *e = &t->e[i];
+    fil_pykey_t *k = &t->key[i];
+    for (int w = 0; w < FIL_PY_WAYS; w++)
+        if (e->way_instr[w] == k->instr && k->instr)
+            return e->node = e->way_node[w]; /* only trusted entries fill ways */
+    if (e->role == FIL_PYROLE_UNSET)
+        name_entry(t, i);
+    fil_pycache_t *c = e->trusted ? cache_slot(t, e->code, k->instr, parent) : NULL;
+    if (c && c->code == e->code && c->instr == k->instr && c->parent == parent) {
+        e->node = c->node;
+    } else {
+        e->node = e->role != FIL_PYROLE_SHOWN
+                      ? parent
+                      : fil_src_intern(parent, e->func, fil_src_line_of(e->code, k->instr));
+        if (c && e->node)
+            *c = (fil_pycache_t){e->code, k->instr, parent, e->node};
+    }
+    if (e->trusted) {
+        uint32_t w = e->next_way++ % FIL_PY_WAYS;
+        e->way_instr[w] = k->instr;
+        e->way_node[w] = e->node;
+    } else {
+        k->code = NULL; /* never matches in a walk: its code may die unnoticed */
+    }
+    (void)events;
+    return e->node;
+}
+
+/* The code-object epoch moved: addresses remembered may now name other
+ * code (mirrored frames are alive, and so are their code objects). */
+static void check_epoch(fil_pythread_t *t, int mirror) {
+    uint32_t now = fil_src_epoch();
+    if (FIL_LIKELY(t->epoch == now))
+        return;
+    t->epoch = now;
+    if (t->cache)
+        for (uint32_t i = 0; i < (1u << FIL_PY_CACHE_BITS); i++)
+            t->cache[i].code = NULL;
+    if (!mirror || !t->mirrored) {
+        t->depth = t->resolved = 0;
+    } else {
+        for (uint32_t i = 0; i < t->depth; i++)
+            for (int w = 0; w < FIL_PY_WAYS; w++)
+                t->e[i].way_instr[w] = NULL;
+    }
+}
+
+/*
+ * The lowest level where the live chain differs from the resolved one, the
+ * innermost frame, and the number of frames (-1: no Python). The first
+ * pass compares as if the depth moved as it did last time (unchanged in a
+ * loop, one deeper at each level of a recursion going down, one shallower
+ * coming back), so that it is usually the only one; a second, aligned pass
+ * when that guess was wrong.
+ */
+static int differs(fil_src_t *s, fil_pythread_t *t, uint32_t *lowest, fil_pyraw_t *top) {
+    int64_t guess = (int64_t)t->depth + t->last_delta;
+    uint32_t assume = guess < 0 ? 0 : (uint32_t)guess;
+    if (assume > t->cap && fil_src_reserve(t, assume) != 0)
+        assume = t->depth;
+    int got = fil_src_compare(s, t, assume, lowest, top);
+    if (got >= 0 && (uint32_t)got != assume) {
+        uint32_t n = (uint32_t)got;
+        if (n > t->cap && fil_src_reserve(t, n) != 0)
+            return -1;
+        got = fil_src_compare(s, t, n, lowest, top);
+        if (got != (int)n)
+            return -1; /* our own frames cannot have moved */
+    }
+    if (got >= 0)
+        t->last_delta = (int32_t)((int64_t)got - t->depth);
+    return got;
+}
+
+/*
+ * Walk mode: compare the live chain with the resolved one, keep the longest
+ * equal prefix of resolved entries, resolve the rest. Leaves the chain
+ * resolved and mirrored (every entry's frame is live now). Cost: O(depth)
+ * loads and comparisons (no store), plus collecting and resolving the
+ * frames from the first difference inwards; in a loop that allocates, only
+ * the innermost frame, through its ways.
+ */
+static uint32_t walk(fil_src_t *s, fil_pythread_t *t, int events) {
+    uint32_t lowest;
+    fil_pyraw_t top = {NULL, NULL, NULL};
+    int got = differs(s, t, &lowest, &top);
+    if (got < 0)
+        return t->base;
+    if (got == 0) { /* no Python frame (yet, or any more) */
+        t->depth = t->resolved = 0;
+        t->mirrored = 1;
+        return t->base;
+    }
+    uint32_t n = (uint32_t)got, k = lowest < t->resolved ? lowest : t->resolved;
+    if (k == n)
+        return t->e[n - 1].node;
+    if (k == n - 1 && n == t->depth && t->key[k].code == top.code && t->e[k].role) {
+        /* A loop: only the innermost frame moved; its ways, mostly. */
+        fil_pyentry_t *e = &t->e[k];
+        t->key[k].instr = top.instr;
+        e->frame = top.frame;
+        for (int w = 0; w < FIL_PY_WAYS; w++)
+            if (e->way_instr[w] == top.instr)
+                return e->node = e->way_node[w];
+        return resolve_entry(t, k, k ? t->e[k - 1].node : t->base, events);
+    }
+    if (fil_src_fill(s, t, n - k) != (int)(n - k))
+        return t->base;
+    uint32_t parent = k ? t->e[k - 1].node : t->base;
+    for (uint32_t i = k; i < n; i++) {
+        const fil_pyraw_t *r = &t->scratch[n - 1 - i];
+        if (i < t->depth && i == k && t->key[i].code == r->code && t->e[i].role != FIL_PYROLE_UNSET) {
+            t->key[i].instr = r->instr; /* the same code, moved on: its ways still hold */
+            t->e[i].frame = r->frame;
+            t->e[i].code = r->code;
+        } else {
+            fil_resolve_init_entry(t, i, r);
+        }
+        parent = resolve_entry(t, i, parent, events);
+    }
+    t->depth = t->resolved = n;
+    t->mirrored = 1;
+    return parent;
+}
+
+/* Entry i's instruction is now instr: it must be resolved again if moved. */
+static void moved(fil_pythread_t *t, uint32_t i, const void *instr) {
+    if (t->key[i].instr == instr)
+        return;
+    t->key[i].instr = instr;
+    if (t->resolved > i)
+        t->resolved = i;
+}
+
+/* Event mode: the mirror is right; resolve what moved. */
+static uint32_t from_mirror(fil_pythread_t *t, const fil_pyraw_t *top) {
+    moved(t, t->depth - 1, top->instr);
+    uint32_t parent = t->resolved ? t->e[t->resolved - 1].node : t->base;
+    for (uint32_t i = t->resolved; i < t->depth; i++)
+        parent = resolve_entry(t, i, parent, 1);
+    t->resolved = t->depth;
+    return parent;
+}
+
+/*
+ * fil_resolve_enter - event mode: frame f starts or resumes on top of
+ * caller (caller->frame NULL: f is the outermost frame). Keeps the mirror
+ * if f sits on the mirrored top, else drops it. Context: the thread itself.
+ */
+static inline void fil_resolve_enter(fil_pythread_t *t, const fil_pyraw_t *f,
+                                     const fil_pyraw_t *caller) {
+    if (!t->mirrored)
+        return;
+    const void *top = t->depth ? t->e[t->depth - 1].frame : NULL;
+    if (top == f->frame && (t->depth > 1 ? t->e[t->depth - 2].frame : NULL) == caller->frame)
+        return; /* a walk got here first (the report came after an allocation) */
+    if (top != caller->frame || (t->depth == t->cap && fil_src_reserve(t, t->depth + 1) != 0)) {
+        t->mirrored = 0;
+        return;
+    }
+    if (t->depth)
+        moved(t, t->depth - 1, caller->instr); /* where it called from */
+    fil_resolve_init_entry(t, t->depth++, f);
+}
+
+/* fil_resolve_exit - event mode: frame f returns, yields or unwinds.
+ * Context: the thread itself. */
+static inline void fil_resolve_exit(fil_pythread_t *t, const void *frame) {
+    if (!t->mirrored)
+        return;
+    if (!t->depth || t->e[t->depth - 1].frame != frame) {
+        t->mirrored = 0;
+        return;
+    }
+    t->depth--;
+    if (t->resolved > t->depth)
+        t->resolved = t->depth;
+}
+
+/* Event mode (sys.monitoring, or deep mode's hook): the mirror, checked
+ * against the innermost frame; a walk when it does not hold. */
+static uint32_t from_events(fil_src_t *s, fil_pythread_t *t) {
+    fil_pyraw_t top = {NULL, NULL, NULL}, below = {NULL, NULL, NULL};
+    int r = fil_src_top(s, &top, &below);
+    if (t->mirrored && r == 0 && t->depth == 0)
+        return t->base;
+    if (r == 2)
+        return FIL_NODE_UNTRACKED; /* instrumentation for our events: ours */
+    if (t->mirrored && r > 0 && (!t->depth || t->e[t->depth - 1].frame != top.frame))
+        fil_resolve_enter(t, &top, &below); /* pushed, its start not reported yet */
+    int on_top = t->mirrored && r > 0 && t->depth && t->e[t->depth - 1].frame == top.frame &&
+                 t->e[t->depth - 1].code == top.code;
+    return on_top ? from_mirror(t, &top) : walk(s, t, 1);
+}
+
+/* The resolved chain equals the live one by content (a walk said so) but
+ * may name other, equal frames: take the live frames' identities, so that
+ * events can be checked against them. */
+static void remirror(fil_src_t *s, fil_pythread_t *t) {
+    uint32_t n = t->depth;
+    if (fil_src_fill(s, t, n) != (int)n)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        const fil_pyraw_t *r = &t->scratch[n - 1 - i];
+        if (t->e[i].code != r->code)
+            return; /* it moved after all: the next walk sees it */
+        t->e[i].frame = r->frame;
+    }
+    t->mirrored = 1;
+}
+
+/* Deep mode's hook goes on over a deep stack and off over a shallow one,
+ * only where the C API may be called (an allocation of Python's object
+ * allocator, GIL held). After a walk the mirror is right, as the hook's
+ * reports need. */
+static void deep_mode(fil_src_t *s, fil_pythread_t *t) {
+    if (!t->in_pymem)
+        return;
+    if (!t->hooked && t->depth > FIL_PY_DEEP_ON) {
+        if (!t->mirrored)
+            remirror(s, t);
+        if (t->mirrored)
+            t->hooked = (uint32_t)fil_src_hook(s, 1);
+    } else if (t->hooked && t->depth < FIL_PY_DEEP_OFF) {
+        t->hooked = (uint32_t)fil_src_hook(s, 0);
+    }
+}
+
+/*
+ * fil_resolve - the node of the calling thread's Python frames (t->base if
+ * it runs none, FIL_NODE_UNTRACKED for an allocation the interpreter makes
+ * to instrument code for our events). Context: the thread itself, guard
+ * set, no lock held.
+ */
+static uint32_t fil_resolve(fil_pythread_t *t) {
+    fil_src_t s;
+    if (fil_src_open(&s) != 0)
+        return t->base;
+    if (t->hooked && !fil_src_hooked(&s)) { /* someone else's hook replaced ours */
+        t->hooked = 0;
+        t->mirrored = 0;
+    }
+    int events = fil_src_events() || t->hooked;
+    check_epoch(t, events);
+    uint32_t node = events ? from_events(&s, t) : walk(&s, t, 0);
+    if (!fil_src_events())
+        deep_mode(&s, t);
+    return node;
+}
+
+#endif
