@@ -268,10 +268,11 @@ int fil_oom_check(const char *fn, size_t size) {
     __atomic_store_n(&refreshing, 0, __ATOMIC_RELEASE);
     if (!oom)
         return 0;
-    fil_oom_dump(FIL_REASON_PREDICTED, fn, size, fil_stacks_current(), 0, NULL, v.kind, v.limit,
-                 v.room);
+    if (fil_oom_dump(FIL_REASON_PREDICTED, fn, size, fil_stacks_current(), 0, NULL, v.kind,
+                     v.limit, v.room) < 0)
+        return 0; /* no dump possible: let the real allocator decide */
     if (!fil_oom_cfg.continue_mode)
-        _exit(FIL_EXIT_OOM);
+        _exit(FIL_EXIT_OOM); /* the files are complete: fil_oom_dump returned */
     errno = ENOMEM;
     return -1;
 }
@@ -295,10 +296,10 @@ void fil_oom_failed(const char *fn, size_t size) {
     fil_limit_kind_t kind;
     uint64_t limit;
     uint64_t room = fil_limits_headroom(&l, &kind, &limit);
-    fil_oom_dump(FIL_REASON_ALLOC_FAILED, fn, size, fil_stacks_current(), 0, NULL, kind, limit,
-                 room);
-    if (!fil_oom_cfg.continue_mode)
-        _exit(FIL_EXIT_OOM);
+    if (fil_oom_dump(FIL_REASON_ALLOC_FAILED, fn, size, fil_stacks_current(), 0, NULL, kind,
+                     limit, room) >= 0 &&
+        !fil_oom_cfg.continue_mode)
+        _exit(FIL_EXIT_OOM); /* the files are complete: fil_oom_dump returned */
     errno = e;
 }
 
