@@ -83,6 +83,29 @@ int fil_limits_read_meminfo(const char *root, uint64_t *total, uint64_t *avail,
 }
 
 /* See limits_internal.h. Context: SIGNAL CONTEXT: stack buffers only. */
+int fil_limits_read_commit(const char *root, uint64_t *commit_limit, uint64_t *committed,
+                           uint64_t *swap_total)
+{
+    char path[FIL_LIMITS_PATH_MAX];
+    char buf[512];
+    fil_limits_lines_t lr;
+    char *line;
+    int found = 0;
+
+    if (fil_limits_path(path, sizeof path, root, "/proc/meminfo", NULL, NULL) < 0)
+        return -1;
+    if (fil_limits_lines_open(&lr, path, buf, sizeof buf) < 0)
+        return -1;
+    while (found < 3 && fil_limits_lines_next(&lr, &line) >= 0) {
+        found += meminfo_field(line, "CommitLimit", commit_limit);
+        found += meminfo_field(line, "Committed_AS", committed);
+        found += meminfo_field(line, "SwapTotal", swap_total);
+    }
+    fil_limits_lines_close(&lr);
+    return found;
+}
+
+/* See limits_internal.h. Context: SIGNAL CONTEXT: stack buffers only. */
 int fil_limits_read_statm(const char *root, uint64_t page_size, uint64_t *vm_size,
                           uint64_t *vm_data)
 {

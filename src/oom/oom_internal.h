@@ -25,6 +25,7 @@ typedef struct fil_oom_config {
     int verbose;
     uint64_t margin;       /* safety margin for cgroup / system limits */
     uint64_t fail_after;   /* FIL_TEST_FAIL_AFTER: fail the Nth allocation (0: off) */
+    int overcommit;        /* vm.overcommit_memory: 0 heuristic, 1 always, 2 never */
     uintptr_t self_lo, self_hi; /* text of libfilpreload.so, skipped in native stacks */
 } fil_oom_config_t;
 
