@@ -57,8 +57,10 @@ typedef struct fil_cli_args {
     int oom_detection;                      /* 0 with --disable-oom-detection */
     int has_memory_limit;                   /* --memory-limit given */
     uint64_t memory_limit;                  /* its value in bytes */
+    const char *memory_limit_text;          /* ... as typed, for messages */
     int has_safety_margin;                  /* --safety-margin given */
     uint64_t safety_margin;                 /* its value in bytes */
+    const char *safety_margin_text;         /* ... as typed, for messages */
     int python_form;                        /* 1 for `python`, 0 for `run` */
     const char *pyopts[FIL_CLI_MAX_PYOPTS]; /* interpreter options, in order */
     int npyopts;
@@ -113,6 +115,17 @@ typedef struct fil_cli_child {
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
 int fil_cli_find_program(const char *name, char *out, size_t len);
+int fil_cli_probe(const fil_cli_child_t *c, char *out, size_t outlen, int *status);
+
+/* limitcheck.c */
+typedef struct fil_cli_install {
+    const char *python;  /* resolved interpreter */
+    const char *preload; /* libfilpreload.so */
+    const char *pkgdir;  /* folder holding the filprofiler package */
+} fil_cli_install_t;
+int fil_cli_check_limits(const fil_cli_args_t *a, const fil_cli_install_t *in);
+int fil_cli_explain_start_failure(const fil_cli_args_t *a, int state_fd, int exit_status,
+                                  int term_signal);
 
 /* browser.c */
 void fil_cli_open_browser(const char *path);

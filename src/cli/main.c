@@ -65,7 +65,8 @@ static const char usage_text[] =
     "Options (before or after the command word):\n"
     "  -o, --output DIR          result folder parent (default: fil-result)\n"
     "      --no-browser          do not open the report in a browser\n"
-    "      --memory-limit SIZE   run with a soft address-space limit (e.g. 2G)\n"
+    "      --memory-limit SIZE   run with a soft address-space limit (e.g. 2G;\n"
+    "                            a number without a unit is bytes)\n"
     "      --on-oom=exit|continue  after an out-of-memory dump: exit with status\n"
     "                            53 (default), or let the failure reach Python\n"
     "      --disable-oom-detection  no out-of-memory detection or dump\n"
@@ -76,7 +77,7 @@ static const char usage_text[] =
     "\n"
     "Results go to DIR/<timestamp>/ (DIR/latest points at the newest).\n"
     "Exit status: the program's own; 53 on a detected out-of-memory; 128+N if\n"
-    "the program died of signal N; 2 on a usage error.\n"
+    "the program died of signal N; 2 on a usage error or a refused limit.\n"
     "Environment: FIL_PYTHON selects the interpreter (default " FIL_DEFAULT_PYTHON ").\n";
 
 /* Print one FIL_MSG_PREFIX line to stderr. Context: supervisor. */
@@ -284,15 +285,17 @@ static void explain_death(const fil_run_info_t *in)
             in->oom_kills_before, in->oom_kills_after);
 }
 
-/* Render the reports, print what was written, open the browser. */
-static void render(launch_t *l)
+/* Render the reports, print what was written, open the browser. `quiet`:
+ * the reason for an unusable state was already given. */
+static void render(launch_t *l, int quiet)
 {
     char err[512] = "";
     char index[PATH_MAX + 16], absindex[PATH_MAX + 16];
     int flags = fil_render_reports(l->state_fd, l->absdir, &l->info, err, sizeof err);
 
     if (flags < 0) {
-        say("error: %s", err[0] ? err : "cannot write the reports");
+        if (!quiet)
+            say("error: %s", err[0] ? err : "cannot write the reports");
         return;
     }
     snprintf(index, sizeof index, "%s/index.html", l->shown);
@@ -313,7 +316,7 @@ static int launch(const fil_cli_args_t *a)
 {
     static launch_t l; /* several PATH_MAX buffers: kept off the stack */
     const char **cmd = calloc((size_t)fil_cli_command_argc(a) + 1, sizeof *cmd);
-    int r = FIL_CLI_EXIT_USAGE;
+    int r = FIL_CLI_EXIT_USAGE, explained;
 
     l.a = a;
     l.state_fd = -1;
@@ -326,6 +329,9 @@ static int launch(const fil_cli_args_t *a)
         goto out;
     }
     check_memory_limit(a);
+    fil_cli_install_t in = {l.python, l.preload, l.pkgdir};
+    if (fil_cli_check_limits(a, &in))
+        goto out;
     if (make_result_dir(&l) || make_state_fd(&l))
         goto out;
     fil_cli_command_argv(a, cmd);
@@ -334,8 +340,11 @@ static int launch(const fil_cli_args_t *a)
     l.info.python = l.python;
     switch (run_child(&l)) {
     case 0:
-        explain_death(&l.info);
-        render(&l);
+        explained = fil_cli_explain_start_failure(a, l.state_fd, l.info.exit_status,
+                                                  l.info.term_signal);
+        if (!explained)
+            explain_death(&l.info);
+        render(&l, explained);
         r = l.info.exit_status;
         break;
     case 1:

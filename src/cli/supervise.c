@@ -231,6 +231,81 @@ int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_sign
     return exec_errno ? 1 : 0;
 }
 
+/*
+ * In the forked probe child: stdin and stderr on /dev/null, stdout on outfd
+ * (or /dev/null), the memory limit, exec. Never returns. Context: child
+ * after fork of a single-threaded parent.
+ */
+static void probe_exec(const fil_cli_child_t *c, int outfd)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(outfd >= 0 ? outfd : null, 1);
+        dup2(null, 2);
+    }
+    if (!c->has_memory_limit || set_as_limit(c->memory_limit) == 0)
+        execve(c->python, (char *const *)c->argv, c->envp);
+    _exit(FIL_CLI_EXIT_EXEC);
+}
+
+/* Read fd to EOF into out (NUL-terminated, the rest dropped); close fd. */
+static void read_all(int fd, char *out, size_t outlen)
+{
+    size_t n = 0;
+    char sink[256];
+
+    for (;;) {
+        int full = n + 1 >= outlen;
+        ssize_t r = read(fd, full ? sink : out + n, full ? sizeof sink : outlen - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (!full)
+            n += (size_t)r;
+    }
+    if (outlen > 0)
+        out[n] = '\0';
+    close(fd);
+}
+
+/*
+ * Run c to its end as a probe: stdin and stderr on /dev/null, stdout into
+ * out (outlen bytes, NUL-terminated; out NULL: /dev/null), no signal
+ * forwarding, no state file (c->state_fd is ignored). The wait status into
+ * *status. 0, or -1 if it could not be started (message printed).
+ * Context: supervisor, before the real run.
+ */
+int fil_cli_probe(const fil_cli_child_t *c, char *out, size_t outlen, int *status)
+{
+    int pfd[2] = {-1, -1};
+    pid_t pid;
+
+    if (out && pipe2(pfd, O_CLOEXEC) != 0) {
+        fprintf(stderr, FIL_MSG_PREFIX "error: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0)
+        probe_exec(c, pfd[1]);
+    if (pfd[1] >= 0)
+        close(pfd[1]);
+    if (pid < 0) {
+        fprintf(stderr, FIL_MSG_PREFIX "error: fork: %s\n", strerror(errno));
+        if (pfd[0] >= 0)
+            close(pfd[0]);
+        return -1;
+    }
+    if (pfd[0] >= 0)
+        read_all(pfd[0], out, outlen);
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
 /* 0 if path is an executable regular file, else an errno value. */
 static int check_executable(const char *path)
 {

@@ -151,9 +151,28 @@ static int lost(void) {
     return 0;
 }
 
-/* Headline and where the files went, on stderr. SIGNAL CONTEXT. */
+/* For a predicted out-of-memory: what was left, and the margin it was
+ * compared with, on stderr. SIGNAL CONTEXT: stack buffer only. */
+static void say_margin(void) {
+    char buf[256];
+    fil_writer_t w;
+    fil_writer_init(&w, 2, buf, sizeof buf);
+    fil_write_str(&w, FIL_MSG_PREFIX "Predicted: ");
+    fil_write_size(&w, fil_state->oom.headroom);
+    fil_write_str(&w, fil_state->oom.limit_kind == FIL_LIMIT_CGROUP
+                          ? " left under the cgroup limit, less than the safety margin of "
+                          : " of memory available, less than the safety margin of ");
+    fil_write_size(&w, fil_state->margin);
+    fil_write_str(&w, " (--safety-margin)\n");
+    fil_writer_flush(&w);
+}
+
+/* Headline, the margin of a prediction, where the files went, on stderr.
+ * SIGNAL CONTEXT. */
 static void announce(const char *title, int r) {
     fil_oom_say(title, NULL, NULL);
+    if (fil_state->oom.reason == FIL_REASON_PREDICTED)
+        say_margin();
     if (r == 0)
         fil_oom_say("Wrote out-of-memory report to ", fil_oom_cfg.display_dir, "/out-of-memory.svg");
     else

@@ -79,7 +79,10 @@ static void copy_env(char *out, size_t cap, const char *name, const char *dflt) 
     out[n] = 0;
 }
 
-/* Default margin: 5% of the tightest cgroup/system limit, within [16, 256] MiB. */
+/* Default margin: 5% of the tightest cgroup/system limit, within [16, 256]
+ * MiB, and never more than a quarter of that limit (a 32 MiB cgroup gets
+ * 8 MiB: a margin the size of the limit would call every allocation out of
+ * memory). */
 static uint64_t default_margin(const fil_limits_t *l) {
     uint64_t base = l->cgroup_limit != FIL_UNLIMITED ? l->cgroup_limit : l->mem_total;
     uint64_t m = base / 20;
@@ -87,6 +90,8 @@ static uint64_t default_margin(const fil_limits_t *l) {
         m = UINT64_C(16) << 20;
     if (m > budget_cap)
         m = budget_cap;
+    if (base && m > base / 4)
+        m = base / 4;
     return m;
 }
 
