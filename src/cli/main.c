@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@
 #include "cli.h"
 #include "fil/common.h"
 #include "fil/render.h"
+#include "fil/state.h"
+#include "fil/sys.h"
 
 #ifndef FIL_DEFAULT_PYTHON
 #define FIL_DEFAULT_PYTHON "python3"
@@ -209,24 +212,20 @@ static int make_result_dir(launch_t *l)
 
 /*
  * Create the shared state file: an empty memfd, close-on-exec (the child
- * clears that flag), never on fds 0-2 (which the program owns even if they
- * were closed). 0, or -1 with the error printed.
+ * clears that flag), at a high descriptor number (fil_sys_fd_high: never
+ * 0-2, which the program owns even if they were closed, and out of the
+ * way of the program's own files, which the child inherits it beside).
+ * 0, or -1 with the error printed.
  */
 static int make_state_fd(launch_t *l)
 {
     int fd = memfd_create("fil-state", MFD_CLOEXEC);
 
-    if (fd >= 0 && fd < 3) {
-        int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-
-        close(fd);
-        fd = moved;
-    }
     if (fd < 0) {
         say("error: cannot create the state file: %s", strerror(errno));
         return -1;
     }
-    l->state_fd = fd;
+    l->state_fd = fil_sys_fd_high(fd);
     return 0;
 }
 
@@ -308,6 +307,25 @@ static void render(launch_t *l, int quiet)
         fil_cli_open_browser(absindex);
 }
 
+/* Warn when the state could not record everything (the program closed the
+ * state's descriptor and it could not be opened again, or the file could not
+ * grow): the report then charges that memory to the nearest recorded caller. */
+static void warn_dropped(const launch_t *l)
+{
+    uint64_t stacks = 0, allocs = 0;
+
+    if (pread(l->state_fd, &stacks, sizeof stacks,
+              offsetof(fil_state_header_t, stacks_dropped)) != (ssize_t)sizeof stacks ||
+        pread(l->state_fd, &allocs, sizeof allocs, offsetof(fil_state_header_t, dropped)) !=
+            (ssize_t)sizeof allocs)
+        return;
+    if (stacks || allocs)
+        say("warning: the state file could not grow (did the program close the profiler's "
+            "descriptor?): %" PRIu64 " call stacks and %" PRIu64 " allocations could not be "
+            "recorded; their memory is shown under the nearest recorded caller",
+            stacks, allocs);
+}
+
 /*
  * Everything after a successful parse. Returns the exit status: the
  * program's, 2 for setup errors, 127 if the interpreter cannot be run.
@@ -345,6 +363,7 @@ static int launch(const fil_cli_args_t *a)
         if (!explained)
             explain_death(&l.info);
         render(&l, explained);
+        warn_dropped(&l);
         r = l.info.exit_status;
         break;
     case 1:
