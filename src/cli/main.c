@@ -8,7 +8,8 @@
  * exist, the interpreter is executable); then create the result folder and
  * the shared state file (a memfd the child grows and fills); run the child
  * (supervise.c); render the reports from the state (src/render); print what
- * was written; open the browser; exit with the program's own status.
+ * was written; open the browser; exit with the program's own status, or
+ * die of the signal the program died of (sigpolicy.c).
  *
  * The launcher writes only to stderr, each line starting with
  * FIL_MSG_PREFIX, and never touches stdout except for --help and --version,
@@ -334,7 +335,7 @@ static int launch(const fil_cli_args_t *a)
 {
     static launch_t l; /* several PATH_MAX buffers: kept off the stack */
     const char **cmd = calloc((size_t)fil_cli_command_argc(a) + 1, sizeof *cmd);
-    int r = FIL_CLI_EXIT_USAGE, explained;
+    int r = FIL_CLI_EXIT_USAGE, explained, die = 0;
 
     l.a = a;
     l.state_fd = -1;
@@ -358,6 +359,7 @@ static int launch(const fil_cli_args_t *a)
     l.info.python = l.python;
     switch (run_child(&l)) {
     case 0:
+        fil_cli_render_phase(l.absdir); /* from here a stop signal stops the render */
         explained = fil_cli_explain_start_failure(a, l.state_fd, l.info.exit_status,
                                                   l.info.term_signal);
         if (!explained)
@@ -365,6 +367,7 @@ static int launch(const fil_cli_args_t *a)
         render(&l, explained);
         warn_dropped(&l);
         r = l.info.exit_status;
+        die = l.info.term_signal;
         break;
     case 1:
         r = FIL_CLI_EXIT_EXEC;
@@ -374,6 +377,8 @@ out:
     if (l.state_fd >= 0)
         close(l.state_fd);
     free(cmd);
+    if (die)
+        fil_cli_die_of(die); /* as the program did: a shell sees 128+N */
     return r;
 }
 
