@@ -27,7 +27,10 @@ static inline int fil_trylock(void) {
     return __atomic_exchange_n(&fil_lock_word, 1, __ATOMIC_ACQUIRE) == 0;
 }
 
-/* Context: any thread; never while holding it already. */
+/* Context: any thread; never while holding it already. NOT SIGNAL-SAFE:
+ * it spins without bound, and the code a signal interrupted may hold the
+ * lock; signal context uses fil_lock_timed (scripts/check-signal-safety
+ * enforces it). */
 static inline void fil_lock(void) {
     if (!__atomic_load_n(&fil_lock_needed, __ATOMIC_RELAXED))
         return;
