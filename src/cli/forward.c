@@ -123,6 +123,7 @@ static int noted(fil_cli_forward_t *f, const struct signalfd_siginfo *si, uint64
             continue;
         if (copy.sig == (int32_t)si->ssi_signo && copy.code == si->ssi_code &&
             copy.pid == sender(si) && copy.t_ns >= since) {
+            FIL_ASSERT(seq != 0 && f->claimed[k] != seq); /* a note matches once */
             f->claimed[k] = seq;
             return 1;
         }

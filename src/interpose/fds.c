@@ -27,6 +27,7 @@ FIL_API int pipe2(int fds[2], int flags) {
     if (r == 0 && (fil_guard || fil_in_dump)) {
         fds[0] = fil_sys_fd_high(fds[0]);
         fds[1] = fil_sys_fd_high(fds[1]);
+        FIL_ASSERT(fds[0] > 2 && fds[1] > 2); /* never one of the program's 0-2 */
     }
     return r;
 }

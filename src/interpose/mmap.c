@@ -46,6 +46,7 @@ FIL_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
     }
     void *p = raw_mmap(addr, len, prot, flags, fd, off);
     if (p != MAP_FAILED) {
+        FIL_ASSERT(len > 0); /* the tracker never gets an empty range */
         if (anon)
             fil_tracker_map(p, len, fil_stacks_current());
         else if (flags & MAP_FIXED)

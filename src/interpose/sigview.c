@@ -123,6 +123,7 @@ static void store(int sig, const struct sigaction *act) {
     __atomic_store_n(&p->handler, (void *)act->sa_handler, __ATOMIC_RELAXED);
     __atomic_store_n(&p->flags, act->sa_flags, __ATOMIC_RELAXED);
     __atomic_store_n(&p->seq, p->seq + 1, __ATOMIC_RELEASE);
+    FIL_ASSERT(!(p->seq & 1)); /* readers see a finished write */
     p->act = *act;
 }
 

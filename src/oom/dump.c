@@ -145,6 +145,7 @@ static int draw(char *title, size_t tlen) {
  * SIGNAL CONTEXT: futex and pause only.
  */
 static int lost(void) {
+    FIL_ASSERT(__atomic_load_n(&dump_owner, __ATOMIC_ACQUIRE) != (int)syscall(SYS_gettid));
     wait_done();
     if (__atomic_load_n(&dump_ends, __ATOMIC_ACQUIRE))
         fil_oom_wait_forever();

@@ -155,6 +155,7 @@ static int size_arena(uint64_t nodes) {
     if (!p)
         return -1;
     prefault(p, old_size, size);
+    FIL_ASSERT(size > old_size && want_nodes >= nodes); /* the arena only grows */
     fil_lock();
     fil_oom_arena = p;
     fil_oom_arena_size = size;
@@ -304,6 +305,7 @@ int fil_oom_check(const char *fn, size_t size) {
     verdict_t v = {FIL_LIMIT_NONE, 0, 0, 0};
     int oom = too_big(&l, size, &v);
     uint64_t b = v.allow / 4 < budget_cap ? v.allow / 4 : budget_cap;
+    FIL_ASSERT(b <= budget_cap && (!oom || v.room < fil_oom_cfg.margin));
     __atomic_store_n(&fil_oom_budget, (int64_t)b, __ATOMIC_RELAXED);
     __atomic_store_n(&refreshing, 0, __ATOMIC_RELEASE);
     if (!oom)
@@ -320,6 +322,7 @@ int fil_oom_check(const char *fn, size_t size) {
 int fil_oom_refill(const char *fn, size_t size) {
     if (size < (UINT64_C(1) << 20))
         fil_oom_local += (int64_t)size; /* undo the fast path's subtraction */
+    FIL_ASSERT(fil_oom_local >= 0); /* the allowance is never overdrawn */
     if (!fil_oom_cfg.fail_after && size < (UINT64_C(1) << 40) &&
         __atomic_sub_fetch(&fil_oom_budget, (int64_t)size + SLICE, __ATOMIC_RELAXED) >= 0) {
         fil_oom_local += SLICE; /* the request itself was paid from the budget */

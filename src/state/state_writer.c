@@ -78,6 +78,7 @@ int fil_state_open(int fd) {
         if (fd < 0)
             return -1;
         fd = fil_sys_fd_high(fd);
+        FIL_ASSERT(fd > 2);
     }
     if (ftruncate(fd, FIL_STATE_HEADER_SIZE) != 0)
         return -1;
@@ -146,6 +147,7 @@ static int reopen_state(void) {
         return -1;
     }
     state_fd = fil_sys_fd_high(fd);
+    FIL_ASSERT(state_fd > 2); /* never one of the program's 0-2 */
     return 0;
 }
 
