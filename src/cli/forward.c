@@ -23,8 +23,9 @@
  *      supervisor's alone and is forwarded.
  * A signal the program itself sent (to its parent, or to its own group) is
  * never forwarded. Without a usable ring (the program replaced its image
- * with exec), the terminal's SIGINT/SIGQUIT are taken as delivered to the
- * group and everything else is forwarded after the grace.
+ * with exec: it no longer maps the state), the terminal's SIGINT/SIGQUIT
+ * are taken as delivered to the group and everything else is forwarded
+ * after the grace, as before the ring existed.
  *
  * Supervisor only, never signal context (the signals are read from a
  * signalfd): stdio and sleeping are fine.
@@ -80,8 +81,26 @@ void fil_cli_forward_end(fil_cli_forward_t *f)
     f->h = NULL;
 }
 
+/* 1 if pid still maps the state (its image is the profiled one: an exec
+ * unmaps it, and the new image notes nothing). */
+static int maps_state(pid_t pid)
+{
+    char path[64], line[512];
+    int found = 0;
+    FILE *fp;
+
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    if (!(fp = fopen(path, "re")))
+        return 0;
+    while (!found && fgets(line, sizeof line, fp))
+        found = strstr(line, "/memfd:fil-state") != NULL;
+    fclose(fp);
+    return found;
+}
+
 /* The state's header, mapped read-only once the program has sized it and
- * published it (magic, our child's pid); NULL until then. */
+ * published it (magic, our child's pid), while the program's image is the
+ * profiled one; NULL otherwise. */
 static const fil_state_header_t *header(fil_cli_forward_t *f)
 {
     struct stat st;
@@ -92,7 +111,7 @@ static const fil_state_header_t *header(fil_cli_forward_t *f)
             MAP_FAILED)
         f->h = p;
     if (!f->h || __atomic_load_n(&f->h->magic, __ATOMIC_ACQUIRE) != FIL_STATE_MAGIC ||
-        f->h->pid != f->pid)
+        f->h->pid != f->pid || !maps_state(f->pid))
         return NULL;
     return f->h;
 }
