@@ -15,6 +15,8 @@ Covers, each compared with plain PYTHON where the comparison applies:
     report (before: exit 130, so callers could not tell);
   - the launcher dies of every signal the program died of (SIGTERM, SIGHUP,
     SIGINT, SIGQUIT), and a core-dumping one leaves no core of the launcher;
+  - a program that re-executed itself (os.execv, which drops the profiler
+    and its signal trampoline) still gets the terminal's Ctrl-C once;
   - a signal that arrives after the program ended, while the launcher is
     still writing reports, stops it: one line says so, the render's
     temporary files are removed, and the launcher dies of that signal
@@ -264,3 +266,28 @@ def test_signal_after_the_program_ended_stops_the_launcher(fp, tmp_path):
     lines = [l for l in err.replace("x", "").splitlines() if l.startswith(fp.PREFIX)]
     assert any("Stopped by SIGTERM while writing the reports" in l for l in lines), lines
     assert not [f for f in os.listdir(result) if ".tmp-" in f]
+
+
+REEXEC = """
+import os, signal, sys, time
+if len(sys.argv) == 1:
+    os.execv(sys.executable, [sys.executable, __file__, "again"])
+got = []
+signal.signal(signal.SIGINT, lambda sig, frame: got.append(sig))
+print("ready", flush=True)
+deadline = time.time() + 20
+while not got and time.time() < deadline:
+    time.sleep(0.01)
+time.sleep(0.5)
+print("INT", len(got))
+"""
+
+
+def test_ctrl_c_after_the_program_re_executed_itself(fp, tmp_path):
+    """os.execv(sys.executable, ...) drops the profiler (and its signal
+    trampoline); the terminal's Ctrl-C must still arrive once."""
+    script = fp.write_script(tmp_path, REEXEC)
+    fil = [fp.FIL, "run", "--no-browser", "-o", str(tmp_path / "fil-out"), str(script)]
+    status, out = run_on_terminal(fil, tmp_path, fp.base_env())
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out
+    assert "INT 1" in out, out
