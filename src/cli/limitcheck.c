@@ -71,22 +71,22 @@ static int probe(const fil_cli_args_t *a, const fil_cli_install_t *in, int has_l
                  uint64_t limit, const char *code, char *out, size_t outlen, int *status)
 {
     fil_cli_args_t p = *a;
+    fil_cli_env_opts_t eo = {in->preload, -1, PROBE_DIR, PROBE_DIR, &p};
+    fil_cli_child_t c = {in->python, NULL, NULL, -1, has_limit, limit};
     const char **argv;
     char **envp;
     int r = -1;
 
     p.mode = FIL_CLI_MODE_CODE, p.target = code, p.script_argc = 0;
-    fil_cli_env_opts_t eo = {in->preload, -1, PROBE_DIR, PROBE_DIR, &p};
     argv = calloc((size_t)fil_cli_exec_argc(&p) + 1, sizeof *argv);
     envp = fil_cli_build_env(environ, &eo);
     if (!argv || !envp) {
         fprintf(stderr, FIL_MSG_PREFIX "error: out of memory\n");
-        goto out;
+    } else {
+        fil_cli_exec_argv(&p, in->python, in->pkgdir, argv);
+        c.argv = argv, c.envp = envp;
+        r = fil_cli_probe(&c, out, outlen, status);
     }
-    fil_cli_exec_argv(&p, in->python, in->pkgdir, argv);
-    fil_cli_child_t c = {in->python, argv, envp, -1, has_limit, limit};
-    r = fil_cli_probe(&c, out, outlen, status);
-out:
     free(argv);
     fil_cli_free_env(envp);
     return r;
