@@ -20,7 +20,10 @@
  * After a run: if the program never started (the state holds no interpreter
  * version, which the extension records when it starts profiling) under an
  * address-space limit, and the interpreter died of a signal, could not load
- * (127) or ran out of memory (53), one line says the limit is why.
+ * (127), ran out of memory (53), or failed in another way while the limit
+ * was tight (the library could not set up, or had already used half of
+ * it: a syntax error under a roomy limit is not blamed on it), one line
+ * says the limit is why.
  *
  * Supervisor only, before the real run or after it: stdio is fine.
  */
@@ -207,16 +210,24 @@ int fil_cli_check_limits(const fil_cli_args_t *a, const fil_cli_install_t *in)
     return check_memory_limit(a, in) || check_margin(a) ? -1 : 0;
 }
 
-/* 1 if the interpreter reached the program (the state records its version). */
-static int program_started(int state_fd)
+/* What the state says about the start: 1 if the interpreter reached the
+ * program (the extension recorded its version); *vm_size the address space
+ * the preload library measured at its start (0 if the state was never
+ * set up: the library did not even get that far). */
+static int program_started(int state_fd, uint64_t *vm_size)
 {
     uint64_t magic = 0;
     char version = 0;
 
+    *vm_size = 0;
     if (pread(state_fd, &magic, sizeof magic, offsetof(fil_state_header_t, magic)) !=
             (ssize_t)sizeof magic ||
         magic != FIL_STATE_MAGIC)
         return 0;
+    if (pread(state_fd, vm_size, sizeof *vm_size,
+              offsetof(fil_state_header_t, limits) + offsetof(fil_limits_t, vm_size)) !=
+        (ssize_t)sizeof *vm_size)
+        *vm_size = 0;
     return pread(state_fd, &version, 1, offsetof(fil_state_header_t, python_version)) == 1 &&
            version != 0;
 }
@@ -244,18 +255,27 @@ static int as_limit(const fil_cli_args_t *a, uint64_t *limit)
 int fil_cli_explain_start_failure(const fil_cli_args_t *a, int state_fd, int exit_status,
                                   int term_signal)
 {
-    uint64_t limit;
+    uint64_t limit, vm_size;
     char lim[32], how[64], opt[96];
     const char *abbrev = term_signal ? sigabbrev_np(term_signal) : NULL;
 
-    if ((!term_signal && exit_status != FIL_CLI_EXIT_EXEC && exit_status != FIL_EXIT_OOM) ||
-        !as_limit(a, &limit) || program_started(state_fd))
+    if ((!term_signal && exit_status == 0) || !as_limit(a, &limit) ||
+        program_started(state_fd, &vm_size))
+        return 0;
+    /* Any other failure before the program (a syntax error in the script)
+     * is blamed on the limit only if the limit was tight at the start: the
+     * library never set up, or had used half of it already. */
+    if (!term_signal && exit_status != FIL_CLI_EXIT_EXEC && exit_status != FIL_EXIT_OOM &&
+        vm_size && vm_size < limit / 2)
         return 0;
     if (term_signal)
         snprintf(how, sizeof how, "died of SIG%s", abbrev ? abbrev : "?");
+    else if (exit_status == FIL_EXIT_OOM)
+        snprintf(how, sizeof how, "ran out of memory");
+    else if (exit_status == FIL_CLI_EXIT_EXEC)
+        snprintf(how, sizeof how, "could not load");
     else
-        snprintf(how, sizeof how, "%s", exit_status == FIL_EXIT_OOM ? "ran out of memory"
-                                                                    : "could not load");
+        snprintf(how, sizeof how, "failed (exit status %d)", exit_status);
     if (a->has_memory_limit && a->memory_limit == limit)
         snprintf(opt, sizeof opt, "--memory-limit %s (%s of address space)",
                  a->memory_limit_text ? a->memory_limit_text : "", fmt_size(limit, lim));

@@ -12,6 +12,7 @@ Covers:
   - an inherited `ulimit -Sv 8000` the interpreter cannot load under (plain
     Python fails too): one line saying that RLIMIT_AS is why, and no "no
     profile data" noise.
+  - a syntax error under a roomy `--memory-limit 2G` is not blamed on it.
   - `--safety-margin` of 100 times MemTotal: one line naming it, exit 2,
     nothing created; a 64M margin is accepted.
 Before the fix, the first ran and segfaulted (exit 139, "no profile data"),
@@ -103,3 +104,14 @@ def test_safety_margin_beyond_memory_refused(fp, tmp_path):
     proc, result = fp.run_fil(tmp_path, script, extra_opts=["--safety-margin", "64M"])
     assert proc.returncode == 0 and proc.stdout == b"hello 1048576\n", fp.describe(proc)
     assert fp.load_summary(result)["out_of_memory"] is None
+
+
+def test_syntax_error_under_a_roomy_limit_is_not_blamed_on_it(fp, tmp_path):
+    """A program that fails before it starts for its own reasons under a
+    limit with room to spare gets Python's message, not ours about the
+    limit."""
+    script = fp.write_script(tmp_path, "x = (\n")
+    assert plain(fp, tmp_path, script).returncode == 1
+    proc, _ = fp.run_fil(tmp_path, script, extra_opts=["--memory-limit", "2G"])
+    assert proc.returncode == 1, fp.describe(proc)
+    assert b"before the program started" not in proc.stderr, fp.describe(proc)
