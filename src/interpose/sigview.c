@@ -41,6 +41,7 @@
 #include "fil/common.h"
 #include "fil/runtime.h"
 #include "fil/state_writer.h"
+#include "sigview.h"
 
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
@@ -114,6 +115,15 @@ static void unlock_table(const sigset_t *saved) {
     __atomic_store_n(&table_lock, 0, __ATOMIC_RELEASE);
     pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
+
+/* fork() while another thread updates the table would leave the child with
+ * the lock held for good: fork takes it first (sigview_fork.c registers
+ * these) and both sides release it. fork_mask: the forking thread's mask. */
+static sigset_t fork_mask;
+
+void fil_sigview_fork_prepare(void) { lock_table(&fork_mask); }
+
+void fil_sigview_fork_release(void) { unlock_table(&fork_mask); }
 
 /* Record act as the program's action for sig (the trampoline's view first
  * of all). Context: table lock held. */
