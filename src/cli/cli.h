@@ -120,7 +120,6 @@ typedef struct fil_cli_child {
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
 int fil_cli_find_program(const char *name, char *out, size_t len);
-void fil_cli_forwarded_set(sigset_t *set);
 int fil_cli_probe(const fil_cli_child_t *c, char *out, size_t outlen, int *status);
 
 /* limitcheck.c */

@@ -308,9 +308,11 @@ static void render(launch_t *l, int quiet)
         fil_cli_open_browser(absindex);
 }
 
-/* Warn when the state could not record everything (the program closed the
- * state's descriptor and it could not be opened again, or the file could not
- * grow): the report then charges that memory to the nearest recorded caller. */
+/* Warn when the state could not record everything (its file could not grow,
+ * e.g. the program closed the profiler's descriptor and it could not be
+ * opened again, or a table was full): the report then charges that memory
+ * to the nearest recorded caller (call stacks) or leaves it out
+ * (allocations). */
 static void warn_dropped(const launch_t *l)
 {
     uint64_t stacks = 0, allocs = 0;
@@ -321,9 +323,9 @@ static void warn_dropped(const launch_t *l)
             (ssize_t)sizeof allocs)
         return;
     if (stacks || allocs)
-        say("warning: the state file could not grow (did the program close the profiler's "
-            "descriptor?): %" PRIu64 " call stacks and %" PRIu64 " allocations could not be "
-            "recorded; their memory is shown under the nearest recorded caller",
+        say("warning: %" PRIu64 " call stacks and %" PRIu64 " allocations could not be "
+            "recorded (the state file could not grow: did the program close the profiler's "
+            "descriptor?); that memory is shown under the nearest recorded caller",
             stacks, allocs);
 }
 

@@ -46,22 +46,16 @@
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 #define N_FORWARDED (int)(sizeof forwarded / sizeof forwarded[0])
 
-/* The set of forwarded signals, plus SIGCHLD if chld. */
-static void watched_set(sigset_t *set, int chld)
+/* The set the run watches: the forwarded signals (the program's side notes
+ * the same ones, FIL_SIG_WATCHED), and SIGCHLD. */
+static void watched_set(sigset_t *set)
 {
     sigemptyset(set);
     for (int k = 0; k < N_FORWARDED; k++) {
         FIL_ASSERT(FIL_SIG_WATCHED(forwarded[k]));
         sigaddset(set, forwarded[k]);
     }
-    if (chld)
-        sigaddset(set, SIGCHLD);
-}
-
-/* See cli.h. Context: supervisor. */
-void fil_cli_forwarded_set(sigset_t *set)
-{
-    watched_set(set, 0);
+    sigaddset(set, SIGCHLD);
 }
 
 /* CLOCK_REALTIME in nanoseconds. */
@@ -206,7 +200,7 @@ static pid_t start_child(const fil_cli_child_t *c, int *errfd)
         fprintf(stderr, FIL_MSG_PREFIX "error: pipe: %s\n", strerror(errno));
         return -1;
     }
-    watched_set(&set, 1);
+    watched_set(&set);
     sigprocmask(SIG_BLOCK, &set, &oldmask);
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
@@ -245,7 +239,7 @@ int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_sign
     pid = start_child(c, &errfd);
     if (pid < 0)
         return -1;
-    watched_set(&set, 1);
+    watched_set(&set);
     sfd = signalfd(-1, &set, SFD_CLOEXEC);
     exec_errno = read_exec_errno(errfd);
     close(errfd);

@@ -26,7 +26,7 @@ f.close()
 print(open("victim.txt").read(), end="")
 """
 
-WARNING = "warning: the state file could not grow"
+WARNING = "could not be recorded (the state file could not grow"
 
 
 def run_closing(fp, tmp_path, env=None):
