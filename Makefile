@@ -47,6 +47,13 @@ PY_FILES := $(sort $(wildcard python/filprofiler/*.py))
 rel = $(patsubst %.c,$(B)/obj/%.o,$(1))
 san = $(patsubst %.c,$(B)/san/%.o,$(1))
 
+# Files that run in signal context (scripts/check-signal-safety) are built
+# without jump tables, so every indirect jump in them is a call through a
+# pointer the lint can see and insist on a justification for.
+SIGSAFE_SRC := $(shell grep -l 'SIGNAL-SAFE FILE' $(CORE_SRC) $(INTERPOSE_SRC) $(CLI_SRC) 2>/dev/null)
+$(call rel,$(SIGSAFE_SRC)) $(call san,$(SIGSAFE_SRC)): CFLAGS_REL += -fno-jump-tables
+$(call san,$(SIGSAFE_SRC)): CFLAGS_SAN += -fno-jump-tables
+
 LIBDIR := $(B)/lib/fil-profile
 PRELOAD := $(LIBDIR)/libfilpreload.so
 PKGDIR := $(LIBDIR)/python/filprofiler
@@ -64,7 +71,7 @@ ifeq ($(V),1)
 Q :=
 endif
 
-.PHONY: all check unit e2e lint-signal-safety install bench demo clean format
+.PHONY: all check unit e2e e2e-debug lint-signal-safety install bench demo clean format
 all: $(PRELOAD) $(PYEXTS) $(LAUNCHER) $(PY_OUT)
 
 $(B)/obj/%.o: %.c
@@ -136,7 +143,15 @@ e2e: all $(CHECK_PYEXTS)
 	$(Q)FIL_PROFILE=$(abspath $(LAUNCHER)) TEST_PYTHON=$(TEST_PYTHON) \
 	  scripts/run-e2e $(CHECK_PYTHONS)
 
-check: all unit lint-signal-safety e2e
+# The same suites once more on the DEBUG=1 build (build-debug/), where every
+# FIL_ASSERT of the accounting, one-dump, descriptor and signal invariants
+# is live: all of tests/e2e and tests/oom, with the default interpreter.
+e2e-debug:
+	$(Q)$(MAKE) --no-print-directory DEBUG=1 all
+	$(Q)FIL_PROFILE=$(abspath build-debug/bin/fil-profile) TEST_PYTHON=$(TEST_PYTHON) \
+	  scripts/run-e2e $(DEFAULT_PYTHON)
+
+check: all unit lint-signal-safety e2e e2e-debug
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/fil-profile/python/filprofiler \

@@ -40,7 +40,10 @@ static inline int fil_trylock(void) {
  * section safe (see above), then spin for the lock (runtime.c). */
 void fil_lock_slow(void);
 
-/* Context: any thread; never while holding it already. */
+/* Context: any thread; never while holding it already. NOT SIGNAL-SAFE:
+ * it spins without bound, and the code a signal interrupted may hold the
+ * lock; signal context uses fil_lock_timed (scripts/check-signal-safety
+ * enforces it). */
 static inline void fil_lock(void) {
     if (FIL_LIKELY(fil_lock_role > 0) &&
         FIL_LIKELY(!__atomic_load_n(&fil_lock_needed, __ATOMIC_RELAXED))) {

@@ -61,6 +61,14 @@ void fil_oom_failed(const char *fn, size_t size);
  * so that it still reports SIG_DFL for them). Context: start of profiling. */
 void fil_oom_install_late(void);
 
+/* 1 if an mmap of len bytes with these flags and prot (or an mremap growth
+ * of len bytes: flags 0, PROT_WRITE) that just failed with ENOMEM failed for
+ * lack of memory under RLIMIT_AS, RLIMIT_DATA or the overcommit accounting;
+ * 0 for every other reason (empty huge-page pool, vm.max_map_count, an
+ * address that cannot be honoured), which is not an out-of-memory condition.
+ * Context: any thread, guarded, no lock held (exhausted.c). */
+int fil_oom_mapping_exhausted(size_t len, int flags, int prot);
+
 /* Memory grew (more call stacks): make the arena big enough while memory is
  * still plentiful. Context: any thread, guarded, no lock held. */
 void fil_oom_grow_arena(void);

@@ -28,6 +28,7 @@
 #ifndef FIL_STATE_H
 #define FIL_STATE_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "fil/common.h"
@@ -98,6 +99,30 @@ typedef struct fil_oom_info {
     char native[FIL_NATIVE_MAX][FIL_NATIVE_TEXT]; /* "[native] sym+0x1f (lib)" */
 } fil_oom_info_t;
 
+/* Signals the supervisor forwards to the program (src/cli/supervise.c) and
+ * whose deliveries the program's side notes (src/interpose/sigview.c). */
+#define FIL_SIG_WATCHED(s)                                                                         \
+    ((s) == SIGINT || (s) == SIGTERM || (s) == SIGHUP || (s) == SIGQUIT || (s) == SIGUSR1 ||      \
+     (s) == SIGUSR2)
+#define FIL_SIG_RING 32u
+
+/* One delivery of a watched signal to a handler of the program, noted in
+ * the handler's trampoline so that the supervisor forwards a signal only if
+ * the program did not get it already (a process-group kill reaches both). */
+typedef struct fil_sig_event {
+    uint32_t seq;  /* 0 while being written, else the event's number (written last) */
+    int32_t sig;
+    int32_t code;  /* si_code: SI_USER, SI_KERNEL (the terminal), ... */
+    int32_t pid;   /* si_pid: the sender (0 from the kernel) */
+    uint64_t t_ns; /* CLOCK_MONOTONIC when delivered */
+} fil_sig_event_t;
+
+typedef struct fil_sig_log {
+    uint32_t next; /* events noted so far; event n lives in ev[n % FIL_SIG_RING] */
+    uint32_t pad;
+    fil_sig_event_t ev[FIL_SIG_RING];
+} fil_sig_log_t;
+
 typedef struct fil_state_header {
     uint64_t magic;
     uint32_t version;
@@ -133,6 +158,7 @@ typedef struct fil_state_header {
     uint32_t oom_detection; /* 1 if predictive detection was on */
     uint32_t oom_continue;  /* 1 if --on-oom=continue */
     fil_oom_info_t oom;
+    fil_sig_log_t signals; /* written by the program's signal trampoline */
 } fil_state_header_t;
 
 _Static_assert(sizeof(fil_state_header_t) <= FIL_STATE_HEADER_SIZE, "header too big");

@@ -57,6 +57,11 @@ static inline int64_t *fil_state_i64(int s, uint64_t n) {
  * Context: tracker lock held. */
 uint64_t fil_state_add_string(const char *s, size_t n);
 
+/* 1 when FIL_TEST_NO_REOPEN is set (state_env.c, read by a constructor):
+ * a state descriptor the program closed is not opened again through the
+ * supervisor, so tests can exercise the drop counting behind it. */
+extern int fil_state_no_reopen;
+
 /* Bytes of the state file now. */
 uint64_t fil_state_size(void);
 

@@ -10,8 +10,10 @@
 #ifndef FIL_SYS_H
 #define FIL_SYS_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,6 +42,35 @@ static inline void *fil_sys_pages_huge(size_t len) {
 static inline void fil_sys_unmap(void *p, size_t len) {
     if (p)
         syscall(SYS_munmap, p, len);
+}
+
+/*
+ * The profiler's own long-lived descriptors (the state memfd, libunwind's
+ * validation pipe) live high, from 32 below min(soft RLIMIT_NOFILE, 1024)
+ * up: never on 0-2, which the program owns even when it closed them, and
+ * out of the way of the program's own open(), which gets the numbers it
+ * would get without the profiler. Below 1024 so that they never push the
+ * descriptor table past FD_SETSIZE. Any context (raw prlimit64).
+ */
+static inline int fil_sys_fd_base(void) {
+    struct rlimit rl;
+    long lim = 1024;
+    if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 && rl.rlim_cur < 1024)
+        lim = (long)rl.rlim_cur;
+    return lim > 64 ? (int)lim - 32 : 3;
+}
+
+/* Move fd up to fil_sys_fd_base() or above (else to 3 or above), close-on-
+ * exec, and close the original. Returns the new descriptor, or fd itself if
+ * no higher one is free. Any context (fcntl, close). */
+static inline int fil_sys_fd_high(int fd) {
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, fil_sys_fd_base());
+    if (moved < 0)
+        moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (moved < 0)
+        return fd;
+    close(fd);
+    return moved;
 }
 
 /* Round n up to a multiple of the 4 KiB page. */

@@ -101,9 +101,9 @@ static int apply_value(fil_cli_args_t *a, const char *name, const char *val, cha
         if (!strcmp(name, "--memory-limit")) {
             if (n == 0)
                 return fail(err, errlen, "--memory-limit must be larger than 0");
-            a->has_memory_limit = 1, a->memory_limit = n;
+            a->has_memory_limit = 1, a->memory_limit = n, a->memory_limit_text = val;
         } else {
-            a->has_safety_margin = 1, a->safety_margin = n;
+            a->has_safety_margin = 1, a->safety_margin = n, a->safety_margin_text = val;
         }
     }
     return STEP_TAKEN;

@@ -6,15 +6,20 @@
  * nothing allocated) and builds the argument vectors; env.c builds the
  * child's environment; resultdir.c makes the result folder and the `latest`
  * link; supervise.c runs and waits for the child; oomkill.c reads the cgroup
- * OOM-kill counter; browser.c opens the report; main.c ties them together.
- * Everything here runs in the supervisor process, single-threaded, never in
- * signal context (except the signal handler in supervise.c, which is static).
+ * OOM-kill counter; browser.c opens the report; forward.c decides whether a
+ * signal must be passed on to the program; sigpolicy.c is what signals do
+ * once the program is gone; limitcheck.c refuses limits the program cannot
+ * run under; main.c ties them together. Everything here runs in the
+ * supervisor process, single-threaded, never in signal context except
+ * sigpolicy.c's handler (a SIGNAL-SAFE FILE).
  */
 #ifndef FIL_CLI_H
 #define FIL_CLI_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define FIL_CLI_VERSION "0.1.0"
@@ -51,8 +56,10 @@ typedef struct fil_cli_args {
     int oom_detection;                      /* 0 with --disable-oom-detection */
     int has_memory_limit;                   /* --memory-limit given */
     uint64_t memory_limit;                  /* its value in bytes */
+    const char *memory_limit_text;          /* ... as typed, for messages */
     int has_safety_margin;                  /* --safety-margin given */
     uint64_t safety_margin;                 /* its value in bytes */
+    const char *safety_margin_text;         /* ... as typed, for messages */
     int python_form;                        /* 1 for `python`, 0 for `run` */
     const char *pyopts[FIL_CLI_MAX_PYOPTS]; /* interpreter options, in order */
     int npyopts;
@@ -107,6 +114,37 @@ typedef struct fil_cli_child {
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
 int fil_cli_find_program(const char *name, char *out, size_t len);
+int fil_cli_probe(const fil_cli_child_t *c, char *out, size_t outlen, int *status);
+
+/* limitcheck.c */
+typedef struct fil_cli_install {
+    const char *python;  /* resolved interpreter */
+    const char *preload; /* libfilpreload.so */
+    const char *libdir;  /* its folder (holds python/filprofiler) */
+} fil_cli_install_t;
+int fil_cli_check_limits(const fil_cli_args_t *a, const fil_cli_install_t *in);
+int fil_cli_explain_start_failure(const fil_cli_args_t *a, int state_fd, int exit_status,
+                                  int term_signal);
+
+/* forward.c: passing a received signal on to the program, exactly once. */
+struct fil_state_header;
+struct signalfd_siginfo;
+typedef struct fil_cli_forward {
+    pid_t pid;                           /* the child, not yet reaped */
+    int state_fd;                        /* the shared state */
+    const struct fil_state_header *h;    /* its header mapped read-only, or NULL */
+    uint32_t claimed[32];                /* per ring slot: the note already matched */
+} fil_cli_forward_t;
+void fil_cli_forward_init(fil_cli_forward_t *f, pid_t pid, int state_fd);
+void fil_cli_forward(fil_cli_forward_t *f, const struct signalfd_siginfo *si);
+int fil_cli_forward_was_childs(fil_cli_forward_t *f, const struct signalfd_siginfo *si,
+                               int death_signal);
+void fil_cli_forward_end(fil_cli_forward_t *f);
+
+/* sigpolicy.c: the supervisor's signals once the program is gone. */
+int fil_cli_render_phase(const char *dir);
+void fil_cli_die_of(int sig) __attribute__((noreturn));
+void fil_cli_stop_signal(const char *shown);
 
 /* browser.c */
 void fil_cli_open_browser(const char *path);

@@ -8,7 +8,8 @@
  * exist, the interpreter is executable); then create the result folder and
  * the shared state file (a memfd the child grows and fills); run the child
  * (supervise.c); render the reports from the state (src/render); print what
- * was written; open the browser; exit with the program's own status.
+ * was written; open the browser; exit with the program's own status, or
+ * die of the signal the program died of (sigpolicy.c).
  *
  * The launcher writes only to stderr, each line starting with
  * FIL_MSG_PREFIX, and never touches stdout except for --help and --version,
@@ -23,6 +24,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,7 @@
 #include "fil/common.h"
 #include "fil/render.h"
 #include "fil/state.h"
+#include "fil/sys.h"
 
 #ifndef FIL_DEFAULT_PYTHON
 #define FIL_DEFAULT_PYTHON "python3"
@@ -67,7 +70,8 @@ static const char usage_text[] =
     "Options (before or after the command word):\n"
     "  -o, --output DIR          result folder parent (default: fil-result)\n"
     "      --no-browser          do not open the report in a browser\n"
-    "      --memory-limit SIZE   run with a soft address-space limit (e.g. 2G)\n"
+    "      --memory-limit SIZE   run with a soft address-space limit (e.g. 2G;\n"
+    "                            a number without a unit is bytes)\n"
     "      --on-oom=exit|continue  after an out-of-memory dump: exit with status\n"
     "                            53 (default), or let the failure reach Python\n"
     "      --disable-oom-detection  no out-of-memory detection or dump\n"
@@ -78,7 +82,7 @@ static const char usage_text[] =
     "\n"
     "Results go to DIR/<timestamp>/ (DIR/latest points at the newest).\n"
     "Exit status: the program's own; 53 on a detected out-of-memory; 128+N if\n"
-    "the program died of signal N; 2 on a usage error.\n"
+    "the program died of signal N; 2 on a usage error or a refused limit.\n"
     "Environment: FIL_PYTHON selects the interpreter (default " FIL_DEFAULT_PYTHON ").\n";
 
 /* Print one FIL_MSG_PREFIX line to stderr. Context: supervisor. */
@@ -208,24 +212,20 @@ static int make_result_dir(launch_t *l)
 
 /*
  * Create the shared state file: an empty memfd, close-on-exec (the child
- * clears that flag), never on fds 0-2 (which the program owns even if they
- * were closed). 0, or -1 with the error printed.
+ * clears that flag), at a high descriptor number (fil_sys_fd_high: never
+ * 0-2, which the program owns even if they were closed, and out of the
+ * way of the program's own files, which the child inherits it beside).
+ * 0, or -1 with the error printed.
  */
 static int make_state_fd(launch_t *l)
 {
     int fd = memfd_create("fil-state", MFD_CLOEXEC);
 
-    if (fd >= 0 && fd < 3) {
-        int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-
-        close(fd);
-        fd = moved;
-    }
     if (fd < 0) {
         say("error: cannot create the state file: %s", strerror(errno));
         return -1;
     }
-    l->state_fd = fd;
+    l->state_fd = fil_sys_fd_high(fd);
     return 0;
 }
 
@@ -280,8 +280,9 @@ static void point_latest(const launch_t *l)
 /*
  * Did no profiled interpreter run? Either the preload library refused it
  * (no extension for its version: it said so and exited 127), or what ran
- * never became a Python interpreter (FIL_PYTHON names another program).
- * Then the empty result folder goes and DIR/latest is left as it was.
+ * never became a Python interpreter (FIL_PYTHON names another program, or
+ * the dynamic loader failed: then an address-space limit may be why, and
+ * fil_cli_explain_start_failure says so instead). Then the empty result folder goes and DIR/latest is left as it was.
  */
 static int child_refused(const launch_t *l)
 {
@@ -292,7 +293,9 @@ static int child_refused(const launch_t *l)
         memset(&h, 0, sizeof h);
     if (h.magic == FIL_STATE_MAGIC && h.running != FIL_RUNNING_REFUSED)
         return 0;
-    if (h.magic != FIL_STATE_MAGIC)
+    if (h.magic != FIL_STATE_MAGIC &&
+        !fil_cli_explain_start_failure(l->a, l->state_fd, l->info.exit_status,
+                                       l->info.term_signal))
         say("error: %s did not start a Python interpreter under the profiler "
             "(exit status %d); no report", l->python, l->info.exit_status);
     rmdir(l->absdir);
@@ -315,15 +318,17 @@ static void explain_death(const fil_run_info_t *in)
             in->oom_kills_before, in->oom_kills_after);
 }
 
-/* Render the reports, print what was written, open the browser. */
-static void render(launch_t *l)
+/* Render the reports, print what was written, open the browser. `quiet`:
+ * the reason for an unusable state was already given. */
+static void render(launch_t *l, int quiet)
 {
     char err[512] = "";
     char index[PATH_MAX + 16], absindex[PATH_MAX + 16];
     int flags = fil_render_reports(l->state_fd, l->absdir, &l->info, err, sizeof err);
 
     if (flags < 0) {
-        say("error: %s", err[0] ? err : "cannot write the reports");
+        if (!quiet)
+            say("error: %s", err[0] ? err : "cannot write the reports");
         return;
     }
     snprintf(index, sizeof index, "%s/index.html", l->shown);
@@ -339,13 +344,32 @@ static void render(launch_t *l)
             "%s/out-of-memory.svg",
             words, l->shown);
     }
-    if (fil_render_interrupted()) {
-        say("Stopped writing the reports: interrupted (what was complete is in %s)", l->shown);
-        return;
-    }
+    if (fil_render_interrupted())
+        return; /* fil_cli_stop_signal says so */
     snprintf(absindex, sizeof absindex, "%s/index.html", l->absdir);
     if ((flags & FIL_RENDERED_PEAK) && !l->a->no_browser)
         fil_cli_open_browser(absindex);
+}
+
+/* Warn when the state could not record everything (its file could not grow,
+ * e.g. the program closed the profiler's descriptor and it could not be
+ * opened again, or a table was full): the report then charges that memory
+ * to the nearest recorded caller (call stacks) or leaves it out
+ * (allocations). */
+static void warn_dropped(const launch_t *l)
+{
+    uint64_t stacks = 0, allocs = 0;
+
+    if (pread(l->state_fd, &stacks, sizeof stacks,
+              offsetof(fil_state_header_t, stacks_dropped)) != (ssize_t)sizeof stacks ||
+        pread(l->state_fd, &allocs, sizeof allocs, offsetof(fil_state_header_t, dropped)) !=
+            (ssize_t)sizeof allocs)
+        return;
+    if (stacks || allocs)
+        say("warning: %" PRIu64 " call stacks and %" PRIu64 " allocations could not be "
+            "recorded (the state file could not grow: did the program close the profiler's "
+            "descriptor?); that memory is shown under the nearest recorded caller",
+            stacks, allocs);
 }
 
 /*
@@ -356,7 +380,7 @@ static int launch(const fil_cli_args_t *a)
 {
     static launch_t l; /* several PATH_MAX buffers: kept off the stack */
     const char **cmd = calloc((size_t)fil_cli_command_argc(a) + 1, sizeof *cmd);
-    int r = FIL_CLI_EXIT_USAGE;
+    int r = FIL_CLI_EXIT_USAGE, explained, die = 0;
 
     l.a = a;
     l.state_fd = -1;
@@ -369,6 +393,9 @@ static int launch(const fil_cli_args_t *a)
         goto out;
     }
     check_memory_limit(a);
+    fil_cli_install_t in = {l.python, l.preload, l.libdir};
+    if (fil_cli_check_limits(a, &in))
+        goto out;
     if (make_result_dir(&l) || make_state_fd(&l))
         goto out;
     fil_cli_command_argv(a, cmd);
@@ -382,9 +409,16 @@ static int launch(const fil_cli_args_t *a)
             break;
         }
         point_latest(&l);
-        explain_death(&l.info);
-        render(&l);
+        fil_cli_render_phase(l.absdir); /* from here a stop signal stops the render */
+        explained = fil_cli_explain_start_failure(a, l.state_fd, l.info.exit_status,
+                                                  l.info.term_signal);
+        if (!explained)
+            explain_death(&l.info);
+        render(&l, explained);
+        warn_dropped(&l);
+        fil_cli_stop_signal(l.shown); /* returns unless a stop signal ended the render */
         r = l.info.exit_status;
+        die = l.info.term_signal;
         break;
     case 1:
         r = FIL_CLI_EXIT_EXEC;
@@ -394,6 +428,8 @@ out:
     if (l.state_fd >= 0)
         close(l.state_fd);
     free(cmd);
+    if (die)
+        fil_cli_die_of(die); /* as the program did: a shell sees 128+N */
     return r;
 }
 

@@ -1,23 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * supervise.c - running the profiled interpreter: fork, exec, signal
- * forwarding, wait, exit status.
+ * forwarding, wait, exit status; and the probe runs of limitcheck.c.
  *
- * The forwarded signals (INT, TERM, HUP, QUIT, USR1, USR2) are blocked
- * before fork and our forwarding handler is installed, so none can slip by
- * between fork and knowing the child's pid. The child puts back the original
- * dispositions and mask before exec, so the program starts exactly as it
- * would have without us. The parent then unblocks them: from here every such
- * signal is passed on to the child, except SIGINT/SIGQUIT that the terminal
- * sent (the kernel already sent those to the whole foreground process group,
- * the child included; forwarding would deliver them twice). The supervisor
- * thus survives them all until the child is reaped.
+ * While the program runs, the forwarded signals (INT, TERM, HUP, QUIT,
+ * USR1, USR2) and SIGCHLD are blocked in the supervisor and read from a
+ * signalfd: nothing runs in signal context, and no signal can slip by
+ * between fork and knowing the child's pid. The child puts back the
+ * original mask and SIGCHLD disposition before exec, so the program starts
+ * exactly as it would have without us. Each forwarded signal the
+ * supervisor receives goes to forward.c, which passes it on only if the
+ * program did not get it already: a signal sent to the process group
+ * (Ctrl-C, `kill -- -PGID`) reaches both processes, and forwarding it too
+ * delivered it twice.
+ *
+ * When SIGCHLD says the child exited, the loop ends. A forwarded signal
+ * read after the child's death that was not the program's (not noted by it,
+ * not what it died of) was sent to the supervisor after the program ended:
+ * it is raised again and stays pending, blocked, with every later one, until
+ * main enters the render phase (sigpolicy.c), where it stops the render.
  *
  * Exec failures are reported through a close-on-exec pipe: EOF means the
  * exec succeeded, an errno means it did not (the child printed why).
  * Reaping is in two steps: waitid(WNOWAIT) sees the death while the pid is
- * still ours, then the handler's target is cleared, then waitpid reaps; so
- * a late signal can never be sent to a recycled pid.
+ * still ours, so a forward can never reach a recycled pid, then waitpid
+ * reaps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,62 +41,21 @@
 
 #include "cli.h"
 #include "fil/common.h"
-#include "fil/render.h"
+#include "fil/state.h"
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 #define N_FORWARDED (int)(sizeof forwarded / sizeof forwarded[0])
 
-/* The child to forward signals to; 0 when none. Written by the main flow
- * only (a single int store), read by the handler. */
-static volatile sig_atomic_t child_pid;
-
-/*
- * Forward sig to the child, unless it is a SIGINT/SIGQUIT the kernel or the
- * terminal sent (si_code SI_KERNEL or > 0): the child already got that one.
- * Once there is no child, SIGINT/SIGTERM/SIGHUP interrupt the rendering of
- * the reports instead. SIGNAL CONTEXT: kill() and fil_render_interrupt()
- * (a flag store) only, errno preserved.
- */
-static void forward_signal(int sig, siginfo_t *si, void *uctx)
-{
-    int saved = errno;
-    pid_t pid = (pid_t)child_pid;
-    int from_kernel = si && (si->si_code == SI_KERNEL || si->si_code > 0);
-
-    (void)uctx;
-    if (pid > 0 && !((sig == SIGINT || sig == SIGQUIT) && from_kernel))
-        kill(pid, sig);
-    if (pid <= 0 && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP))
-        fil_render_interrupt(); /* the program is gone: stop writing its reports */
-    errno = saved;
-}
-
-/* The set of forwarded signals. */
-static void forwarded_set(sigset_t *set)
+/* The set the run watches: the forwarded signals (the program's side notes
+ * the same ones, FIL_SIG_WATCHED), and SIGCHLD. */
+static void watched_set(sigset_t *set)
 {
     sigemptyset(set);
-    for (int k = 0; k < N_FORWARDED; k++)
+    for (int k = 0; k < N_FORWARDED; k++) {
+        FIL_ASSERT(FIL_SIG_WATCHED(forwarded[k]));
         sigaddset(set, forwarded[k]);
-}
-
-/* Install forward_signal for every forwarded signal, saving the old actions. */
-static void install_handlers(struct sigaction *old)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = forward_signal;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    forwarded_set(&sa.sa_mask);
-    for (int k = 0; k < N_FORWARDED; k++)
-        sigaction(forwarded[k], &sa, &old[k]);
-}
-
-/* Put back the actions saved by install_handlers. */
-static void restore_handlers(const struct sigaction *old)
-{
-    for (int k = 0; k < N_FORWARDED; k++)
-        sigaction(forwarded[k], &old[k], NULL);
+    }
+    sigaddset(set, SIGCHLD);
 }
 
 /* CLOCK_REALTIME in nanoseconds. */
@@ -112,19 +79,19 @@ static int set_as_limit(uint64_t limit)
 }
 
 /*
- * In the forked child: restore signals, apply the memory limit, let the state
- * fd survive exec, exec. Never returns: on failure it prints why, sends errno
- * through errfd and _exits 127. Context: child after fork of a
- * single-threaded parent (stdio is safe here).
+ * In the forked child: restore the mask and SIGCHLD, apply the memory limit,
+ * let the state fd survive exec, exec. Never returns: on failure it prints
+ * why, sends errno through errfd and _exits 127. Context: child after fork
+ * of a single-threaded parent (stdio is safe here).
  */
-static void child_exec(const fil_cli_child_t *c, const struct sigaction *old,
+static void child_exec(const fil_cli_child_t *c, const struct sigaction *oldchld,
                        const sigset_t *oldmask, int errfd)
 {
     const char *what = "cannot run";
     int e;
     ssize_t n;
 
-    restore_handlers(old);
+    sigaction(SIGCHLD, oldchld, NULL);
     sigprocmask(SIG_SETMASK, oldmask, NULL);
     if (c->has_memory_limit && set_as_limit(c->memory_limit) != 0) {
         what = "cannot set the memory limit for";
@@ -152,20 +119,63 @@ static int read_exec_errno(int fd)
     return n == (ssize_t)sizeof e ? (e ? e : -1) : 0;
 }
 
-/*
- * Wait for pid to end; clear the forwarding target before reaping it. The
- * wait status into *status. 0, or -1 (errno) if waiting failed.
- */
-static int wait_child(pid_t pid, int *status)
+/* 1 if the child has exited (not yet reaped); its siginfo into *info. */
+static int child_exited(pid_t pid, siginfo_t *info)
 {
-    siginfo_t si;
+    memset(info, 0, sizeof *info);
+    return waitid(P_PID, (id_t)pid, info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info->si_pid == pid;
+}
+
+/* The signal the exited child died of (from its waitid siginfo), else 0. */
+static int death_signal(const siginfo_t *info)
+{
+    return info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED ? info->si_status : 0;
+}
+
+/*
+ * One signal read while the child may be gone: 1 if the child has exited
+ * (the loop ends), else 0. A forwarded signal read after the death that was
+ * not the program's is raised again to stay pending for the render phase.
+ */
+static int after_death(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
+{
+    siginfo_t info;
+
+    if (!child_exited(f->pid, &info))
+        return 0;
+    if (si->ssi_signo != SIGCHLD && !fil_cli_forward_was_childs(f, si, death_signal(&info)))
+        raise((int)si->ssi_signo); /* blocked: pending until the render phase */
+    return 1;
+}
+
+/*
+ * Read signals until the child has exited, forwarding what the program did
+ * not get (forward.c). 0, or -1 (errno) if the signalfd failed.
+ * Context: supervisor, the watched signals blocked.
+ */
+static int watch_child(fil_cli_forward_t *f, int sfd)
+{
+    struct signalfd_siginfo si;
+
+    for (;;) {
+        ssize_t n = read(sfd, &si, sizeof si);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)sizeof si)
+            return -1;
+        if (after_death(f, &si))
+            return 0;
+        if (si.ssi_signo != SIGCHLD)
+            fil_cli_forward(f, &si);
+    }
+}
+
+/* Reap pid; the wait status into *status. 0, or -1 (errno). */
+static int reap(pid_t pid, int *status)
+{
     int r;
 
-    do {
-        memset(&si, 0, sizeof si);
-        r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
-    } while (r != 0 && errno == EINTR);
-    child_pid = 0;
     do
         r = waitpid(pid, status, 0);
     while (r < 0 && errno == EINTR);
@@ -173,13 +183,16 @@ static int wait_child(pid_t pid, int *status)
 }
 
 /*
- * Fork the child with the forwarded signals blocked; it execs c. Returns its
- * pid with child_pid set and the exec-status pipe's read end in *errfd, or
- * -1 with a message printed. Context: supervisor.
+ * Fork the child with the watched signals blocked and SIGCHLD at its
+ * default action (so the child can be waited for even if we inherited
+ * SIG_IGN); it execs c. Returns its pid and the exec-status pipe's read end
+ * in *errfd, or -1 with a message printed. The signals stay blocked.
+ * Context: supervisor.
  */
-static pid_t start_child(const fil_cli_child_t *c, struct sigaction *old, int *errfd)
+static pid_t start_child(const fil_cli_child_t *c, int *errfd)
 {
     sigset_t set, oldmask;
+    struct sigaction dfl, oldchld;
     int pfd[2];
     pid_t pid;
 
@@ -187,16 +200,16 @@ static pid_t start_child(const fil_cli_child_t *c, struct sigaction *old, int *e
         fprintf(stderr, FIL_MSG_PREFIX "error: pipe: %s\n", strerror(errno));
         return -1;
     }
-    forwarded_set(&set);
+    watched_set(&set);
     sigprocmask(SIG_BLOCK, &set, &oldmask);
-    install_handlers(old);
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &dfl, &oldchld);
     pid = fork();
     if (pid == 0)
-        child_exec(c, old, &oldmask, pfd[1]);
+        child_exec(c, &oldchld, &oldmask, pfd[1]);
     if (pid < 0)
         fprintf(stderr, FIL_MSG_PREFIX "error: fork: %s\n", strerror(errno));
-    child_pid = pid > 0 ? pid : 0;
-    sigprocmask(SIG_SETMASK, &oldmask, NULL);
     close(pfd[1]);
     if (pid < 0)
         close(pfd[0]);
@@ -210,23 +223,33 @@ static pid_t start_child(const fil_cli_child_t *c, struct sigaction *old, int *e
  * 128+N for signal N), *term_signal (N or 0) and the CLOCK_REALTIME times at
  * fork and reap. Returns 0 when the program ran, 1 when it could not be
  * executed (the child printed why; status 127), -1 if fork/pipe/wait failed
- * (message printed). The forwarding handlers stay installed afterwards, with
- * nobody to forward to, so the reports get written. Context: supervisor.
+ * (message printed). The forwarded signals stay blocked afterwards: those
+ * that arrive from now on wait for the render phase (sigpolicy.c).
+ * Context: supervisor.
  */
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns)
 {
-    struct sigaction old[N_FORWARDED];
-    int errfd = -1, status = 0, exec_errno;
+    int errfd = -1, status = 0, exec_errno, sfd;
+    sigset_t set;
+    fil_cli_forward_t f;
     pid_t pid;
 
     *start_ns = now_ns();
-    pid = start_child(c, old, &errfd);
+    pid = start_child(c, &errfd);
     if (pid < 0)
         return -1;
+    watched_set(&set);
+    sfd = signalfd(-1, &set, SFD_CLOEXEC);
     exec_errno = read_exec_errno(errfd);
     close(errfd);
-    if (wait_child(pid, &status) != 0) {
+    fil_cli_forward_init(&f, pid, c->state_fd);
+    if (sfd < 0 || watch_child(&f, sfd) != 0)
+        fprintf(stderr, FIL_MSG_PREFIX "error: cannot watch for signals: %s\n", strerror(errno));
+    fil_cli_forward_end(&f);
+    if (sfd >= 0)
+        close(sfd);
+    if (reap(pid, &status) != 0) {
         fprintf(stderr, FIL_MSG_PREFIX "error: waitpid: %s\n", strerror(errno));
         return -1;
     }
@@ -234,6 +257,81 @@ int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_sign
     *term_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     *exit_status = WIFSIGNALED(status) ? 128 + *term_signal : WEXITSTATUS(status);
     return exec_errno ? 1 : 0;
+}
+
+/*
+ * In the forked probe child: stdin and stderr on /dev/null, stdout on outfd
+ * (or /dev/null), the memory limit, exec. Never returns. Context: child
+ * after fork of a single-threaded parent.
+ */
+static void probe_exec(const fil_cli_child_t *c, int outfd)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(outfd >= 0 ? outfd : null, 1);
+        dup2(null, 2);
+    }
+    if (!c->has_memory_limit || set_as_limit(c->memory_limit) == 0)
+        execve(c->python, (char *const *)c->argv, c->envp);
+    _exit(FIL_CLI_EXIT_EXEC);
+}
+
+/* Read fd to EOF into out (NUL-terminated, the rest dropped); close fd. */
+static void read_all(int fd, char *out, size_t outlen)
+{
+    size_t n = 0;
+    char sink[256];
+
+    for (;;) {
+        int full = n + 1 >= outlen;
+        ssize_t r = read(fd, full ? sink : out + n, full ? sizeof sink : outlen - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (!full)
+            n += (size_t)r;
+    }
+    if (outlen > 0)
+        out[n] = '\0';
+    close(fd);
+}
+
+/*
+ * Run c to its end as a probe: stdin and stderr on /dev/null, stdout into
+ * out (outlen bytes, NUL-terminated; out NULL: /dev/null), no signal
+ * forwarding, no state file (c->state_fd is ignored). The wait status into
+ * *status. 0, or -1 if it could not be started (message printed).
+ * Context: supervisor, before the real run.
+ */
+int fil_cli_probe(const fil_cli_child_t *c, char *out, size_t outlen, int *status)
+{
+    int pfd[2] = {-1, -1};
+    pid_t pid;
+
+    if (out && pipe2(pfd, O_CLOEXEC) != 0) {
+        fprintf(stderr, FIL_MSG_PREFIX "error: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0)
+        probe_exec(c, pfd[1]);
+    if (pfd[1] >= 0)
+        close(pfd[1]);
+    if (pid < 0) {
+        fprintf(stderr, FIL_MSG_PREFIX "error: fork: %s\n", strerror(errno));
+        if (pfd[0] >= 0)
+            close(pfd[0]);
+        return -1;
+    }
+    if (pfd[0] >= 0)
+        read_all(pfd[0], out, outlen);
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
 }
 
 /* 0 if path is an executable regular file, else an errno value. */

@@ -8,6 +8,15 @@
  * tracked range ends that range. The real calls are raw system calls, so
  * glibc's own internal mappings (large malloc blocks, thread stacks), which
  * never come through these symbols, are not counted twice.
+ *
+ * Out of memory (invariant 7): a request goes through the predictive check
+ * (which looks at real usage, not at the request's size), except MAP_HUGETLB,
+ * whose pages come from the reserved huge-page pool rather than from the
+ * memory the check watches. A failure is an out-of-memory condition only
+ * when it is ENOMEM and a memory limit explains it
+ * (fil_oom_mapping_exhausted): an empty huge-page pool, vm.max_map_count or
+ * an mremap that cannot grow in place hand the failure to the program as
+ * they would without the profiler.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -31,14 +40,18 @@ FIL_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
     if (!enter())
         return raw_mmap(addr, len, prot, flags, fd, off);
     int anon = (flags & MAP_ANONYMOUS) && prot != PROT_NONE;
-    void *p = (anon && fil_oom_precheck("mmap", len)) ? MAP_FAILED
-                                                      : raw_mmap(addr, len, prot, flags, fd, off);
+    if (anon && !(flags & MAP_HUGETLB) && fil_oom_precheck("mmap", len)) {
+        fil_guard = 0; /* predicted out of memory, --on-oom=continue: errno is ENOMEM */
+        return MAP_FAILED;
+    }
+    void *p = raw_mmap(addr, len, prot, flags, fd, off);
     if (p != MAP_FAILED) {
+        FIL_ASSERT(len > 0); /* the tracker never gets an empty range */
         if (anon)
             fil_tracker_map(p, len, fil_stacks_current());
         else if (flags & MAP_FIXED)
             fil_tracker_unmap(p, len);
-    } else if (anon && errno == ENOMEM) {
+    } else if (anon && errno == ENOMEM && fil_oom_mapping_exhausted(len, flags, prot)) {
         fil_oom_failed("mmap", len);
         errno = ENOMEM;
     }
@@ -81,7 +94,8 @@ FIL_API void *mremap(void *old, size_t old_len, size_t len, int flags, ...) {
     } else {
         int e = errno;
         fil_tracker_map(old, old_len, node);
-        if (e == ENOMEM)
+        if (e == ENOMEM && len > old_len &&
+            fil_oom_mapping_exhausted(len - old_len, MAP_PRIVATE, PROT_WRITE))
             fil_oom_failed("mremap", len);
         errno = e;
     }

@@ -93,6 +93,13 @@ int fil_limits_cgroup_usage(const char *root, const char *dir, int version, uint
 int fil_limits_read_meminfo(const char *root, uint64_t *total, uint64_t *avail,
                             uint64_t *swap_free);
 
+/* /proc/meminfo below root: CommitLimit, Committed_AS and SwapTotal in bytes
+ * (what the kernel's overcommit accounting compares a new mapping with). A
+ * field not found is left unchanged. Returns the number of fields found, or
+ * -1 if the file cannot be read. Context: SIGNAL CONTEXT: stack buffers only. */
+int fil_limits_read_commit(const char *root, uint64_t *commit_limit, uint64_t *committed,
+                           uint64_t *swap_total);
+
 /* /proc/self/statm below root: size and data fields, times page_size.
  * 0, or -1 with both unchanged. Context: SIGNAL CONTEXT: stack buffers only. */
 int fil_limits_read_statm(const char *root, uint64_t page_size, uint64_t *vm_size,

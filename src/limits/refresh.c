@@ -59,9 +59,11 @@ static int meminfo_field(const char *line, const char *key, uint64_t *out)
     return 1;
 }
 
-/* See limits_internal.h. Context: SIGNAL CONTEXT: stack buffers only. */
-int fil_limits_read_meminfo(const char *root, uint64_t *total, uint64_t *avail,
-                            uint64_t *swap_free)
+/* Read the three meminfo fields named keys[0..2] into out[0..2] (NULL
+ * entries are skipped; fields not found are left unchanged). The number of
+ * fields found, or -1 if the file cannot be read.
+ * Context: SIGNAL CONTEXT: stack buffers only. */
+static int read_meminfo3(const char *root, const char *const keys[3], uint64_t *out[3])
 {
     char path[FIL_LIMITS_PATH_MAX];
     char buf[512];
@@ -73,13 +75,31 @@ int fil_limits_read_meminfo(const char *root, uint64_t *total, uint64_t *avail,
         return -1;
     if (fil_limits_lines_open(&lr, path, buf, sizeof buf) < 0)
         return -1;
-    while (found < 3 && fil_limits_lines_next(&lr, &line) >= 0) {
-        found += meminfo_field(line, "MemTotal", total);
-        found += meminfo_field(line, "MemAvailable", avail);
-        found += meminfo_field(line, "SwapFree", swap_free);
-    }
+    while (found < 3 && fil_limits_lines_next(&lr, &line) >= 0)
+        for (int k = 0; k < 3; k++)
+            found += meminfo_field(line, keys[k], out[k]);
     fil_limits_lines_close(&lr);
     return found;
+}
+
+/* See limits_internal.h. Context: SIGNAL CONTEXT: stack buffers only. */
+int fil_limits_read_meminfo(const char *root, uint64_t *total, uint64_t *avail,
+                            uint64_t *swap_free)
+{
+    static const char *const keys[3] = {"MemTotal", "MemAvailable", "SwapFree"};
+    uint64_t *out[3] = {total, avail, swap_free};
+
+    return read_meminfo3(root, keys, out);
+}
+
+/* See limits_internal.h. Context: SIGNAL CONTEXT: stack buffers only. */
+int fil_limits_read_commit(const char *root, uint64_t *commit_limit, uint64_t *committed,
+                           uint64_t *swap_total)
+{
+    static const char *const keys[3] = {"CommitLimit", "Committed_AS", "SwapTotal"};
+    uint64_t *out[3] = {commit_limit, committed, swap_total};
+
+    return read_meminfo3(root, keys, out);
 }
 
 /* See limits_internal.h. Context: SIGNAL CONTEXT: stack buffers only. */

@@ -10,7 +10,10 @@
  * directly; a real fault is handed to libsigsegv. SIGBUS, SIGABRT, SIGFPE and
  * SIGILL get a plain sigaction handler (on the alternate stack, reset to the
  * default action on entry). Every handler dumps once, then lets the signal
- * take its default action, so the exit status stays 128+N.
+ * take its default action, so the exit status stays 128+N. A thread that
+ * crashes while another thread dumps waits inside fil_oom_dump until that
+ * dump is complete (and for good if its owner ends the process), so a
+ * second crash never cuts a dump short.
  *
  * Allowed calls: the dump, sigaction, sigemptyset, sigprocmask, raise.
  * (Installing the handlers is not signal context: see install.c.)

@@ -3,18 +3,28 @@
  * dump.c - the one-shot out-of-memory / crash dump. SIGNAL-SAFE FILE.
  *
  * Runs in the thread whose allocation failed, or in a crash signal handler.
- * The first caller claims the dump with a compare-and-swap on its thread id;
- * any other thread that fails meanwhile gets 0 back and waits (the dumper
- * ends the process) or, with --on-oom=continue, goes on failing its request.
+ * The first caller claims the dump with a compare-and-swap on its thread id.
  * The dump writes the failure into the state header first (so even a dump
  * that dies half-way leaves the supervisor a reason), then draws the report
- * from the live state with the emergency arena, then marks it complete.
+ * from the live state with the emergency arena, prints the headline, and only
+ * then marks itself complete (dump_done, a futex word).
+ *
+ * One dump per process (invariant 3): a thread that loses the race never
+ * returns before the winner's files and messages are complete. It sleeps on
+ * dump_done; then, if the winner ends the process (exit 53, or a crash that
+ * dies of its signal), it sleeps for good so the winner's ending decides the
+ * exit status; with --on-oom=continue it returns and its caller fails its
+ * own request. The winner itself crashing inside the dump is the one caller
+ * that must not wait (it would wait for itself): it gets -1 and dies of its
+ * signal, leaving the half-written dump to the supervisor's post-mortem.
  *
  * Allowed calls: the report and render writers, fil_limits_refresh, raw
- * open/read/close/write/mkdir/rename/unlink, clock_gettime, syscall(gettid),
- * pause, sched_yield. No malloc: the allocator wrappers abort if this thread
- * calls them while fil_in_dump is set.
+ * open/read/close/write/mkdir/rename/unlink, clock_gettime,
+ * syscall(SYS_gettid, SYS_futex), pause, sched_yield. No malloc: the
+ * allocator wrappers abort if this thread calls them while fil_in_dump is set.
  */
+#include <limits.h>
+#include <linux/futex.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -29,10 +39,27 @@
 #include "../limits/limits_internal.h"
 #include "../render/render_internal.h"
 
+/* Who dumps and how far it got. dump_owner is claimed once (CAS 0 -> tid) and
+ * never reset; dump_ends is written by the owner before dump_done; dump_done
+ * goes 0 -> 1 once, after every file and message is complete, and is the
+ * futex word losers sleep on. */
 static int dump_owner; /* tid of the dumping thread, 0 before any dump */
-static int dump_done;  /* 1 once the files are complete */
+static int dump_ends;  /* 1: the owner ends the process once done (exit 53 or its signal) */
+static int dump_done;  /* 1 once the files and messages are complete */
 
 int fil_oom_dumped(void) { return __atomic_load_n(&dump_done, __ATOMIC_ACQUIRE); }
+
+/* Sleep until another thread's dump is complete. SIGNAL CONTEXT: futex only. */
+static void wait_done(void) {
+    while (!__atomic_load_n(&dump_done, __ATOMIC_ACQUIRE))
+        syscall(SYS_futex, &dump_done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
+/* Mark the dump complete and wake every waiting loser. SIGNAL CONTEXT. */
+static void mark_done(void) {
+    __atomic_store_n(&dump_done, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &dump_done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
 
 void fil_oom_wait_forever(void) {
     for (;;)
@@ -111,20 +138,55 @@ static int draw(char *title, size_t tlen) {
     return r;
 }
 
-int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
-                 int sig, const uint64_t *addr, fil_limit_kind_t kind, uint64_t limit,
-                 uint64_t room) {
-    int tid = (int)syscall(SYS_gettid), none = 0;
-    /* A fork child does not track (fil_active is 0) and must not touch the
-     * parent's state or result folder, even when it crashes. */
-    if (!fil_state || !__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE) ||
-        !__atomic_compare_exchange_n(&dump_owner, &none, tid, 0, __ATOMIC_ACQ_REL,
-                                                   __ATOMIC_ACQUIRE))
-        return 0;
+/*
+ * The thread lost the race for the dump (another thread owns it): wait until
+ * that dump is complete, then sleep for good if its owner ends the process.
+ * Returns 0 (--on-oom=continue: the dump is complete, the caller goes on).
+ * SIGNAL CONTEXT: futex and pause only.
+ */
+static int lost(void) {
+    FIL_ASSERT(__atomic_load_n(&dump_owner, __ATOMIC_ACQUIRE) != (int)syscall(SYS_gettid));
+    wait_done();
+    if (__atomic_load_n(&dump_ends, __ATOMIC_ACQUIRE))
+        fil_oom_wait_forever();
+    return 0;
+}
+
+/* For a predicted out-of-memory: what was left, and the margin it was
+ * compared with, on stderr. SIGNAL CONTEXT: stack buffer only. */
+static void say_margin(void) {
+    char buf[256];
+    fil_writer_t w;
+    fil_writer_init(&w, 2, buf, sizeof buf);
+    fil_write_str(&w, FIL_MSG_PREFIX "Predicted: ");
+    fil_write_size(&w, fil_state->oom.headroom);
+    fil_write_str(&w, fil_state->oom.limit_kind == FIL_LIMIT_CGROUP
+                          ? " left under the cgroup limit, less than the safety margin of "
+                          : " of memory available, less than the safety margin of ");
+    fil_write_size(&w, fil_state->margin);
+    fil_write_str(&w, " (--safety-margin)\n");
+    fil_writer_flush(&w);
+}
+
+/* Headline, the margin of a prediction, where the files went, on stderr.
+ * SIGNAL CONTEXT. */
+static void announce(const char *title, int r) {
+    fil_oom_say(title, NULL, NULL);
+    if (fil_state->oom.reason == FIL_REASON_PREDICTED)
+        say_margin();
+    if (r == 0)
+        fil_oom_say(fil_state->oom.reason == FIL_REASON_SIGNAL ? "Wrote crash report to "
+                                                               : "Wrote out-of-memory report to ",
+                    fil_oom_cfg.display_dir, "/out-of-memory.svg");
+    else
+        fil_oom_say("error: the out-of-memory report could not be written completely to ",
+                    fil_oom_cfg.display_dir, NULL);
+}
+
+/* The owner's work: record, capture, draw, announce. SIGNAL CONTEXT: arena only. */
+static void write_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
+                       int sig, const uint64_t *addr) {
     fil_in_dump = 1;
-    fil_state->oom.limit_kind = kind;
-    fil_state->oom.limit_value = limit;
-    fil_state->oom.headroom = room;
     record(reason, fn, request, node, sig, addr);
     fil_oom_capture_native();
     if (fil_oom_test_hook)
@@ -136,18 +198,33 @@ int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uin
     clock_gettime(CLOCK_REALTIME, &ts);
     fil_state->oom.dump_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec -
                              fil_state->oom.time_ns;
+    FIL_ASSERT(fil_state->oom.dump_state == 1);
     __atomic_store_n(&fil_state->oom.dump_state, 2, __ATOMIC_RELEASE);
-    __atomic_store_n(&dump_done, 1, __ATOMIC_RELEASE);
     if (locked)
         fil_unlock();
     fil_in_dump = 0;
-    fil_oom_say(title, NULL, NULL);
-    if (r == 0)
-        fil_oom_say(fil_state->oom.reason == FIL_REASON_SIGNAL ? "Wrote crash report to "
-                                                               : "Wrote out-of-memory report to ",
-                    fil_oom_cfg.display_dir, "/out-of-memory.svg");
-    else
-        fil_oom_say("error: the out-of-memory report could not be written completely to ",
-                    fil_oom_cfg.display_dir, NULL);
+    announce(title, r);
+}
+
+int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
+                 int sig, const uint64_t *addr, fil_limit_kind_t kind, uint64_t limit,
+                 uint64_t room) {
+    int tid = (int)syscall(SYS_gettid), none = 0;
+    /* A fork child does not track (fil_active is 0) and must not touch the
+     * parent's state or result folder, even when it crashes. */
+    if (!fil_state || !__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE))
+        return -1;
+    if (!__atomic_compare_exchange_n(&dump_owner, &none, tid, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return none == tid ? -1 : lost(); /* -1: the owner crashed inside its dump */
+    FIL_ASSERT(fil_state->oom.dump_state == 0 && !fil_oom_dumped());
+    __atomic_store_n(&dump_ends, reason == FIL_REASON_SIGNAL || !fil_oom_cfg.continue_mode,
+                     __ATOMIC_RELEASE);
+    fil_state->oom.limit_kind = kind;
+    fil_state->oom.limit_value = limit;
+    fil_state->oom.headroom = room;
+    write_dump(reason, fn, request, node, sig, addr);
+    FIL_ASSERT(__atomic_load_n(&dump_owner, __ATOMIC_RELAXED) == tid);
+    mark_done();
     return 1;
 }

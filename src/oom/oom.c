@@ -79,7 +79,10 @@ static void copy_env(char *out, size_t cap, const char *name, const char *dflt) 
     out[n] = 0;
 }
 
-/* Default margin: 5% of the tightest cgroup/system limit, within [16, 256] MiB. */
+/* Default margin: 5% of the tightest cgroup/system limit, within [16, 256]
+ * MiB, and never more than a quarter of that limit (a 32 MiB cgroup gets
+ * 8 MiB: a margin the size of the limit would call every allocation out of
+ * memory). */
 static uint64_t default_margin(const fil_limits_t *l) {
     uint64_t base = l->cgroup_limit != FIL_UNLIMITED ? l->cgroup_limit : l->mem_total;
     uint64_t m = base / 20;
@@ -87,7 +90,20 @@ static uint64_t default_margin(const fil_limits_t *l) {
         m = UINT64_C(16) << 20;
     if (m > budget_cap)
         m = budget_cap;
+    if (base && m > base / 4)
+        m = base / 4;
     return m;
+}
+
+/* vm.overcommit_memory (0 when unreadable, the kernel's default). */
+static int read_overcommit(void) {
+    char buf[16];
+    const char *p = buf;
+    uint64_t v;
+    if (fil_limits_read_small("/proc/sys/vm/overcommit_memory", buf, sizeof buf) <= 0 ||
+        fil_limits_parse_u64(&p, &v) != 0 || v > 2)
+        return 0;
+    return (int)v;
 }
 
 static void read_config(void) {
@@ -103,6 +119,7 @@ static void read_config(void) {
     if (getenv("FIL_TEST_MALLOC_IN_DUMP"))
         fil_oom_test_hook = malloc_in_dump;
     c->margin = env_u64("FIL_SAFETY_MARGIN", default_margin(&fil_state->limits));
+    c->overcommit = read_overcommit();
 }
 
 /* Pre-fault [from, to) of p: the memory is ours from now on. */
@@ -138,6 +155,7 @@ static int size_arena(uint64_t nodes) {
     if (!p)
         return -1;
     prefault(p, old_size, size);
+    FIL_ASSERT(size > old_size && want_nodes >= nodes); /* the arena only grows */
     fil_lock();
     fil_oom_arena = p;
     fil_oom_arena_size = size;
@@ -207,19 +225,41 @@ int fil_oom_init(void) {
 typedef struct verdict {
     fil_limit_kind_t kind;
     uint64_t limit;
-    uint64_t room;  /* headroom before the margin */
+    uint64_t room;  /* what is left under that limit, margin included */
     uint64_t allow; /* bytes that may still be allocated before the next check */
 } verdict_t;
 
-/* 1 if the request would leave less than the safety margin below the
- * cgroup limit or system memory. A request beyond the RLIMIT_AS/RLIMIT_DATA
- * headroom is let through: the kernel fails it and fil_oom_failed reports it. */
-static int too_big(const fil_limits_t *l, uint64_t size, verdict_t *v) {
+/* Headroom under RLIMIT_AS and RLIMIT_DATA (FIL_UNLIMITED if neither). */
+static uint64_t rlimit_room(const fil_limits_t *l) {
     uint64_t hard = FIL_UNLIMITED;
     if (l->rlimit_as != FIL_UNLIMITED)
         hard = l->rlimit_as > l->vm_size ? l->rlimit_as - l->vm_size : 0;
-    if (l->rlimit_data != FIL_UNLIMITED && l->rlimit_data - (l->rlimit_data > l->vm_data ? l->vm_data : l->rlimit_data) < hard)
-        hard = l->rlimit_data > l->vm_data ? l->rlimit_data - l->vm_data : 0;
+    if (l->rlimit_data != FIL_UNLIMITED) {
+        uint64_t data = l->rlimit_data > l->vm_data ? l->rlimit_data - l->vm_data : 0;
+        if (data < hard)
+            hard = data;
+    }
+    return hard;
+}
+
+/*
+ * too_big - is memory about to run out where the kernel kills instead of
+ * failing (the cgroup limit, system memory)? 1 if less than the safety margin
+ * is left there, counted from what the program really uses (the cgroup's
+ * usage, MemAvailable + SwapFree), 0 otherwise; *v says which limit and how
+ * much may be allocated before the next check.
+ *
+ * The request's size is deliberately not part of the verdict (invariant 7):
+ * a request is address space until it is touched, and a 20 GiB mapping of
+ * which 10 MiB are written, or a 64 GiB MAP_NORESERVE reservation, is a
+ * healthy program. Memory the program writes shows up in the usage, which
+ * the next check reads; the budget between checks is a quarter of what is
+ * left above the margin, so usage cannot jump past the margin unseen by more
+ * than that while the program allocates. A request beyond the RLIMIT_AS /
+ * RLIMIT_DATA headroom is let through: the kernel fails it and
+ * fil_oom_failed reports it exactly. Context: any thread; pure.
+ */
+static int too_big(const fil_limits_t *l, uint64_t size, verdict_t *v) {
     v->kind = FIL_LIMIT_NONE;
     v->room = FIL_UNLIMITED;
     if (l->cgroup_limit != FIL_UNLIMITED) {
@@ -232,11 +272,12 @@ static int too_big(const fil_limits_t *l, uint64_t size, verdict_t *v) {
         v->limit = l->mem_available + l->swap_free;
         v->room = v->limit;
     }
-    uint64_t room = v->room > fil_oom_cfg.margin ? v->room - fil_oom_cfg.margin : 0;
-    if (v->kind == FIL_LIMIT_NONE)
-        room = FIL_UNLIMITED;
-    v->allow = room > size ? room - size : 0;
-    return size > room && size <= hard;
+    if (v->kind == FIL_LIMIT_NONE) {
+        v->allow = FIL_UNLIMITED;
+        return 0;
+    }
+    v->allow = v->room > fil_oom_cfg.margin ? v->room - fil_oom_cfg.margin : 0;
+    return v->room < fil_oom_cfg.margin && size <= rlimit_room(l);
 }
 
 /* Fault injection: fail the Nth tracked allocation. */
@@ -263,14 +304,16 @@ int fil_oom_check(const char *fn, size_t size) {
     verdict_t v = {FIL_LIMIT_NONE, 0, 0, 0};
     int oom = too_big(&l, size, &v);
     uint64_t b = v.allow / 4 < budget_cap ? v.allow / 4 : budget_cap;
+    FIL_ASSERT(b <= budget_cap && (!oom || v.room < fil_oom_cfg.margin));
     __atomic_store_n(&fil_oom_budget, (int64_t)b, __ATOMIC_RELAXED);
     __atomic_store_n(&refreshing, 0, __ATOMIC_RELEASE);
     if (!oom)
         return 0;
-    fil_oom_dump(FIL_REASON_PREDICTED, fn, size, fil_stacks_current(), 0, NULL, v.kind, v.limit,
-                 v.room);
+    if (fil_oom_dump(FIL_REASON_PREDICTED, fn, size, fil_stacks_current(), 0, NULL, v.kind,
+                     v.limit, v.room) < 0)
+        return 0; /* no dump possible: let the real allocator decide */
     if (!fil_oom_cfg.continue_mode)
-        _exit(FIL_EXIT_OOM);
+        _exit(FIL_EXIT_OOM); /* the files are complete: fil_oom_dump returned */
     errno = ENOMEM;
     return -1;
 }
@@ -278,6 +321,7 @@ int fil_oom_check(const char *fn, size_t size) {
 int fil_oom_refill(const char *fn, size_t size) {
     if (size < (UINT64_C(1) << 20))
         fil_oom_local += (int64_t)size; /* undo the fast path's subtraction */
+    FIL_ASSERT(fil_oom_local >= 0); /* the allowance is never overdrawn */
     if (!fil_oom_cfg.fail_after && size < (UINT64_C(1) << 40) &&
         __atomic_sub_fetch(&fil_oom_budget, (int64_t)size + SLICE, __ATOMIC_RELAXED) >= 0) {
         fil_oom_local += SLICE; /* the request itself was paid from the budget */
@@ -294,10 +338,10 @@ void fil_oom_failed(const char *fn, size_t size) {
     fil_limit_kind_t kind;
     uint64_t limit;
     uint64_t room = fil_limits_headroom(&l, &kind, &limit);
-    fil_oom_dump(FIL_REASON_ALLOC_FAILED, fn, size, fil_stacks_current(), 0, NULL, kind, limit,
-                 room);
-    if (!fil_oom_cfg.continue_mode)
-        _exit(FIL_EXIT_OOM);
+    if (fil_oom_dump(FIL_REASON_ALLOC_FAILED, fn, size, fil_stacks_current(), 0, NULL, kind,
+                     limit, room) >= 0 &&
+        !fil_oom_cfg.continue_mode)
+        _exit(FIL_EXIT_OOM); /* the files are complete: fil_oom_dump returned */
     errno = e;
 }
 

@@ -25,6 +25,7 @@ typedef struct fil_oom_config {
     int verbose;
     uint64_t margin;       /* safety margin for cgroup / system limits */
     uint64_t fail_after;   /* FIL_TEST_FAIL_AFTER: fail the Nth allocation (0: off) */
+    int overcommit;        /* vm.overcommit_memory: 0 heuristic, 1 always, 2 never */
     uintptr_t self_lo, self_hi; /* text of libfilpreload.so, skipped in native stacks */
 } fil_oom_config_t;
 
@@ -36,18 +37,23 @@ extern fil_oom_config_t fil_oom_cfg;
 extern char *fil_oom_arena;
 extern size_t fil_oom_arena_size;
 
-/* The one-shot dump. Fills the header's oom record, renders the report from
- * the live state with the arena, prints the headline. Returns 1 if this
- * call wrote the dump (kind/limit/room: the limit blamed and the headroom
- * it had left; addr: the faulting address the kernel reported, or NULL for
- * a signal that was sent, whose si_addr means nothing), 0 if another thread did or is doing it (the caller
- * then waits or returns, see oom.c). SIGNAL CONTEXT: arena only. */
+/* The one-shot dump (invariant 3). Fills the header's oom record, renders
+ * the report from the live state with the arena, prints the headline.
+ * kind/limit/room: the limit blamed and the headroom it had left; addr: the
+ * faulting address the kernel reported, or NULL for a signal that was sent,
+ * whose si_addr means nothing. Returns 1 if this call wrote the dump. A
+ * thread that loses the race waits until the winner's dump is complete and
+ * then never returns if the winner ends the process (exit 53 or its crash
+ * signal), else returns 0 (--on-oom=continue: fail the request). -1 if there
+ * is no dump to make or wait for: no state, a fork child (not tracking), or
+ * the dumping thread itself crashed inside its dump. Context: any thread,
+ * guarded, no lock held, or a crash handler. SIGNAL CONTEXT: arena only. */
 int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uint32_t node,
                  int sig, const uint64_t *addr, fil_limit_kind_t kind, uint64_t limit,
                  uint64_t room);
 
-/* Block the calling thread for good (another thread is dumping and will
- * end the process). SIGNAL CONTEXT. */
+/* Block the calling thread for good (another thread has dumped and will end
+ * the process). SIGNAL CONTEXT. */
 void fil_oom_wait_forever(void) __attribute__((noreturn));
 
 /* 1 once a dump has been completed. */

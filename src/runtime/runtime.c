@@ -9,9 +9,11 @@
  * (nothing is tracked there), except fil_lock_needed, which tests that start
  * threads by hand turn on.
  *
- * Also the lock's slow paths (fil/lock.h) and the failure path of
- * FIL_ASSERT (fil/common.h). SIGNAL-SAFE FILE: write(2), abort(),
- * sched_yield and syscall (membarrier) only.
+ * Also the lock's bounded path for signal context (fil_lock_timed, and the
+ * first-foreign-section handshake it shares with lock.c's blocking slow
+ * path) and the failure path of FIL_ASSERT (fil/common.h).
+ * SIGNAL-SAFE FILE: write(2), abort(), sched_yield and syscall
+ * (membarrier) only.
  */
 #include "fil/runtime.h"
 
@@ -24,6 +26,7 @@
 
 #include "fil/common.h"
 #include "fil/lock.h"
+#include "lock_internal.h"
 
 __thread int fil_guard __attribute__((tls_model("initial-exec")));
 __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
@@ -32,7 +35,6 @@ int fil_active;
 int fil_lock_word;
 int fil_lock_needed;
 int fil_owner_busy;
-static int owner_claimed; /* 1 once a thread took the owner role */
 
 /* A foreign thread is about to take the lock for the first time: turn the
  * owner's lock elision off and wait (at most `rounds` yields, or for ever
@@ -43,7 +45,7 @@ static int owner_claimed; /* 1 once a thread took the owner role */
  * or its load comes after and sees fil_lock_needed. Without membarrier
  * (kernels before 4.14) the bounded wait below is a best effort; the
  * kernel here has it. SIGNAL CONTEXT safe: raw system calls only. */
-static void first_foreign_section(unsigned rounds) {
+void fil_lock_first_foreign(unsigned rounds) {
     fil_lock_role = -1;
     if (!__atomic_load_n(&fil_lock_needed, __ATOMIC_ACQUIRE)) {
         __atomic_store_n(&fil_lock_needed, 1, __ATOMIC_SEQ_CST);
@@ -59,36 +61,13 @@ static void first_foreign_section(unsigned rounds) {
     }
 }
 
-/* fil_lock's slow path (fil/lock.h): the first call of each thread decides
- * its role; then spin, yielding after a while. Context: any thread. */
-void fil_lock_slow(void) {
-    if (fil_lock_role == 0) {
-        int none = 0;
-        if (__atomic_compare_exchange_n(&owner_claimed, &none, 1, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE)) {
-            fil_lock_role = 1;
-            fil_lock();
-            return;
-        }
-        first_foreign_section(0);
-    }
-    for (unsigned spins = 0;; spins++) {
-        if (__atomic_load_n(&fil_lock_word, __ATOMIC_RELAXED) == 0 && fil_trylock())
-            return;
-        if (spins > 64)
-            sched_yield();
-        else
-            __builtin_ia32_pause();
-    }
-}
-
 int fil_lock_timed(unsigned rounds) {
     if (fil_lock_role > 0 && !__atomic_load_n(&fil_lock_needed, __ATOMIC_ACQUIRE)) {
         __atomic_store_n(&fil_owner_busy, 1, __ATOMIC_SEQ_CST);
         return 1;
     }
     if (fil_lock_role == 0)
-        first_foreign_section(rounds);
+        fil_lock_first_foreign(rounds);
     for (unsigned i = 0; i < rounds; i++) {
         if (fil_trylock())
             return 1;

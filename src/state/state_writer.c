@@ -12,6 +12,17 @@
  * system calls so they are not tracked as the program's. SIGNAL-SAFE FILE:
  * the dump reads the state through fil_state_at (fstat, ftruncate and raw
  * mmap are the only calls beyond memory copies).
+ *
+ * Descriptors: the state's descriptor lives high (fil_sys_fd_high), out of
+ * the program's way. A program may still close it (os.closerange(3, 1024),
+ * daemons) and even open a file of its own under the same number, so each
+ * growth first checks that the descriptor is still the memfd (device and
+ * inode). If it is not, the memfd is opened again through the supervisor,
+ * which holds it for the whole run under the number it handed down
+ * (/proc/<supervisor>/fd/<n>), and the new descriptor replaces ours; the
+ * number the program took over is never touched. Only if that fails too
+ * does growth stop: what cannot be recorded is counted (stacks_dropped) and
+ * the supervisor says so at exit.
  */
 #include "fil/state_writer.h"
 
@@ -37,6 +48,11 @@ static int state_fd = -1;
  * file must never be truncated. */
 static dev_t state_dev;
 static ino_t state_ino;
+/* Where the memfd can be opened again: the supervisor's pid and the number
+ * it holds the memfd under (the one it handed down); 0 when the state is
+ * private (no supervisor). Written at open. */
+static int owner_pid;
+static int owner_fd;
 
 static fil_seg_t *seg_of(int s) {
     switch (s) {
@@ -53,10 +69,16 @@ static fil_seg_t *seg_of(int s) {
  * Returns 0, or -1 with nothing mapped. Context: startup, single-threaded.
  */
 int fil_state_open(int fd) {
+    if (fd >= 0) {
+        owner_pid = (int)getppid();
+        owner_fd = fd;
+    }
     if (fd < 0) {
         fd = (int)syscall(SYS_memfd_create, "fil-state", MFD_CLOEXEC);
         if (fd < 0)
             return -1;
+        fd = fil_sys_fd_high(fd);
+        FIL_ASSERT(fd > 2);
     }
     if (ftruncate(fd, FIL_STATE_HEADER_SIZE) != 0)
         return -1;
@@ -85,6 +107,50 @@ int fil_state_open(int fd) {
     return 0;
 }
 
+/* Append the decimal digits of v to p; returns the end. SIGNAL CONTEXT. */
+static char *put_uint(char *p, unsigned v) {
+    char tmp[16];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < (int)sizeof tmp);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* 1 if fd is (still) the state memfd. SIGNAL CONTEXT: fstat only. */
+static int is_state(int fd) {
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == state_dev && st.st_ino == state_ino;
+}
+
+/*
+ * Make state_fd the memfd again after the program closed (or reused) our
+ * descriptor: open it through the supervisor's /proc/<pid>/fd/<n> and move
+ * it high. 0, or -1 (state_fd unchanged). Context: tracker lock held;
+ * SIGNAL CONTEXT (open, fstat, fcntl, close).
+ */
+static int reopen_state(void) {
+    char path[64] = "/proc/", *p;
+    if (owner_pid <= 0 || fil_state_no_reopen)
+        return -1;
+    p = put_uint(path + 6, (unsigned)owner_pid);
+    memcpy(p, "/fd/", 4);
+    p = put_uint(p + 4, (unsigned)owner_fd);
+    *p = 0;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (!is_state(fd)) {
+        close(fd);
+        return -1;
+    }
+    state_fd = fil_sys_fd_high(fd);
+    FIL_ASSERT(state_fd > 2); /* never one of the program's 0-2 */
+    return 0;
+}
+
 /* Map one more chunk for segment s. 0, or -1. Context: tracker lock held. */
 static int add_chunk(int s) {
     fil_seg_t *g = seg_of(s);
@@ -93,9 +159,8 @@ static int add_chunk(int s) {
         return -1;
     size_t len = fil_page_round(fil_seg_chunk_elems(k) * g->elem_size);
     uint64_t off = fil_state->file_size;
-    struct stat st;
-    if (fstat(state_fd, &st) != 0 || st.st_dev != state_dev || st.st_ino != state_ino)
-        return -1; /* the program closed our descriptor: stop growing */
+    if (!is_state(state_fd) && reopen_state() != 0)
+        return -1; /* the program closed our descriptor for good: stop growing */
     if (ftruncate(state_fd, (off_t)(off + len)) != 0)
         return -1;
     char *p = fil_sys_map_shared(state_fd, len, (off_t)off);

@@ -53,7 +53,8 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 FIL = os.environ.get("FIL_PROFILE") or str(REPO / "build" / "bin" / "fil-profile")
 PYTHON = os.environ.get("FIL_PYTHON") or "/usr/bin/python3"
-PKG_PYTHONPATH = REPO / "build" / "lib" / "fil-profile" / "python"
+# The package installed beside the launcher under test (<bin>/../lib/...).
+PKG_PYTHONPATH = Path(FIL).resolve().parents[1] / "lib" / "fil-profile" / "python"
 
 MIB = 1024 * 1024
 PAGE = os.sysconf("SC_PAGESIZE")

@@ -161,6 +161,34 @@ def run_fil(tmp_path, script, *args, opts=(), env=None, timeout=TIMEOUT, preexec
                stderr=stderr.decode(errors="replace"), dir=result_dir(out), cmd=cmd)
 
 
+def run_plain(tmp_path, script, *args, env=None, timeout=TIMEOUT, command=None):
+    """Run the same program with plain PYTHON (no profiler), in the same way
+    as run_fil (same cwd, environment, `command` wrapper). Returns a Run
+    whose dir is None."""
+    cmd = [PYTHON, str(script), *map(str, args)]
+    if command is not None:
+        cmd = command(cmd)
+    proc = subprocess.run(cmd, cwd=str(tmp_path), env=base_env(env), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=timeout, start_new_session=True)
+    return Run(returncode=proc.returncode, stdout=proc.stdout.decode(errors="replace"),
+               stderr=proc.stderr.decode(errors="replace"), dir=None, cmd=cmd)
+
+
+def assert_healthy_as_plain(fil_run, plain_run):
+    """What a user sees of a healthy program is the same under the profiler:
+    stdout and exit status as with plain Python, only the ordinary peak
+    report written (no out-of-memory files, "out_of_memory": null)."""
+    assert fil_run.returncode == plain_run.returncode, (
+        "exit %s under fil-profile, %s under plain Python\n%s"
+        % (fil_run.returncode, plain_run.returncode, fil_run.describe()))
+    assert fil_run.stdout == plain_run.stdout, fil_run.describe()
+    assert not any("Out of memory" in l for l in stderr_lines(fil_run)), fil_run.describe()
+    assert_no_oom_files(fil_run)
+    for name in PEAK_FILES:
+        assert fil_run.file(name).is_file(), name
+    assert load_summary(fil_run.file("summary.json"))["out_of_memory"] is None
+
+
 def ulimit_sv(kib):
     """A `command` wrapper for run_fil: `bash -c 'ulimit -Sv KIB; exec ...'`."""
     def wrap(cmd):
@@ -254,6 +282,96 @@ def parse_svg(path):
 
 def stderr_lines(run):
     return [l for l in run.stderr.splitlines() if l.startswith(PREFIX)]
+
+
+# --------------------------------------------------------------------------
+# a child memory cgroup, for the kernel OOM killer and cgroup predictions
+
+CG_LIMIT = 400 * MIB
+
+
+def own_memory_cgroup():
+    """(version, directory) of this process's memory cgroup, or (None, reason)."""
+    v2 = None
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            hid, controllers, path = line.rstrip("\n").split(":", 2)
+            if "memory" in controllers.split(","):
+                d = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+                if d.is_dir():
+                    return 1, d
+            if hid == "0" and controllers == "":
+                v2 = Path("/sys/fs/cgroup") / path.lstrip("/")
+    if v2 is not None and (v2 / "memory.max").exists():
+        return 2, v2
+    if v2 is not None and (v2 / "cgroup.subtree_control").exists():
+        return 2, v2
+    return None, "no memory cgroup found in /proc/self/cgroup"
+
+
+def write(path, value):
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def rmdir_retry(path, tries=50):
+    for _ in range(tries):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    path.rmdir()
+
+
+@pytest.fixture
+def memcg():
+    """A fresh child memory cgroup limited to CG_LIMIT without swap: (version, dir).
+    Skips with the reason when no memory cgroup is writable here."""
+    version, parent = own_memory_cgroup()
+    if version is None:
+        pytest.skip(parent)
+    cg = parent / ("fil-test-%d" % os.getpid())
+    if cg.exists():
+        rmdir_retry(cg)
+    try:
+        cg.mkdir()
+    except OSError as e:
+        pytest.skip("cannot create a memory cgroup under %s: %s" % (parent, e))
+    try:
+        try:
+            if version == 1:
+                write(cg / "memory.limit_in_bytes", CG_LIMIT)
+                try:
+                    write(cg / "memory.memsw.limit_in_bytes", CG_LIMIT)
+                except OSError:
+                    pass  # no swap accounting: fine, the limit above still holds
+            else:
+                write(cg / "memory.max", CG_LIMIT)
+                try:
+                    write(cg / "memory.swap.max", 0)
+                except OSError:
+                    pass
+        except OSError as e:
+            pytest.skip("cannot set a memory limit on %s: %s" % (cg, e))
+        # Can a process join it (cgroup v2 forbids it under a parent with
+        # processes and controllers)? Try with a throwaway shell.
+        probe = subprocess.run(["sh", "-c", 'echo $$ > "$1/cgroup.procs" && echo joined',
+                                "sh", str(cg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if probe.returncode != 0 or b"joined" not in probe.stdout:
+            pytest.skip("cannot move a process into %s: %s" % (cg, probe.stderr.decode().strip()))
+        yield version, cg
+    finally:
+        rmdir_retry(cg)
+
+
+def in_cgroup(cg):
+    """A `command` wrapper for run_fil: run the launcher inside cgroup dir cg."""
+    def wrap(cmd):
+        return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cg), *cmd]
+    return wrap
 
 
 @pytest.fixture(scope="session")

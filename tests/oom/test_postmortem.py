@@ -2,12 +2,13 @@
 """Post-mortem reports: the program was SIGKILLed and could not dump.
 
 Covers: `kill -9` of the Python process (the launcher's child, which
-prints its pid) while it holds 300 MiB: exit 137, out-of-memory.prof
-written by the supervisor from the shared state with the 300 MiB (within
+prints its pid) while it holds 300 MiB: the launcher dies of SIGKILL too,
+out-of-memory.prof written by the supervisor from the shared state with
+the 300 MiB (within
 5%) at its line, summary.json source "post-mortem", kind "killed", and the
 peak report. Then the real kernel OOM killer in a child memory cgroup
 limited to 400 MiB (v1 or v2, skipped when the cgroup is not writable):
-with `--disable-oom-detection` the kernel kills the program (exit 137, the
+with `--disable-oom-detection` the kernel kills the program (SIGKILL, the
 leaking line holds more than 60% of 400 MiB, oom_kill_confirmed true);
 with detection on the profiler predicts it first (exit 53, in-process,
 kind "predicted", limit "cgroup").
@@ -17,13 +18,6 @@ import os
 import select
 import signal
 import subprocess
-import time
-from pathlib import Path
-
-import pytest
-
-CG_LIMIT = 400 * 1024 * 1024
-
 
 def read_line(proc, timeout):
     """One line of proc.stdout within timeout seconds, or None."""
@@ -53,7 +47,7 @@ def test_kill_9_postmortem(oom, tmp_path):
             proc.wait()
     run = oom.Run(returncode=proc.returncode, stdout="", stderr=stderr.decode(errors="replace"),
                   dir=oom.result_dir(out), cmd=None)
-    assert run.returncode == 128 + signal.SIGKILL, run.describe()
+    assert run.returncode == -signal.SIGKILL, run.describe()  # died of it, as plain Python
     oom.assert_oom_files(run)
     stacks = run.oom_prof()
     oom.assert_close(oom.bytes_at(stacks, script, oom.marker_line(script, "hold")),
@@ -73,103 +67,24 @@ def test_kill_9_postmortem(oom, tmp_path):
 
 
 # --------------------------------------------------------------------------
-# the kernel OOM killer in a child memory cgroup
-
-
-def own_memory_cgroup():
-    """(version, directory) of this process's memory cgroup, or (None, reason)."""
-    v2 = None
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            hid, controllers, path = line.rstrip("\n").split(":", 2)
-            if "memory" in controllers.split(","):
-                d = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-                if d.is_dir():
-                    return 1, d
-            if hid == "0" and controllers == "":
-                v2 = Path("/sys/fs/cgroup") / path.lstrip("/")
-    if v2 is not None and (v2 / "memory.max").exists():
-        return 2, v2
-    if v2 is not None and (v2 / "cgroup.subtree_control").exists():
-        return 2, v2
-    return None, "no memory cgroup found in /proc/self/cgroup"
-
-
-def write(path, value):
-    with open(path, "w") as f:
-        f.write(str(value))
-
-
-def rmdir_retry(path, tries=50):
-    for _ in range(tries):
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    path.rmdir()
-
-
-@pytest.fixture
-def memcg():
-    """A fresh child memory cgroup limited to 400 MiB without swap: (version, dir)."""
-    version, parent = own_memory_cgroup()
-    if version is None:
-        pytest.skip(parent)
-    cg = parent / ("fil-test-%d" % os.getpid())
-    if cg.exists():
-        rmdir_retry(cg)
-    try:
-        cg.mkdir()
-    except OSError as e:
-        pytest.skip("cannot create a memory cgroup under %s: %s" % (parent, e))
-    try:
-        try:
-            if version == 1:
-                write(cg / "memory.limit_in_bytes", CG_LIMIT)
-                try:
-                    write(cg / "memory.memsw.limit_in_bytes", CG_LIMIT)
-                except OSError:
-                    pass  # no swap accounting: fine, the limit above still holds
-            else:
-                write(cg / "memory.max", CG_LIMIT)
-                try:
-                    write(cg / "memory.swap.max", 0)
-                except OSError:
-                    pass
-        except OSError as e:
-            pytest.skip("cannot set a memory limit on %s: %s" % (cg, e))
-        # Can a process join it (cgroup v2 forbids it under a parent with
-        # processes and controllers)? Try with a throwaway shell.
-        probe = subprocess.run(["sh", "-c", 'echo $$ > "$1/cgroup.procs" && echo joined',
-                                "sh", str(cg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if probe.returncode != 0 or b"joined" not in probe.stdout:
-            pytest.skip("cannot move a process into %s: %s" % (cg, probe.stderr.decode().strip()))
-        yield version, cg
-    finally:
-        rmdir_retry(cg)
+# the kernel OOM killer in a child memory cgroup (the memcg fixture: conftest.py)
 
 
 def run_in_cgroup(oom, tmp_path, cg, opts):
     script = oom.program("cgroup_leak.py")
-
-    def wrap(cmd):
-        return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cg), *cmd]
-
-    return script, oom.run_fil(tmp_path, script, opts=opts, command=wrap, timeout=120)
+    return script, oom.run_fil(tmp_path, script, opts=opts, command=oom.in_cgroup(cg),
+                               timeout=120)
 
 
 def test_kernel_oom_kill_postmortem(oom, tmp_path, memcg):
     version, cg = memcg
     script, run = run_in_cgroup(oom, tmp_path, cg, ["--disable-oom-detection"])
-    assert run.returncode == 128 + signal.SIGKILL, run.describe()
+    assert run.returncode == -signal.SIGKILL, run.describe()  # died of it, as plain Python
     oom.assert_oom_files(run)
     stacks = run.oom_prof()
     held = oom.bytes_at(stacks, script, oom.marker_line(script, "leak"))
-    assert held > 0.6 * CG_LIMIT, "leaking line holds %d bytes, want > 60%% of %d" % (
-        held, CG_LIMIT)
+    assert held > 0.6 * oom.CG_LIMIT, "leaking line holds %d bytes, want > 60%% of %d" % (
+        held, oom.CG_LIMIT)
     s = run.summary()
     o = s["out_of_memory"]
     assert o["source"] == "post-mortem", o
@@ -199,11 +114,11 @@ def test_cgroup_limit_predicted(oom, tmp_path, memcg):
     assert o["source"] == "in-process", o
     assert o["kind"] == "predicted", o
     assert o["limit"] == "cgroup", o
-    assert o["limit_bytes"] == CG_LIMIT, o
+    assert o["limit_bytes"] == oom.CG_LIMIT, o
     assert o["oom_kill_confirmed"] is not True, o
     stacks = run.oom_prof()
     held = oom.bytes_at(stacks, script, oom.marker_line(script, "leak"))
-    assert held > 0.6 * CG_LIMIT, "leaking line holds %d bytes" % held
+    assert held > 0.6 * oom.CG_LIMIT, "leaking line holds %d bytes" % held
     (frames, count), = oom.failed_requests(stacks)
     assert count == o["requested_bytes"] > 0, (count, o)
     assert oom.is_frame_at(oom.last_python_frame(frames), script,

@@ -9,7 +9,8 @@
  * over-long mountinfo line, a cgroup2 mount without memory), v2 (numeric
  * limit on the parent, "max" on the process's own cgroup), v2max (no limit
  * anywhere), container (mount root is the container's cgroup; a decoy above
- * the mount point), missing (files absent). The refresh is tested on a
+ * the mount point), missing (files absent); the overcommit figures of
+ * meminfo (CommitLimit, Committed_AS, SwapTotal). The refresh is tested on a
  * temporary tree whose files change between calls, and a smoke test reads the
  * real machine and lowers RLIMIT_AS. Data directory: $FIL_TEST_DATA, else
  * tests/data.
@@ -121,6 +122,24 @@ static void test_container(void)
     CHECK_U64(l.cgroup_usage, 128 * MIB);
     CHECK_STR(l.cgroup_dir, "/sys/fs/cgroup/memory");
     check_headroom(&l, FIL_LIMIT_CGROUP, 512 * MIB, 384 * MIB);
+}
+
+/* The overcommit figures a failed mapping is compared with (exhausted.c):
+ * CommitLimit and Committed_AS absent from the v1 fixture stay unchanged,
+ * SwapTotal is read in bytes; a missing file is -1. */
+static void test_commit(void)
+{
+    char root[512];
+    uint64_t limit = 7, committed = 9, swap = 0;
+
+    CHECK(fil_limits_read_commit(fixture(root, sizeof root, "v1"), &limit, &committed, &swap) ==
+          1);
+    CHECK(swap == 2097152 * KIB);
+    CHECK(limit == 7 && committed == 9);
+    CHECK(fil_limits_read_commit(fixture(root, sizeof root, "missing"), &limit, &committed,
+                                 &swap) == -1);
+    CHECK(fil_limits_read_commit("", &limit, &committed, &swap) == 3); /* the real machine */
+    CHECK(limit > 0 && committed > 0);
 }
 
 static void test_missing(void)
@@ -451,6 +470,7 @@ int main(void)
     test_v2();
     test_container();
     test_missing();
+    test_commit();
     test_refresh();
     test_headroom();
     test_parse_size();

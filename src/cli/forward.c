@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * forward.c - passing a signal the supervisor received on to the program,
+ * exactly once.
+ *
+ * The supervisor and the program share a process group, so a signal sent
+ * to the group (the terminal's Ctrl-C, `kill -INT -- -PGID`, `timeout`)
+ * reaches both, while one sent to the supervisor's pid alone (`kill PID`,
+ * `docker stop`) reaches only the supervisor. siginfo names the sender, not
+ * the target, so the supervisor looks at the program instead, in this order:
+ *   1. a delivery the program's handler noted (src/interpose/sigview.c: the
+ *      state's ring holds signal, si_code, sender and time), with the same
+ *      signal, code and sender, at most a second old and not matched
+ *      before: the program got it; it is claimed so it matches only once;
+ *   2. the signal pending in the program (/proc/<pid>/status SigPnd or
+ *      ShdPnd): it will get it, or has it blocked and a second one would
+ *      merge with it; the supervisor waits for the note up to PENDING_WAIT
+ *      to claim it;
+ *   3. the program does not catch it (SIG_DFL or SIG_IGN, SigCgt): it is
+ *      forwarded at once, since a second delivery then changes nothing;
+ *   4. otherwise the note has up to GRACE to appear (the program may just
+ *      not have been scheduled yet); if it does not, the signal was the
+ *      supervisor's alone and is forwarded.
+ * A signal the program itself sent (to its parent, or to its own group) is
+ * never forwarded. Without a usable ring (the program replaced its image
+ * with exec: it no longer maps the state), the terminal's SIGINT/SIGQUIT
+ * are taken as delivered to the group and everything else is forwarded
+ * after the grace, as before the ring existed.
+ *
+ * Supervisor only, never signal context (the signals are read from a
+ * signalfd): stdio and sleeping are fine.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fil/state.h"
+
+_Static_assert(sizeof(((fil_cli_forward_t *)0)->claimed) / sizeof(uint32_t) == FIL_SIG_RING,
+               "one claim per ring slot");
+
+#define SEC UINT64_C(1000000000)
+#define GRACE (SEC / 4)      /* for the note of a caught, not pending signal */
+#define PENDING_WAIT (2 * SEC) /* for the note of a pending one */
+
+/* What /proc/<pid>/status says about one signal. */
+typedef struct sigstate {
+    int ok;      /* the file was read */
+    int pending; /* in SigPnd or ShdPnd */
+    int caught;  /* in SigCgt: a handler is installed */
+} sigstate_t;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* See cli.h. Context: supervisor. */
+void fil_cli_forward_init(fil_cli_forward_t *f, pid_t pid, int state_fd)
+{
+    memset(f, 0, sizeof *f);
+    f->pid = pid;
+    f->state_fd = state_fd;
+}
+
+/* See cli.h. Context: supervisor. */
+void fil_cli_forward_end(fil_cli_forward_t *f)
+{
+    if (f->h)
+        munmap((void *)f->h, FIL_STATE_HEADER_SIZE);
+    f->h = NULL;
+}
+
+/* 1 if pid still maps the state (its image is the profiled one: an exec
+ * unmaps it, and the new image notes nothing). */
+static int maps_state(pid_t pid)
+{
+    char path[64], line[512];
+    int found = 0;
+    FILE *fp;
+
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    if (!(fp = fopen(path, "re")))
+        return 0;
+    while (!found && fgets(line, sizeof line, fp))
+        found = strstr(line, "/memfd:fil-state") != NULL;
+    fclose(fp);
+    return found;
+}
+
+/* The state's header, mapped read-only once the program has sized it and
+ * published it (magic, our child's pid), while the program's image is the
+ * profiled one; NULL otherwise. */
+static const fil_state_header_t *header(fil_cli_forward_t *f)
+{
+    struct stat st;
+    void *p;
+
+    if (!f->h && fstat(f->state_fd, &st) == 0 && st.st_size >= (off_t)FIL_STATE_HEADER_SIZE &&
+        (p = mmap(NULL, FIL_STATE_HEADER_SIZE, PROT_READ, MAP_SHARED, f->state_fd, 0)) !=
+            MAP_FAILED)
+        f->h = p;
+    if (!f->h || __atomic_load_n(&f->h->magic, __ATOMIC_ACQUIRE) != FIL_STATE_MAGIC ||
+        f->h->pid != f->pid || !maps_state(f->pid))
+        return NULL;
+    return f->h;
+}
+
+/* The sender as the program's note records it: only user-sent signals
+ * (si_code <= 0) have one. */
+static int32_t sender(const struct signalfd_siginfo *si)
+{
+    return si->ssi_code <= 0 ? (int32_t)si->ssi_pid : 0;
+}
+
+/*
+ * 1 if the program's ring holds an unclaimed note of si no older than
+ * `since` (CLOCK_MONOTONIC); it is claimed. 0 if not, -1 without a ring.
+ */
+static int noted(fil_cli_forward_t *f, const struct signalfd_siginfo *si, uint64_t since)
+{
+    const fil_state_header_t *h = header(f);
+
+    if (!h)
+        return -1;
+    for (uint32_t k = 0; k < FIL_SIG_RING; k++) {
+        const fil_sig_event_t *e = &h->signals.ev[k];
+        uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+        fil_sig_event_t copy = *e;
+        if (seq == 0 || __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) != seq ||
+            f->claimed[k] == seq)
+            continue;
+        if (copy.sig == (int32_t)si->ssi_signo && copy.code == si->ssi_code &&
+            copy.pid == sender(si) && copy.t_ns >= since) {
+            FIL_ASSERT(seq != 0 && f->claimed[k] != seq); /* a note matches once */
+            f->claimed[k] = seq;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether bit sig is set in the hex mask at p. */
+static int mask_has(const char *p, int sig)
+{
+    uint64_t m = 0;
+
+    sscanf(p, "%" SCNx64, &m);
+    return sig > 0 && sig <= 64 && ((m >> (sig - 1)) & 1);
+}
+
+/* Read pid's pending and caught state for sig. */
+static void child_sigstate(pid_t pid, int sig, sigstate_t *st)
+{
+    char path[64], line[256];
+    FILE *fp;
+
+    memset(st, 0, sizeof *st);
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (!(fp = fopen(path, "re")))
+        return;
+    while (fgets(line, sizeof line, fp)) {
+        if (!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7))
+            st->pending |= mask_has(line + 7, sig);
+        else if (!strncmp(line, "SigCgt:", 7))
+            st->caught = mask_has(line + 7, sig), st->ok = 1;
+    }
+    fclose(fp);
+}
+
+/* 1 if the program got si (or surely will), 0 if it must be forwarded. */
+static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
+{
+    uint64_t t0 = mono_ns(), since = t0 > SEC ? t0 - SEC : 0;
+    int sig = (int)si->ssi_signo;
+    struct timespec ms = {0, 1000000};
+
+    for (;;) {
+        int n = noted(f, si, since);
+        sigstate_t st;
+        if (n > 0)
+            return 1;
+        child_sigstate(f->pid, sig, &st);
+        uint64_t waited = mono_ns() - t0;
+        if (!st.ok || !st.caught)
+            return st.ok && st.pending; /* not caught: a second one changes nothing */
+        if (n < 0 && si->ssi_code > 0 && (sig == SIGINT || sig == SIGQUIT) &&
+            getpgid(f->pid) == getpgrp())
+            return 1; /* no ring: the terminal signalled the whole group */
+        if (waited > (st.pending ? PENDING_WAIT : GRACE))
+            return st.pending; /* pending all along: blocked, it would merge */
+        nanosleep(&ms, NULL);
+    }
+}
+
+/* See cli.h. Context: supervisor, the child not yet reaped. */
+void fil_cli_forward(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
+{
+    if (si->ssi_code <= 0 && (pid_t)si->ssi_pid == f->pid)
+        return; /* the program signalled its parent, or its own group */
+    if (!program_got(f, si))
+        kill(f->pid, (int)si->ssi_signo);
+}
+
+/* See cli.h. Context: supervisor, the child exited but not yet reaped. */
+int fil_cli_forward_was_childs(fil_cli_forward_t *f, const struct signalfd_siginfo *si,
+                               int death_signal)
+{
+    uint64_t now = mono_ns();
+
+    return death_signal == (int)si->ssi_signo ||
+           (si->ssi_code <= 0 && (pid_t)si->ssi_pid == f->pid) ||
+           noted(f, si, now > SEC ? now - SEC : 0) > 0;
+}
