@@ -104,9 +104,8 @@ static int draw(char *title, size_t tlen) {
     fil_bump_t mem = {fil_oom_arena, fil_oom_arena_size, 0};
     int r = fil_render_files(&v, FIL_RENDER_OOM, fil_oom_cfg.dir, title, NULL, NULL, &mem);
     mem.used = 0;
-    char *buf = fil_bump(&mem, 65536);
-    if (buf && fil_render_summary(&v, NULL, fil_oom_cfg.dir, FIL_RENDERED_OOM_INPROCESS,
-                                  "in-process", buf, 65536) != 0)
+    if (fil_render_summary(&v, NULL, fil_oom_cfg.dir, FIL_RENDERED_OOM_INPROCESS, "in-process",
+                           &mem) != 0)
         r = -1;
     return r;
 }
