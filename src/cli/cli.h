@@ -6,16 +6,22 @@
  * nothing allocated) and builds the argument vectors; env.c builds the
  * child's environment; resultdir.c makes the result folder and the `latest`
  * link; supervise.c runs and waits for the child; oomkill.c reads the cgroup
- * OOM-kill counter; browser.c opens the report; main.c ties them together.
- * Everything here runs in the supervisor process, single-threaded, never in
- * signal context (except the signal handler in supervise.c, which is static).
+ * OOM-kill counter; browser.c opens the report; sample.c samples memory
+ * over time and writes the reports on demand; main.c ties them together.
+ * Everything here runs in the supervisor process's main thread, never in
+ * signal context, except: the signal handler in supervise.c (static) and
+ * fil_cli_report_request, which it calls; and sample.c's two threads,
+ * which run from the child's fork to its reaping.
  */
 #ifndef FIL_CLI_H
 #define FIL_CLI_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
+
+#include "fil/render.h"
 
 #define FIL_CLI_VERSION "0.1.0"
 
@@ -47,6 +53,8 @@ typedef struct fil_cli_args {
     const char *output;                     /* -o DIR, default "fil-result" */
     int no_browser;                         /* --no-browser */
     int verbose;                            /* --verbose */
+    int quiet;                              /* --quiet: only errors and warnings on stderr */
+    int no_usr2;                            /* --no-usr2: SIGUSR2 is the program's, untouched */
     int oom_continue;                       /* --on-oom=continue (default exit) */
     int oom_detection;                      /* 0 with --disable-oom-detection */
     int has_memory_limit;                   /* --memory-limit given */
@@ -103,10 +111,29 @@ typedef struct fil_cli_child {
     int state_fd;            /* inherited by the child (FD_CLOEXEC cleared there) */
     int has_memory_limit;    /* set soft RLIMIT_AS in the child */
     uint64_t memory_limit;
+    /* Called in the parent right after fork, with the child's pid, while
+     * the forwarded signals are still blocked (sample.c starts there); or
+     * NULL. */
+    void (*started)(pid_t pid, void *ctx);
+    void *started_ctx;
 } fil_cli_child_t;
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
 int fil_cli_find_program(const char *name, char *out, size_t len);
+
+/* sample.c */
+typedef struct fil_cli_sampler_cfg {
+    int state_fd;               /* the shared state */
+    const char *outdir;         /* -o DIR, trimmed: reports on demand go in new folders there */
+    const fil_run_info_t *info; /* the run: command, interpreter, options, start_ns */
+    int quiet;                  /* --quiet */
+    int reports;                /* 0 with --no-usr2 */
+} fil_cli_sampler_cfg_t;
+void fil_cli_sampler_started(pid_t pid, void *cfg);
+void fil_cli_sampler_stop(void);
+int fil_cli_report_request(void);
+void fil_cli_sampler_timeline(fil_run_info_t *info);
+uint64_t fil_cli_sampler_overhead_ns(uint64_t *samples);
 
 /* browser.c */
 void fil_cli_open_browser(const char *path);

@@ -13,6 +13,12 @@
  * the child included; forwarding would deliver them twice). The supervisor
  * thus survives them all until the child is reaped.
  *
+ * SIGUSR2 is the exception: the program's handler (src/interpose/usr2.c)
+ * sends it to us to ask for a report on demand, which sample.c writes; so
+ * a SIGUSR2 from the child itself is taken, not forwarded. Any other
+ * SIGUSR2 is forwarded as usual: the program's handler (ours, which asks
+ * back, or the program's own, which keeps it) decides.
+ *
  * Exec failures are reported through a close-on-exec pipe: EOF means the
  * exec succeeded, an errno means it did not (the child printed why).
  * Reaping is in two steps: waitid(WNOWAIT) sees the death while the pid is
@@ -46,8 +52,9 @@ static volatile sig_atomic_t child_pid;
  * Forward sig to the child, unless it is a SIGINT/SIGQUIT the kernel or the
  * terminal sent (si_code SI_KERNEL or > 0): the child already got that one.
  * Once there is no child, SIGINT/SIGTERM/SIGHUP interrupt the rendering of
- * the reports instead. SIGNAL CONTEXT: kill() and fil_render_interrupt()
- * (a flag store) only, errno preserved.
+ * the reports instead. A SIGUSR2 the child sent asks for a report on demand.
+ * SIGNAL CONTEXT: kill(), fil_render_interrupt() (a flag store) and
+ * fil_cli_report_request() (one write) only, errno preserved.
  */
 static void forward_signal(int sig, siginfo_t *si, void *uctx)
 {
@@ -56,6 +63,11 @@ static void forward_signal(int sig, siginfo_t *si, void *uctx)
     int from_kernel = si && (si->si_code == SI_KERNEL || si->si_code > 0);
 
     (void)uctx;
+    if (sig == SIGUSR2 && pid > 0 && si && si->si_code == SI_USER && si->si_pid == pid &&
+        fil_cli_report_request() == 0) {
+        errno = saved;
+        return; /* the program asks for a report on demand (sample.c) */
+    }
     if (pid > 0 && !((sig == SIGINT || sig == SIGQUIT) && from_kernel))
         kill(pid, sig);
     if (pid <= 0 && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP))
@@ -196,6 +208,8 @@ static pid_t start_child(const fil_cli_child_t *c, struct sigaction *old, int *e
     if (pid < 0)
         fprintf(stderr, FIL_MSG_PREFIX "error: fork: %s\n", strerror(errno));
     child_pid = pid > 0 ? pid : 0;
+    if (pid > 0 && c->started)
+        c->started(pid, c->started_ctx); /* the sampler (sample.c) */
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
     close(pfd[1]);
     if (pid < 0)

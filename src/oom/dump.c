@@ -140,12 +140,13 @@ int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uin
     if (locked)
         fil_unlock();
     fil_in_dump = 0;
-    fil_oom_say(title, NULL, NULL);
-    if (r == 0)
+    if (!fil_oom_cfg.quiet)
+        fil_oom_say(title, NULL, NULL);
+    if (r == 0 && !fil_oom_cfg.quiet)
         fil_oom_say(fil_state->oom.reason == FIL_REASON_SIGNAL ? "Wrote crash report to "
                                                                : "Wrote out-of-memory report to ",
                     fil_oom_cfg.display_dir, "/out-of-memory.svg");
-    else
+    else if (r != 0)
         fil_oom_say("error: the out-of-memory report could not be written completely to ",
                     fil_oom_cfg.display_dir, NULL);
     return 1;
