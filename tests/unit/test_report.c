@@ -1467,6 +1467,55 @@ static const char *nth(const char *hay, const char *needle, int n)
     return p;
 }
 
+/* The timeline plot of p[0..n). */
+typedef struct timeline_job {
+    const fil_time_point_t *p;
+    uint32_t n;
+    fil_timeline_marks_t m;
+} timeline_job_t;
+
+static int do_timeline(fil_writer_t *w, void *arg)
+{
+    timeline_job_t *j = arg;
+    fil_html_timeline(w, "Memory over time", j->p, j->n, &j->m);
+    return 0;
+}
+
+/* The plot: well-formed, both curves with a point per sample (RSS
+ * points that are unknown left out), the peak and the moment marked,
+ * round ticks; no samples says so; huge values do not overflow. */
+static void test_timeline(void)
+{
+    static const fil_time_point_t p[] = {
+        {0, 0, 0}, {10000000, 3 << 20, 5 << 20}, {20000000, 60 << 20, 70 << 20},
+        {30000000, 2 << 20, 0}};
+    timeline_job_t j = {p, 4, {10000000, 10000000, 35000000, "out of memory"}};
+    out_t o = capture(do_timeline, &j);
+    const char *svg = o.data ? strstr(o.data, "<svg") : NULL;
+    CHECK(o.rc == 0 && svg);
+    CHECK(svg && xml_well_formed(svg, strstr(svg, "</svg>") + 6 - svg));
+    CHECK(o.data && count_of(o.data, "<polyline") == 2);
+    CHECK(o.data && strstr(o.data, "peak 60.0 MiB at 0.02 s"));
+    CHECK(o.data && strstr(o.data, "out of memory</text>"));
+    CHECK(o.data && strstr(o.data, ">80 MiB</text>") && strstr(o.data, ">0.04</text>"));
+    CHECK(o.data && strstr(o.data, "4 points, each the highest value of 10 ms"));
+    const char *rss = o.data ? strstr(o.data, "polyline class=\"rss\" points=\"") : NULL;
+    CHECK(rss && count_of(rss, ",") - count_of(strstr(rss, "/>"), ",") == 2); /* 0s skipped */
+    free(o.data);
+    j.n = 0;
+    o = capture(do_timeline, &j);
+    CHECK(o.rc == 0 && o.data && strstr(o.data, "No samples") && !strstr(o.data, "<svg"));
+    free(o.data);
+    static const fil_time_point_t huge[] = {{0, UINT64_C(1) << 60, UINT64_C(1) << 61},
+                                            {UINT64_C(864000) * 1000000000u, 1, 1}};
+    timeline_job_t h = {huge, 2, {UINT64_C(1) << 40, 10000000, UINT64_C(1) << 62, "x"}};
+    o = capture(do_timeline, &h);
+    CHECK(o.rc == 0 && o.data && strstr(o.data, " GiB</text>") && strstr(o.data, "peak "));
+    svg = o.data ? strstr(o.data, "<svg") : NULL;
+    CHECK(svg && xml_well_formed(svg, strstr(svg, "</svg>") + 6 - svg));
+    free(o.data);
+}
+
 static void test_html(void)
 {
     fil_html_page_t page = {"fil-profile: peak memory", "Peak tracked memory: 59.1 KiB", "peak",
@@ -1709,6 +1758,7 @@ int main(void)
     test_srclines_chunks();
     test_atomic();
     test_html();
+    test_timeline();
     test_scratch_bounds();
     return check_summary("test_report");
 }
