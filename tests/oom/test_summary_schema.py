@@ -297,3 +297,25 @@ def test_on_demand_summary(oom, tmp_path):
     oom.assert_close(s["on_demand"]["held_bytes"], 300 * oom.MIB, 0.02, "held now")
     i, row = first_line(s["top_lines"], script, oom.marker_line(script, "hold"))
     assert i == 0
+
+
+def test_every_field_is_described_in_the_man_page():
+    """Every key of the schema (and of its objects) is named in man/fil-profile.1."""
+    schema = load_schema()
+    man = (SCHEMA_PATH.parents[1] / "man" / "fil-profile.1").read_text()
+    section = man[man.index(".SH SUMMARY.JSON"):man.index(".SH EXAMPLES")]
+    missing = []
+
+    def walk(node, where):
+        for key, sub in node.get("properties", {}).items():
+            if "\\fB%s\\fP" % key.replace("-", "\\-") not in section:
+                missing.append(where + key)
+            if isinstance(sub, dict) and "properties" in sub:
+                walk(sub, where + key + ".")
+            items = sub.get("items") if isinstance(sub, dict) else None
+            if isinstance(items, dict) and "properties" in items:
+                walk(items, where + key + "[].")
+    walk(schema, "")
+    for name in ("line", "stack", "frame"):
+        walk(schema["$defs"][name], name + ".")
+    assert not missing, "not described in the man page: %s" % missing
