@@ -45,8 +45,17 @@ typedef struct fil_answer_line {
 
 /* What fil_render_reports found for the launcher to print (filled when
  * fil_run_info_t.answer is not NULL). */
+/* Which memory fil_answer_t's lines held (fil_answer_t.held). */
+enum {
+    FIL_ANSWER_PEAK = 0,  /* at the peak */
+    FIL_ANSWER_OOM = 1,   /* when the program ran out of memory */
+    FIL_ANSWER_CRASH = 2, /* when it crashed (and dumped) */
+    FIL_ANSWER_DEATH = 3, /* when it died of a signal it could not report */
+    FIL_ANSWER_NOW = 4,   /* when a report on demand was asked for */
+};
+
 typedef struct fil_answer {
-    int held;         /* 1: the lines held the memory when the program died; 0: at the peak */
+    int held;         /* FIL_ANSWER_*: when the lines held the memory */
     uint64_t peak;    /* tracked bytes at the peak */
     uint64_t total;   /* bytes the lines' shares are of */
     uint32_t n;       /* lines[0..n), biggest first */

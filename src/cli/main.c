@@ -377,7 +377,8 @@ static void size_text(char *buf, size_t len, uint64_t bytes)
 
 /*
  * The answer, short enough for a CI log: the peak (and the peak RSS),
- * then the top lines with MiB and the share of the memory they are of:
+ * then the top lines with MiB and the share of the memory they are of (at
+ * the peak, or when the program ran out of memory, crashed or died):
  *   Peak tracked memory: 76.4 MiB (peak RSS 95.1 MiB)
  *   Top lines at the peak:
  *     1.   76.3 MiB  99.9%  script.py:3 (<module>)
@@ -396,9 +397,11 @@ static void print_answer(const launch_t *l)
         note("Peak tracked memory: %s", peak);
     if (a->n == 0)
         return;
-    if (a->held) {
+    if (a->held != FIL_ANSWER_PEAK) {
+        static const char *const when[] = {"", "when it ran out of memory", "when it crashed",
+                                           "when it died", "now"};
         size_text(peak, sizeof peak, a->total);
-        note("Top lines when it ended (of %s held):", peak);
+        note("Top lines %s (of %s held):", a->held <= FIL_ANSWER_NOW ? when[a->held] : "", peak);
     } else {
         note("Top lines at the peak:");
     }

@@ -100,8 +100,8 @@ static void *map_state(int state_fd, size_t *size, char *err, size_t errlen) {
     return base;
 }
 
-/* The top lines for the launcher's stderr: what was held at the death
- * (held), else at the peak. */
+/* The top lines for the launcher's stderr: of the peak, or of what was held
+ * at the moment `held` (FIL_ANSWER_*) says. */
 static void fill_answer(const fil_view_t *v, int held, fil_answer_t *a, fil_bump_t *mem) {
     fil_top_line_t rows[FIL_ANSWER_LINES];
     size_t used = mem->used;
@@ -114,6 +114,18 @@ static void fill_answer(const fil_view_t *v, int held, fil_answer_t *a, fil_bump
     if (n > 0)
         fil_render_fill_answer(a, t, rows, (uint32_t)n);
     mem->used = used;
+}
+
+/* What the stderr lines of a finished run are of: the moment the program
+ * ran out of memory, crashed or died, else (--on-oom=continue too: what is
+ * held at the end is not what was held then) the peak. */
+static int answer_kind(const fil_view_t *v, const char *oom_source) {
+    const fil_oom_info_t *o = &v->h->oom;
+    if (!oom_source || (o->dump_state == 2 && v->h->oom_continue))
+        return FIL_ANSWER_PEAK;
+    if (o->dump_state == 0 || o->reason == FIL_REASON_NONE)
+        return FIL_ANSWER_DEATH;
+    return o->reason == FIL_REASON_SIGNAL ? FIL_ANSWER_CRASH : FIL_ANSWER_OOM;
 }
 
 /* Every report of a finished run from the validated view v (see
@@ -141,8 +153,7 @@ static unsigned render_finished(const fil_view_t *v, const char *dir, const fil_
         r |= FIL_RENDERED_PEAK;
     mem->used = 0;
     if (mem->base && info->answer)
-        fill_answer(v, oom_source && !(v->h->oom.dump_state == 2 && v->h->oom_continue),
-                    info->answer, mem);
+        fill_answer(v, answer_kind(v, oom_source), info->answer, mem);
     if (mem->base && fil_render_summary(v, info, dir, r, oom_source, mem) == 0)
         r |= FIL_RENDERED_SUMMARY;
     return r;
@@ -205,7 +216,7 @@ static int render_now(const fil_view_t *v, const char *dir, const fil_run_info_t
         r |= FIL_RENDERED_PEAK;
     mem->used = mark;
     if (info->answer)
-        fill_answer(v, 1, info->answer, mem);
+        fill_answer(v, FIL_ANSWER_NOW, info->answer, mem);
     int s = fil_render_summary(v, info, dir, r, NULL, mem);
     return s == 0 && r == (FIL_RENDERED_NOW | FIL_RENDERED_PEAK) ? 0 : -1;
 }

@@ -335,7 +335,7 @@ static void test_answers(int fd)
     fresh_dir(dir, sizeof dir);
     CHECK(fil_render_reports(fd, dir, &info, err, sizeof err) ==
           (int)(FIL_RENDERED_PEAK | FIL_RENDERED_SUMMARY));
-    CHECK(a.held == 0 && a.peak == 6000 && a.total == 6000 && a.n == 2);
+    CHECK(a.held == FIL_ANSWER_PEAK && a.peak == 6000 && a.total == 6000 && a.n == 2);
     CHECK_STR(a.lines[0].where, "data.py:12 (load)"); /* B: the biggest at the peak */
     CHECK(a.lines[0].bytes == BYTES_B && a.lines[0].caller[0] == 0);
     CHECK_STR(a.lines[1].where, "main.py:5 (<module>)");
@@ -383,7 +383,7 @@ static void test_on_demand(int fd)
     CHECK_STR(prof, peak_prof);
     free(prof);
     CHECK(exists(dir, "current-memory.svg") && exists(dir, "current-memory-reversed.svg"));
-    CHECK(a.held == 1 && a.total == 4064 && a.peak == 6000);
+    CHECK(a.held == FIL_ANSWER_NOW && a.total == 4064 && a.peak == 6000);
     char *sum = slurp(dir, "summary.json");
     CHECK(sum && strstr(sum, "\"report\": \"on-demand\""));
     CHECK(sum && strstr(sum, "\"on_demand\": {\"sequence\": 3, \"seconds\": 1.000, "
