@@ -127,6 +127,8 @@ int fil_view_open_file(fil_view_t *v, const void *base, uint64_t size, char *err
     return 0;
 }
 
+/* at() of a frozen view: the counters from the copies, the rest (append-only
+ * records, validated at open) from the file. SIGNAL CONTEXT. */
 static const void *frozen_at(const fil_view_t *v, int s, uint64_t i) {
     if (s == FIL_SEG_BYTES)
         return v->frozen_bytes + i;
@@ -135,6 +137,8 @@ static const void *frozen_at(const fil_view_t *v, int s, uint64_t i) {
     return file_at(v, s, i);
 }
 
+/* See render_internal.h: the header copy and two counters per node, with
+ * the bump allocator's alignment. Context: any. */
 size_t fil_view_freeze_size(uint64_t nodes) {
     return sizeof(fil_state_header_t) + 2 * (size_t)nodes * 8 + 32;
 }
@@ -145,6 +149,7 @@ typedef struct peak_word {
     int64_t peak_total;
 } peak_word_t;
 
+/* Read them, one aligned acquire load each. SIGNAL CONTEXT. */
 static void read_peak_word(const fil_state_header_t *h, peak_word_t *p) {
     p->busy = __atomic_load_n(&h->snapshot_busy, __ATOMIC_ACQUIRE);
     p->at_peak = __atomic_load_n(&h->at_peak, __ATOMIC_ACQUIRE);
@@ -157,6 +162,9 @@ static void copy_counters(const fil_view_t *v, int s, int64_t *out, uint64_t n) 
         out[i] = __atomic_load_n((const int64_t *)file_at(v, s, i), __ATOMIC_RELAXED);
 }
 
+/* See render_internal.h and the file comment. v must be a file view; mem
+ * holds fil_view_freeze_size(v->nodes). 0, or -1 with v unchanged.
+ * Context: supervisor (the program runs meanwhile); SIGNAL-SAFE. */
 int fil_view_freeze(fil_view_t *v, fil_bump_t *mem) {
     const fil_state_header_t *live = v->h;
     fil_state_header_t *h = fil_bump(mem, sizeof *h);
