@@ -14,6 +14,54 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fil/report.h"
+
+/* The options the program ran with, as summary.json reports them. */
+typedef struct fil_run_options {
+    const char *output;     /* -o DIR as given */
+    int no_browser;         /* --no-browser */
+    int verbose;            /* --verbose */
+    int quiet;              /* --quiet */
+    int oom_continue;       /* --on-oom=continue */
+    int oom_detection;      /* 0 with --disable-oom-detection */
+    int usr2;               /* 0 with --no-usr2 */
+    int has_memory_limit;   /* --memory-limit given ... */
+    uint64_t memory_limit;  /* ... in bytes */
+    int has_safety_margin;  /* --safety-margin given ... */
+    uint64_t safety_margin; /* ... in bytes */
+} fil_run_options_t;
+
+/* Lines of the answer printed on stderr at exit. */
+#define FIL_ANSWER_LINES 5
+/* Lines and call stacks listed in summary.json. */
+#define FIL_SUMMARY_TOP 20
+
+/* One of the top lines, as the launcher prints it. */
+typedef struct fil_answer_line {
+    uint64_t bytes;   /* allocated by the line itself */
+    char where[256];  /* its short label: "script.py:12 (main)" */
+    char caller[256]; /* for a library's line, the program's line that called it; else "" */
+} fil_answer_line_t;
+
+/* What fil_render_reports found for the launcher to print (filled when
+ * fil_run_info_t.answer is not NULL). */
+/* Which memory fil_answer_t's lines held (fil_answer_t.held). */
+enum {
+    FIL_ANSWER_PEAK = 0,  /* at the peak */
+    FIL_ANSWER_OOM = 1,   /* when the program ran out of memory */
+    FIL_ANSWER_CRASH = 2, /* when it crashed (and dumped) */
+    FIL_ANSWER_DEATH = 3, /* when it died of a signal it could not report */
+    FIL_ANSWER_NOW = 4,   /* when a report on demand was asked for */
+};
+
+typedef struct fil_answer {
+    int held;         /* FIL_ANSWER_*: when the lines held the memory */
+    uint64_t peak;    /* tracked bytes at the peak */
+    uint64_t total;   /* bytes the lines' shares are of */
+    uint32_t n;       /* lines[0..n), biggest first */
+    fil_answer_line_t lines[FIL_ANSWER_LINES];
+} fil_answer_t;
+
 /* What the supervisor knows about the run. */
 typedef struct fil_run_info {
     int argc;                  /* the profiled command as the user gave it */
@@ -25,6 +73,15 @@ typedef struct fil_run_info {
     int oom_kill_known;        /* 1 if the cgroup OOM-kill counter could be read */
     uint64_t oom_kills_before; /* cgroup oom_kill counter before the run */
     uint64_t oom_kills_after;  /* ... and after */
+    const fil_run_options_t *options; /* NULL: not known (in-process) */
+    const fil_time_point_t *timeline; /* memory over time, t_ns since start_ns */
+    uint32_t timeline_len;
+    uint64_t timeline_step_ns;   /* the interval each point is the maximum of */
+    uint64_t sample_ns;          /* how often the launcher sampled */
+    uint64_t peak_rss;           /* the program's peak resident set, bytes; 0: unknown */
+    uint64_t now_ns;             /* report on demand: CLOCK_REALTIME of it; 0 at exit */
+    uint32_t sequence;           /* report on demand: 1 for the first of the run, ... */
+    fil_answer_t *answer;        /* out: the top lines for stderr, or NULL */
 } fil_run_info_t;
 
 /* What fil_render_reports wrote (bit flags). */
@@ -32,6 +89,7 @@ typedef struct fil_run_info {
 #define FIL_RENDERED_OOM_INPROCESS 2u     /* the program dumped out-of-memory.* itself */
 #define FIL_RENDERED_OOM_POSTMORTEM 4u    /* we wrote out-of-memory.* from the state */
 #define FIL_RENDERED_SUMMARY 8u
+#define FIL_RENDERED_NOW 16u              /* current-memory.* (a report on demand) */
 
 /* Render reports from the state in state_fd into the existing directory dir.
  * Returns a mask of FIL_RENDERED_* (>= 0), or -1 with a one-line reason in
@@ -39,6 +97,17 @@ typedef struct fil_run_info {
  * Context: supervisor process, single-threaded. */
 int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info, char *err,
                        size_t errlen);
+
+/* Render a report of a program that is still running, from its state in
+ * state_fd, into the existing directory dir: what it holds now
+ * (current-memory.*), the peak so far (peak-memory.*), index.html and
+ * summary.json. The counters are copied first (the program goes on
+ * changing them), so every figure of the report is of one moment: see
+ * fil_view_freeze. info->now_ns is the moment, info->exit_status is
+ * ignored. 0, or -1 with a one-line reason in err. Context: supervisor,
+ * any one thread (not at the same time as fil_render_reports). */
+int fil_render_on_demand(int state_fd, const char *dir, const fil_run_info_t *info, char *err,
+                         size_t errlen);
 
 /* Ask the render in progress to stop: the file being written is removed and
  * the rest are skipped (summary.json is still written). Async-signal-safe:

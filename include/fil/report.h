@@ -52,6 +52,9 @@ void fil_write_mib(fil_writer_t *w, uint64_t bytes);
 void fil_write_gib(fil_writer_t *w, uint64_t bytes);
 /* Human size: "512 B", "12.3 KiB", "100.0 MiB", "1.91 GiB", "1.00 PiB". */
 void fil_write_size(fil_writer_t *w, uint64_t bytes);
+/* The same, truncated instead of rounded: for an amount that must not read
+ * as reaching a bound it is below ("49.9 MiB left, less than 50.0 MiB"). */
+void fil_write_size_down(fil_writer_t *w, uint64_t bytes);
 /* XML text/attribute escaping of n bytes (& < > " ' and control characters;
  * bytes that are not valid UTF-8 become U+FFFD) so any input gives valid XML. */
 void fil_write_xml(fil_writer_t *w, const char *s, size_t n);
@@ -259,6 +262,38 @@ size_t fil_top_lines_scratch_size(uint32_t count);
 int fil_top_lines(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, void *scratch,
                   size_t cap);
 
+/* The label a person reads (library paths shortened to their importable
+ * part, long names cut, as in the graphs) of frame f, into buf
+ * (NUL-terminated, cut to len). Returns 1 for a library's (or raw) frame,
+ * 0 for the program's own. */
+int fil_report_short_text(const fil_frame_t *f, char *buf, size_t len);
+
+/* The nearest of the program's own frames above node (its caller, or its
+ * caller's caller...), for saying which of the program's lines called a
+ * library's line; FIL_NONE if there is none. */
+uint32_t fil_tree_own_caller(const fil_tree_t *t, uint32_t node);
+
+/* ---- memory over time ---------------------------------------------------- */
+
+/* One point of the timeline: the largest values seen in its interval. */
+typedef struct fil_time_point {
+    uint64_t t_ns;    /* start of the interval, since the program started */
+    uint64_t tracked; /* tracked bytes (highest in the interval) */
+    uint64_t rss;     /* resident bytes (highest sampled in the interval; 0: unknown) */
+} fil_time_point_t;
+
+/* What the plot marks besides the two curves. */
+typedef struct fil_timeline_marks {
+    uint64_t step_ns;      /* each point's interval (what a point is the maximum of) */
+    uint64_t sample_ns;    /* how often the launcher sampled */
+    uint64_t end_ns;       /* the moment marked with a vertical line, since the start */
+    const char *end_label; /* its words ("out of memory", "report on demand"); NULL: none */
+} fil_timeline_marks_t;
+
+/* Index of the first point holding the most tracked bytes (the peak), or
+ * FIL_NONE when n is 0. */
+uint32_t fil_timeline_peak(const fil_time_point_t *p, uint32_t n);
+
 /* ---- index.html --------------------------------------------------------- */
 
 typedef struct fil_html_page {
@@ -280,6 +315,11 @@ void fil_html_stack(fil_writer_t *w, const char *heading, const fil_tree_t *t, u
                     const char *const *native, uint32_t nnative, uint32_t *path);
 void fil_html_reading(fil_writer_t *w);
 void fil_html_graph(fil_writer_t *w, const char *heading, const char *svg, const char *help);
+/* A section with memory over time as an inline SVG plot (no script):
+ * tracked and resident bytes against seconds, the peak and m->end_label
+ * marked, and a sentence saying how it was sampled. */
+void fil_html_timeline(fil_writer_t *w, const char *heading, const fil_time_point_t *p,
+                       uint32_t n, const fil_timeline_marks_t *m);
 /* 0, or -1 if any write of the page failed. */
 int fil_html_end(fil_writer_t *w, const char *prof);
 

@@ -105,6 +105,11 @@ typedef struct fil_oom_info {
     ((s) == SIGINT || (s) == SIGTERM || (s) == SIGHUP || (s) == SIGQUIT || (s) == SIGUSR1 ||      \
      (s) == SIGUSR2)
 #define FIL_SIG_RING 32u
+/* The signal the program's side sends the supervisor after noting a
+ * delivery, so that the supervisor looks at the note at once (forward.c).
+ * A real-time one glibc leaves to applications, blocked in the supervisor
+ * and never passed on. */
+#define FIL_SIG_NOTED (__SIGRTMAX - 2)
 
 /* One delivery of a watched signal to a handler of the program, noted in
  * the handler's trampoline so that the supervisor forwards a signal only if

@@ -65,6 +65,10 @@ extern int fil_state_no_reopen;
 /* Bytes of the state file now. */
 uint64_t fil_state_size(void);
 
+/* The supervisor that handed the state down (our parent at startup), or 0
+ * for a private state. SIGNAL CONTEXT safe. */
+int fil_state_owner(void);
+
 /* Record the interpreter version in the header. */
 void fil_state_set_python_version(const char *v);
 

@@ -6,12 +6,14 @@
  * nothing allocated) and builds the argument vectors; env.c builds the
  * child's environment; resultdir.c makes the result folder and the `latest`
  * link; supervise.c runs and waits for the child; oomkill.c reads the cgroup
- * OOM-kill counter; browser.c opens the report; forward.c decides whether a
+ * OOM-kill counter; browser.c opens the report; sample.c samples memory
+ * over time and writes the reports on demand; forward.c decides whether a
  * signal must be passed on to the program; sigpolicy.c is what signals do
  * once the program is gone; limitcheck.c refuses limits the program cannot
  * run under; main.c ties them together. Everything here runs in the
- * supervisor process, single-threaded, never in signal context except
- * sigpolicy.c's handler (a SIGNAL-SAFE FILE).
+ * supervisor process's main thread, never in signal context, except
+ * sigpolicy.c's handlers (a SIGNAL-SAFE FILE) and sample.c's two threads,
+ * which run from the child's fork to its reaping.
  */
 #ifndef FIL_CLI_H
 #define FIL_CLI_H
@@ -21,6 +23,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+
+#include "fil/render.h"
 
 #define FIL_CLI_VERSION "0.1.0"
 
@@ -52,6 +56,8 @@ typedef struct fil_cli_args {
     const char *output;                     /* -o DIR, default "fil-result" */
     int no_browser;                         /* --no-browser */
     int verbose;                            /* --verbose */
+    int quiet;                              /* --quiet: only errors and warnings on stderr */
+    int no_usr2;                            /* --no-usr2: SIGUSR2 is the program's, untouched */
     int oom_continue;                       /* --on-oom=continue (default exit) */
     int oom_detection;                      /* 0 with --disable-oom-detection */
     int has_memory_limit;                   /* --memory-limit given */
@@ -110,6 +116,11 @@ typedef struct fil_cli_child {
     int state_fd;            /* inherited by the child (FD_CLOEXEC cleared there) */
     int has_memory_limit;    /* set soft RLIMIT_AS in the child */
     uint64_t memory_limit;
+    /* Called in the parent right after fork, with the child's pid, while
+     * the forwarded signals are still blocked (sample.c starts there); or
+     * NULL. */
+    void (*started)(pid_t pid, void *ctx);
+    void *started_ctx;
 } fil_cli_child_t;
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
@@ -134,17 +145,34 @@ typedef struct fil_cli_forward {
     int state_fd;                        /* the shared state */
     const struct fil_state_header *h;    /* its header mapped read-only, or NULL */
     uint32_t claimed[32];                /* per ring slot: the note already matched */
+    uint32_t swept_next;                 /* the ring's count at the last sweep */
+    int unsettled;                       /* the last sweep left notes to look at again */
 } fil_cli_forward_t;
 void fil_cli_forward_init(fil_cli_forward_t *f, pid_t pid, int state_fd);
 void fil_cli_forward(fil_cli_forward_t *f, const struct signalfd_siginfo *si);
 int fil_cli_forward_was_childs(fil_cli_forward_t *f, const struct signalfd_siginfo *si,
                                int death_signal);
+int fil_cli_forward_sweep(fil_cli_forward_t *f, int woken);
 void fil_cli_forward_end(fil_cli_forward_t *f);
 
 /* sigpolicy.c: the supervisor's signals once the program is gone. */
 int fil_cli_render_phase(const char *dir);
 void fil_cli_die_of(int sig) __attribute__((noreturn));
 void fil_cli_stop_signal(const char *shown);
+
+/* sample.c */
+typedef struct fil_cli_sampler_cfg {
+    int state_fd;               /* the shared state */
+    const char *outdir;         /* -o DIR, trimmed: reports on demand go in new folders there */
+    const fil_run_info_t *info; /* the run: command, interpreter, options, start_ns */
+    int quiet;                  /* --quiet */
+    int reports;                /* 0 with --no-usr2 */
+} fil_cli_sampler_cfg_t;
+void fil_cli_sampler_started(pid_t pid, void *cfg);
+void fil_cli_sampler_stop(void);
+int fil_cli_report_request(void);
+void fil_cli_sampler_timeline(fil_run_info_t *info);
+uint64_t fil_cli_sampler_overhead_ns(uint64_t *samples);
 
 /* browser.c */
 void fil_cli_open_browser(const char *path);

@@ -21,6 +21,20 @@
  *   4. otherwise the note has up to GRACE to appear (the program may just
  *      not have been scheduled yet); if it does not, the signal was the
  *      supervisor's alone and is forwarded.
+ * A note is matched once; and a note no signal of ours matches was a signal
+ * sent to the program alone (`kill PROGRAM_PID`). The program's side wakes
+ * the supervisor after each note (FIL_SIG_NOTED), and the supervisor then
+ * sweeps the ring at once (fil_cli_forward_sweep): a note it finds while
+ * that signal is not pending for the supervisor is claimed as the
+ * program's alone. A signal sent to the group is queued to both processes
+ * by the same kill(2), microseconds apart, long before the program has
+ * noted it and the supervisor woken up, so its note is either matched by
+ * the supervisor's copy or seen while that copy is pending. Without the
+ * sweep, `kill -USR2 PROGRAM; kill -USR2 SUPERVISOR` within a second took
+ * the first note for the second signal's delivery. Should a wake-up be
+ * lost, the sweep also runs while the supervisor waits (every 20 ms, every
+ * 2 ms while a note is unsettled: supervise.c), then claiming only notes
+ * at least SETTLE old.
  * A signal the program itself sent (to its parent, or to its own group) is
  * never forwarded. Without a usable ring (the program replaced its image
  * with exec: it no longer maps the state), the terminal's SIGINT/SIGQUIT
@@ -49,6 +63,7 @@ _Static_assert(sizeof(((fil_cli_forward_t *)0)->claimed) / sizeof(uint32_t) == F
 #define SEC UINT64_C(1000000000)
 #define GRACE (SEC / 4)      /* for the note of a caught, not pending signal */
 #define PENDING_WAIT (2 * SEC) /* for the note of a pending one */
+#define SETTLE (2 * SEC / 1000) /* a note this old, our copy not pending: the program's alone */
 
 /* What /proc/<pid>/status says about one signal. */
 typedef struct sigstate {
@@ -201,6 +216,42 @@ static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
             return st.pending; /* pending all along: blocked, it would merge */
         nanosleep(&ms, NULL);
     }
+}
+
+/* See cli.h (and the top comment): 1 if a note is left to look at again
+ * soon. woken: the program just said it made a note. Context: supervisor,
+ * between signals. */
+int fil_cli_forward_sweep(fil_cli_forward_t *f, int woken)
+{
+    const fil_state_header_t *h = f->h ? f->h : header(f);
+    sigset_t pend;
+    int unsettled = 0;
+
+    if (!h || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != FIL_STATE_MAGIC || h->pid != f->pid)
+        return 0;
+    uint32_t next = __atomic_load_n(&h->signals.next, __ATOMIC_ACQUIRE);
+    if (next == f->swept_next && !f->unsettled)
+        return 0; /* nothing new since the last sweep */
+    if (sigpending(&pend) != 0)
+        return 0;
+    uint64_t now = mono_ns();
+    for (uint32_t k = 0; k < FIL_SIG_RING; k++) {
+        const fil_sig_event_t *e = &h->signals.ev[k];
+        uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+        fil_sig_event_t copy = *e;
+        if (seq == 0 || __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) != seq ||
+            f->claimed[k] == seq)
+            continue;
+        if (copy.sig <= 0 || copy.sig >= NSIG || sigismember(&pend, copy.sig) == 1 ||
+            (!woken && copy.t_ns + SETTLE > now)) {
+            unsettled = 1; /* ours may be on its way: look again soon */
+            continue;
+        }
+        f->claimed[k] = seq; /* sent to the program alone */
+    }
+    f->swept_next = next;
+    f->unsettled = unsettled;
+    return unsettled;
 }
 
 /* See cli.h. Context: supervisor, the child not yet reaped. */

@@ -7,14 +7,18 @@
  * checked without side effects (the script opens, the library and package
  * exist, the interpreter is executable); then create the result folder and
  * the shared state file (a memfd the child grows and fills); run the child
- * (supervise.c); render the reports from the state (src/render); print what
- * was written; open the browser; exit with the program's own status, or
- * die of the signal the program died of (sigpolicy.c).
+ * (supervise.c), sampling its memory over time meanwhile (sample.c); render
+ * the reports from the state (src/render); print the answer (the peak and
+ * the top lines) and what was written; open the browser; exit with the
+ * program's own status, or die of the signal the program died of
+ * (sigpolicy.c).
  *
  * The launcher writes only to stderr, each line starting with
  * FIL_MSG_PREFIX, and never touches stdout except for --help and --version,
- * when no program runs. Usage and setup errors exit 2, before anything is
- * created when possible; an interpreter that cannot be executed exits 127.
+ * when no program runs; with --quiet only errors and warnings. Usage and
+ * setup errors exit 2, before anything is created when possible (with no
+ * argument at all, the usage text goes to stderr); an interpreter that
+ * cannot be executed exits 127.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -31,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -58,7 +63,13 @@ typedef struct launch {
     char absdir[PATH_MAX];  /* its absolute path */
     int state_fd;           /* the shared state memfd */
     fil_run_info_t info;    /* what the renderer is told about the run */
+    fil_run_options_t options;   /* the options, for summary.json */
+    fil_answer_t answer;         /* the top lines, for stderr */
+    fil_cli_sampler_cfg_t sampler; /* what sample.c needs */
 } launch_t;
+
+/* --quiet: informational lines are not printed. Set once by launch(). */
+static int quiet;
 
 static const char usage_text[] =
     "Usage: fil-profile [OPTIONS] run [OPTIONS] (script.py | -m module) [ARGS...]\n"
@@ -77,10 +88,13 @@ static const char usage_text[] =
     "      --disable-oom-detection  no out-of-memory detection or dump\n"
     "      --safety-margin SIZE  headroom under which memory counts as exhausted\n"
     "      --verbose             explain what the profiler does on stderr\n"
+    "      --quiet               print only errors and warnings on stderr\n"
+    "      --no-usr2             leave SIGUSR2 to the program (no report on demand)\n"
     "  -h, --help                show this help\n"
     "      --version             show the version\n"
     "\n"
     "Results go to DIR/<timestamp>/ (DIR/latest points at the newest).\n"
+    "kill -USR2 the program (or fil-profile) for a report on demand in a new folder.\n"
     "Exit status: the program's own; 53 on a detected out-of-memory; 128+N if\n"
     "the program died of signal N; 2 on a usage error or a refused limit.\n"
     "Environment: FIL_PYTHON selects the interpreter (default " FIL_DEFAULT_PYTHON ").\n";
@@ -90,6 +104,20 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
     va_list ap;
 
+    fputs(FIL_MSG_PREFIX, stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* Print one FIL_MSG_PREFIX line to stderr unless --quiet. Context: supervisor. */
+__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (quiet)
+        return;
     fputs(FIL_MSG_PREFIX, stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -206,7 +234,7 @@ static int make_result_dir(launch_t *l)
     }
     memcpy(l->absdir, path, strlen(path) + 1);
     if (l->a->verbose)
-        say("Result folder: %s", l->absdir);
+        note("Result folder: %s", l->absdir);
     return 0;
 }
 
@@ -229,6 +257,18 @@ static int make_state_fd(launch_t *l)
     return 0;
 }
 
+/* The peak resident set of the program, bytes: the kernel's high-water
+ * mark for the largest child we reaped (the program is the only one), or
+ * 0 if unknown. */
+static uint64_t children_peak_rss(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_CHILDREN, &ru) != 0 || ru.ru_maxrss <= 0)
+        return 0;
+    return (uint64_t)ru.ru_maxrss * 1024u;
+}
+
 /* Read the cgroup OOM-kill counter into *v; remember whether it is known. */
 static void read_oom_kills(launch_t *l, uint64_t *v)
 {
@@ -247,7 +287,8 @@ static int run_child(launch_t *l)
     const char **argv = calloc((size_t)fil_cli_exec_argc(a) + 1, sizeof *argv);
     fil_cli_env_opts_t eo = {l->preload, l->libdir, l->state_fd, l->absdir, l->shown, a};
     char **envp = fil_cli_build_env(environ, &eo);
-    fil_cli_child_t c = {l->python, argv, envp, l->state_fd, a->has_memory_limit, a->memory_limit};
+    fil_cli_child_t c = {l->python,         argv, envp, l->state_fd, a->has_memory_limit,
+                         a->memory_limit,   fil_cli_sampler_started, &l->sampler};
     fil_run_info_t *in = &l->info;
     int r = -1;
 
@@ -257,10 +298,19 @@ static int run_child(launch_t *l)
     }
     fil_cli_exec_argv(a, l->python, argv);
     if (a->verbose)
-        say("Running %s with LD_PRELOAD=%s", l->python, l->preload);
+        note("Running %s with LD_PRELOAD=%s", l->python, l->preload);
     in->oom_kill_known = 1;
     read_oom_kills(l, &in->oom_kills_before);
     r = fil_cli_supervise(&c, &in->exit_status, &in->term_signal, &in->start_ns, &in->end_ns);
+    fil_cli_sampler_stop();
+    fil_cli_sampler_timeline(in);
+    if (a->verbose) {
+        uint64_t samples, ns = fil_cli_sampler_overhead_ns(&samples);
+        note("Memory sampled %" PRIu64 " times (%.1f ms of the launcher's CPU time); %" PRIu32
+             " timeline points of %.0f ms",
+             samples, (double)ns / 1e6, in->timeline_len, (double)in->timeline_step_ns / 1e6);
+    }
+    in->peak_rss = children_peak_rss();
     read_oom_kills(l, &in->oom_kills_after);
 out:
     free(argv);
@@ -311,38 +361,91 @@ static void explain_death(const fil_run_info_t *in)
     if (in->term_signal == 0)
         return;
     fil_render_death_words(in->term_signal, oom_killed, words, sizeof words);
-    say("The program %s", words);
+    note("The program %s", words);
     if (in->term_signal == SIGKILL && oom_killed)
-        say("The kernel's out-of-memory killer killed it (cgroup oom_kill count %" PRIu64
+        note("The kernel's out-of-memory killer killed it (cgroup oom_kill count %" PRIu64
             " -> %" PRIu64 ")",
             in->oom_kills_before, in->oom_kills_after);
 }
 
-/* Render the reports, print what was written, open the browser. `quiet`:
- * the reason for an unusable state was already given. */
-static void render(launch_t *l, int quiet)
+/* A human size ("76.4 MiB") into buf (at least 32 bytes). */
+static void size_text(char *buf, size_t len, uint64_t bytes)
+{
+    fil_writer_t w;
+
+    fil_writer_init(&w, -1, buf, len - 1);
+    fil_write_size(&w, bytes);
+    buf[w.len] = '\0';
+}
+
+/*
+ * The answer, short enough for a CI log: the peak (and the peak RSS),
+ * then the top lines with MiB and the share of the memory they are of (at
+ * the peak, or when the program ran out of memory, crashed or died):
+ *   Peak tracked memory: 76.4 MiB (peak RSS 95.1 MiB)
+ *   Top lines at the peak:
+ *     1.   76.3 MiB  99.9%  script.py:3 (<module>)
+ *     2.    0.1 MiB   0.1%  numpy/core/numeric.py:205 (ones), called from script.py:4 (main)
+ */
+static void print_answer(const launch_t *l)
+{
+    const fil_answer_t *a = &l->answer;
+    char peak[32], rss[32];
+
+    size_text(peak, sizeof peak, a->peak);
+    size_text(rss, sizeof rss, l->info.peak_rss);
+    if (l->info.peak_rss)
+        note("Peak tracked memory: %s (peak RSS %s)", peak, rss);
+    else
+        note("Peak tracked memory: %s", peak);
+    if (a->n == 0)
+        return;
+    if (a->held != FIL_ANSWER_PEAK) {
+        static const char *const when[] = {"", "when it ran out of memory", "when it crashed",
+                                           "when it died", "now"};
+        size_text(peak, sizeof peak, a->total);
+        note("Top lines %s (of %s held):", a->held <= FIL_ANSWER_NOW ? when[a->held] : "", peak);
+    } else {
+        note("Top lines at the peak:");
+    }
+    for (uint32_t k = 0; k < a->n; k++) {
+        const fil_answer_line_t *r = &a->lines[k];
+        double pct = a->total ? 100.0 * (double)r->bytes / (double)a->total : 0.0;
+
+        note("  %u. %8.1f MiB %5.1f%%  %s%s%s", k + 1, (double)r->bytes / (1024.0 * 1024.0), pct,
+             r->where, r->caller[0] ? ", called from " : "", r->caller);
+    }
+}
+
+/* Render the reports, print the answer and what was written, open the
+ * browser. `explained`: the reason for an unusable state was already given. */
+static void render(launch_t *l, int explained)
 {
     char err[512] = "";
     char index[PATH_MAX + 16], absindex[PATH_MAX + 16];
-    int flags = fil_render_reports(l->state_fd, l->absdir, &l->info, err, sizeof err);
+    int flags;
 
+    l->info.answer = &l->answer;
+    flags = fil_render_reports(l->state_fd, l->absdir, &l->info, err, sizeof err);
     if (flags < 0) {
-        if (!quiet)
+        if (!explained)
             say("error: %s", err[0] ? err : "cannot write the reports");
         return;
     }
+    if (!fil_render_interrupted())
+        print_answer(l);
     snprintf(index, sizeof index, "%s/index.html", l->shown);
     if (flags & FIL_RENDERED_PEAK)
-        say("Wrote peak-memory report to %s", index);
+        note("Wrote peak-memory report to %s", index);
     if (flags & FIL_RENDERED_OOM_POSTMORTEM) {
         char words[128];
         const fil_run_info_t *in = &l->info;
         fil_render_death_words(in->term_signal,
                                in->oom_kill_known && in->oom_kills_after > in->oom_kills_before,
                                words, sizeof words);
-        say("Wrote the report of the memory held when the program %s to "
-            "%s/out-of-memory.svg",
-            words, l->shown);
+        note("Wrote the report of the memory held when the program %s to "
+             "%s/out-of-memory.svg",
+             words, l->shown);
     }
     if (fil_render_interrupted())
         return; /* fil_cli_stop_signal says so */
@@ -372,6 +475,21 @@ static void warn_dropped(const launch_t *l)
             stacks, allocs);
 }
 
+/* The options for summary.json, and what the sampler needs. */
+static void describe_run(launch_t *l)
+{
+    const fil_cli_args_t *a = l->a;
+    fil_run_options_t o = {a->output,        a->no_browser,       a->verbose,
+                           a->quiet,         a->oom_continue,     a->oom_detection,
+                           !a->no_usr2,      a->has_memory_limit, a->memory_limit,
+                           a->has_safety_margin, a->safety_margin};
+    fil_cli_sampler_cfg_t s = {l->state_fd, l->outdir, &l->info, a->quiet, !a->no_usr2};
+
+    l->options = o;
+    l->info.options = &l->options;
+    l->sampler = s;
+}
+
 /*
  * Everything after a successful parse. Returns the exit status: the
  * program's, 2 for setup errors, 127 if the interpreter cannot be run.
@@ -384,6 +502,7 @@ static int launch(const fil_cli_args_t *a)
 
     l.a = a;
     l.state_fd = -1;
+    quiet = a->quiet;
     if (!cmd)
         say("error: out of memory");
     if (!cmd || check_script(a) || find_libdir(&l))
@@ -402,6 +521,7 @@ static int launch(const fil_cli_args_t *a)
     l.info.argc = fil_cli_command_argc(a);
     l.info.argv = (char *const *)cmd;
     l.info.python = l.python;
+    describe_run(&l);
     switch (run_child(&l)) {
     case 0:
         if (child_refused(&l)) {
@@ -439,6 +559,10 @@ int main(int argc, char **argv)
     fil_cli_args_t a;
     char err[512];
 
+    if (argc < 2) { /* nothing asked: say how to ask */
+        fputs(usage_text, stderr);
+        return FIL_CLI_EXIT_USAGE;
+    }
     switch (fil_cli_parse(argc, argv, &a, err, sizeof err)) {
     case FIL_CLI_PARSE_HELP:
         fputs(usage_text, stdout);

@@ -144,17 +144,28 @@ static void stop_render(int sig)
  * of its temporaries, and die of that signal. Returns if there was none.
  * Context: supervisor, after the render.
  */
+/* "Stopped by SIGx while writing the reports..." on stderr; the folder
+ * named if shown is not NULL. */
+static void say_stopped(int sig, const char *shown)
+{
+    say(FIL_MSG_PREFIX "Stopped by ");
+    say(stop_name(sig));
+    say(" while writing the reports: the files already written are complete");
+    if (shown) {
+        say(" (in ");
+        say(shown);
+        say(")");
+    }
+    say("\n");
+}
+
 void fil_cli_stop_signal(const char *shown)
 {
     int sig = stopped_by;
 
     if (!sig)
         return;
-    say(FIL_MSG_PREFIX "Stopped by ");
-    say(stop_name(sig));
-    say(" while writing the reports: the files already written are complete (in ");
-    say(shown);
-    say(")\n");
+    say_stopped(sig, shown);
     remove_temporaries();
     fil_cli_die_of(sig);
 }
@@ -168,7 +179,7 @@ static void on_stop(int sig)
 /* The render did not unwind within STOP_GRACE_S. SIGNAL CONTEXT. */
 static void on_alarm(int sig)
 {
-    (void)sig;
+    (void)sig; /* no message: a stderr nobody reads may be why we are late */
     remove_temporaries();
     fil_cli_die_of(stopped_by ? stopped_by : SIGTERM);
 }

@@ -20,6 +20,12 @@
  * it is raised again and stays pending, blocked, with every later one, until
  * main enters the render phase (sigpolicy.c), where it stops the render.
  *
+ * SIGUSR2 is the exception: the program's handler (src/interpose/usr2.c)
+ * sends it to us to ask for a report on demand, which sample.c writes; so
+ * a SIGUSR2 from the child itself is taken, not forwarded. Any other
+ * SIGUSR2 is forwarded as usual: the program's handler (ours, which asks
+ * back, or the program's own, which keeps it) decides.
+ *
  * Exec failures are reported through a close-on-exec pipe: EOF means the
  * exec succeeded, an errno means it did not (the child printed why).
  * Reaping is in two steps: waitid(WNOWAIT) sees the death while the pid is
@@ -32,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -43,11 +50,17 @@
 #include "fil/common.h"
 #include "fil/state.h"
 
+/* How often the wait for signals looks at the program's notes (forward.c):
+ * idle, and while a note is unsettled. */
+#define SWEEP_MS 20
+#define SWEEP_SOON_MS 2
+
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 #define N_FORWARDED (int)(sizeof forwarded / sizeof forwarded[0])
 
 /* The set the run watches: the forwarded signals (the program's side notes
- * the same ones, FIL_SIG_WATCHED), and SIGCHLD. */
+ * the same ones, FIL_SIG_WATCHED), SIGCHLD, and the program's "look at my
+ * note" (FIL_SIG_NOTED). */
 static void watched_set(sigset_t *set)
 {
     sigemptyset(set);
@@ -56,6 +69,7 @@ static void watched_set(sigset_t *set)
         sigaddset(set, forwarded[k]);
     }
     sigaddset(set, SIGCHLD);
+    sigaddset(set, FIL_SIG_NOTED);
 }
 
 /* CLOCK_REALTIME in nanoseconds. */
@@ -158,14 +172,32 @@ static int watch_child(fil_cli_forward_t *f, int sfd)
 {
     struct signalfd_siginfo si;
 
+    int soon = 0;
+
     for (;;) {
+        struct pollfd pfd = {sfd, POLLIN, 0};
+        int ready = poll(&pfd, 1, soon ? SWEEP_SOON_MS : SWEEP_MS);
+        if (ready <= 0) {
+            if (ready < 0 && errno != EINTR)
+                return -1;
+            soon = fil_cli_forward_sweep(f, 0); /* notes of signals sent to the program alone */
+            continue;
+        }
         ssize_t n = read(sfd, &si, sizeof si);
         if (n < 0 && errno == EINTR)
             continue;
         if (n != (ssize_t)sizeof si)
             return -1;
+        if (si.ssi_signo == (uint32_t)FIL_SIG_NOTED) {
+            if ((pid_t)si.ssi_pid == f->pid)
+                soon = fil_cli_forward_sweep(f, 1); /* a note, just made */
+            continue;
+        }
         if (after_death(f, &si))
             return 0;
+        if (si.ssi_signo == SIGUSR2 && si.ssi_code == SI_USER && (pid_t)si.ssi_pid == f->pid &&
+            fil_cli_report_request() == 0)
+            continue; /* the program's SIGUSR2 handler asks for a report on demand */
         if (si.ssi_signo != SIGCHLD)
             fil_cli_forward(f, &si);
     }
@@ -210,6 +242,8 @@ static pid_t start_child(const fil_cli_child_t *c, int *errfd)
         child_exec(c, &oldchld, &oldmask, pfd[1]);
     if (pid < 0)
         fprintf(stderr, FIL_MSG_PREFIX "error: fork: %s\n", strerror(errno));
+    if (pid > 0 && c->started)
+        c->started(pid, c->started_ctx); /* the sampler (sample.c); its threads block every signal */
     close(pfd[1]);
     if (pid < 0)
         close(pfd[0]);

@@ -28,6 +28,7 @@ int fil_python_present(void);
 static const char *const our_vars[] = {
     "FIL_STATE_FD",      "FIL_LIBDIR",        "FIL_RESULT_DIR", "FIL_RESULT_DISPLAY",
     "FIL_OOM_MODE",      "FIL_OOM_DETECTION", "FIL_SAFETY_MARGIN", "FIL_VERBOSE",
+    "FIL_QUIET",         "FIL_USR2",
 };
 
 /* Remove our library from LD_PRELOAD so programs this one starts run
@@ -78,6 +79,8 @@ __attribute__((constructor)) static void fil_preload_init(void) {
         fil_state->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
         fil_state->running = FIL_RUNNING_STARTED;
         fil_oom_init();
+        const char *usr2 = getenv("FIL_USR2");
+        fil_usr2_setup(fd && libdir && !(usr2 && strcmp(usr2, "0") == 0));
         if (libdir)
             fil_python_setup(libdir); /* may refuse the interpreter and exit */
         fil_pymem_install();

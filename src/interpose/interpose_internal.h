@@ -25,6 +25,11 @@ static inline int fil_enter(int dump_aborts) {
     return 1;
 }
 
+/* Reports on demand (usr2.c): remember the launcher (constructor), install
+ * the SIGUSR2 handler (start of profiling). */
+void fil_usr2_setup(int enabled);
+void fil_usr2_install(void);
+
 /* Wrap CPython's MEM/OBJ allocators (pymem.c). 1 if in place, 0 if not Python. */
 int fil_pymem_install(void);
 

@@ -22,7 +22,8 @@
  *     charged to the Python lines that make them. The crash handlers are
  *     installed then too, after Python's signal module has looked at the
  *     handlers, so signal.getsignal(SIGSEGV) says SIG_DFL as it does
- *     without the profiler.
+ *     without the profiler; and the SIGUSR2 handler of reports on demand
+ *     (usr2.c).
  *  3. "cpython._PySys_ClearAuditHooks" is raised while the interpreter
  *     finalises, before thread states go: the resolver is removed, and
  *     later allocations are charged to "[No Python stack]".
@@ -88,6 +89,7 @@ static void start(void) {
         fprintf(stderr, FIL_MSG_PREFIX "warning: %s: %s; memory is charged to [No Python stack]\n",
                 extension, h ? "the extension did not start" : dlerror());
     fil_oom_install_late();
+    fil_usr2_install(); /* SIGUSR2: a report on demand (usr2.c) */
 }
 
 static int audit(const char *event, void *args, void *data) {

@@ -25,18 +25,20 @@
  *
  * SIGNAL-SAFE FILE. The trampoline is async-signal-safe: two atomic loads
  * under a sequence counter, one atomic add and plain stores into the mapped
- * header, clock_gettime; errno is preserved. Table updates hold a spinlock
+ * header, clock_gettime, then getppid and kill to wake the supervisor
+ * (FIL_SIG_NOTED); errno is preserved. Table updates hold a spinlock
  * with every signal blocked in the updating thread, so a handler can never
  * spin on a lock its own thread holds, and sigaction itself stays as
  * async-signal-safe as glibc's.
  * Allowed calls: __sigaction (glibc's sigaction), pthread_sigmask,
- * sigfillset, sigemptyset, sigaddset, clock_gettime, memset.
+ * sigfillset, sigemptyset, sigaddset, clock_gettime, memset, getppid, kill.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fil/common.h"
 #include "fil/runtime.h"
@@ -77,6 +79,9 @@ static void note(int sig, const siginfo_t *si) {
     e->pid = si && si->si_code <= 0 ? (int32_t)si->si_pid : 0;
     e->t_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     __atomic_store_n(&e->seq, n ? n : 1, __ATOMIC_RELEASE);
+    int owner = fil_state_owner();
+    if (owner > 1 && getppid() == owner)
+        kill(owner, FIL_SIG_NOTED); /* look at it now (src/cli/forward.c) */
 }
 
 /* The kernel's handler for a watched signal the program handles: note the

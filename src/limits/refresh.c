@@ -143,7 +143,7 @@ static uint64_t inactive_file(const char *root, const char *dir, int version)
         fil_limits_lines_open(&lr, path, buf, sizeof buf) != 0)
         return 0;
     while (fil_limits_lines_next(&lr, &line) >= 0) {
-        if (memcmp(line, want, n) == 0) {
+        if (strncmp(line, want, n) == 0) { /* a line may be shorter than want */
             const char *p = line + n;
             if (fil_limits_parse_u64(&p, &v) != 0)
                 v = 0;

@@ -131,9 +131,8 @@ static int draw(char *title, size_t tlen) {
     fil_bump_t mem = {fil_oom_arena, fil_oom_arena_size, 0};
     int r = fil_render_files(&v, FIL_RENDER_OOM, fil_oom_cfg.dir, title, NULL, NULL, &mem);
     mem.used = 0;
-    char *buf = fil_bump(&mem, 65536);
-    if (buf && fil_render_summary(&v, NULL, fil_oom_cfg.dir, FIL_RENDERED_OOM_INPROCESS,
-                                  "in-process", buf, 65536) != 0)
+    if (fil_render_summary(&v, NULL, fil_oom_cfg.dir, FIL_RENDERED_OOM_INPROCESS, "in-process",
+                           &mem) != 0)
         r = -1;
     return r;
 }
@@ -159,7 +158,7 @@ static void say_margin(void) {
     fil_writer_t w;
     fil_writer_init(&w, 2, buf, sizeof buf);
     fil_write_str(&w, FIL_MSG_PREFIX "Predicted: ");
-    fil_write_size(&w, fil_state->oom.headroom);
+    fil_write_size_down(&w, fil_state->oom.headroom); /* never reads as the margin itself */
     fil_write_str(&w, fil_state->oom.limit_kind == FIL_LIMIT_CGROUP
                           ? " left under the cgroup limit, less than the safety margin of "
                           : " of memory available, less than the safety margin of ");
@@ -171,14 +170,16 @@ static void say_margin(void) {
 /* Headline, the margin of a prediction, where the files went, on stderr.
  * SIGNAL CONTEXT. */
 static void announce(const char *title, int r) {
-    fil_oom_say(title, NULL, NULL);
-    if (fil_state->oom.reason == FIL_REASON_PREDICTED)
-        say_margin();
-    if (r == 0)
+    if (!fil_oom_cfg.quiet) {
+        fil_oom_say(title, NULL, NULL);
+        if (fil_state->oom.reason == FIL_REASON_PREDICTED)
+            say_margin();
+    }
+    if (r == 0 && !fil_oom_cfg.quiet)
         fil_oom_say(fil_state->oom.reason == FIL_REASON_SIGNAL ? "Wrote crash report to "
                                                                : "Wrote out-of-memory report to ",
                     fil_oom_cfg.display_dir, "/out-of-memory.svg");
-    else
+    else if (r != 0)
         fil_oom_say("error: the out-of-memory report could not be written completely to ",
                     fil_oom_cfg.display_dir, NULL);
 }

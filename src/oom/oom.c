@@ -115,6 +115,7 @@ static void read_config(void) {
     const char *det = getenv("FIL_OOM_DETECTION");
     c->detection = !(det && strcmp(det, "0") == 0);
     c->verbose = getenv("FIL_VERBOSE") != NULL;
+    c->quiet = getenv("FIL_QUIET") != NULL;
     c->fail_after = env_u64("FIL_TEST_FAIL_AFTER", 0);
     if (getenv("FIL_TEST_MALLOC_IN_DUMP"))
         fil_oom_test_hook = malloc_in_dump;

@@ -23,6 +23,7 @@ typedef struct fil_oom_config {
     int continue_mode;     /* --on-oom=continue */
     int detection;         /* predictive detection on */
     int verbose;
+    int quiet; /* --quiet: the dump says nothing but errors */
     uint64_t margin;       /* safety margin for cgroup / system limits */
     uint64_t fail_after;   /* FIL_TEST_FAIL_AFTER: fail the Nth allocation (0: off) */
     int overcommit;        /* vm.overcommit_memory: 0 heuristic, 1 always, 2 never */

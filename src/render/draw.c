@@ -259,8 +259,23 @@ size_t fil_render_scratch_size(uint64_t nodes)
     s = index_work(n);
     if (s > work)
         work = s;
-    return n * sizeof(fil_srcreq_t) + n * FIL_SRC_MAX + fil_srclines_scratch_size(n) + n * 8 +
-           sizeof(fil_tree_t) + sizeof(tree_ctx_t) + WBUF + work + 256;
+    size_t files = n * sizeof(fil_srcreq_t) + n * FIL_SRC_MAX + fil_srclines_scratch_size(n) +
+                   n * 8 + sizeof(fil_tree_t) + sizeof(tree_ctx_t) + WBUF + work + 256;
+    size_t summary = WBUF + sizeof(fil_tree_t) + sizeof(tree_ctx_t) +
+                     fil_render_answer_scratch((uint32_t)n) + 256;
+    return files > summary ? files : summary;
+}
+
+/* See render_internal.h. Context: any; caller memory only. */
+fil_tree_t *fil_render_tree(const fil_view_t *v, int kind, fil_bump_t *mem)
+{
+    fil_tree_t *tree = fil_bump(mem, sizeof *tree);
+    tree_ctx_t *t = fil_bump(mem, sizeof *t);
+    if (!tree || !t)
+        return NULL;
+    tree_init(t, v, kind, tree);
+    t->request_mode = REQ_NONE;
+    return tree;
 }
 
 /* Whether state node i is shown by some report: it held memory at the
@@ -345,6 +360,8 @@ typedef struct job {
     size_t work_cap;
     const char *command; /* index: the command line, or NULL */
     const char *death;   /* index: headline of the out-of-memory / death report, or NULL */
+    const char *now;     /* index: headline of a report on demand, or NULL */
+    const fil_run_info_t *info; /* index: the timeline, or NULL */
 } job_t;
 
 /* The .prof, with the failed request at its true size. 0, or -1. */
@@ -416,20 +433,31 @@ static const char *death_kind(const fil_oom_info_t *o)
     return o->reason == FIL_REASON_SIGNAL ? "crash" : "oom";
 }
 
+/* A second tree over the job's view (what was or is held, not the peak)
+ * at the start of work, sharing the job's source text; *head gets the
+ * bytes it takes. SIGNAL CONTEXT: caller memory only. */
+static fil_tree_t *held_tree(job_t *j, int kind, char *work, size_t *head)
+{
+    tree_ctx_t *ot = (tree_ctx_t *)work;
+    fil_tree_t *otree = (fil_tree_t *)(work + ((sizeof *ot + 7) & ~(size_t)7));
+    *head = ((sizeof *ot + 7) & ~(size_t)7) + ((sizeof *otree + 7) & ~(size_t)7);
+    tree_init(ot, j->t->v, kind, otree);
+    ot->src = j->t->src;
+    ot->pool = j->t->pool;
+    ot->request_mode = REQ_NONE;
+    return otree;
+}
+
 /* The sections about the death: the failing allocation and what was held. */
 static void index_death(job_t *j, fil_writer_t *w, char *work, size_t cap)
 {
     const fil_view_t *v = j->t->v;
     const fil_oom_info_t *o = &v->h->oom;
-    tree_ctx_t *ot = (tree_ctx_t *)work;
-    fil_tree_t *otree = (fil_tree_t *)(work + ((sizeof *ot + 7) & ~(size_t)7));
-    size_t head = ((sizeof *ot + 7) & ~(size_t)7) + ((sizeof *otree + 7) & ~(size_t)7);
+    size_t head;
+    fil_tree_t *otree = held_tree(j, FIL_RENDER_OOM, work, &head);
+    tree_ctx_t *ot = otree->ctx;
     const char *native[FIL_NATIVE_MAX];
     uint32_t nat = o->native_count < FIL_NATIVE_MAX ? o->native_count : FIL_NATIVE_MAX;
-    tree_init(ot, v, FIL_RENDER_OOM, otree);
-    ot->src = j->t->src;
-    ot->pool = j->t->pool;
-    ot->request_mode = REQ_NONE;
     if (o->dump_state == 2 && o->reason != FIL_REASON_NONE) {
         for (uint32_t k = 0; k < nat; k++)
             native[k] = o->native[k];
@@ -449,37 +477,108 @@ static void index_death(job_t *j, fil_writer_t *w, char *work, size_t cap)
                 otree, work + head, cap - head);
 }
 
-/* index.html: the headline, the death's sections if any, the peak's top
- * lines, how to read the graphs, the graphs. 0, or -1. */
+/* A report on demand: the table of what is held now. */
+static void index_now(job_t *j, fil_writer_t *w, char *work, size_t cap)
+{
+    size_t head;
+    fil_tree_t *ntree = held_tree(j, FIL_RENDER_NOW, work, &head);
+    index_table(w, "What is held now",
+                "The lines that held the most memory when the report was asked for; the "
+                "program was still running.",
+                ntree, work + head, cap - head);
+}
+
+/* The moment the timeline marks, since the start: the out-of-memory or
+ * crash the program recorded, its death, or the report on demand. */
+static const char *timeline_mark(const job_t *j, uint64_t *at, char *buf, size_t len)
+{
+    const fil_run_info_t *in = j->info;
+    const fil_oom_info_t *o = &j->t->v->h->oom;
+    uint64_t when = 0;
+    const char *what = NULL;
+    if (in->now_ns) {
+        when = in->now_ns, what = "report on demand";
+    } else if (o->dump_state == 2 && o->reason != FIL_REASON_NONE) {
+        when = o->time_ns, what = o->reason == FIL_REASON_SIGNAL ? "crash" : "out of memory";
+    } else if (in->term_signal) {
+        fil_render_death_words(in->term_signal, 0, buf, len);
+        when = in->end_ns, what = strncmp(buf, "was ", 4) == 0 ? buf + 4 : buf;
+    }
+    *at = when > in->start_ns ? when - in->start_ns : 0;
+    return what;
+}
+
+/* Memory over time, from the launcher's samples. */
+static void index_timeline(const job_t *j, fil_writer_t *w)
+{
+    const fil_run_info_t *in = j->info;
+    fil_timeline_marks_t m = {in->timeline_step_ns, in->sample_ns, 0, NULL};
+    char words[96];
+    if (!in->timeline)
+        return;
+    m.end_label = timeline_mark(j, &m.end_ns, words, sizeof words);
+    fil_html_timeline(w, "Memory over time", in->timeline, in->timeline_len, &m);
+}
+
+/* Fill page for index.html: the title, headline, header class and notes
+ * (into notes, len bytes) for a plain peak, a death or a report on demand. */
+static void index_page(const job_t *j, fil_html_page_t *page, char *notes, size_t len)
+{
+    fil_writer_t nw;
+    fil_html_page_t p = {"fil-profile: peak memory", j->opts.title, "peak", j->command, NULL};
+    *page = p;
+    if (!j->death && !j->now)
+        return;
+    fil_writer_init(&nw, -1, notes, len - 1);
+    fil_write_str(&nw, j->opts.title);
+    if (j->now) {
+        fil_write_str(&nw, " so far. The program was still running: current-memory.svg holds "
+                           "what it held when the report was asked for; the peak report "
+                           "follows it.");
+        page->title = "fil-profile: report on demand";
+        page->headline = j->now;
+        page->kind = "stopped";
+    } else {
+        fil_write_str(&nw, ". The report of that moment is out-of-memory.svg; the peak report "
+                           "follows it.");
+        page->title = "fil-profile: how the program ended";
+        page->headline = j->death;
+        page->kind = death_kind(&j->t->v->h->oom);
+    }
+    notes[nw.len] = 0;
+    page->notes = notes;
+}
+
+/* index.html: the headline, the death's (or the moment's) sections if any,
+ * the peak's top lines, memory over time, how to read the graphs, the
+ * graphs. 0, or -1. */
 static int body_index(void *c, fil_writer_t *w)
 {
     job_t *j = c;
-    fil_html_page_t page = {"fil-profile: peak memory", j->opts.title, "peak", j->command, NULL};
+    fil_html_page_t page;
     char notes[512];
-    if (j->death) {
-        fil_writer_t nw;
-        fil_writer_init(&nw, -1, notes, sizeof notes - 1);
-        fil_write_str(&nw, j->opts.title);
-        fil_write_str(&nw, ". The report of that moment is out-of-memory.svg; the peak report "
-                           "follows it.");
-        notes[nw.len] = 0;
-        page.title = "fil-profile: how the program ended";
-        page.headline = j->death;
-        page.kind = death_kind(&j->t->v->h->oom);
-        page.notes = notes;
-    }
+    index_page(j, &page, notes, sizeof notes);
     fil_html_begin(w, &page);
     if (j->death)
         index_death(j, w, j->work, j->work_cap);
-    index_table(w, j->death ? "Top lines at the peak" : "Top lines",
+    if (j->now)
+        index_now(j, w, j->work, j->work_cap);
+    index_table(w, j->death ? "Top lines at the peak" : j->now ? "Top lines at the peak so far"
+                                                               : "Top lines",
                 "The lines that allocated the most of the memory held at the peak of tracked "
                 "memory; in bold, the program's own lines.",
                 j->tree, j->work, j->work_cap);
+    if (j->info)
+        index_timeline(j, w);
     fil_html_reading(w);
     if (j->death)
         fil_html_graph(w, "Memory held at that moment", "out-of-memory.svg",
                        "What was held when the program ended, with the failed request (if any) "
                        "at its line; out-of-memory-reversed.svg has it by allocating line.");
+    if (j->now)
+        fil_html_graph(w, "Memory held now", "current-memory.svg",
+                       "What was held when the report was asked for; current-memory-reversed.svg "
+                       "has it by allocating line.");
     fil_html_graph(w, "Memory at the peak, by call stack", "peak-memory.svg",
                    "Top row: where the program started; below each box, what it called.");
     fil_html_graph(w, "Memory at the peak, by allocating line (reversed)",
@@ -491,7 +590,7 @@ static int body_index(void *c, fil_writer_t *w)
 /* See render_internal.h. Context: supervisor, or SIGNAL CONTEXT (dump)
  * with mem the emergency arena. */
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
-                     const char *subtitle, const char *oom_note, fil_bump_t *mem)
+                     const char *subtitle, const fil_render_page_t *page, fil_bump_t *mem)
 {
     fil_tree_t *tree = fil_bump(mem, sizeof *tree);
     tree_ctx_t *t = fil_bump(mem, sizeof *t);
@@ -500,10 +599,14 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
         return -1;
     tree_init(t, v, kind, tree);
     find_sources(t, mem);
-    job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, oom_note};
+    job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, NULL, NULL, NULL};
+    if (page)
+        j.death = page->death, j.now = page->now, j.info = page->info;
     j.work_cap = mem->cap - ((mem->used + 7) & ~(size_t)7);
     j.work = fil_bump(mem, j.work_cap);
-    const char *prefix = kind == FIL_RENDER_PEAK ? "peak-memory" : "out-of-memory";
+    const char *prefix = kind == FIL_RENDER_PEAK  ? "peak-memory"
+                         : kind == FIL_RENDER_NOW ? "current-memory"
+                                                  : "out-of-memory";
     char nm[64];
     int bad = 0;
     bad |= write_file(dir, name(nm, prefix, ".prof"), body_prof, &j, wbuf);

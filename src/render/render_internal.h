@@ -36,19 +36,10 @@ typedef struct fil_view {
     int snapshot_torn;  /* 1 if the peak snapshot was being copied */
     uint64_t corrupt;   /* records found inconsistent and shown as such */
     uint64_t clipped;   /* newest nodes left out: the dump arena was outgrown */
+    fil_state_header_t *frozen_h; /* fil_view_freeze: the header copy, else NULL */
+    const int64_t *frozen_bytes;  /* ... and the copies of bytes[] and peak[] */
+    const int64_t *frozen_peak;
 } fil_view_t;
-
-/* Validate a state file mapped at base (size bytes). 0, or -1 with a
- * one-line reason in err. */
-int fil_view_open_file(fil_view_t *v, const void *base, uint64_t size, char *err, size_t errlen);
-/* A view of the live state of this process (in-process dump). */
-void fil_view_open_live(fil_view_t *v);
-
-const fil_node_t *fil_view_node(const fil_view_t *v, uint32_t i);
-int64_t fil_view_bytes(const fil_view_t *v, uint32_t i);
-int64_t fil_view_peak(const fil_view_t *v, uint32_t i);
-/* String at idx: 0 and (*s, *n), or -1 if it is out of bounds. */
-int fil_view_string(const fil_view_t *v, uint64_t idx, const char **s, size_t *n);
 
 /* Simple bump allocator over one region. */
 typedef struct fil_bump {
@@ -57,7 +48,38 @@ typedef struct fil_bump {
 } fil_bump_t;
 void *fil_bump(fil_bump_t *b, size_t n); /* 8-aligned, NULL if full */
 
-enum { FIL_RENDER_PEAK = 0, FIL_RENDER_OOM = 1 };
+/* Validate a state file mapped at base (size bytes). 0, or -1 with a
+ * one-line reason in err. */
+int fil_view_open_file(fil_view_t *v, const void *base, uint64_t size, char *err, size_t errlen);
+/* A view of the live state of this process (in-process dump). */
+void fil_view_open_live(fil_view_t *v);
+/* Memory fil_view_freeze needs for a view with `nodes` nodes. */
+size_t fil_view_freeze_size(uint64_t nodes);
+/* Make a file view of a state whose program is still running read a copy
+ * of the header and of every node's counters, taken so that the peak
+ * snapshot is consistent (retried while the program was copying it), in
+ * mem. 0, or -1 if mem is too small. */
+int fil_view_freeze(fil_view_t *v, fil_bump_t *mem);
+
+const fil_node_t *fil_view_node(const fil_view_t *v, uint32_t i);
+int64_t fil_view_bytes(const fil_view_t *v, uint32_t i);
+int64_t fil_view_peak(const fil_view_t *v, uint32_t i);
+/* String at idx: 0 and (*s, *n), or -1 if it is out of bounds. */
+int fil_view_string(const fil_view_t *v, uint64_t idx, const char **s, size_t *n);
+
+
+
+/* Which bytes a report shows: the peak's; what was held when the program
+ * ended, with the failed request and its native frames; what is held now
+ * (a report on demand: current-memory.*). */
+enum { FIL_RENDER_PEAK = 0, FIL_RENDER_OOM = 1, FIL_RENDER_NOW = 2 };
+
+/* What index.html shows besides the peak (fil_render_files, peak kind). */
+typedef struct fil_render_page {
+    const char *death;          /* headline of the out-of-memory / death report, or NULL */
+    const char *now;            /* headline of a report on demand, or NULL */
+    const fil_run_info_t *info; /* the timeline and the moments it marks; may be NULL */
+} fil_render_page_t;
 
 /* Memory fil_render_files needs for a view with `nodes` nodes. */
 size_t fil_render_scratch_size(uint64_t nodes);
@@ -65,15 +87,42 @@ size_t fil_render_scratch_size(uint64_t nodes);
 /* Write <prefix>.prof, <prefix>.svg, <prefix>-reversed.svg (and index.html
  * for the peak) into dir. title is the SVG title. For FIL_RENDER_OOM the
  * failing request and native frames recorded in the header are drawn above
- * the request's line. oom_note (peak only, may be NULL): the out-of-memory
- * headline, when there is such a report for index.html to show first.
+ * the request's line. page (peak only, may be NULL): what index.html shows
+ * first (the out-of-memory / death or on-demand sections) and the timeline.
  * 0, or -1 if any file failed. */
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
-                     const char *subtitle, const char *oom_note, fil_bump_t *mem);
+                     const char *subtitle, const fil_render_page_t *page, fil_bump_t *mem);
 
-/* Write summary.json into dir. info may be NULL (in-process dump). */
+/* Write summary.json into dir, with scratch from mem (what
+ * fil_render_scratch_size counts for it; mem->used is restored). info may
+ * be NULL (in-process dump). 0, or -1. */
 int fil_render_summary(const fil_view_t *v, const fil_run_info_t *info, const char *dir,
-                       unsigned rendered, const char *oom_source, char *buf, size_t buflen);
+                       unsigned rendered, const char *oom_source, fil_bump_t *mem);
+
+/* A report tree over v of the given kind in mem (no source text; for
+ * FIL_RENDER_OOM without the failed request, which was never held), or
+ * NULL if mem is too small. */
+fil_tree_t *fil_render_tree(const fil_view_t *v, int kind, fil_bump_t *mem);
+
+/* Scratch the answer functions below need on a tree of `count` nodes. */
+size_t fil_render_answer_scratch(uint32_t count);
+/* The top lines of t (at most max) into rows, with scratch from mem
+ * (restored). Their number, or -1. */
+int fil_render_top_rows(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, fil_bump_t *mem);
+/* JSON: the array of rows[0..n) (label, file, line, function, source, bytes,
+ * with callees, the program's calling line), of `total` bytes. */
+void fil_render_json_lines(fil_writer_t *w, const fil_tree_t *t, const fil_top_line_t *rows,
+                           uint32_t n, fil_bump_t *mem);
+/* JSON: the array of the `max` call stacks with the most bytes. */
+void fil_render_json_stacks(fil_writer_t *w, const fil_tree_t *t, uint32_t max,
+                            fil_bump_t *mem);
+/* JSON: the Python stack of node leaf, innermost last (long ones keep
+ * their ends), then `, "<elided_key>": N`. */
+void fil_render_json_stack(fil_writer_t *w, const fil_tree_t *t, uint32_t leaf,
+                           const char *elided_key, fil_bump_t *mem);
+/* Fill a (see fil/render.h) from rows[0..n) of t. */
+void fil_render_fill_answer(fil_answer_t *a, const fil_tree_t *t, const fil_top_line_t *rows,
+                            uint32_t n);
 
 /* Bytes tracked at the peak (the peak report's total). */
 uint64_t fil_view_peak_total(const fil_view_t *v);

@@ -8,6 +8,12 @@
  * the OOM killer above all), the post-mortem report is drawn from the live
  * bytes it held at death. summary.json comes last, with everything known.
  * Working memory is mapped for the occasion, sized from the state.
+ *
+ * A report on demand (SIGUSR2, while the program runs) is drawn from a
+ * frozen view (fil_view_freeze: a copy of the counters, so the figures of
+ * every file agree although the program goes on), into its own folder:
+ * what is held now (current-memory.*), the peak so far (peak-memory.*),
+ * index.html and summary.json.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -65,10 +71,7 @@ int fil_render_live_peak(const char *dir, const char *title, char *err, size_t e
     int r = -1;
     if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, NULL, &mem) == 0) {
         mem.used = 0;
-        char *buf = fil_bump(&mem, 65536);
-        r = buf && fil_render_summary(&v, NULL, dir, FIL_RENDERED_PEAK, NULL, buf, 65536) == 0
-                ? 0
-                : -1;
+        r = fil_render_summary(&v, NULL, dir, FIL_RENDERED_PEAK, NULL, &mem);
     }
     fil_unlock();
     fil_sys_unmap(mem.base, mem.cap);
@@ -81,50 +84,170 @@ int fil_render_live_peak(const char *dir, const char *title, char *err, size_t e
     return r;
 }
 
-int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info, char *err,
-                       size_t errlen) {
+/* Map the state file read-only: its base and size, or NULL with the reason
+ * in err. */
+static void *map_state(int state_fd, size_t *size, char *err, size_t errlen) {
     struct stat st;
-    if (fstat(state_fd, &st) != 0 || st.st_size <= 0) {
-        fil_view_t none;
-        fil_view_open_file(&none, NULL, 0, err, errlen);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size;
-    void *base = mmap(NULL, size, PROT_READ, MAP_SHARED, state_fd, 0);
+    void *base = MAP_FAILED;
+    if (fstat(state_fd, &st) == 0 && st.st_size > 0)
+        base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, state_fd, 0);
     if (base == MAP_FAILED) {
         fil_view_t none;
         fil_view_open_file(&none, NULL, 0, err, errlen);
-        return -1;
+        return NULL;
     }
+    *size = (size_t)st.st_size;
+    return base;
+}
+
+/* The top lines for the launcher's stderr: of the peak, or of what was held
+ * at the moment `held` (FIL_ANSWER_*) says. */
+static void fill_answer(const fil_view_t *v, int held, fil_answer_t *a, fil_bump_t *mem) {
+    fil_top_line_t rows[FIL_ANSWER_LINES];
+    size_t used = mem->used;
+    fil_tree_t *t = fil_render_tree(v, held ? FIL_RENDER_NOW : FIL_RENDER_PEAK, mem);
+    int n = t ? fil_render_top_rows(t, rows, FIL_ANSWER_LINES, mem) : -1;
+    memset(a, 0, sizeof *a);
+    a->held = held;
+    a->peak = fil_view_peak_total(v);
+    a->total = held ? (v->total > 0 ? (uint64_t)v->total : 0) : a->peak;
+    if (n > 0)
+        fil_render_fill_answer(a, t, rows, (uint32_t)n);
+    mem->used = used;
+}
+
+/* What the stderr lines of a finished run are of: the moment the program
+ * ran out of memory, crashed or died, else (--on-oom=continue too: what is
+ * held at the end is not what was held then) the peak. */
+static int answer_kind(const fil_view_t *v, const char *oom_source) {
+    const fil_oom_info_t *o = &v->h->oom;
+    if (!oom_source || (o->dump_state == 2 && v->h->oom_continue))
+        return FIL_ANSWER_PEAK;
+    if (o->dump_state == 0 || o->reason == FIL_REASON_NONE)
+        return FIL_ANSWER_DEATH;
+    return o->reason == FIL_REASON_SIGNAL ? FIL_ANSWER_CRASH : FIL_ANSWER_OOM;
+}
+
+/* Every report of a finished run from the validated view v (see
+ * fil_render_reports). The mask of what was written. */
+static unsigned render_finished(const fil_view_t *v, const char *dir, const fil_run_info_t *info,
+                                fil_bump_t *mem) {
+    char title[512], sub[1024], oom_line[512];
+    unsigned r = 0;
+    const char *oom_source = NULL;
+    fil_render_page_t page = {NULL, NULL, info};
+    command_line(info, sub, sizeof sub);
+    oom_title(v, info, oom_line, sizeof oom_line);
+    if (v->h->oom.dump_state == 2) {
+        r |= FIL_RENDERED_OOM_INPROCESS;
+        oom_source = "in-process";
+    } else if (info->term_signal) {
+        if (mem->base && fil_render_files(v, FIL_RENDER_OOM, dir, oom_line, sub, NULL, mem) == 0)
+            r |= FIL_RENDERED_OOM_POSTMORTEM;
+        oom_source = "post-mortem";
+        mem->used = 0;
+    }
+    page.death = oom_source ? oom_line : NULL;
+    peak_title(v, title, sizeof title);
+    if (mem->base && fil_render_files(v, FIL_RENDER_PEAK, dir, title, sub, &page, mem) == 0)
+        r |= FIL_RENDERED_PEAK;
+    mem->used = 0;
+    if (mem->base && info->answer)
+        fill_answer(v, answer_kind(v, oom_source), info->answer, mem);
+    if (mem->base && fil_render_summary(v, info, dir, r, oom_source, mem) == 0)
+        r |= FIL_RENDERED_SUMMARY;
+    return r;
+}
+
+int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info, char *err,
+                       size_t errlen) {
+    size_t size = 0;
+    void *base = map_state(state_fd, &size, err, errlen);
     fil_view_t v;
     int rendered = -1;
+    if (!base)
+        return -1;
     if (fil_view_open_file(&v, base, size, err, errlen) == 0) {
         fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes)), 0};
         mem.base = fil_sys_pages(mem.cap);
-        char title[512], sub[1024];
-        command_line(info, sub, sizeof sub);
-        unsigned r = 0;
-        const char *oom_source = NULL;
-        char oom_line[512];
-        oom_title(&v, info, oom_line, sizeof oom_line);
-        if (v.h->oom.dump_state == 2) {
-            r |= FIL_RENDERED_OOM_INPROCESS;
-            oom_source = "in-process";
-        } else if (info->term_signal) {
-            if (mem.base && fil_render_files(&v, FIL_RENDER_OOM, dir, oom_line, sub, NULL, &mem) == 0)
-                r |= FIL_RENDERED_OOM_POSTMORTEM;
-            oom_source = "post-mortem";
-            mem.used = 0;
-        }
-        peak_title(&v, title, sizeof title);
-        if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, sub, oom_source ? oom_line : NULL,
-                                         &mem) == 0)
-            r |= FIL_RENDERED_PEAK;
-        if (fil_render_summary(&v, info, dir, r, oom_source, title, sizeof title) == 0)
-            r |= FIL_RENDERED_SUMMARY;
+        rendered = (int)render_finished(&v, dir, info, &mem);
         fil_sys_unmap(mem.base, mem.cap);
-        rendered = (int)r;
     }
     munmap(base, size);
     return rendered;
+}
+
+/* The headline of a report on demand: "Report on demand at 3.2 s: 50.0 MiB
+ * held now; peak so far 80.0 MiB". */
+static void now_title(const fil_view_t *v, const fil_run_info_t *info, char *buf, size_t len) {
+    fil_writer_t w;
+    uint64_t ms = info->now_ns > info->start_ns ? (info->now_ns - info->start_ns) / 1000000u : 0;
+    fil_writer_init(&w, -1, buf, len - 1);
+    fil_write_str(&w, "Report on demand at ");
+    fil_write_u64(&w, ms / 1000);
+    fil_write_char(&w, '.');
+    fil_write_char(&w, (char)('0' + ms % 1000 / 100));
+    fil_write_str(&w, " s: ");
+    fil_write_size(&w, v->total > 0 ? (uint64_t)v->total : 0);
+    fil_write_str(&w, " held now; peak so far ");
+    fil_write_size(&w, fil_view_peak_total(v));
+    buf[w.len] = 0;
+}
+
+/* The files of a report on demand from the frozen view v. 0, or -1. */
+static int render_now(const fil_view_t *v, const char *dir, const fil_run_info_t *info,
+                      fil_bump_t *mem) {
+    char title[512], sub[1024], now[512], held[512];
+    fil_render_page_t page = {NULL, now, info};
+    unsigned r = 0;
+    size_t mark = mem->used;
+    command_line(info, sub, sizeof sub);
+    now_title(v, info, now, sizeof now);
+    fil_writer_t w;
+    fil_writer_init(&w, -1, held, sizeof held - 1);
+    fil_write_str(&w, "Memory held now: ");
+    fil_write_size(&w, v->total > 0 ? (uint64_t)v->total : 0);
+    held[w.len] = 0;
+    if (fil_render_files(v, FIL_RENDER_NOW, dir, held, sub, NULL, mem) == 0)
+        r |= FIL_RENDERED_NOW;
+    mem->used = mark;
+    peak_title(v, title, sizeof title);
+    if (fil_render_files(v, FIL_RENDER_PEAK, dir, title, sub, &page, mem) == 0)
+        r |= FIL_RENDERED_PEAK;
+    mem->used = mark;
+    if (info->answer)
+        fill_answer(v, FIL_ANSWER_NOW, info->answer, mem);
+    int s = fil_render_summary(v, info, dir, r, NULL, mem);
+    return s == 0 && r == (FIL_RENDERED_NOW | FIL_RENDERED_PEAK) ? 0 : -1;
+}
+
+int fil_render_on_demand(int state_fd, const char *dir, const fil_run_info_t *info, char *err,
+                         size_t errlen) {
+    size_t size = 0;
+    void *base;
+    fil_view_t v;
+    int r = -1;
+    if (errlen)
+        err[0] = 0;
+    base = map_state(state_fd, &size, err, errlen);
+    if (!base)
+        return -1;
+    if (fil_view_open_file(&v, base, size, err, errlen) == 0) {
+        size_t frozen = fil_view_freeze_size(v.nodes);
+        fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes) + frozen), 0};
+        mem.base = fil_sys_pages(mem.cap);
+        if (mem.base && fil_view_freeze(&v, &mem) == 0) {
+            fil_bump_t work = {mem.base + mem.used, mem.cap - mem.used, 0};
+            r = render_now(&v, dir, info, &work);
+        }
+        fil_sys_unmap(mem.base, mem.cap);
+    }
+    munmap(base, size);
+    if (r != 0 && errlen && !err[0]) {
+        const char *m = "cannot write the report on demand into that folder";
+        size_t n = strlen(m) < errlen - 1 ? strlen(m) : errlen - 1;
+        memcpy(err, m, n);
+        err[n] = 0;
+    }
+    return r;
 }

@@ -16,12 +16,20 @@
  * interrupted, terminated, crashed, or for the in-process dump
  * allocation-failed, predicted, signal).
  *
+ * What scripts read besides (answer.c): the top lines and call stacks at
+ * the peak, the Python stack of the failing allocation and what was held
+ * then, the peak RSS, the options, memory over time (the launcher's
+ * samples) and, for a report on demand, its moment. The layout is
+ * described by docs/summary.schema.json; keys are only ever added.
+ *
  * Allowed calls: the report module's writers, memcpy, strlen.
  */
 #include <signal.h>
 #include <string.h>
 
 #include "render_internal.h"
+
+#define SUMMARY_BUF 65536 /* the writer's buffer (fil_render_scratch_size counts it) */
 
 static const char *const signames[] = {
     [1] = "SIGHUP",   [2] = "SIGINT",   [3] = "SIGQUIT",  [4] = "SIGILL",   [5] = "SIGTRAP",
@@ -178,8 +186,80 @@ static void key_bool(fil_writer_t *w, const char *k, int v) {
     fil_write_str(w, v ? "true" : "false");
 }
 
+static void json_str_or_null(fil_writer_t *w, const char *s) {
+    if (s)
+        fil_write_json_str(w, s, strlen(s));
+    else
+        fil_write_str(w, "null");
+}
+
+static void u64_or_null(fil_writer_t *w, int known, uint64_t v) {
+    if (known)
+        fil_write_u64(w, v);
+    else
+        fil_write_str(w, "null");
+}
+
+/* ns as seconds with three decimals: "12.345". */
+static void write_seconds(fil_writer_t *w, uint64_t ns) {
+    uint64_t ms = ns / 1000000u;
+    char d[4] = {(char)('0' + ms % 1000 / 100), (char)('0' + ms % 100 / 10), (char)('0' + ms % 10),
+                 0};
+    fil_write_u64(w, ms / 1000);
+    fil_write_char(w, '.');
+    fil_write_str(w, d);
+}
+
+/* Seconds from the start of the run to CLOCK_REALTIME t, or null. */
+static void write_moment(fil_writer_t *w, const fil_run_info_t *info, uint64_t t) {
+    if (info && t && t >= info->start_ns)
+        write_seconds(w, t - info->start_ns);
+    else
+        fil_write_str(w, "null");
+}
+
+/* The top lines of the tree of `kind` over v, as a JSON array. */
+static void write_top_lines(const fil_view_t *v, int kind, fil_writer_t *w, fil_bump_t *mem) {
+    size_t used = mem->used;
+    fil_top_line_t rows[FIL_SUMMARY_TOP];
+    fil_tree_t *t = fil_render_tree(v, kind, mem);
+    int n = t ? fil_render_top_rows(t, rows, FIL_SUMMARY_TOP, mem) : -1;
+    if (n >= 0)
+        fil_render_json_lines(w, t, rows, (uint32_t)n, mem);
+    else
+        fil_write_str(w, "[]");
+    mem->used = used;
+}
+
+/* The out-of-memory record's additions: the failing allocation's Python
+ * stack (innermost last; null when none was recorded: a crash, a kill),
+ * when it happened, and the top lines of what was held then. */
+static void write_oom_more(const fil_view_t *v, const fil_run_info_t *info, fil_writer_t *w,
+                           fil_bump_t *mem) {
+    const fil_oom_info_t *o = &v->h->oom;
+    size_t used = mem->used;
+    fil_tree_t *t = fil_render_tree(v, FIL_RENDER_NOW, mem);
+    uint32_t leaf = in_process(o) && o->reason != FIL_REASON_SIGNAL && t &&
+                            o->request_node < t->count
+                        ? o->request_node
+                        : FIL_NONE;
+    fil_write_str(w, ", \"python_stack\": ");
+    if (t)
+        fil_render_json_stack(w, t, leaf, "python_stack_frames_elided", mem);
+    else
+        fil_write_str(w, "null, \"python_stack_frames_elided\": 0");
+    mem->used = used;
+    fil_write_str(w, ", \"seconds\": ");
+    write_moment(w, info, in_process(o) ? o->time_ns : info ? info->end_ns : 0);
+    fil_write_str(w, ",\n    \"top_lines\": ");
+    if (in_process(o) && v->h->oom_continue)
+        fil_write_str(w, "null"); /* the program went on: what it holds now is not what it held */
+    else
+        write_top_lines(v, FIL_RENDER_NOW, w, mem);
+}
+
 static void write_oom(const fil_view_t *v, const fil_run_info_t *info, const char *source,
-                      fil_writer_t *w) {
+                      fil_writer_t *w, fil_bump_t *mem) {
     const fil_oom_info_t *o = &v->h->oom;
     int sig = info ? info->term_signal : 0;
     fil_write_str(w, "{\"source\": ");
@@ -247,7 +327,9 @@ static void write_oom(const fil_view_t *v, const fil_run_info_t *info, const cha
             fil_write_str(w, ", ");
         fil_write_json_str(w, o->native[i], strnlen(o->native[i], FIL_NATIVE_TEXT));
     }
-    fil_write_str(w, "]}");
+    fil_write_char(w, ']');
+    write_oom_more(v, info, w, mem);
+    fil_write_char(w, '}');
 }
 
 static void write_run(const fil_run_info_t *info, fil_writer_t *w) {
@@ -265,7 +347,7 @@ static void write_run(const fil_run_info_t *info, fil_writer_t *w) {
     else
         fil_write_str(w, "null");
     key(w, "exit_status");
-    if (info)
+    if (info && !info->now_ns) /* a report on demand: the program is still running */
         fil_write_u64(w, (uint64_t)info->exit_status);
     else
         fil_write_str(w, "null");
@@ -282,25 +364,120 @@ static void write_run(const fil_run_info_t *info, fil_writer_t *w) {
     }
 }
 
+/* "files": the names of the files written, summary.json last. */
 static void write_files(unsigned rendered, fil_writer_t *w) {
     key(w, "files");
     fil_write_char(w, '[');
-    const char *sep = "";
-    if (rendered & FIL_RENDERED_PEAK) {
+    if (rendered & FIL_RENDERED_PEAK)
         fil_write_str(w, "\"peak-memory.prof\", \"peak-memory.svg\", "
-                         "\"peak-memory-reversed.svg\", \"index.html\"");
-        sep = ", ";
-    }
-    if (rendered & (FIL_RENDERED_OOM_INPROCESS | FIL_RENDERED_OOM_POSTMORTEM)) {
-        fil_write_str(w, sep);
+                         "\"peak-memory-reversed.svg\", \"index.html\", ");
+    if (rendered & (FIL_RENDERED_OOM_INPROCESS | FIL_RENDERED_OOM_POSTMORTEM))
         fil_write_str(w, "\"out-of-memory.prof\", \"out-of-memory.svg\", "
-                         "\"out-of-memory-reversed.svg\"");
+                         "\"out-of-memory-reversed.svg\", ");
+    if (rendered & FIL_RENDERED_NOW)
+        fil_write_str(w, "\"current-memory.prof\", \"current-memory.svg\", "
+                         "\"current-memory-reversed.svg\", ");
+    fil_write_str(w, "\"summary.json\"]");
+}
+
+/* "options": what the program ran with (null in-process: not known). */
+static void write_options(const fil_run_info_t *info, fil_writer_t *w) {
+    const fil_run_options_t *o = info ? info->options : NULL;
+    key(w, "options");
+    if (!o) {
+        fil_write_str(w, "null");
+        return;
     }
-    fil_write_str(w, sep[0] || (rendered & 6) ? ", \"summary.json\"]" : "\"summary.json\"]");
+    fil_write_str(w, "{\"output\": ");
+    json_str_or_null(w, o->output);
+    fil_write_str(w, ", \"no_browser\": ");
+    fil_write_str(w, o->no_browser ? "true" : "false");
+    fil_write_str(w, ", \"memory_limit_bytes\": ");
+    u64_or_null(w, o->has_memory_limit, o->memory_limit);
+    fil_write_str(w, ", \"on_oom\": ");
+    fil_write_str(w, o->oom_continue ? "\"continue\"" : "\"exit\"");
+    fil_write_str(w, ", \"oom_detection\": ");
+    fil_write_str(w, o->oom_detection ? "true" : "false");
+    fil_write_str(w, ", \"safety_margin_bytes\": ");
+    u64_or_null(w, o->has_safety_margin, o->safety_margin);
+    fil_write_str(w, ", \"verbose\": ");
+    fil_write_str(w, o->verbose ? "true" : "false");
+    fil_write_str(w, ", \"quiet\": ");
+    fil_write_str(w, o->quiet ? "true" : "false");
+    fil_write_str(w, ", \"usr2_reports\": ");
+    fil_write_str(w, o->usr2 ? "true" : "false");
+    fil_write_char(w, '}');
+}
+
+/* "timeline": [[seconds, tracked_bytes, rss_bytes], ...] and its
+ * resolution; the peak's moment. */
+static void write_timeline(const fil_run_info_t *info, fil_writer_t *w) {
+    uint32_t n = info && info->timeline ? info->timeline_len : 0;
+    uint32_t peak = n ? fil_timeline_peak(info->timeline, n) : FIL_NONE;
+    key(w, "peak_seconds");
+    if (peak != FIL_NONE)
+        write_seconds(w, info->timeline[peak].t_ns);
+    else
+        fil_write_str(w, "null");
+    key(w, "timeline_interval_seconds");
+    if (n)
+        write_seconds(w, info->timeline_step_ns);
+    else
+        fil_write_str(w, "null");
+    key(w, "timeline");
+    fil_write_char(w, '[');
+    for (uint32_t i = 0; i < n && !w->failed; i++) {
+        const fil_time_point_t *p = &info->timeline[i];
+        fil_write_str(w, i ? (i % 4 ? ", [" : ",\n    [") : "\n    [");
+        write_seconds(w, p->t_ns);
+        fil_write_str(w, ", ");
+        fil_write_u64(w, p->tracked);
+        fil_write_str(w, ", ");
+        fil_write_u64(w, p->rss);
+        fil_write_char(w, ']');
+    }
+    fil_write_str(w, n ? "\n  ]" : "]");
+}
+
+/* The keys added for scripts: the kind of report, the peak RSS, the
+ * options, the top lines and stacks at the peak, memory over time, the
+ * child processes (none are profiled yet: always empty). */
+static void write_answers(const fil_view_t *v, const fil_run_info_t *info, fil_writer_t *w,
+                          fil_bump_t *mem) {
+    key(w, "report");
+    fil_write_str(w, !info ? "\"in-process\"" : info->now_ns ? "\"on-demand\"" : "\"exit\"");
+    key(w, "on_demand");
+    if (info && info->now_ns) {
+        fil_write_str(w, "{\"sequence\": ");
+        fil_write_u64(w, info->sequence);
+        fil_write_str(w, ", \"seconds\": ");
+        write_moment(w, info, info->now_ns);
+        fil_write_str(w, ", \"held_bytes\": ");
+        fil_write_u64(w, v->total > 0 ? (uint64_t)v->total : 0);
+        fil_write_char(w, '}');
+    } else {
+        fil_write_str(w, "null");
+    }
+    key(w, "peak_rss_bytes");
+    u64_or_null(w, info && info->peak_rss, info ? info->peak_rss : 0);
+    write_options(info, w);
+    key(w, "top_lines");
+    write_top_lines(v, FIL_RENDER_PEAK, w, mem);
+    key(w, "top_stacks");
+    size_t used = mem->used;
+    fil_tree_t *t = fil_render_tree(v, FIL_RENDER_PEAK, mem);
+    if (t)
+        fil_render_json_stacks(w, t, FIL_SUMMARY_TOP, mem);
+    else
+        fil_write_str(w, "[]");
+    mem->used = used;
+    write_timeline(info, w);
+    key(w, "children");
+    fil_write_str(w, "[]");
 }
 
 static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned rendered,
-                       const char *oom_source, fil_writer_t *w) {
+                       const char *oom_source, fil_writer_t *w, fil_bump_t *mem) {
     const fil_state_header_t *h = v->h;
     fil_write_str(w, "{\n  \"fil_profile_version\": \"0.1.0\"");
     write_run(info, w);
@@ -326,25 +503,32 @@ static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned
     key_bool(w, "oom_detection", h->oom_detection);
     key(w, "out_of_memory");
     if (oom_source)
-        write_oom(v, info, oom_source, w);
+        write_oom(v, info, oom_source, w, mem);
     else
         fil_write_str(w, "null");
     key_bool(w, "reports_interrupted", fil_render_interrupted());
     write_files(rendered, w);
+    write_answers(v, info, w, mem);
     fil_write_str(w, "\n}\n");
 }
 
 int fil_render_summary(const fil_view_t *v, const fil_run_info_t *info, const char *dir,
-                       unsigned rendered, const char *oom_source, char *buf, size_t buflen) {
+                       unsigned rendered, const char *oom_source, fil_bump_t *mem) {
     fil_atomic_file_t f;
-    if (fil_atomic_open(&f, dir, "summary.json") != 0)
-        return -1;
+    size_t used = mem->used;
+    char *buf = fil_bump(mem, SUMMARY_BUF);
+    int r = -1;
+    if (!buf || fil_atomic_open(&f, dir, "summary.json") != 0)
+        goto out;
     fil_writer_t w;
-    fil_writer_init(&w, f.fd, buf, buflen);
-    write_body(v, info, rendered | FIL_RENDERED_SUMMARY, oom_source, &w);
+    fil_writer_init(&w, f.fd, buf, SUMMARY_BUF);
+    write_body(v, info, rendered | FIL_RENDERED_SUMMARY, oom_source, &w, mem);
     if (fil_writer_flush(&w) != 0) {
         fil_atomic_abort(&f);
-        return -1;
+        goto out;
     }
-    return fil_atomic_commit(&f);
+    r = fil_atomic_commit(&f);
+out:
+    mem->used = used;
+    return r;
 }

@@ -10,6 +10,21 @@
  * at any instruction leaves consistent (repair()). A live view reads this process's own
  * state through the writer's chunk pointers.
  *
+ * A frozen view (fil_view_freeze) is a file view of a program that is still
+ * running, for a report on demand: the header and every node's two
+ * counters are copied into the caller's memory, and the report reads the
+ * copies, so every writer sees the same figures. Each counter is one
+ * aligned 8-byte store (state.h), so each copied value is one the program
+ * really stored. The peak is copied consistently: the program copies
+ * bytes[] into peak[] only after a new high-water mark (which raises
+ * peak_total) and marks the copy with snapshot_busy; so when snapshot_busy
+ * was clear and peak_total and at_peak were the same before and after our
+ * copy, peak[] did not change under it (or, at_peak set throughout,
+ * bytes[] held the peak and did not change: any decrease would have
+ * cleared at_peak, any increase raised peak_total). Otherwise the copy is
+ * taken again, a few times. What is held now is a copy taken over the
+ * time the loop runs (milliseconds), not one instant.
+ *
  * Allowed calls: none besides memcpy (everything is arithmetic on memory).
  */
 #include <string.h>
@@ -109,6 +124,81 @@ int fil_view_open_file(fil_view_t *v, const void *base, uint64_t size, char *err
     uint64_t scap = file_capacity(v, &h->strings, 1);
     v->strings = h->strings.count < scap ? h->strings.count : scap;
     repair(v);
+    return 0;
+}
+
+/* at() of a frozen view: the counters from the copies, the rest (append-only
+ * records, validated at open) from the file. SIGNAL CONTEXT. */
+static const void *frozen_at(const fil_view_t *v, int s, uint64_t i) {
+    if (s == FIL_SEG_BYTES)
+        return v->frozen_bytes + i;
+    if (s == FIL_SEG_PEAK)
+        return v->frozen_peak + i;
+    return file_at(v, s, i);
+}
+
+/* See render_internal.h: the header copy and two counters per node, with
+ * the bump allocator's alignment. Context: any. */
+size_t fil_view_freeze_size(uint64_t nodes) {
+    return sizeof(fil_state_header_t) + 2 * (size_t)nodes * 8 + 32;
+}
+
+/* The peak bookkeeping of a live header, read one word at a time. */
+typedef struct peak_word {
+    uint32_t busy, at_peak;
+    int64_t peak_total;
+} peak_word_t;
+
+/* Read them, one aligned acquire load each. SIGNAL CONTEXT. */
+static void read_peak_word(const fil_state_header_t *h, peak_word_t *p) {
+    p->busy = __atomic_load_n(&h->snapshot_busy, __ATOMIC_ACQUIRE);
+    p->at_peak = __atomic_load_n(&h->at_peak, __ATOMIC_ACQUIRE);
+    p->peak_total = __atomic_load_n(&h->peak_total, __ATOMIC_ACQUIRE);
+}
+
+/* Copy n counters of segment s, one aligned load each. */
+static void copy_counters(const fil_view_t *v, int s, int64_t *out, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++)
+        out[i] = __atomic_load_n((const int64_t *)file_at(v, s, i), __ATOMIC_RELAXED);
+}
+
+/* See render_internal.h and the file comment. v must be a file view; mem
+ * holds fil_view_freeze_size(v->nodes). 0, or -1 with v unchanged.
+ * Context: supervisor (the program runs meanwhile); SIGNAL-SAFE. */
+int fil_view_freeze(fil_view_t *v, fil_bump_t *mem) {
+    const fil_state_header_t *live = v->h;
+    fil_state_header_t *h = fil_bump(mem, sizeof *h);
+    int64_t *bytes = fil_bump(mem, (size_t)v->nodes * 8 + 8);
+    int64_t *peak = fil_bump(mem, (size_t)v->nodes * 8 + 8);
+    peak_word_t before, after;
+    if (!h || !bytes || !peak)
+        return -1;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        read_peak_word(live, &before);
+        memcpy(h, live, sizeof *h);
+        copy_counters(v, FIL_SEG_PEAK, peak, v->nodes);
+        copy_counters(v, FIL_SEG_BYTES, bytes, v->nodes);
+        read_peak_word(live, &after);
+        if (!before.busy && !after.busy && before.at_peak == after.at_peak &&
+            before.peak_total == after.peak_total)
+            break; /* consistent; after 50 tries the copy is flagged below */
+    }
+    h->snapshot_busy = after.busy || before.at_peak != after.at_peak ||
+                       before.peak_total != after.peak_total;
+    h->at_peak = after.at_peak;
+    h->peak_total = after.peak_total;
+    v->frozen_h = h;
+    v->frozen_bytes = bytes;
+    v->frozen_peak = peak;
+    v->h = h;
+    v->at = frozen_at;
+    repair(v);
+    /* The program is alive: no store was cut off. The header's total was
+     * copied at another moment than the nodes, and a sum of nodes copied
+     * one after the other may exceed any total the program had, so only
+     * at_peak says that bytes[] is the peak. */
+    v->torn = 0;
+    v->peak_now = h->at_peak != 0;
     return 0;
 }
 

@@ -125,24 +125,21 @@ static void write_code_label(fil_writer_t *w, const fil_frame_t *f, const fil_re
  * frames above node>", if there is one. SIGNAL CONTEXT: caller memory. */
 static void write_caller(fil_writer_t *w, const fil_tree_t *t, uint32_t node)
 {
-    uint32_t i = t->parent(t->ctx, node);
-    for (uint32_t k = 0; i != FIL_NONE && i < t->count && k < t->count; k++) {
-        fil_frame_t f = {0};
-        fil_report_label_t l;
-        t->frame(t->ctx, i, &f);
-        if (!fil_report_label_short(&f, &l)) {
-            fil_write_str(w, "<br><small>called from ");
-            write_code_label(w, &f, &l);
-            if (f.source && f.source_len > 0) {
-                fil_write_str(w, ": <code>");
-                fil_write_xml(w, f.source, f.source_len);
-                fil_write_str(w, "</code>");
-            }
-            fil_write_str(w, "</small>");
-            return;
-        }
-        i = t->parent(t->ctx, i);
+    uint32_t i = fil_tree_own_caller(t, node);
+    fil_frame_t f = {0};
+    fil_report_label_t l;
+    if (i == FIL_NONE)
+        return;
+    t->frame(t->ctx, i, &f);
+    fil_report_label_short(&f, &l);
+    fil_write_str(w, "<br><small>called from ");
+    write_code_label(w, &f, &l);
+    if (f.source && f.source_len > 0) {
+        fil_write_str(w, ": <code>");
+        fil_write_xml(w, f.source, f.source_len);
+        fil_write_str(w, "</code>");
     }
+    fil_write_str(w, "</small>");
 }
 
 /* One row of the top lines table; the program's own lines are in bold,

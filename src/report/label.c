@@ -192,3 +192,45 @@ size_t fil_report_label_len(const fil_report_label_t *l)
         n += l->len[i];
     return n;
 }
+
+/*
+ * The short label of f (fil_report_label_short) copied into buf,
+ * NUL-terminated and cut to len - 1 bytes (never inside a UTF-8 character).
+ * Returns 1 for a library's or raw frame, 0 for the program's own.
+ * SIGNAL CONTEXT: caller memory only.
+ */
+int fil_report_short_text(const fil_frame_t *f, char *buf, size_t len)
+{
+    fil_report_label_t l;
+    int library = fil_report_label_short(f, &l);
+    size_t k = 0;
+    if (len == 0)
+        return library;
+    for (int i = 0; i < l.n && k < len - 1; i++) {
+        size_t n = l.len[i] < len - 1 - k ? l.len[i] : len - 1 - k;
+        while (n < l.len[i] && n > 0 && ((unsigned char)l.part[i][n] & 0xC0) == 0x80)
+            n--; /* cut before a whole character, never inside one */
+        memcpy(buf + k, l.part[i], n);
+        k += n;
+    }
+    buf[k] = '\0';
+    return library;
+}
+
+/*
+ * The nearest of the program's own frames above node, or FIL_NONE (see
+ * fil/report.h). Bounded by the tree's size even if it is malformed.
+ * SIGNAL CONTEXT: caller memory only.
+ */
+uint32_t fil_tree_own_caller(const fil_tree_t *t, uint32_t node)
+{
+    uint32_t i = node < t->count ? t->parent(t->ctx, node) : FIL_NONE;
+    for (uint32_t k = 0; i != FIL_NONE && i < t->count && k < t->count; k++) {
+        fil_frame_t f = {0};
+        t->frame(t->ctx, i, &f);
+        if (!f.raw && !fil_path_is_library(f.file, f.file_len))
+            return i;
+        i = t->parent(t->ctx, i);
+    }
+    return FIL_NONE;
+}

@@ -2,9 +2,13 @@
 /*
  * srclines.c - fetches the text of source lines shown in the flamegraph.
  *
- * Requests are not reordered: an index array in scratch is heapsorted by
- * (file bytes, line), so each distinct path is opened once and read front to
- * back a chunk at a time (64 KiB scratch buffer), stopping as soon as its
+ * Requests are not reordered. They point into the state's string table,
+ * where the functions of one file share a few path strings, and a report
+ * asks for one line per call stack: many ask for the same (string, line).
+ * So the distinct (path string, line) pairs are found first (a hash table
+ * in scratch), and only they are heapsorted by (path string, line): each
+ * path is opened once per string that holds it and read front to back a
+ * chunk at a time (64 KiB scratch buffer), stopping as soon as its
  * last wanted line is done. A wanted line is captured byte by byte into a
  * small stack buffer: leading blanks skipped, trailing blanks and CR
  * dropped, and a line longer than FIL_SRC_MAX cut on a UTF-8 boundary with
@@ -50,29 +54,52 @@ typedef struct src_ctx {
     char *chunk;        /* SRC_CHUNK bytes of scratch for read(2) */
 } src_ctx_t;
 
+/* Slots of the table that finds the distinct requests of n: a power of two
+ * at least 2n. */
+static uint64_t table_slots(size_t n)
+{
+    uint64_t s = 16;
+    while (s < 2 * (uint64_t)n)
+        s *= 2;
+    return s;
+}
+
 /* Scratch for n requests: the index array and the read buffer. SIGNAL CONTEXT. */
 size_t fil_srclines_scratch_size(size_t n)
 {
-    uint64_t bytes[2] = {(uint64_t)n * 4, SRC_CHUNK};
-    return fil_report_scratch_total(bytes, 2);
+    uint64_t bytes[4] = {(uint64_t)n * 4, (uint64_t)n * 4, table_slots(n) * 4, SRC_CHUNK};
+    return fil_report_scratch_total(bytes, 4);
 }
 
-/* Compare the paths of two requests: <0, 0, >0. SIGNAL CONTEXT. */
-static int file_cmp(const fil_srcreq_t *a, const fil_srcreq_t *b)
-{
-    size_t min = a->file_len < b->file_len ? a->file_len : b->file_len;
-    int c = min ? memcmp(a->file, b->file, min) : 0;
-    if (c != 0)
-        return c;
-    return a->file_len < b->file_len ? -1 : a->file_len > b->file_len;
-}
-
-/* Sort order: (file, line). SIGNAL CONTEXT: caller memory only. */
+/* Sort order: (path string, line). SIGNAL CONTEXT: caller memory only. */
 static int req_less(void *ctx, uint32_t x, uint32_t y)
 {
     const fil_srcreq_t *r = ctx;
-    int c = file_cmp(&r[x], &r[y]);
-    return c != 0 ? c < 0 : r[x].line < r[y].line;
+    if (r[x].file != r[y].file)
+        return (uintptr_t)r[x].file < (uintptr_t)r[y].file;
+    if (r[x].file_len != r[y].file_len)
+        return r[x].file_len < r[y].file_len;
+    return r[x].line < r[y].line;
+}
+
+/* 1 if requests a and b ask for the same line of the same path string. */
+static int same_req(const fil_srcreq_t *a, const fil_srcreq_t *b)
+{
+    return a->file == b->file && a->file_len == b->file_len && a->line == b->line;
+}
+
+/* 1 if a and b name the same path string. */
+static int same_file(const fil_srcreq_t *a, const fil_srcreq_t *b)
+{
+    return a->file == b->file && a->file_len == b->file_len;
+}
+
+/* Hash of a request's (path string, line). */
+static uint64_t req_hash(const fil_srcreq_t *r)
+{
+    uint64_t h = (uint64_t)(uintptr_t)r->file * UINT64_C(0x9E3779B97F4A7C15);
+    h ^= ((uint64_t)r->file_len << 32 | r->line) * UINT64_C(0xC2B2AE3D27D4EB4F);
+    return h ^ (h >> 29);
 }
 
 /*
@@ -222,19 +249,35 @@ int fil_srclines_fill(fil_srcreq_t *reqs, size_t n, char *pool, size_t pool_cap,
         return -1;
     fil_report_arena_init(&a, scratch, cap);
     C.order = fil_report_carve(&a, (uint64_t)n * 4);
+    uint32_t *rep = fil_report_carve(&a, (uint64_t)n * 4); /* the first request like i */
+    uint64_t slots = table_slots(n);
+    uint32_t *table = fil_report_carve(&a, slots * 4); /* request index + 1, 0: free */
     C.chunk = fil_report_carve(&a, SRC_CHUNK);
-    if (!C.order || !C.chunk)
+    if (!C.order || !rep || !table || !C.chunk)
         return -1;
+    memset(table, 0, slots * 4);
+    size_t u = 0; /* the distinct requests go into order[0..u) */
     for (size_t i = 0; i < n; i++) {
         reqs[i].text_off = 0;
         reqs[i].text_len = 0;
-        C.order[i] = (uint32_t)i;
+        uint64_t h = req_hash(&reqs[i]) & (slots - 1);
+        while (table[h] && !same_req(&reqs[table[h] - 1], &reqs[i]))
+            h = (h + 1) & (slots - 1);
+        if (!table[h]) {
+            table[h] = (uint32_t)i + 1;
+            C.order[u++] = (uint32_t)i;
+        }
+        rep[i] = table[h] - 1;
     }
-    fil_report_heapsort(C.order, n, req_less, reqs);
-    for (size_t k0 = 0, k1; k0 < n; k0 = k1) {
-        for (k1 = k0 + 1; k1 < n && file_cmp(&reqs[C.order[k0]], &reqs[C.order[k1]]) == 0; k1++)
+    fil_report_heapsort(C.order, u, req_less, reqs);
+    for (size_t k0 = 0, k1; k0 < u; k0 = k1) {
+        for (k1 = k0 + 1; k1 < u && same_file(&reqs[C.order[k0]], &reqs[C.order[k1]]); k1++)
             ;
         fill_file(&C, k0, k1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].text_off = reqs[rep[i]].text_off;
+        reqs[i].text_len = reqs[rep[i]].text_len;
     }
     return 0;
 }

@@ -165,13 +165,18 @@ void fil_write_hex(fil_writer_t *w, uint64_t v)
  * an integer count of 10^-decimals units. shift <= 50 keeps the remainder
  * product below 2^57. SIGNAL CONTEXT: caller memory only.
  */
-static uint64_t scaled_units(uint64_t bytes, unsigned shift, unsigned decimals)
+static uint64_t scaled(uint64_t bytes, unsigned shift, unsigned decimals, int down)
 {
     uint64_t mul = decimals == 2 ? 100 : 10;
     uint64_t q = bytes >> shift;
     uint64_t r = bytes & ((UINT64_C(1) << shift) - 1);
-    uint64_t frac = (r * mul + (UINT64_C(1) << (shift - 1))) >> shift;
+    uint64_t frac = (r * mul + (down ? 0 : UINT64_C(1) << (shift - 1))) >> shift;
     return q * mul + frac;
+}
+
+static uint64_t scaled_units(uint64_t bytes, unsigned shift, unsigned decimals)
+{
+    return scaled(bytes, shift, decimals, 0);
 }
 
 /* Append units / 10^decimals with exactly `decimals` decimal digits.
@@ -205,7 +210,8 @@ void fil_write_gib(fil_writer_t *w, uint64_t bytes)
  * GiB/TiB/PiB with two. The unit is chosen after rounding, so 1048575 bytes
  * is "1.0 MiB", never "1024.0 KiB". SIGNAL CONTEXT: caller memory only.
  */
-void fil_write_size(fil_writer_t *w, uint64_t bytes)
+/* fil_write_size, rounded to nearest (down: truncated). */
+static void write_size(fil_writer_t *w, uint64_t bytes, int down)
 {
     static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
     if (bytes < 1024) {
@@ -216,7 +222,7 @@ void fil_write_size(fil_writer_t *w, uint64_t bytes)
     for (unsigned u = 0; u < 5; u++) {
         unsigned decimals = u < 2 ? 1 : 2;
         uint64_t mul = decimals == 2 ? 100 : 10;
-        uint64_t units_v = scaled_units(bytes, 10 * (u + 1), decimals);
+        uint64_t units_v = scaled(bytes, 10 * (u + 1), decimals, down);
         if (units_v < 1024 * mul || u == 4) {
             write_fixed(w, units_v, decimals);
             fil_write_char(w, ' ');
@@ -224,6 +230,16 @@ void fil_write_size(fil_writer_t *w, uint64_t bytes)
             return;
         }
     }
+}
+
+void fil_write_size(fil_writer_t *w, uint64_t bytes)
+{
+    write_size(w, bytes, 0);
+}
+
+void fil_write_size_down(fil_writer_t *w, uint64_t bytes)
+{
+    write_size(w, bytes, 1);
 }
 
 /*

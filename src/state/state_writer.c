@@ -229,6 +229,8 @@ uint64_t fil_state_add_string(const char *s, size_t n) {
 
 uint64_t fil_state_size(void) { return fil_state ? fil_state->file_size : 0; }
 
+int fil_state_owner(void) { return owner_pid; }
+
 /* Record the interpreter's version string (sys.version) in the header, cut
  * to fit. Context: Python extension start-up, GIL held. */
 void fil_state_set_python_version(const char *v) {

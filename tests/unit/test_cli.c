@@ -2,7 +2,8 @@
 /*
  * test_cli.c - unit tests of the launcher's pure parts: command-line parsing,
  * the argument vectors, the child's environment, the result folder name, the
- * `latest` link, and the cgroup OOM-kill counter.
+ * `latest` link, the cgroup OOM-kill counter, and the timeline's
+ * downsampling (sample.c's point array, fed with made-up samples).
  *
  * Design: src/cli is not in libfilcore, so the files under test are included
  * directly (main.c, supervise.c and browser.c are not: they fork and exec).
@@ -25,6 +26,7 @@
 #include "../../src/cli/env.c"
 #include "../../src/cli/oomkill.c"
 #include "../../src/cli/resultdir.c"
+#include "../../src/cli/sample.c"
 #include "check.h"
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -240,6 +242,15 @@ static void test_parse_values(void)
     CHECK_INT(fil_cli_parse(6, (char *const *)v2, &a, err, sizeof err), OK);
     CHECK(!a.has_memory_limit && !a.has_safety_margin);
     CHECK(a.oom_detection == 0 && a.oom_continue == 1 && a.verbose);
+    CHECK(!a.quiet && !a.no_usr2);
+    /* --quiet and --no-usr2, before and after the command word; the
+     * script's own --quiet is the script's. */
+    const char *v3[] = {FP, "--quiet", "run", "--no-usr2", "x.py", "--quiet", NULL};
+    const char *v4[] = {FP, "--no-usr2", "python", "--quiet", "-u", "x.py", NULL};
+    CHECK_INT(fil_cli_parse(6, (char *const *)v3, &a, err, sizeof err), OK);
+    CHECK(a.quiet && a.no_usr2 && a.script_argc == 1 && !strcmp(a.script_argv[0], "--quiet"));
+    CHECK_INT(fil_cli_parse(6, (char *const *)v4, &a, err, sizeof err), OK);
+    CHECK(a.quiet && a.no_usr2 && a.npyopts == 1 && a.script_argc == 0);
 }
 
 /* The interpreter's argv and the recorded command follow the contract. */
@@ -482,6 +493,74 @@ static void test_oom_kills(const char *tmp)
     CHECK_INT(fil_cli_oom_kills(root, &n), -1);
 }
 
+/* Start sample.c's timeline afresh. */
+static void timeline_reset(void)
+{
+    npoints = 0;
+    step_ns = SAMPLE_NS;
+}
+
+/* The timeline's invariants: at most MAX_POINTS points, at interval starts,
+ * strictly increasing. */
+static void check_timeline_shape(void)
+{
+    CHECK(npoints > 0 && npoints <= MAX_POINTS);
+    CHECK(step_ns % SAMPLE_NS == 0);
+    int ordered = 1, aligned = 1;
+    for (uint32_t i = 0; i < npoints; i++) {
+        aligned &= points[i].t_ns % step_ns == 0;
+        ordered &= i == 0 || points[i].t_ns > points[i - 1].t_ns;
+    }
+    CHECK(aligned);
+    CHECK(ordered);
+}
+
+/* A run of `seconds` sampled every 10 ms (a jitter of up to 3 ms), rising
+ * to a one-sample spike at 40% of the run and back: the spike survives
+ * every halving, and the curve's shape is kept at the new resolution. */
+static void test_timeline_long_run(uint64_t seconds)
+{
+    uint64_t n = seconds * 100, spike = n * 2 / 5, last_t = 0;
+    timeline_reset();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t t = i * SAMPLE_NS + (i * 7919) % 3000000;
+        uint64_t tracked = i < n / 2 ? i * 1000 : (n - i) * 1000;
+        add_point(t, i == spike ? UINT64_C(1) << 40 : tracked, 4096 + i);
+        last_t = t;
+    }
+    check_timeline_shape();
+    uint32_t k = fil_timeline_peak(points, npoints);
+    CHECK(points[k].tracked == UINT64_C(1) << 40); /* the peak survived */
+    uint64_t at = spike * SAMPLE_NS + (spike * 7919) % 3000000;
+    CHECK(points[k].t_ns <= at && at < points[k].t_ns + step_ns);
+    CHECK(points[npoints - 1].rss == 4096 + n - 1); /* maxima kept */
+    CHECK(points[npoints - 1].t_ns <= last_t && last_t < points[npoints - 1].t_ns + step_ns);
+    /* A 1-hour run keeps at least half the points (the array is never
+     * emptied by more than one halving at a time). */
+    CHECK(npoints >= MAX_POINTS / 2 || n < MAX_POINTS);
+    uint32_t mid = npoints / 2; /* rising before the middle, falling after */
+    CHECK(points[mid / 2].tracked < points[mid].tracked || mid < 4);
+    CHECK(points[mid + mid / 2].tracked < points[mid].tracked || mid < 4);
+}
+
+/* Gaps (the sampler was stopped) and a clock stepping back merge, never
+ * reorder. */
+static void test_timeline_gaps(void)
+{
+    timeline_reset();
+    add_point(0, 10, 1);
+    add_point(5 * SAMPLE_NS, 20, 2);
+    add_point(4 * SAMPLE_NS, 30, 3); /* clock stepped back: merged into the last */
+    add_point(UINT64_C(3600) * 1000000000u, 40, 4);
+    CHECK(npoints == 3);
+    CHECK(points[1].tracked == 30 && points[1].rss == 3);
+    check_timeline_shape();
+    for (uint64_t i = 0; i < 3 * MAX_POINTS; i++) /* sparse: one in every 7 intervals */
+        add_point(UINT64_C(3600) * 1000000000u + i * 7 * SAMPLE_NS, i, i);
+    check_timeline_shape();
+    CHECK(points[npoints - 1].tracked == 3 * MAX_POINTS - 1);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/fil-test-cli-XXXXXX";
@@ -493,6 +572,9 @@ int main(void)
     test_env();
     test_timestamp();
     test_trim_join();
+    test_timeline_long_run(60);
+    test_timeline_long_run(3600);
+    test_timeline_gaps();
     if (!mkdtemp(tmp)) {
         perror("mkdtemp");
         return 1;

@@ -313,6 +313,112 @@ static void test_postmortem_report(int fd)
     remove_dir(dir);
 }
 
+/* Three samples: the peak at 1.5 s. */
+static const fil_time_point_t timeline[] = {
+    {0, 100, 4096}, {1500000000, BYTES_A + BYTES_B, 8192}, {2000000000, 4064, 8192}};
+
+/* An exit render with the launcher's figures: the answer for stderr, the
+ * options, the timeline in summary.json and index.html. */
+static void test_answers(int fd)
+{
+    char dir[64], err[256];
+    fil_run_info_t info = run_info(0);
+    fil_run_options_t o = {"out", 1, 0, 1, 0, 1, 1, 1, 3ull << 30, 0, 0};
+    fil_answer_t a;
+    info.options = &o;
+    info.timeline = timeline;
+    info.timeline_len = 3;
+    info.timeline_step_ns = 10000000;
+    info.sample_ns = 10000000;
+    info.peak_rss = 8192;
+    info.answer = &a;
+    fresh_dir(dir, sizeof dir);
+    CHECK(fil_render_reports(fd, dir, &info, err, sizeof err) ==
+          (int)(FIL_RENDERED_PEAK | FIL_RENDERED_SUMMARY));
+    CHECK(a.held == FIL_ANSWER_PEAK && a.peak == 6000 && a.total == 6000 && a.n == 2);
+    CHECK_STR(a.lines[0].where, "data.py:12 (load)"); /* B: the biggest at the peak */
+    CHECK(a.lines[0].bytes == BYTES_B && a.lines[0].caller[0] == 0);
+    CHECK_STR(a.lines[1].where, "main.py:5 (<module>)");
+    char *sum = slurp(dir, "summary.json");
+    CHECK(sum && strstr(sum, "\"report\": \"exit\""));
+    CHECK(sum && strstr(sum, "\"peak_rss_bytes\": 8192"));
+    CHECK(sum && strstr(sum, "\"memory_limit_bytes\": 3221225472, \"on_oom\": \"exit\""));
+    CHECK(sum && strstr(sum, "\"quiet\": true, \"usr2_reports\": true"));
+    CHECK(sum && strstr(sum, "\"peak_seconds\": 1.500"));
+    CHECK(sum && strstr(sum, "[0.000, 100, 4096], [1.500, 6000, 8192], [2.000, 4064, 8192]"));
+    CHECK(sum && strstr(sum, "\"label\": \"data.py:12 (load)\", \"file\": \"/app/data.py\", "
+                             "\"line\": 12, \"function\": \"load\""));
+    CHECK(sum && strstr(sum, "\"bytes\": 5000, \"bytes_with_callees\": 5000, \"own\": true"));
+    CHECK(sum && strstr(sum, "{\"bytes\": 5000, \"depth\": 2, \"frames\": [{\"file\": "
+                             "\"/app/main.py\", \"line\": 6, \"function\": \"<module>\"}, "
+                             "{\"file\": \"/app/data.py\", \"line\": 12"));
+    CHECK(sum && strstr(sum, "\"children\": []"));
+    free(sum);
+    char *html = slurp(dir, "index.html");
+    CHECK(html && strstr(html, "<svg class=\"timeline\""));
+    CHECK(html && strstr(html, "peak 5.9 KiB at 1.50 s"));
+    CHECK(html && !strstr(html, "class=\"end\"")); /* a normal end marks no moment */
+    free(html);
+    remove_dir(dir);
+}
+
+/* A report on demand of the state as it is now: what is held now (A, C,
+ * D), the peak so far (A, B), its moment in summary.json. */
+static void test_on_demand(int fd)
+{
+    char dir[64], err[256];
+    fil_run_info_t info = run_info(0);
+    fil_answer_t a;
+    info.now_ns = 2000000000;
+    info.sequence = 3;
+    info.answer = &a;
+    info.timeline = timeline;
+    info.timeline_len = 3;
+    fresh_dir(dir, sizeof dir);
+    CHECK(fil_render_on_demand(fd, dir, &info, err, sizeof err) == 0);
+    char *prof = slurp(dir, "current-memory.prof");
+    CHECK_STR(prof, live_prof);
+    free(prof);
+    prof = slurp(dir, "peak-memory.prof");
+    CHECK_STR(prof, peak_prof);
+    free(prof);
+    CHECK(exists(dir, "current-memory.svg") && exists(dir, "current-memory-reversed.svg"));
+    CHECK(a.held == FIL_ANSWER_NOW && a.total == 4064 && a.peak == 6000);
+    char *sum = slurp(dir, "summary.json");
+    CHECK(sum && strstr(sum, "\"report\": \"on-demand\""));
+    CHECK(sum && strstr(sum, "\"on_demand\": {\"sequence\": 3, \"seconds\": 1.000, "
+                             "\"held_bytes\": 4064}"));
+    CHECK(sum && strstr(sum, "\"exit_status\": null"));
+    CHECK(sum && strstr(sum, "\"peak_snapshot_incomplete\": false"));
+    CHECK(sum && strstr(sum, "\"current-memory.prof\""));
+    free(sum);
+    char *html = slurp(dir, "index.html");
+    CHECK(html && strstr(html, "Report on demand at 1.0 s: 4.0 KiB held now; peak so far 5.9 KiB"));
+    CHECK(html && strstr(html, "What is held now") && strstr(html, "report on demand"));
+    free(html);
+    remove_dir(dir);
+}
+
+/* A peak snapshot that stays busy while the counters are copied is
+ * flagged, not trusted silently. */
+static void test_on_demand_busy_snapshot(const char *orig, size_t size)
+{
+    char *bytes = malloc(size), dir[64], err[256];
+    memcpy(bytes, orig, size);
+    ((fil_state_header_t *)bytes)->snapshot_busy = 1;
+    int fd = memfd_with(bytes, size);
+    fil_run_info_t info = run_info(0);
+    info.now_ns = 2000000000;
+    fresh_dir(dir, sizeof dir);
+    CHECK(fil_render_on_demand(fd, dir, &info, err, sizeof err) == 0);
+    char *sum = slurp(dir, "summary.json");
+    CHECK(sum && strstr(sum, "\"peak_snapshot_incomplete\": true"));
+    free(sum);
+    remove_dir(dir);
+    close(fd);
+    free(bytes);
+}
+
 /* A copy of the file renders the same as the original. */
 static void test_copy_renders_same(const char *bytes, size_t size)
 {
@@ -985,6 +1091,9 @@ int main(void)
 
     test_peak_report(fd);
     test_postmortem_report(fd);
+    test_answers(fd);
+    test_on_demand(fd);
+    test_on_demand_busy_snapshot(orig, size);
     test_copy_renders_same(orig, size);
     test_torn_update(orig, size);
     test_request_and_native_frames(orig, size);

@@ -456,6 +456,11 @@ static void test_sizes(void)
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
         check_num(fil_write_size, table[i].v, table[i].s);
+    /* Truncated: just under a bound never reads as the bound. */
+    check_num(fil_write_size_down, 50 * 1048576ull - 1, "49.9 MiB");
+    check_num(fil_write_size_down, 50 * 1048576ull, "50.0 MiB");
+    check_num(fil_write_size_down, 1048575, "1023.9 KiB");
+    check_num(fil_write_size_down, 1023, "1023 B");
 }
 
 static void check_escape(const char *in, size_t n, int json, const char *want)
@@ -1388,6 +1393,55 @@ static void test_srclines_chunks(void)
     free(pool);
 }
 
+/* Many requests for few lines, the path in two separate strings (as two
+ * functions of one file may hold it): every request gets its line, and
+ * each distinct line is stored once per string. */
+static void test_srclines_many(void)
+{
+    char path[] = "/tmp/fil-test-src-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    for (int i = 1; i <= 10; i++)
+        fprintf(f, "v%d = %d\n", i, i);
+    fclose(f);
+    char *copy = strdup(path);
+    size_t n = 50000;
+    fil_srcreq_t *reqs = calloc(n, sizeof *reqs);
+    uint32_t seed = 12345;
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        const char *p = (seed >> 16) & 1 ? path : copy;
+        reqs[i] = (fil_srcreq_t){p, strlen(p), 1 + (seed >> 8) % 12, 0, 0}; /* 11, 12: past the end */
+    }
+    char *pool = malloc(n * FIL_SRC_MAX);
+    size_t cap = fil_srclines_scratch_size(n);
+    void *s = malloc(cap);
+    CHECK(fil_srclines_fill(reqs, n, pool, n * FIL_SRC_MAX, s, cap) == 0);
+    int ok = 1;
+    uint32_t off_of[2][13] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        char want[32];
+        uint32_t line = reqs[i].line;
+        if (line > 10) {
+            ok &= reqs[i].text_len == 0;
+            continue;
+        }
+        snprintf(want, sizeof want, "v%u = %u", line, line);
+        ok &= reqs[i].text_len == strlen(want) &&
+              memcmp(pool + reqs[i].text_off, want, strlen(want)) == 0;
+        uint32_t *o = &off_of[reqs[i].file == path][line];
+        if (*o == 0)
+            *o = reqs[i].text_off + 1;
+        ok &= *o == reqs[i].text_off + 1; /* one copy per (string, line) */
+    }
+    CHECK(ok);
+    unlink(path);
+    free(copy);
+    free(s);
+    free(pool);
+    free(reqs);
+}
+
 /* ---- atomic files and index.html ------------------------------------------- */
 
 static void test_atomic(void)
@@ -1465,6 +1519,55 @@ static const char *nth(const char *hay, const char *needle, int n)
     for (int k = 0; p && k <= n; k++)
         p = strstr(k ? p + 1 : p, needle);
     return p;
+}
+
+/* The timeline plot of p[0..n). */
+typedef struct timeline_job {
+    const fil_time_point_t *p;
+    uint32_t n;
+    fil_timeline_marks_t m;
+} timeline_job_t;
+
+static int do_timeline(fil_writer_t *w, void *arg)
+{
+    timeline_job_t *j = arg;
+    fil_html_timeline(w, "Memory over time", j->p, j->n, &j->m);
+    return 0;
+}
+
+/* The plot: well-formed, both curves with a point per sample (RSS
+ * points that are unknown left out), the peak and the moment marked,
+ * round ticks; no samples says so; huge values do not overflow. */
+static void test_timeline(void)
+{
+    static const fil_time_point_t p[] = {
+        {0, 0, 0}, {10000000, 3 << 20, 5 << 20}, {20000000, 60 << 20, 70 << 20},
+        {30000000, 2 << 20, 0}};
+    timeline_job_t j = {p, 4, {10000000, 10000000, 35000000, "out of memory"}};
+    out_t o = capture(do_timeline, &j);
+    const char *svg = o.data ? strstr(o.data, "<svg") : NULL;
+    CHECK(o.rc == 0 && svg);
+    CHECK(svg && xml_well_formed(svg, strstr(svg, "</svg>") + 6 - svg));
+    CHECK(o.data && count_of(o.data, "<polyline") == 2);
+    CHECK(o.data && strstr(o.data, "peak 60.0 MiB at 0.02 s"));
+    CHECK(o.data && strstr(o.data, "out of memory</text>"));
+    CHECK(o.data && strstr(o.data, ">80 MiB</text>") && strstr(o.data, ">0.04</text>"));
+    CHECK(o.data && strstr(o.data, "4 points, each the highest value of 10 ms"));
+    const char *rss = o.data ? strstr(o.data, "polyline class=\"rss\" points=\"") : NULL;
+    CHECK(rss && count_of(rss, ",") - count_of(strstr(rss, "/>"), ",") == 2); /* 0s skipped */
+    free(o.data);
+    j.n = 0;
+    o = capture(do_timeline, &j);
+    CHECK(o.rc == 0 && o.data && strstr(o.data, "No samples") && !strstr(o.data, "<svg"));
+    free(o.data);
+    static const fil_time_point_t huge[] = {{0, UINT64_C(1) << 60, UINT64_C(1) << 61},
+                                            {UINT64_C(864000) * 1000000000u, 1, 1}};
+    timeline_job_t h = {huge, 2, {UINT64_C(1) << 40, 10000000, UINT64_C(1) << 62, "x"}};
+    o = capture(do_timeline, &h);
+    CHECK(o.rc == 0 && o.data && strstr(o.data, " GiB</text>") && strstr(o.data, "peak "));
+    svg = o.data ? strstr(o.data, "<svg") : NULL;
+    CHECK(svg && xml_well_formed(svg, strstr(svg, "</svg>") + 6 - svg));
+    free(o.data);
 }
 
 static void test_html(void)
@@ -1707,8 +1810,10 @@ int main(void)
     test_interrupt();
     test_srclines();
     test_srclines_chunks();
+    test_srclines_many();
     test_atomic();
     test_html();
+    test_timeline();
     test_scratch_bounds();
     return check_summary("test_report");
 }

@@ -1,0 +1,238 @@
+# SPDX-License-Identifier: MIT
+"""Reports on demand: `kill -USR2` the program (or fil-profile itself) and a
+report of the memory held at that moment and of the peak so far is written
+into a new result folder (DIR/latest follows), stderr says so, and the
+program carries on: same stdout, same exit status. It works repeatedly. A
+program with its own SIGUSR2 handler keeps it: nothing is taken from it,
+whoever the signal was sent to. --no-usr2 leaves SIGUSR2 alone (the default
+action kills the program, as without the profiler).
+"""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+MIB = 1024 * 1024
+
+# The program waits for the test at each step: files in its folder.
+STEPPED = """
+import os
+import sys
+import time
+
+def wait_for(name):
+    while not os.path.exists(name):
+        time.sleep(0.01)
+
+print("start", flush=True)
+first = bytearray(30 * 1024 * 1024)  # FIRST
+open("step1", "w").close()
+wait_for("go1")
+second = bytearray(50 * 1024 * 1024)  # SECOND
+del first
+open("step2", "w").close()
+wait_for("go2")
+print("end", len(second), flush=True)
+sys.exit(7)
+"""
+
+
+def wait_file(path, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, "%s never appeared" % path
+        time.sleep(0.01)
+
+
+def on_demand_folders(out):
+    """Result folders of reports on demand, oldest first, once complete."""
+    found = []
+    for d in sorted(Path(out).iterdir()):
+        s = d / "summary.json"
+        if d.is_dir() and not d.is_symlink() and s.exists():
+            if '"report": "on-demand"' in s.read_text():
+                found.append(d)
+    return found
+
+
+def wait_reports(out, n, timeout=60):
+    deadline = time.monotonic() + timeout
+    while len(on_demand_folders(out)) < n:
+        assert time.monotonic() < deadline, "no report on demand %d" % n
+        time.sleep(0.02)
+    return on_demand_folders(out)
+
+
+def start(fp, tmp_path, script, opts=()):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([fp.FIL, "run", "--no-browser", "-o", str(out), *opts, str(script)],
+                            cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    return proc, out
+
+
+def program_pid(launcher_pid, timeout=30):
+    """The pid of the launcher's child (the program)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = Path("/proc/%d/task/%d/children" % (launcher_pid, launcher_pid))
+        kids = path.read_text().split() if path.exists() else []
+        if kids:
+            return int(kids[0])
+        time.sleep(0.01)
+    raise AssertionError("no child of the launcher")
+
+
+def check_now(fp, folder, script_text, marker, size, gone=None):
+    """The report on demand in folder holds `size` at `marker` now."""
+    for name in ("current-memory.prof", "current-memory.svg", "current-memory-reversed.svg",
+                 "peak-memory.prof", "peak-memory.svg", "peak-memory-reversed.svg",
+                 "index.html", "summary.json"):
+        assert (folder / name).is_file(), "%s missing in %s" % (name, folder)
+    fp.check_svg(folder / "current-memory.svg")
+    now = fp.parse_prof(folder / "current-memory.prof")
+    got = fp.bytes_last_frame(now, "script.py", fp.line_of(script_text, marker))
+    assert fp.within(got, size, 0.02), (marker, got, fp.fmt_prof(now))
+    if gone:
+        freed = fp.bytes_last_frame(now, "script.py", fp.line_of(script_text, gone))
+        assert freed < MIB, (gone, freed)
+    s = fp.load_summary(folder)
+    assert s["report"] == "on-demand" and s["exit_status"] is None, s["report"]
+    assert s["on_demand"]["held_bytes"] == fp.prof_total(now), s["on_demand"]
+    peak = fp.parse_prof(folder / "peak-memory.prof")
+    assert s["peak_bytes"] == fp.prof_total(peak)
+    return s, peak
+
+
+def test_usr2_twice_writes_two_reports_and_the_program_goes_on(tmp_path, fp):
+    script = fp.write_script(tmp_path, STEPPED)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "go1").touch()
+    (plain / "go2").touch()
+    direct = subprocess.run([fp.PYTHON, str(script)], cwd=str(plain), env=fp.base_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    proc, out = start(fp, tmp_path, script)
+    try:
+        wait_file(tmp_path / "step1")
+        os.kill(program_pid(proc.pid), signal.SIGUSR2)  # to the program
+        first = wait_reports(out, 1)[0]
+        assert (out / "latest").resolve() == first.resolve()
+        (tmp_path / "go1").touch()
+        wait_file(tmp_path / "step2")
+        os.kill(proc.pid, signal.SIGUSR2)  # to fil-profile
+        second = wait_reports(out, 2)[1]
+        (tmp_path / "go2").touch()
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == direct.returncode == 7, stderr.decode()
+    assert stdout == direct.stdout == b"start\nend 52428800\n", stdout
+    s1, _ = check_now(fp, first, STEPPED, "FIRST", 30 * MIB)
+    s2, peak2 = check_now(fp, second, STEPPED, "SECOND", 50 * MIB, gone="FIRST")
+    assert s1["on_demand"]["sequence"] == 1 and s2["on_demand"]["sequence"] == 2
+    assert 0 < s1["on_demand"]["seconds"] < s2["on_demand"]["seconds"]
+    # The peak so far of the second: both arrays were held at once.
+    both = fp.bytes_last_frame(peak2, "script.py", fp.line_of(STEPPED, "FIRST")) + \
+        fp.bytes_last_frame(peak2, "script.py", fp.line_of(STEPPED, "SECOND"))
+    assert fp.within(both, 80 * MIB, 0.02), fp.fmt_prof(peak2)
+    # Its timeline so far.
+    assert s2["timeline"] and s2["timeline"][-1][0] <= s2["on_demand"]["seconds"] + 0.1
+    # Said on stderr, each time.
+    said = [l for l in stderr.decode().splitlines() if "Report on demand" in l]
+    assert len(said) == 2, stderr.decode()
+    assert all(l.startswith(fp.PREFIX) for l in stderr.decode().splitlines())
+    for line, folder, s in ((said[0], first, s1), (said[1], second, s2)):
+        m = re.search(r"Report on demand at ([\d.]+) s: ([\d.]+) MiB held now, peak so far "
+                      r"([\d.]+) MiB; wrote (.*)/index\.html$", line)
+        assert m, line
+        assert Path(tmp_path, m.group(4)).resolve() == folder.resolve(), line
+        assert abs(float(m.group(2)) * MIB - s["on_demand"]["held_bytes"]) <= 0.06 * MIB, line
+        assert abs(float(m.group(3)) * MIB - s["peak_bytes"]) <= 0.06 * MIB, line
+    # The exit report comes last, and latest points at it.
+    final = fp.latest_result(out)
+    assert final not in (first.resolve(), second.resolve())
+    summary = fp.load_summary(final)
+    assert summary["report"] == "exit" and summary["exit_status"] == 7
+
+
+OWN_HANDLER = """
+import os
+import signal
+import sys
+import time
+
+print(signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL, flush=True)
+got = []
+signal.signal(signal.SIGUSR2, lambda sig, frame: got.append(sig))
+os.kill(os.getpid(), signal.SIGUSR2)
+deadline = time.monotonic() + 60
+while len(got) < 3 and time.monotonic() < deadline:
+    with open("count.tmp", "w") as f:
+        f.write(str(len(got)))
+    os.replace("count.tmp", "count")
+    time.sleep(0.01)
+print("handled", len(got), flush=True)
+"""
+
+
+def wait_count(path, n, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text() == str(n)):
+        assert time.monotonic() < deadline, "count never reached %d" % n
+        time.sleep(0.01)
+
+
+def test_program_with_its_own_usr2_handler_keeps_it(tmp_path, fp):
+    script = fp.write_script(tmp_path, OWN_HANDLER)
+    proc, out = start(fp, tmp_path, script)
+    try:
+        wait_count(tmp_path / "count", 1)
+        os.kill(program_pid(proc.pid), signal.SIGUSR2)
+        wait_count(tmp_path / "count", 2)
+        os.kill(proc.pid, signal.SIGUSR2)  # fil-profile forwards it
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    assert stdout == b"True\nhandled 3\n", (stdout, stderr.decode())
+    assert not on_demand_folders(out), "a report was taken from the program's own SIGUSR2"
+    assert "Report on demand" not in stderr.decode()
+
+
+SLEEPER = """
+import os
+import time
+
+open("ready", "w").close()
+time.sleep(60)
+print("not reached")
+"""
+
+
+def test_no_usr2_leaves_the_signal_to_the_program(tmp_path, fp):
+    script = fp.write_script(tmp_path, SLEEPER)
+    proc, out = start(fp, tmp_path, script, opts=["--no-usr2"])
+    try:
+        wait_file(tmp_path / "ready")
+        os.kill(proc.pid, signal.SIGUSR2)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # SIGUSR2's default action, as without the profiler: the launcher dies of it too.
+    assert proc.returncode == -signal.SIGUSR2, stderr.decode()
+    assert stdout == b""
+    assert not on_demand_folders(out)
+    summary = fp.load_summary(fp.latest_result(out))
+    assert summary["options"]["usr2_reports"] is False
