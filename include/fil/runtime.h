@@ -42,6 +42,14 @@ extern __thread int fil_lock_role __attribute__((tls_model("initial-exec")));
  * only by the owner, read by a foreign thread's first section. */
 extern int fil_owner_busy;
 
+/* A stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) reached a handler of
+ * the program: its number, until the tracker has copied the bytes held at
+ * that moment into the state's stop[] (before the first decrease after
+ * it: a program that unwinds before dying frees what it held). Stored by
+ * the signal trampoline (src/interpose/sigview.c), taken by the tracker
+ * under its lock. Atomic loads and stores. */
+extern int fil_stop_pending;
+
 /* 1 if allocations are being tracked now. Any context. */
 static inline int fil_runtime_active(void) {
     return __atomic_load_n(&fil_active, __ATOMIC_ACQUIRE);

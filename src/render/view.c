@@ -48,6 +48,7 @@ static const fil_seg_t *seg(const fil_view_t *v, int s) {
     case FIL_SEG_BYTES: return &v->h->bytes;
     case FIL_SEG_PEAK: return &v->h->peak;
     case FIL_SEG_FUNCS: return &v->h->funcs;
+    case FIL_SEG_STOP: return &v->h->stop;
     default: return &v->h->strings;
     }
 }
@@ -125,6 +126,31 @@ int fil_view_open_file(fil_view_t *v, const void *base, uint64_t size, char *err
     v->strings = h->strings.count < scap ? h->strings.count : scap;
     repair(v);
     return 0;
+}
+
+/* at() of a view at a stop signal: the bytes from stop[] (0 for a node
+ * made after the copy), the rest from the file. SIGNAL CONTEXT. */
+static const void *stop_at(const fil_view_t *v, int s, uint64_t i) {
+    static const int64_t none;
+    if (s == FIL_SEG_BYTES)
+        return i < v->stop_nodes ? file_at(v, FIL_SEG_STOP, i) : &none;
+    return file_at(v, s, i);
+}
+
+/* See render_internal.h. */
+int fil_view_at_stop(fil_view_t *v, int sig) {
+    const fil_state_header_t *h = v->h;
+    if (v->at != file_at || sig <= 0 || h->stop_signal != (uint32_t)sig)
+        return 0;
+    uint64_t cap = file_capacity(v, &h->stop, 8);
+    uint64_t n = h->stop.count < cap ? h->stop.count : cap;
+    v->stop_nodes = n < v->nodes ? n : v->nodes;
+    v->at = stop_at;
+    v->at_stop = 1;
+    repair(v);
+    v->torn = v->total != h->stop_total;
+    v->peak_now = 0; /* not a peak view: see render_internal.h */
+    return 1;
 }
 
 /* at() of a frozen view: the counters from the copies, the rest (append-only
