@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FIL_PYAPI_VERSION 1u
+#define FIL_PYAPI_VERSION 2u
 
 /* Deep mode (3.9-3.11, which have no sys.monitoring): a thread whose
  * stack is deeper than FIL_PY_DEEP_ON frames gets frame start/exit events
@@ -173,6 +173,11 @@ typedef struct fil_host_api {
     void (*reset_peak)(void);
     /* Write the peak report of this process's live state into dir. */
     int (*render_live_peak)(const char *dir, const char *title, char *err, size_t errlen);
+    /* A notebook kernel: out of memory lets the allocation fail, and the
+     * next one is dumped into dir (fil_oom_rearm). 0, or -1. */
+    int (*oom_rearm)(const char *dir);
+    /* Out-of-memory dumps completed in this process. */
+    uint32_t (*oom_dumps)(void);
 } fil_host_api_t;
 
 /* The extension's entry point, called by the preload library's audit hook

@@ -25,7 +25,7 @@
  * GIL, and an unmarked one is resolved each time instead of remembered).
  *
  * The module also serves the Jupyter magic (active, reset_peak,
- * render_peak). It imports in any interpreter: without the preload library
+ * render_peak, oom_rearm, oom_dumps). It imports in any interpreter: without the preload library
  * it only says that memory is not tracked.
  */
 #include <dlfcn.h>
@@ -297,10 +297,37 @@ static PyObject *render_peak(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* oom_rearm(dir) - from now on out of memory raises MemoryError (as
+ * --on-oom=continue) and the next one is dumped into dir; False while a
+ * dump is being written. */
+static PyObject *oom_rearm(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *dir;
+    if (!PyArg_ParseTuple(args, "s", &dir))
+        return NULL;
+    if (!tracked())
+        return not_tracked();
+    int g = fil_native_host->guard_swap(1);
+    int r = fil_native_host->oom_rearm(dir);
+    fil_native_host->guard_swap(g);
+    return PyBool_FromLong(r == 0);
+}
+
+/* oom_dumps() - out-of-memory dumps completed in this process. */
+static PyObject *oom_dumps(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    if (!tracked())
+        return not_tracked();
+    return PyLong_FromUnsignedLong(fil_native_host->oom_dumps());
+}
+
 static PyMethodDef methods[] = {
     {"active", active, METH_NOARGS, "Whether allocations are being tracked."},
     {"reset_peak", reset_peak, METH_NOARGS, "Start measuring a new peak from now."},
     {"render_peak", render_peak, METH_VARARGS, "render_peak(dir, title): write the peak report."},
+    {"oom_rearm", oom_rearm, METH_VARARGS, "oom_rearm(dir): dump the next out of memory into dir."},
+    {"oom_dumps", oom_dumps, METH_NOARGS, "Out-of-memory dumps completed in this process."},
     {NULL, NULL, 0, NULL},
 };
 
