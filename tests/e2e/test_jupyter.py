@@ -242,3 +242,42 @@ def test_load_ext_on_an_ordinary_kernel_says_how_to_start_one(fp, jupyter):
     assert cell_magic["status"] == "ok", cell_magic
     assert texts(magic_out) == said + "42\n", magic_out
     assert not [o for o in magic_out if o["type"] == "error"]
+
+
+CELLS = """
+import sys
+
+
+def run_cell(source, name, ns):
+    exec(compile(source, name, "exec"), ns)  # what IPython does, deep in the kernel
+
+
+def kernel_machinery(depth, source, name, ns):
+    if depth:
+        return kernel_machinery(depth - 1, source, name, ns)
+    run_cell(source, name, ns)
+
+
+ns = {}
+folder = "/tmp/ipykernel_%d" % 4000000  # a name only: the file need not exist
+kernel_machinery(5, "def make(n):\\n    return bytearray(n)\\n", folder + "/11.py", ns)
+kernel_machinery(5, "a = make(30 * 2**20)\\nb = bytearray(20 * 2**20)\\n", folder + "/22.py", ns)
+kernel_machinery(3, "c = bytearray(10 * 2**20)\\n", "<ipython-input-3-0123456789ab>", ns)
+"""
+
+
+def test_cell_code_is_a_root_wherever_it_runs(fp, tmp_path):
+    """On every interpreter (no Jupyter needed): code compiled under a
+    cell's name is a root of its own, whatever runs it; a function a cell
+    defined shows under the line that called it."""
+    proc, result = fp.run_fil(tmp_path, CELLS)
+    assert proc.returncode == 0, fp.describe(proc)
+    entries, _ = fp.check_peak_report(result)
+
+    def stacks(n):
+        return [f for f, b in entries if fp.within(b, n * MIB, 0.02)]
+
+    assert stacks(20) == [["/tmp/ipykernel_4000000/22.py:2 (<module>)"]], fp.fmt_prof(entries)
+    assert stacks(30) == [["/tmp/ipykernel_4000000/22.py:1 (<module>)",
+                           "/tmp/ipykernel_4000000/11.py:2 (make)"]], fp.fmt_prof(entries)
+    assert stacks(10) == [["<ipython-input-3-0123456789ab>:1 (<module>)"]], fp.fmt_prof(entries)
