@@ -198,18 +198,19 @@ def filprofile(line, cell):
     from IPython.display import HTML, SVG, display
 
     shell = get_ipython()
-    if not _tracked() or _session is None:
+    if not _tracked():
         print(NOT_PROFILED)
         shell.run_cell(cell)
         return None
+    session = _session or _OutOfMemory(shell)  # registered without %load_ext: no hooks
     out = _new_folder(create=True)
-    _session.arm(out)
+    session.arm(out)
     _native.reset_peak()
     try:
         shell.run_cell(cell)
     finally:
-        if _session.dumped():
-            _session.shown = True
+        if session.dumped():
+            session.shown = True
             show_out_of_memory(out)
         else:
             _native.render_peak(out, "Peak tracked memory usage in this cell")
