@@ -281,3 +281,40 @@ def test_cell_code_is_a_root_wherever_it_runs(fp, tmp_path):
     assert stacks(30) == [["/tmp/ipykernel_4000000/22.py:1 (<module>)",
                            "/tmp/ipykernel_4000000/11.py:2 (make)"]], fp.fmt_prof(entries)
     assert stacks(10) == [["<ipython-input-3-0123456789ab>:1 (<module>)"]], fp.fmt_prof(entries)
+
+
+def test_installed_kernel_runs_the_magic(fp, jupyter):
+    """make install into a prefix, for a venv of FIL_PYTHON (which sees
+    Debian's ipykernel): the kernel install-kernel writes, with nothing on
+    PYTHONPATH anywhere, runs that interpreter under the installed launcher,
+    and %load_ext + %%filprofile work in it."""
+    from test_install import make_install
+
+    venv = jupyter / "venv"
+    made = subprocess.run([fp.PYTHON, "-m", "venv", "--without-pip", "--system-site-packages",
+                           str(venv)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip("%s cannot make a venv: %s" % (fp.PYTHON, made.stderr.strip()))
+    python, prefix = str(venv / "bin" / "python"), jupyter / "prefix"
+    make_install(fp, "PREFIX=%s" % prefix, "PYTHONS=%s" % python)
+    proc = subprocess.run([python, "-m", "filprofiler", "install-kernel", "--prefix",
+                           str(jupyter)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    k = Kernel("fil-profile", jupyter)
+    try:
+        reply, out = k.run("import sys, filprofiler\nprint(sys.executable)\n"
+                           "print(filprofiler.__file__)")
+        assert texts(out).splitlines() == [
+            python, str(prefix / "lib/fil-profile/python/filprofiler/__init__.py")], out
+        reply, out = k.run("%load_ext filprofiler")
+        assert reply["status"] == "ok" and not out, out
+        reply, out = k.run("%%filprofile\nx = bytearray(30 * 2**20)")
+        assert reply["status"] == "ok" and displayed(out, "image/svg+xml"), out
+        links = [re.search(r"Full report: ([^<]+)<", h) for h in displayed(out, "text/html")]
+        folder = Path(html.unescape([m for m in links if m][0].group(1)))
+    finally:
+        assert k.stop() == 0
+    entries, _ = fp.check_peak_report(folder)
+    held = [f for f, n in entries if fp.within(n, 30 * MIB, 0.02)]
+    assert len(held) == 1 and len(held[0]) == 1 and CELL.search(held[0][0].split(":")[0]), \
+        fp.fmt_prof(entries)
