@@ -20,6 +20,13 @@ TEST_PYTHON ?= /usr/bin/python3
 BENCH_PYTHON2 ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3))
 BENCH_ROWS2 ?= pure_python,records,rows,calls,many_peaks
 PREFIX ?= /usr/local
+# `make install` makes the filprofiler package (python3 -m filprofiler, the
+# Jupyter magic) importable by each interpreter of PYTHONS with a
+# fil-profile.pth naming $(PREFIX)/lib/fil-profile/python, in that
+# interpreter's own site-packages (sysconfig's purelib, under DESTDIR:
+# /usr/local/lib/python3.11/dist-packages for Debian's python3, a pyenv
+# version's or a venv's own). INSTALL_PTH=0 leaves them out.
+INSTALL_PTH ?= 1
 OPT ?= -O2
 CC ?= gcc
 # DEBUG=1 builds into build-debug/ with FIL_ASSERT checks compiled in.
@@ -164,6 +171,13 @@ install: all
 	install -m 755 $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/fil-profile/
 	install -m 644 $(PY_OUT) $(PYEXTS) $(DESTDIR)$(PREFIX)/lib/fil-profile/python/filprofiler/
 	install -m 644 man/fil-profile.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(Q)if [ "$(INSTALL_PTH)" = 1 ]; then for py in $(PYTHONS); do \
+	  site=$$($$py -c 'import sysconfig; print(sysconfig.get_path("purelib"))') || \
+	    { echo "install: $$py cannot be run: no fil-profile.pth for it" >&2; continue; }; \
+	  install -d "$(DESTDIR)$$site" && \
+	  echo "$(abspath $(PREFIX))/lib/fil-profile/python" > "$(DESTDIR)$$site/fil-profile.pth" && \
+	  echo "  PTH     $(DESTDIR)$$site/fil-profile.pth" || exit 1; \
+	done; fi
 
 bench: all $(CHECK_PYEXTS)
 	$(Q)FIL_PROFILE=$(abspath $(LAUNCHER)) FIL_PYTHON=$(DEFAULT_PYTHON) $(TEST_PYTHON) scripts/bench.py

@@ -79,6 +79,8 @@ FIL_API const fil_host_api_t fil_host_api = {
     .forget = fil_tracker_py_remove,
     .reset_peak = fil_tracker_reset_peak,
     .render_live_peak = fil_render_live_peak,
+    .oom_rearm = fil_oom_rearm,
+    .oom_dumps = fil_oom_dump_count,
 };
 
 /* Load the extension and start it. Context: audit hook, GIL held, guard set. */
