@@ -19,6 +19,7 @@
 #define FIL_CLI_H
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -174,6 +175,10 @@ int fil_cli_report_request(void);
 void fil_cli_sampler_timeline(fil_run_info_t *info);
 uint64_t fil_cli_sampler_overhead_ns(uint64_t *samples);
 uint64_t fil_cli_sampler_peak_rss(void);
+
+/* say.c */
+/* Print one FIL_MSG_PREFIX line to stderr, control characters as '?'. */
+void fil_cli_vline(const char *fmt, va_list ap);
 
 /* browser.c */
 void fil_cli_open_browser(const char *path);

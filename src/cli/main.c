@@ -105,11 +105,9 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs(FIL_MSG_PREFIX, stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    fil_cli_vline(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 /* Print one FIL_MSG_PREFIX line to stderr unless --quiet. Context: supervisor. */
@@ -119,11 +117,9 @@ __attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
 
     if (quiet)
         return;
-    fputs(FIL_MSG_PREFIX, stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    fil_cli_vline(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 /*
@@ -421,10 +417,13 @@ static void print_answer(const launch_t *l)
     }
     for (uint32_t k = 0; k < a->n; k++) {
         const fil_answer_line_t *r = &a->lines[k];
+        double mib = (double)r->bytes / (1024.0 * 1024.0);
         double pct = a->total ? 100.0 * (double)r->bytes / (double)a->total : 0.0;
 
-        note("  %u. %8.1f MiB %5.1f%%  %s%s%s", k + 1, (double)r->bytes / (1024.0 * 1024.0), pct,
-             r->where, r->caller[0] ? ", called from " : "", r->caller);
+        if (k > 0 && mib < 0.05 && pct < 0.05)
+            break; /* "0.0 MiB 0.0%": the rest says nothing (index.html lists them) */
+        note("  %u. %8.1f MiB %5.1f%%  %s%s%s", k + 1, mib, pct, r->where,
+             r->caller[0] ? ", called from " : "", r->caller);
     }
 }
 

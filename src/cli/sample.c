@@ -250,14 +250,12 @@ static void *sampler_main(void *arg)
 __attribute__((format(printf, 2, 3))) static void report_say(int error, const char *fmt, ...)
 {
     va_list ap;
-    char line[PATH_MAX + 512];
 
     if (cfg.quiet && !error)
         return;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    fil_cli_vline(fmt, ap);
     va_end(ap);
-    fprintf(stderr, FIL_MSG_PREFIX "%s\n", line);
 }
 
 /* The run info of a report on demand now: the run's, with the moment, a

@@ -239,3 +239,29 @@ def test_peak_rss_is_the_programs_own(tmp_path, fp):
     assert rss is not None and 20 * MIB <= rss < 200 * MIB, (rss, fp.describe(proc))
     _, shown = peak_line(proc.stderr)
     assert fp.within(shown, rss, 0.001), (shown, rss)
+
+
+CONTROL_NAMES = r'''
+src = "held = bytearray(12 * 1024 * 1024)\n"
+exec(compile(src, "\x07bell\ttab\nnewline.py", "exec"))
+def tiny():
+    return [0]
+keep = [tiny() for _ in range(3)]
+print("ok")
+'''
+
+
+def test_stderr_lines_keep_their_prefix(tmp_path, fp):
+    """A file name holding a newline, a tab and a BEL does not break the
+    stderr answer: each line starts with the prefix, control characters
+    show as '?'; rows that would read "0.0 MiB 0.0%" are left out."""
+    proc, result = fp.run_fil(tmp_path, CONTROL_NAMES)
+    assert proc.returncode == 0, fp.describe(proc)
+    text = proc.stderr.decode()
+    lines = text.splitlines()
+    assert all(l.startswith(fp.PREFIX) for l in lines), lines
+    assert "\x07" not in text and "\t" not in text, text
+    rows = top_lines(proc.stderr)
+    assert rows and rows[0][3].startswith("?bell?tab?newline.py:1 "), rows
+    assert abs(rows[0][1] - 12) <= 0.6, rows
+    assert all(mib >= 0.05 or pct >= 0.05 for _, mib, pct, _ in rows[1:]), rows
