@@ -181,6 +181,12 @@ typedef struct fil_state_header {
      * RUSAGE_SELF, bytes; written by the preload library's destructor), 0
      * if it did not get there: the launcher then has what it sampled. */
     uint64_t exit_peak_rss;
+
+    /* 1 once the program's start-up has decided about SIGUSR2 (usr2.c put
+     * its handler in, or left an inherited disposition): until then the
+     * launcher holds a SIGUSR2 sent to it instead of killing the program. */
+    uint32_t usr2_ready;
+    uint32_t usr2_pad;
 } fil_state_header_t;
 
 _Static_assert(sizeof(fil_state_header_t) <= FIL_STATE_HEADER_SIZE, "header too big");

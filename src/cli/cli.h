@@ -117,12 +117,17 @@ typedef struct fil_cli_child {
     int state_fd;            /* inherited by the child (FD_CLOEXEC cleared there) */
     int has_memory_limit;    /* set soft RLIMIT_AS in the child */
     uint64_t memory_limit;
+    int hold_usr2;           /* reports on demand: hold a SIGUSR2 until the program is ready */
     /* Called in the parent right after fork, with the child's pid, while
      * the forwarded signals are still blocked (sample.c starts there); or
      * NULL. */
     void (*started)(pid_t pid, void *ctx);
     void *started_ctx;
 } fil_cli_child_t;
+/* Note a SIGUSR2 sent to the launcher before it watches for signals (it
+ * would kill the launcher): the supervisor then treats it as sent while
+ * the program starts. */
+void fil_cli_usr2_catch_early(void);
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
 int fil_cli_find_program(const char *name, char *out, size_t len);
@@ -155,6 +160,8 @@ int fil_cli_forward_was_childs(fil_cli_forward_t *f, const struct signalfd_sigin
                                int death_signal);
 int fil_cli_forward_sweep(fil_cli_forward_t *f, int woken);
 void fil_cli_forward_end(fil_cli_forward_t *f);
+/* 1 once the program has decided about SIGUSR2 (state usr2_ready). */
+int fil_cli_forward_usr2_ready(fil_cli_forward_t *f);
 
 /* sigpolicy.c: the supervisor's signals once the program is gone. */
 int fil_cli_render_phase(const char *dir);

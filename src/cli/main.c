@@ -294,8 +294,9 @@ static int run_child(launch_t *l)
     const char **argv = calloc((size_t)fil_cli_exec_argc(a) + 1, sizeof *argv);
     fil_cli_env_opts_t eo = {l->preload, l->libdir, l->state_fd, l->absdir, l->shown, a};
     char **envp = fil_cli_build_env(environ, &eo);
-    fil_cli_child_t c = {l->python,         argv, envp, l->state_fd, a->has_memory_limit,
-                         a->memory_limit,   fil_cli_sampler_started, &l->sampler};
+    fil_cli_child_t c = {l->python,         argv,          envp, l->state_fd, a->has_memory_limit,
+                         a->memory_limit,   !a->no_usr2,   fil_cli_sampler_started,
+                         &l->sampler};
     fil_run_info_t *in = &l->info;
     int r = -1;
 
@@ -569,6 +570,7 @@ int main(int argc, char **argv)
     fil_cli_args_t a;
     char err[512];
 
+    fil_cli_usr2_catch_early();
     if (argc < 2) { /* nothing asked: say how to ask */
         fputs(usage_text, stderr);
         return FIL_CLI_EXIT_USAGE;

@@ -24,7 +24,11 @@
  * sends it to us to ask for a report on demand, which sample.c writes; so
  * a SIGUSR2 from the child itself is taken, not forwarded. Any other
  * SIGUSR2 is forwarded as usual: the program's handler (ours, which asks
- * back, or the program's own, which keeps it) decides.
+ * back, or the program's own, which keeps it) decides. One that arrives
+ * while the interpreter starts, before the program has decided about
+ * SIGUSR2 (usr2_ready in the state), would kill it: it is held (several
+ * merge into one, as a pending signal would) and sent once the program is
+ * ready; with --no-usr2 it goes on at once, as without the profiler.
  *
  * Exec failures are reported through a close-on-exec pipe: EOF means the
  * exec succeeded, an errno means it did not (the child printed why).
@@ -54,6 +58,31 @@
  * idle, and while a note is unsettled. */
 #define SWEEP_MS 20
 #define SWEEP_SOON_MS 2
+
+/* A SIGUSR2 that reached the launcher before the supervisor watched for
+ * signals (fil_cli_usr2_catch_early). */
+static volatile sig_atomic_t early_usr2;
+
+static void on_early_usr2(int sig)
+{
+    (void)sig;
+    early_usr2 = 1;
+}
+
+/* See cli.h. Context: the start of main. */
+void fil_cli_usr2_catch_early(void)
+{
+    struct sigaction old, sa;
+
+    if (sigaction(SIGUSR2, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
+        old.sa_handler != SIG_DFL)
+        return; /* an inherited SIG_IGN stays, for the program too */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_early_usr2;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &sa, NULL); /* exec puts the default action back for the program */
+}
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 #define N_FORWARDED (int)(sizeof forwarded / sizeof forwarded[0])
@@ -168,15 +197,24 @@ static int after_death(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
  * not get (forward.c). 0, or -1 (errno) if the signalfd failed.
  * Context: supervisor, the watched signals blocked.
  */
-static int watch_child(fil_cli_forward_t *f, int sfd)
+static int watch_child(fil_cli_forward_t *f, int sfd, int hold_usr2)
 {
     struct signalfd_siginfo si;
 
-    int soon = 0;
+    int soon = 0, held = 0;
 
+    if (early_usr2 && hold_usr2)
+        held = 1;
+    else if (early_usr2)
+        kill(f->pid, SIGUSR2); /* --no-usr2: the program's, as if sent to it */
+    early_usr2 = 0;
     for (;;) {
         struct pollfd pfd = {sfd, POLLIN, 0};
         int ready = poll(&pfd, 1, soon ? SWEEP_SOON_MS : SWEEP_MS);
+        if (held && fil_cli_forward_usr2_ready(f)) {
+            kill(f->pid, SIGUSR2); /* held while the program started: now it reports */
+            held = 0;
+        }
         if (ready <= 0) {
             if (ready < 0 && errno != EINTR)
                 return -1;
@@ -198,6 +236,10 @@ static int watch_child(fil_cli_forward_t *f, int sfd)
         if (si.ssi_signo == SIGUSR2 && si.ssi_code == SI_USER && (pid_t)si.ssi_pid == f->pid &&
             fil_cli_report_request() == 0)
             continue; /* the program's SIGUSR2 handler asks for a report on demand */
+        if (si.ssi_signo == SIGUSR2 && hold_usr2 && !fil_cli_forward_usr2_ready(f)) {
+            held = 1; /* sent to us before the program could take it: later */
+            continue;
+        }
         if (si.ssi_signo != SIGCHLD)
             fil_cli_forward(f, &si);
     }
@@ -278,7 +320,7 @@ int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_sign
     exec_errno = read_exec_errno(errfd);
     close(errfd);
     fil_cli_forward_init(&f, pid, c->state_fd);
-    if (sfd < 0 || watch_child(&f, sfd) != 0)
+    if (sfd < 0 || watch_child(&f, sfd, c->hold_usr2) != 0)
         fprintf(stderr, FIL_MSG_PREFIX "error: cannot watch for signals: %s\n", strerror(errno));
     fil_cli_forward_end(&f);
     if (sfd >= 0)

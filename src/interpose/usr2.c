@@ -13,7 +13,8 @@
  * its default action (an inherited SIG_IGN stays). A program that
  * installs its own handler (signal.signal, faulthandler.register,
  * sigaction) simply replaces ours and keeps SIGUSR2 for itself; so does a
- * SIGUSR2 sent to the launcher, which forwards it. --no-usr2 (FIL_USR2=0)
+ * SIGUSR2 sent to the launcher, which forwards it (holding it until this
+ * decision is made: usr2_ready in the state). --no-usr2 (FIL_USR2=0)
  * installs nothing. A fork child (another pid) or a program whose launcher
  * is gone gets the default action, as without the profiler.
  *
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "fil/common.h"
+#include "fil/state_writer.h"
 
 /* The launcher's pid and ours, set once at startup (fil_usr2_setup); 0:
  * reports on demand are off. Read by the handler. */
@@ -74,11 +76,13 @@ void fil_usr2_setup(int enabled)
 void fil_usr2_install(void)
 {
     struct sigaction old, sa;
-    if (launcher <= 1 || sigaction(SIGUSR2, NULL, &old) != 0 || old.sa_handler != SIG_DFL)
-        return;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_usr2;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR2, &sa, NULL);
+    if (launcher > 1 && sigaction(SIGUSR2, NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_usr2;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR2, &sa, NULL);
+    }
+    if (fil_state)
+        __atomic_store_n(&fil_state->usr2_ready, 1, __ATOMIC_RELEASE);
 }

@@ -236,3 +236,33 @@ def test_no_usr2_leaves_the_signal_to_the_program(tmp_path, fp):
     assert not on_demand_folders(out)
     summary = fp.load_summary(fp.latest_result(out))
     assert summary["options"]["usr2_reports"] is False
+
+
+QUICK = """
+import time
+held = bytearray(25 * 1024 * 1024)  # HELD
+time.sleep(1.0)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.002, 0.01, 0.03])
+def test_usr2_to_the_launcher_at_once_waits_for_the_program(tmp_path, fp, delay):
+    """`fil-profile run x.py & kill -USR2 $!` (the README's example), sent
+    before the interpreter has started: the signal waits until the program
+    can take it, then a report on demand is written and the program goes on.
+    (Before the launcher's own main() runs, it dies as any program would.)"""
+    script = fp.write_script(tmp_path, QUICK)
+    proc, out = start(fp, tmp_path, script)
+    try:
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGUSR2)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    assert stdout == b"done\n"
+    assert len(on_demand_folders(out)) == 1, stderr.decode()
+    assert b"Report on demand at " in stderr, stderr.decode()
