@@ -116,6 +116,10 @@ int fil_render_on_demand(int state_fd, const char *dir, const fil_run_info_t *in
 void fil_render_interrupt(void);
 /* 1 once fil_render_interrupt() was called. */
 int fil_render_interrupted(void);
+/* The errno of the first report file that could not be written since the
+ * last call (its name into name, cut to len), or 0; forgets it. Context:
+ * the thread that rendered. */
+int fil_render_take_failure(char *name, size_t len);
 
 /* What ended a program that died of signal sig, as the predicate of "The
  * program ...": "was interrupted (SIGINT)", "was terminated (SIGTERM)",

@@ -436,8 +436,15 @@ static void render(launch_t *l, int explained)
     char index[PATH_MAX + 16], absindex[PATH_MAX + 16];
     int flags;
 
+    char bad[64];
+    int e;
+
     l->info.answer = &l->answer;
     flags = fil_render_reports(l->state_fd, l->absdir, &l->info, err, sizeof err);
+    e = fil_render_take_failure(bad, sizeof bad);
+    if (e && !fil_render_interrupted())
+        say("error: cannot write %s/%s: %s; the report there is incomplete", l->shown, bad,
+            strerror(e));
     if (flags < 0) {
         if (!explained)
             say("error: %s", err[0] ? err : "cannot write the reports");

@@ -317,7 +317,13 @@ static void report_now(uint32_t sequence)
     }
     now_info(&in, &answer, sequence);
     if (fil_render_on_demand(cfg.state_fd, absdir, &in, err, sizeof err) != 0) {
-        report_say(1, "error: report on demand: %s", err);
+        char bad[64];
+        int e = fil_render_take_failure(bad, sizeof bad);
+        if (e)
+            report_say(1, "error: report on demand: cannot write %s/%s: %s", shown, bad,
+                       strerror(e));
+        else
+            report_say(1, "error: report on demand: %s", err[0] ? err : "not written");
         return;
     }
     if (fil_cli_update_latest(cfg.outdir, name, err, sizeof err) != 0)

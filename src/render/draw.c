@@ -22,6 +22,7 @@
  *
  * Allowed calls: the report module's writers, memcpy/memset, strlen.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "fil/state_writer.h"
@@ -64,6 +65,37 @@ void fil_render_interrupt(void)
 int fil_render_interrupted(void)
 {
     return render_stop != 0;
+}
+
+/* The first file of the reports that could not be written, and why. */
+static int fail_errno;
+static char fail_name[64];
+
+/* See render_internal.h. SIGNAL CONTEXT: plain stores. */
+void fil_render_note_failure(const char *name, int e)
+{
+    size_t n = strlen(name);
+
+    if (fail_errno || render_stop)
+        return; /* an interrupted render is no failure to write */
+    n = n < sizeof fail_name - 1 ? n : sizeof fail_name - 1;
+    memcpy(fail_name, name, n);
+    fail_name[n] = '\0';
+    fail_errno = e ? e : EIO;
+}
+
+/* See render.h. */
+int fil_render_take_failure(char *name, size_t len)
+{
+    int e = fail_errno;
+
+    if (e && len) {
+        size_t n = strlen(fail_name) < len - 1 ? strlen(fail_name) : len - 1;
+        memcpy(name, fail_name, n);
+        name[n] = '\0';
+    }
+    fail_errno = 0;
+    return e;
 }
 
 /* parent() of the adapter. SIGNAL CONTEXT: caller memory only. */
@@ -339,17 +371,28 @@ typedef int (*body_fn)(void *ctx, fil_writer_t *w);
 static int write_file(const char *dir, const char *name, body_fn body, void *ctx, char *wbuf)
 {
     fil_atomic_file_t f;
-    if (render_stop || fil_atomic_open(&f, dir, name) != 0)
+    if (render_stop)
         return -1;
+    if (fil_atomic_open(&f, dir, name) != 0) {
+        fil_render_note_failure(name, errno);
+        return -1;
+    }
     fil_writer_t w;
     fil_writer_init(&w, f.fd, wbuf, WBUF);
     w.stop = &render_stop;
+    errno = 0;
     int r = body(ctx, &w);
     if (fil_writer_flush(&w) != 0 || r != 0 || render_stop) {
+        int e = errno;
         fil_atomic_abort(&f);
+        fil_render_note_failure(name, e);
         return -1;
     }
-    return fil_atomic_commit(&f);
+    if (fil_atomic_commit(&f) != 0) {
+        fil_render_note_failure(name, errno);
+        return -1;
+    }
+    return 0;
 }
 
 typedef struct job {

@@ -100,6 +100,9 @@ size_t fil_render_scratch_size(uint64_t nodes);
  * the request's line. page (peak only, may be NULL): what index.html shows
  * first (the out-of-memory / death or on-demand sections) and the timeline.
  * 0, or -1 if any file failed. */
+/* Remember that file `name` of the reports could not be written, errno e
+ * (0: EIO), if it is the first (fil_render_take_failure). SIGNAL CONTEXT. */
+void fil_render_note_failure(const char *name, int e);
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
                      const char *subtitle, const fil_render_page_t *page, fil_bump_t *mem);
 

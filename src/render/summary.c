@@ -22,10 +22,14 @@
  * samples) and, for a report on demand, its moment. The layout is
  * described by docs/summary.schema.json; keys are only ever added.
  *
- * Allowed calls: the report module's writers, memcpy, strlen.
+ * Allowed calls: the report module's writers, memcpy, strlen, open,
+ * openat, close.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "render_internal.h"
 
@@ -375,19 +379,28 @@ static void write_run(const fil_run_info_t *info, fil_writer_t *w) {
     }
 }
 
-/* "files": the names of the files written, summary.json last. */
-static void write_files(unsigned rendered, fil_writer_t *w) {
+/* "files": the report files that are in dir (whatever was asked for: a
+ * full disk leaves some out), summary.json last. */
+static void write_files(const char *dir, fil_writer_t *w) {
+    static const char *const names[] = {
+        "peak-memory.prof",    "peak-memory.svg",           "peak-memory-reversed.svg",
+        "index.html",          "out-of-memory.prof",        "out-of-memory.svg",
+        "out-of-memory-reversed.svg", "current-memory.prof", "current-memory.svg",
+        "current-memory-reversed.svg"};
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     key(w, "files");
     fil_write_char(w, '[');
-    if (rendered & FIL_RENDERED_PEAK)
-        fil_write_str(w, "\"peak-memory.prof\", \"peak-memory.svg\", "
-                         "\"peak-memory-reversed.svg\", \"index.html\", ");
-    if (rendered & (FIL_RENDERED_OOM_INPROCESS | FIL_RENDERED_OOM_POSTMORTEM))
-        fil_write_str(w, "\"out-of-memory.prof\", \"out-of-memory.svg\", "
-                         "\"out-of-memory-reversed.svg\", ");
-    if (rendered & FIL_RENDERED_NOW)
-        fil_write_str(w, "\"current-memory.prof\", \"current-memory.svg\", "
-                         "\"current-memory-reversed.svg\", ");
+    for (unsigned i = 0; dfd >= 0 && i < sizeof names / sizeof *names; i++) {
+        int fd = openat(dfd, names[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        close(fd);
+        fil_write_char(w, '"');
+        fil_write_str(w, names[i]);
+        fil_write_str(w, "\", ");
+    }
+    if (dfd >= 0)
+        close(dfd);
     fil_write_str(w, "\"summary.json\"]");
 }
 
@@ -488,8 +501,8 @@ static void write_answers(const fil_view_t *v, const fil_run_info_t *info, fil_w
 }
 
 static void write_body(const fil_view_t *v, const fil_view_t *death, const fil_run_info_t *info,
-                       unsigned rendered,
-                       const char *oom_source, fil_writer_t *w, fil_bump_t *mem) {
+                       const char *dir, const char *oom_source, fil_writer_t *w,
+                       fil_bump_t *mem) {
     const fil_state_header_t *h = v->h;
     fil_write_str(w, "{\n  \"fil_profile_version\": \"0.1.0\"");
     write_run(info, w);
@@ -519,7 +532,7 @@ static void write_body(const fil_view_t *v, const fil_view_t *death, const fil_r
     else
         fil_write_str(w, "null");
     key_bool(w, "reports_interrupted", fil_render_interrupted());
-    write_files(rendered, w);
+    write_files(dir, w);
     write_answers(v, info, w, mem);
     fil_write_str(w, "\n}\n");
 }
@@ -531,16 +544,25 @@ int fil_render_summary(const fil_view_t *v, const fil_view_t *death, const fil_r
     size_t used = mem->used;
     char *buf = fil_bump(mem, SUMMARY_BUF);
     int r = -1;
-    if (!buf || fil_atomic_open(&f, dir, "summary.json") != 0)
+    if (!buf)
         goto out;
+    if (fil_atomic_open(&f, dir, "summary.json") != 0) {
+        fil_render_note_failure("summary.json", errno);
+        goto out;
+    }
     fil_writer_t w;
     fil_writer_init(&w, f.fd, buf, SUMMARY_BUF);
-    write_body(v, death, info, rendered | FIL_RENDERED_SUMMARY, oom_source, &w, mem);
+    (void)rendered; /* "files" lists what is in dir, which is what counts */
+    write_body(v, death, info, dir, oom_source, &w, mem);
     if (fil_writer_flush(&w) != 0) {
+        int e = errno;
         fil_atomic_abort(&f);
+        fil_render_note_failure("summary.json", e);
         goto out;
     }
     r = fil_atomic_commit(&f);
+    if (r != 0)
+        fil_render_note_failure("summary.json", errno);
 out:
     mem->used = used;
     return r;

@@ -96,3 +96,49 @@ def test_prof_lines_are_unique_stacks(tmp_path, fp):
     for line in raw:
         count = int(line.rpartition(" ")[2])
         assert count > 0, line
+
+
+def test_a_report_that_cannot_be_written_says_so(tmp_path, fp):
+    """The result folder deleted while the program runs: stderr names the
+    file that could not be written and why; the program's stdout and exit
+    status are its own."""
+    script = """
+import shutil, sys
+keep = bytearray(8 * 1024 * 1024)
+shutil.rmtree("fil-out")
+print("ok")
+sys.exit(3)
+"""
+    proc, _ = fp.run_fil(tmp_path, script)
+    assert proc.returncode == 3, fp.describe(proc)
+    assert proc.stdout == b"ok\n"
+    errors = [l for l in proc.stderr.decode().splitlines() if "error: cannot write " in l]
+    assert len(errors) == 1, fp.describe(proc)
+    assert errors[0].startswith(fp.PREFIX + "error: cannot write " + str(tmp_path / "fil-out")), \
+        errors
+    assert "No such file or directory" in errors[0], errors
+    assert "Wrote peak-memory report" not in proc.stderr.decode(), fp.describe(proc)
+
+
+def test_a_full_disk_is_named_and_files_lists_what_is_there(tmp_path, fp):
+    """On a 48 KiB file system the reports do not all fit: stderr says which
+    file could not be written (ENOSPC), and summary.json's "files" lists
+    exactly the files in the folder."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(small)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if mounted.returncode != 0:
+        import pytest
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        proc, result = fp.run_fil(tmp_path, fp.DATA / "demo.py", out=small)
+        assert proc.returncode == 0, fp.describe(proc)
+        text = proc.stderr.decode()
+        assert "No space left on device" in text and "error: cannot write " in text, text
+        if result is not None and (result / "summary.json").exists():
+            summary = json.loads((result / "summary.json").read_text())
+            on_disk = sorted(p.name for p in result.iterdir())
+            assert sorted(summary["files"]) == on_disk, (summary["files"], on_disk)
+    finally:
+        subprocess.run(["umount", str(small)])
