@@ -87,10 +87,19 @@ void fil_oom_wait_forever(void) {
         pause();
 }
 
+int fil_oom_stderr(void) {
+    struct stat st;
+    int fd = fil_oom_cfg.err_fd;
+    if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_dev == fil_oom_cfg.err_dev &&
+        (uint64_t)st.st_ino == fil_oom_cfg.err_ino)
+        return fd;
+    return fd >= 0 ? 2 : -1; /* the program closed our copy (closerange): its fd 2 */
+}
+
 void fil_oom_say(const char *a, const char *b, const char *c) {
     char buf[1024];
     fil_writer_t w;
-    fil_writer_init(&w, 2, buf, sizeof buf);
+    fil_writer_init(&w, fil_oom_stderr(), buf, sizeof buf);
     fil_write_str(&w, FIL_MSG_PREFIX);
     fil_write_str(&w, a);
     fil_write_str(&w, b ? b : "");
@@ -206,7 +215,7 @@ static int lost(int tid) {
 static void say_margin(void) {
     char buf[256];
     fil_writer_t w;
-    fil_writer_init(&w, 2, buf, sizeof buf);
+    fil_writer_init(&w, fil_oom_stderr(), buf, sizeof buf);
     fil_write_str(&w, FIL_MSG_PREFIX "Predicted: ");
     fil_write_size_down(&w, fil_state->oom.headroom); /* never reads as the margin itself */
     fil_write_str(&w, fil_state->oom.limit_kind == FIL_LIMIT_CGROUP

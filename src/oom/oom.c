@@ -27,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -121,6 +123,15 @@ static void read_config(void) {
         fil_oom_test_hook = malloc_in_dump;
     c->margin = env_u64("FIL_SAFETY_MARGIN", default_margin(&fil_state->limits));
     c->overcommit = read_overcommit();
+    struct stat st;
+    c->err_fd = fcntl(2, F_DUPFD_CLOEXEC, fil_sys_fd_base());
+    if (c->err_fd >= 0 && fstat(c->err_fd, &st) == 0) {
+        c->err_dev = (uint64_t)st.st_dev;
+        c->err_ino = (uint64_t)st.st_ino;
+    } else if (c->err_fd >= 0) {
+        close(c->err_fd);
+        c->err_fd = -1;
+    }
 }
 
 /* Pre-fault [from, to) of p: the memory is ours from now on. */

@@ -28,7 +28,15 @@ typedef struct fil_oom_config {
     uint64_t fail_after;   /* FIL_TEST_FAIL_AFTER: fail the Nth allocation (0: off) */
     int overcommit;        /* vm.overcommit_memory: 0 heuristic, 1 always, 2 never */
     uintptr_t self_lo, self_hi; /* text of libfilpreload.so, skipped in native stacks */
+    int err_fd;            /* a high copy of the stderr the program started with, or -1 */
+    uint64_t err_dev, err_ino; /* what it is, to know it again (fil_oom_stderr) */
 } fil_oom_config_t;
+
+/* Where the dump's lines go: the stderr the program started with (the
+ * launcher's terminal or log), even if the program has since pointed fd 2
+ * elsewhere (pytest's capture, a daemon's log); fd 2 if that copy is gone;
+ * -1 if the program started with no stderr. SIGNAL CONTEXT: fstat only. */
+int fil_oom_stderr(void);
 
 extern fil_oom_config_t fil_oom_cfg;
 

@@ -129,3 +129,24 @@ def test_peak_at_60_percent_is_not_oom(oom, tmp_path):
     peak = run.peak_prof()
     oom.assert_close(oom.bytes_at(peak, script, oom.marker_line(script, "fill")), allocated,
                      0.02, "peak: fill line")
+
+
+def test_headline_reaches_the_launchers_stderr_when_the_program_moved_fd_2(oom, tmp_path):
+    """A program that points fd 2 at its own log (a daemon, pytest's capture)
+    and then runs out of memory: the headline and "Wrote ..." line still
+    reach the stderr fil-profile was started with, and the log gets none."""
+    script = tmp_path / "redirect.py"
+    script.write_text(
+        "import os\n"
+        "log = os.open('program.log', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n"
+        "os.dup2(log, 2)\n"
+        "keep = bytearray(50 * 1024 * 1024)\n"
+        "huge = bytearray(2 ** 50)  # @request\n"
+        "print('unreachable')\n")
+    run = oom.run_fil(tmp_path, script, opts=["--memory-limit", "3G"])
+    assert run.returncode == oom.EXIT_OOM, run.describe()
+    lines = oom.stderr_lines(run)
+    assert [l for l in lines if l.startswith(oom.PREFIX + "Out of memory: ")], run.describe()
+    assert [l for l in lines if l.startswith(oom.PREFIX + "Wrote out-of-memory report to ")], \
+        run.describe()
+    assert "=fil-profile=" not in (tmp_path / "program.log").read_text()
