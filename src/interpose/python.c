@@ -152,15 +152,15 @@ static int find_extension(const char *dir, int major, int minor, char *have, siz
     DIR *d = opendir(dir);
     int found = -1, best_plain = 0;
     size_t k = 0;
+    unsigned char minors[64] = {0}; /* 3.N: minors[N] (readdir's order is no order) */
     have[0] = 0;
     struct dirent *de;
     while (d && (de = readdir(d))) {
         int x, y, plain;
         if (!extension_name(de->d_name, &x, &y, &plain))
             continue;
-        int w = snprintf(have + k, cap - k, "%s%d.%d", k ? ", " : "", x, y);
-        if (w > 0 && (size_t)w < cap - k)
-            k += (size_t)w;
+        if (x == 3 && y >= 0 && y < 64)
+            minors[y] = 1;
         if (x == major && y == minor && (found != 0 || (plain && !best_plain))) {
             snprintf(extension, sizeof extension, "%s/%s", dir, de->d_name);
             found = 0;
@@ -169,14 +169,23 @@ static int find_extension(const char *dir, int major, int minor, char *have, siz
     }
     if (d)
         closedir(d);
+    for (int y = 0; y < 64; y++) {
+        int w = minors[y] ? snprintf(have + k, cap - k, "%s3.%d", k ? ", " : "", y) : 0;
+        if (w > 0 && (size_t)w < cap - k)
+            k += (size_t)w;
+    }
     return found;
 }
 
 /* Refuse to run: one line, then exit 127 before the interpreter starts. */
-static void refuse(const char *python, const char *what, const char *have) {
+static void refuse(const char *python, const char *what, const char *have, int too_old) {
     if (fil_state)
         fil_state->running = FIL_RUNNING_REFUSED;
-    if (strstr(what, "free-threaded"))
+    if (too_old)
+        fprintf(stderr, FIL_MSG_PREFIX "error: %s %s; fil-profile needs Python 3.9 or newer "
+                                       "(this install supports %s)\n",
+                python, what, have[0] ? have : "none yet");
+    else if (strstr(what, "free-threaded"))
         fprintf(stderr, FIL_MSG_PREFIX "error: %s %s; use a build with the GIL (Python %s)\n",
                 python, what, have[0] ? have : "3.9-3.13");
     else
@@ -206,7 +215,7 @@ void fil_python_setup(const char *libdir) {
     int major = 0, minor = 0;
     find_extension(dir, 0, 0, have, sizeof have);
     if (!version || parse_version(version(), &major, &minor) != 0)
-        refuse(self, "has no version we can read", have);
+        refuse(self, "has no version we can read", have, 0);
     char what[96];
     snprintf(what, sizeof what, "is Python %d.%d", major, minor);
     if (strstr(version(), "free-threading")) /* 3.13t: another ABI, and no GIL to rely on */
@@ -214,6 +223,6 @@ void fil_python_setup(const char *libdir) {
                  major, minor);
     if (major != 3 || minor < 9 || !add || strstr(version(), "free-threading") ||
         find_extension(dir, major, minor, have, sizeof have))
-        refuse(self, what, have);
+        refuse(self, what, have, major < 3 || (major == 3 && minor < 9));
     add(audit, NULL);
 }

@@ -190,3 +190,38 @@ def test_python_dash_m_filprofiler_finds_launcher_next_to_package(tmp_path, fp):
     assert proc.returncode == 0, fp.describe(proc)
     assert json.loads(proc.stdout) == []
     _check_held(fp, fp.latest_result(out))
+
+
+def test_an_interpreter_without_its_extension_is_refused_in_one_line(tmp_path, fp):
+    """A copy of the install without FIL_PYTHON's extension (as an install
+    built for other versions): one =fil-profile= line naming the versions
+    it has, in order, and how to add one; exit 127; no traceback, no report,
+    the program never runs."""
+    import shutil
+    from pathlib import Path
+    fil = Path(fp.FIL).resolve()
+    inst = tmp_path / "inst"
+    shutil.copytree(fil.parent.parent / "lib" / "fil-profile", inst / "lib" / "fil-profile")
+    (inst / "bin").mkdir()
+    shutil.copy2(fil, inst / "bin" / "fil-profile")
+    pkg = inst / "lib" / "fil-profile" / "python" / "filprofiler"
+    version = subprocess.run([fp.PYTHON, "-c", "import sys; print('%d%d' % sys.version_info[:2])"],
+                             stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+    mine = [p for p in pkg.iterdir() if p.name.startswith("_native.cpython-%s" % version)]
+    assert mine, sorted(p.name for p in pkg.iterdir())
+    for p in mine:
+        p.unlink()
+    left = sorted({(3, int(p.name.split("-")[1][1:].rstrip("dt"))) for p in pkg.iterdir()
+                   if p.name.startswith("_native.cpython-3")})
+    script = fp.write_script(tmp_path, "print('ran')\n")
+    proc = subprocess.run([str(inst / "bin" / "fil-profile"), "run", "--no-browser", "-o",
+                           str(tmp_path / "out"), str(script)], cwd=str(tmp_path),
+                          env=fp.base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.returncode == 127, fp.describe(proc)
+    assert proc.stdout == b""
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(fp.PREFIX + "error: "), lines
+    have = ", ".join("%d.%d" % v for v in left) if left else "(none built)"
+    assert "supports Python %s " % have in lines[0], (lines[0], have)
+    assert "make PYTHONS=" in lines[0], lines[0]
+    assert not (tmp_path / "out" / "latest").exists()
