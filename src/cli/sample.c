@@ -34,6 +34,7 @@
  * reports. The timeline is guarded by tl_lock (the reporter copies it).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -293,10 +294,13 @@ static void now_words(const fil_run_info_t *in, const fil_answer_t *a, char *buf
 {
     char held[32], peak[32];
 
+    uint64_t ms = in->now_ns > in->start_ns ? (in->now_ns - in->start_ns) / 1000000u : 0;
+
     size_text(held, sizeof held, a->total);
     size_text(peak, sizeof peak, a->peak);
-    snprintf(buf, len, "%.1f s: %s held now, peak so far %s",
-             (double)(in->now_ns - in->start_ns) / 1e9, held, peak);
+    /* tenths cut, not rounded: the moment index.html's headline shows */
+    snprintf(buf, len, "%" PRIu64 ".%u s: %s held now, peak so far %s", ms / 1000,
+             (unsigned)(ms % 1000 / 100), held, peak);
 }
 
 /* Write report on demand number `sequence` into a new result folder. */
