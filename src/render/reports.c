@@ -44,16 +44,32 @@ static void oom_title(const fil_view_t *v, const fil_run_info_t *info, char *buf
 
 /* The command line as one string, for subtitles. */
 static void command_line(const fil_run_info_t *info, char *buf, size_t len) {
+    static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789-_./=:,+@%";
     size_t k = 0;
-    for (int i = 0; i < info->argc && k + 2 < len; i++) {
-        size_t n = strlen(info->argv[i]);
-        if (n > len - k - 2)
-            n = len - k - 2;
-        if (i)
-            buf[k++] = ' ';
-        memcpy(buf + k, info->argv[i], n);
-        k += n;
+    /* As it would be typed: "fil-profile", then each word, in single
+     * quotes when it holds anything a shell would split or expand. */
+#define PUT(c) (k + 1 < len ? (void)(buf[k++] = (c)) : (void)0)
+    for (const char *s = "fil-profile"; *s; s++)
+        PUT(*s);
+    for (int i = 0; i < info->argc; i++) {
+        const char *a = info->argv[i];
+        int quote = !*a || strspn(a, plain) != strlen(a);
+        PUT(' ');
+        if (quote)
+            PUT('\'');
+        for (; *a; a++) {
+            if (*a == '\'') {
+                PUT('\'');
+                PUT('\\');
+                PUT('\'');
+            }
+            PUT(*a);
+        }
+        if (quote)
+            PUT('\'');
     }
+#undef PUT
     buf[k] = 0;
 }
 

@@ -142,3 +142,22 @@ def test_a_full_disk_is_named_and_files_lists_what_is_there(tmp_path, fp):
             assert sorted(summary["files"]) == on_disk, (summary["files"], on_disk)
     finally:
         subprocess.run(["umount", str(small)])
+
+
+def test_the_command_shown_can_be_pasted_into_a_shell(tmp_path, fp):
+    """index.html's "Command:" splits (as a shell would) into exactly the
+    words of the profiled command (summary.json's "command", the options of
+    fil-profile itself left out), even with spaces, quotes and $ in them."""
+    import html as htmllib
+    import re
+    import shlex
+    script = tmp_path / "it's a script.py"
+    script.write_text("print('ok')\n")
+    proc, result = fp.run_fil(tmp_path, script, "two words", "$HOME", "")
+    assert proc.returncode == 0, fp.describe(proc)
+    page = (result / "index.html").read_text()
+    m = re.search(r"Command: <code>(.*?)</code>", page)
+    assert m, page[:2000]
+    words = shlex.split(htmllib.unescape(m.group(1)))
+    assert words == ["fil-profile", "run", str(script), "two words", "$HOME", ""], words
+    assert words[1:] == fp.load_summary(result)["command"]
