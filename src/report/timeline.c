@@ -238,7 +238,8 @@ static void write_marks(fil_writer_t *w, const axes_t *a, const fil_time_point_t
         fil_write_str(w, "\" x2=\"");
         write_tenths(w, x);
         fil_write_str(w, "\"/>");
-        text_at(w, x > 40 ? x - 40 : x, 10 * (MARGIN_T + 12), "end", "end");
+        /* at the foot of its line: the peak's label is near the top */
+        text_at(w, x > 40 ? x - 40 : x, 10 * (MARGIN_T + AREA_H - 8), "end", "end");
         fil_write_xml(w, m->end_label, strlen(m->end_label));
         fil_write_str(w, "</text>\n");
     }
