@@ -27,6 +27,7 @@
 #include "../../src/cli/oomkill.c"
 #include "../../src/cli/resultdir.c"
 #include "../../src/cli/sample.c"
+#include "../../src/cli/say.c"
 #include "check.h"
 
 /* ---- parsing ------------------------------------------------------------ */
