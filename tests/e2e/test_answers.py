@@ -238,7 +238,7 @@ def test_peak_rss_is_the_programs_own(tmp_path, fp):
     rss = summary["peak_rss_bytes"]
     assert rss is not None and 20 * MIB <= rss < 200 * MIB, (rss, fp.describe(proc))
     _, shown = peak_line(proc.stderr)
-    assert fp.within(shown, rss, 0.001), (shown, rss)
+    assert abs(shown - rss) <= 0.051 * MIB, (shown, rss)  # stderr shows tenths of a MiB
 
 
 CONTROL_NAMES = r'''

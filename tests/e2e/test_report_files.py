@@ -121,12 +121,12 @@ sys.exit(3)
 
 
 def test_a_full_disk_is_named_and_files_lists_what_is_there(tmp_path, fp):
-    """On a 48 KiB file system the reports do not all fit: stderr says which
-    file could not be written (ENOSPC), and summary.json's "files" lists
-    exactly the files in the folder."""
+    """On a 16 KiB file system the reports do not all fit (index.html alone
+    is bigger): stderr says which file could not be written (ENOSPC), and
+    summary.json's "files" lists exactly the files in the folder."""
     small = tmp_path / "small"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(small)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(small)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if mounted.returncode != 0:
         import pytest
