@@ -28,6 +28,7 @@ typedef struct fil_oom_config {
     uint64_t fail_after;   /* FIL_TEST_FAIL_AFTER: fail the Nth allocation (0: off) */
     int overcommit;        /* vm.overcommit_memory: 0 heuristic, 1 always, 2 never */
     uintptr_t self_lo, self_hi; /* text of libfilpreload.so, skipped in native stacks */
+    char who[32];          /* "[pid 1234] " in a child the program started, else "" */
 } fil_oom_config_t;
 
 extern fil_oom_config_t fil_oom_cfg;
