@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fil/children.h"
 #include "fil/common.h"
 #include "fil/render.h"
 #include "fil/state.h"
@@ -66,6 +67,9 @@ typedef struct launch {
     fil_run_options_t options;   /* the options, for summary.json */
     fil_answer_t answer;         /* the top lines, for stderr */
     fil_cli_sampler_cfg_t sampler; /* what sample.c needs */
+    char children[FIL_CHILDREN_NAME_MAX + 1]; /* the registry's name; "" with --no-children */
+    fil_child_row_t rows[FIL_CLI_MAX_CHILD_ROWS]; /* the child processes, for the reports */
+    fil_tree_moment_t moments[2]; /* the tree's view: its peak, when memory ran out */
 } launch_t;
 
 /* --quiet: informational lines are not printed. Set once by launch(). */
@@ -90,6 +94,9 @@ static const char usage_text[] =
     "      --verbose             explain what the profiler does on stderr\n"
     "      --quiet               print only errors and warnings on stderr\n"
     "      --no-usr2             leave SIGUSR2 to the program (no report on demand)\n"
+    "      --no-children         profile the main process only (by default every\n"
+    "                            Python process it starts gets its own report in\n"
+    "                            children/ of the result folder)\n"
     "  -h, --help                show this help\n"
     "      --version             show the version\n"
     "\n"
@@ -277,6 +284,71 @@ static void read_oom_kills(launch_t *l, uint64_t *v)
 }
 
 /*
+ * Start the registry of the processes the program starts (children.c),
+ * unless --no-children. Its failure is a warning: the run goes on with
+ * the main process only.
+ */
+static void start_children(launch_t *l)
+{
+    fil_cli_children_cfg_t c = {l->absdir, l->shown, l->python, &l->options, &l->info,
+                                l->a->quiet, l->state_fd, 0, 0};
+
+    l->info.children_profiled = 0;
+    if (l->a->no_children)
+        return;
+    c.start_ns = l->info.start_ns;
+    if (fil_cli_children_start(&c, l->children) == 0)
+        l->info.children_profiled = 1;
+    else
+        l->children[0] = 0;
+}
+
+/*
+ * The program has ended: give its children a moment to end (1 s), take
+ * their reports, and say where they are; those that ran out of memory or
+ * were killed by name.
+ */
+static void end_children(launch_t *l)
+{
+    fil_run_info_t *in = &l->info;
+    int oom_killed = in->term_signal == SIGKILL && in->oom_kill_known &&
+                     in->oom_kills_after > in->oom_kills_before;
+
+    if (!l->children[0])
+        return;
+    fil_cli_children_stop(1000, oom_killed);
+    in->nchildren = fil_cli_children_rows(l->rows, FIL_CLI_MAX_CHILD_ROWS);
+    in->children = l->rows;
+    for (uint32_t i = 0; i < in->nchildren; i++) {
+        const fil_child_row_t *r = &l->rows[i];
+        if (r->out_of_memory || r->term_signal)
+            note("Child process %d %s: %s/%s", r->pid,
+                 r->oom_killed      ? "was killed by the kernel's OOM killer"
+                 : r->out_of_memory ? "ran out of memory"
+                                    : "died of a signal",
+                 l->shown, r->folder);
+    }
+    if (in->nchildren)
+        note("Profiled %u child process%s: reports in %s/children/", in->nchildren,
+             in->nchildren == 1 ? "" : "es", l->shown);
+}
+
+/* The tree's view (tree-peak.svg, tree-oom.svg), drawn before the main
+ * program's own reports so that they can show it. */
+static void render_moments(launch_t *l)
+{
+    char sub[1024];
+    size_t k = 0;
+
+    if (!l->children[0] || !l->info.nchildren)
+        return;
+    for (int i = 0; i < l->info.argc && k + 2 < sizeof sub; i++)
+        k += (size_t)snprintf(sub + k, sizeof sub - k, "%s%s", i ? " " : "", l->info.argv[i]);
+    l->info.nmoments = fil_cli_children_render_moments(l->moments, sub);
+    l->info.moments = l->moments;
+}
+
+/*
  * Build the child's argv and environment, run it, and fill l->info. Returns
  * fil_cli_supervise's result (0 ran, 1 not executable, -1 failure), or -1 if
  * out of memory (error printed).
@@ -285,7 +357,8 @@ static int run_child(launch_t *l)
 {
     const fil_cli_args_t *a = l->a;
     const char **argv = calloc((size_t)fil_cli_exec_argc(a) + 1, sizeof *argv);
-    fil_cli_env_opts_t eo = {l->preload, l->libdir, l->state_fd, l->absdir, l->shown, a};
+    fil_cli_env_opts_t eo = {l->preload, l->libdir, l->state_fd, l->absdir, l->shown, a,
+                             l->children[0] ? l->children : NULL};
     char **envp = fil_cli_build_env(environ, &eo);
     fil_cli_child_t c = {l->python,         argv, envp, l->state_fd, a->has_memory_limit,
                          a->memory_limit,   fil_cli_sampler_started, &l->sampler};
@@ -312,6 +385,7 @@ static int run_child(launch_t *l)
     }
     in->peak_rss = children_peak_rss();
     read_oom_kills(l, &in->oom_kills_after);
+    end_children(l);
 out:
     free(argv);
     fil_cli_free_env(envp);
@@ -482,7 +556,7 @@ static void describe_run(launch_t *l)
     fil_run_options_t o = {a->output,        a->no_browser,       a->verbose,
                            a->quiet,         a->oom_continue,     a->oom_detection,
                            !a->no_usr2,      a->has_memory_limit, a->memory_limit,
-                           a->has_safety_margin, a->safety_margin};
+                           a->has_safety_margin, a->safety_margin, !a->no_children};
     fil_cli_sampler_cfg_t s = {l->state_fd, l->outdir, &l->info, a->quiet, !a->no_usr2};
 
     l->options = o;
@@ -522,6 +596,7 @@ static int launch(const fil_cli_args_t *a)
     l.info.argv = (char *const *)cmd;
     l.info.python = l.python;
     describe_run(&l);
+    start_children(&l);
     switch (run_child(&l)) {
     case 0:
         if (child_refused(&l)) {
@@ -534,6 +609,7 @@ static int launch(const fil_cli_args_t *a)
                                                   l.info.term_signal);
         if (!explained)
             explain_death(&l.info);
+        render_moments(&l);
         render(&l, explained);
         warn_dropped(&l);
         fil_cli_stop_signal(l.shown); /* returns unless a stop signal ended the render */

@@ -53,10 +53,10 @@ static FILE *open_under(const char *root, const char *path)
  * Find the memory v1 and the v2 lines of /proc/self/cgroup. 0, or -1 if the
  * file cannot be read.
  */
-static int read_proc_cgroup(const char *root, cg_hier_t *v1, cg_hier_t *v2)
+static int read_proc_cgroup(const char *root, const char *file, cg_hier_t *v1, cg_hier_t *v2)
 {
     char line[PATH_MAX + 256];
-    FILE *f = open_under(root, "/proc/self/cgroup");
+    FILE *f = open_under(root, file);
 
     if (!f)
         return -1;
@@ -154,18 +154,50 @@ static int read_oom_kill(const char *dir, const char *file, uint64_t *count)
  * production) into *count. 0, or -1 if it cannot be known (no memory cgroup,
  * unreadable files, kernel without the counter). Context: supervisor.
  */
-int fil_cli_oom_kills(const char *root, uint64_t *count)
+/* The counter of the memory cgroup the cgroup file `file` names: its
+ * value into *count and the file holding it into where (if not NULL). */
+static int oom_kills(const char *root, const char *file, char *where, size_t len,
+                     uint64_t *count)
 {
     cg_hier_t v1 = {0}, v2 = {0};
     char dir[PATH_MAX];
+    const char *name = NULL;
 
-    if (read_proc_cgroup(root, &v1, &v2) != 0)
+    if (read_proc_cgroup(root, file, &v1, &v2) != 0)
         return -1;
     if (v1.found && cgroup_dir(root, 0, v1.path, dir, sizeof dir) == 0 &&
         read_oom_kill(dir, "/memory.oom_control", count) == 0)
-        return 0;
-    if (v2.found && cgroup_dir(root, 1, v2.path, dir, sizeof dir) == 0 &&
-        read_oom_kill(dir, "/memory.events", count) == 0)
-        return 0;
-    return -1;
+        name = "/memory.oom_control";
+    else if (v2.found && cgroup_dir(root, 1, v2.path, dir, sizeof dir) == 0 &&
+             read_oom_kill(dir, "/memory.events", count) == 0)
+        name = "/memory.events";
+    if (!name)
+        return -1;
+    if (where && (size_t)snprintf(where, len, "%s%s", dir, name) >= len)
+        return -1;
+    return 0;
+}
+
+int fil_cli_oom_kills(const char *root, uint64_t *count)
+{
+    return oom_kills(root, "/proc/self/cgroup", NULL, 0, count);
+}
+
+/*
+ * The OOM-kill count of process pid's memory cgroup into *count, and the
+ * file it is read from into where (for fil_cli_oom_kills_dir). 0, or -1.
+ * Context: supervisor (the children thread).
+ */
+int fil_cli_oom_kills_of(pid_t pid, char *where, size_t len, uint64_t *count)
+{
+    char file[64];
+
+    snprintf(file, sizeof file, "/proc/%d/cgroup", (int)pid);
+    return oom_kills("", file, where, len, count);
+}
+
+/* The count in the file fil_cli_oom_kills_of named. 0, or -1. */
+int fil_cli_oom_kills_dir(const char *where, uint64_t *count)
+{
+    return read_oom_kill("", where, count);
 }
