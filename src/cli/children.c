@@ -766,14 +766,19 @@ uint32_t fil_cli_children_rows(fil_child_row_t *out, uint32_t max) {
 
 uint32_t fil_cli_children_count(void) { return nchildren; }
 
-/* Label "pid N: <command>" of process pid into buf. */
+/* Label "[pid N: <command>]" of process pid into buf (a bracketed frame:
+ * never read as a Python frame). The program's says "(the program)". */
 static void proc_label(uint32_t who, int pid, char *buf, size_t len) {
     int argc = who == FIL_NONE ? cfg.info->argc : children[who].argc;
     char *const *argv = who == FIL_NONE ? cfg.info->argv : children[who].argv;
-    size_t k = (size_t)snprintf(buf, len, "pid %d:%s", pid, who == FIL_NONE ? " (the program)" : "");
+    size_t k = (size_t)snprintf(buf, len, "[pid %d:", pid);
     for (int i = who == FIL_NONE && argc > 0 && !strcmp(argv[0], "run") ? 1 : 0;
          i < argc && k + 2 < len && k < 200; i++)
         k += (size_t)snprintf(buf + k, len - k, " %.80s", argv[i]);
+    if (k + 20 < len)
+        snprintf(buf + k, len - k, "%s]", who == FIL_NONE ? " (the program)" : "");
+    else if (len > 2)
+        memcpy(buf + len - 2, "]", 2);
 }
 
 /*

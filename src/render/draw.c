@@ -570,6 +570,7 @@ static int body_index(void *c, fil_writer_t *w)
                 j->tree, j->work, j->work_cap);
     if (j->info)
         index_timeline(j, w);
+    fil_render_html_tree(w, j->info);
     fil_html_reading(w);
     if (j->death)
         fil_html_graph(w, "Memory held at that moment", "out-of-memory.svg",

@@ -241,20 +241,28 @@ static uint32_t known_chunks(int s) {
     return k;
 }
 
+/* Write len bytes of p at offset off of fd. 0, or -1. */
+static int put_at(int fd, const void *p, size_t len, uint64_t off) {
+    if (lseek(fd, (off_t)off, SEEK_SET) != (off_t)off)
+        return -1;
+    for (size_t done = 0; done < len;) {
+        ssize_t n = write(fd, (const char *)p + done, len - done);
+        if (n <= 0 && errno != EINTR)
+            return -1;
+        done += n > 0 ? (size_t)n : 0;
+    }
+    return 0;
+}
+
 /* Copy the header and every chunk we know into fd, each at its offset.
  * 0, or -1. */
 static int copy_into(int fd, uint64_t end) {
-    if (ftruncate(fd, (off_t)end) != 0)
-        return -1;
-    if (pwrite(fd, fil_state, FIL_STATE_HEADER_SIZE, 0) != (ssize_t)FIL_STATE_HEADER_SIZE)
+    if (ftruncate(fd, (off_t)end) != 0 || put_at(fd, fil_state, FIL_STATE_HEADER_SIZE, 0) != 0)
         return -1;
     for (int s = 0; s < FIL_SEG_COUNT; s++)
-        for (uint32_t k = 0; k < known_chunks(s); k++) {
-            size_t len = chunk_len(s, k);
-            if (pwrite(fd, fil_state_chunks[s][k], len, (off_t)seg_of(s)->chunk_off[k]) !=
-                (ssize_t)len)
+        for (uint32_t k = 0; k < known_chunks(s); k++)
+            if (put_at(fd, fil_state_chunks[s][k], chunk_len(s, k), seg_of(s)->chunk_off[k]) != 0)
                 return -1;
-        }
     return 0;
 }
 
