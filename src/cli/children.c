@@ -58,7 +58,7 @@
 #define CGROUP_EVERY_NS UINT64_C(100000000)
 #define MAX_CONNS 4096
 
-enum { LIVE = 0, ENDED = 1, DONE = 2 };
+enum { LIVE = 0, ENDED = 1, RENDERING = 2, DONE = 3 };
 
 typedef struct proc_copy {
     int64_t *bytes; /* per-node bytes at the moment */
@@ -98,8 +98,8 @@ typedef struct moment {
 } moment_t;
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static child_t *children;
-static uint32_t nchildren, cap_children;
+static child_t **children; /* each entry malloc'd: pointers stay valid */
+static uint32_t nchildren, cap_children; /* children[nchildren] may be a spare entry */
 static moment_t moments[2]; /* 0: the tree's peak, 1: out of memory */
 static uint64_t tree_max;
 static fil_cli_children_cfg_t cfg;
@@ -255,8 +255,8 @@ static int recv_hello(int s, fil_child_hello_t *h, int *fd) {
 /* The entry of a listed live pid, or NULL. reg_lock held. */
 static child_t *live_entry(pid_t pid) {
     for (uint32_t i = nchildren; i-- > 0;)
-        if (children[i].pid == pid && children[i].phase == LIVE)
-            return &children[i];
+        if (children[i]->pid == pid && children[i]->phase == LIVE)
+            return children[i];
     return NULL;
 }
 
@@ -266,13 +266,15 @@ static void finish(child_t *c);
 static child_t *new_entry(void) {
     if (nchildren == cap_children) {
         uint32_t ncap = cap_children ? cap_children * 2 : 16;
-        child_t *n = realloc(children, ncap * sizeof *n);
+        child_t **n = realloc(children, ncap * sizeof *n);
         if (!n)
             return NULL;
         children = n;
         cap_children = ncap;
     }
-    child_t *c = &children[nchildren];
+    if (!children[nchildren] && !(children[nchildren] = malloc(sizeof(child_t))))
+        return NULL;
+    child_t *c = children[nchildren]; /* a failed registration's entry is used again */
     memset(c, 0, sizeof *c);
     c->memfd = c->pidfd = c->keep_fd = -1;
     return c;
@@ -304,6 +306,8 @@ static int take_child(int s, pid_t pid, const fil_child_hello_t *h, int memfd) {
         void *hm = mmap(NULL, FIL_STATE_HEADER_SIZE, PROT_READ, MAP_SHARED, memfd, 0);
         c->h = hm == MAP_FAILED ? NULL : hm;
         ok = ok && c->h;
+        if (!ok)
+            free(c->argv ? c->argv[0] : NULL), free(c->argv), c->argv = NULL;
     }
     if (ok) {
         watch_cgroup(c);
@@ -365,9 +369,9 @@ static int read_note(int k) {
         return 0;
     pthread_mutex_lock(&reg_lock);
     for (uint32_t i = nchildren; i-- > 0;)
-        if (children[i].pid == n.pid && children[i].phase != DONE && !children[i].noted) {
-            children[i].noted = 1;
-            children[i].wstatus = n.wstatus;
+        if (children[i]->pid == n.pid && children[i]->phase != DONE && !children[i]->noted) {
+            children[i]->noted = 1;
+            children[i]->wstatus = n.wstatus;
             break;
         }
     pthread_mutex_unlock(&reg_lock);
@@ -422,7 +426,8 @@ static void child_info(const child_t *c, fil_run_info_t *in) {
     in->child_index = 1;
 }
 
-/* Render c's reports (reg_lock held: the render reads only c's own state). */
+/* Render c's reports (the render reads only c's own state; its entry does
+ * not change while it is RENDERING). */
 static void render_child(child_t *c) {
     fil_run_info_t in;
     char err[256] = "";
@@ -456,7 +461,52 @@ static void close_child(child_t *c) {
     c->phase = DONE;
 }
 
-/* c has ended: settle, render, close. reg_lock held. */
+/* The queue of children whose reports are to be rendered, and the
+ * renderers (one per CPU, at most MAX_RENDERERS): a child's render reads
+ * only its own state and folder, so they run side by side, and without
+ * reg_lock (the sampler and registrations go on). Guarded by reg_lock. */
+#define MAX_RENDERERS 4
+static child_t **queue;
+static uint32_t qhead, qtail, qcap;
+static pthread_cond_t queue_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t renderers[MAX_RENDERERS];
+static int nrenderers, renderers_quit;
+
+/* Append c to the queue. reg_lock held. 0, or -1 (out of memory). */
+static int enqueue(child_t *c) {
+    if (qtail == qcap) {
+        uint32_t ncap = qcap ? qcap * 2 : 64;
+        child_t **n = realloc(queue, ncap * sizeof *n);
+        if (!n)
+            return -1;
+        queue = n;
+        qcap = ncap;
+    }
+    queue[qtail++] = c;
+    pthread_cond_signal(&queue_cond);
+    return 0;
+}
+
+static void *renderer(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&reg_lock);
+    for (;;) {
+        while (qhead == qtail && !renderers_quit)
+            pthread_cond_wait(&queue_cond, &reg_lock);
+        if (qhead == qtail)
+            break;
+        child_t *c = queue[qhead++];
+        pthread_mutex_unlock(&reg_lock);
+        render_child(c);
+        pthread_mutex_lock(&reg_lock);
+        close_child(c);
+    }
+    pthread_mutex_unlock(&reg_lock);
+    return NULL;
+}
+
+/* c has ended: settle how, fill its row, queue its render (rendered here
+ * when no renderer runs). reg_lock held. */
 static void finish(child_t *c) {
     int replaced = c->end_mono == 0 && !c->row.running;
     if (replaced && never_ran(c)) { /* a fork that exec'd at once: nothing to show */
@@ -477,6 +527,9 @@ static void finish(child_t *c) {
     c->row.folder = c->folder;
     int64_t pk = c->h->peak_total > c->h->total ? c->h->peak_total : c->h->total;
     c->row.peak_bytes = pk > 0 ? (uint64_t)pk : 0;
+    c->phase = RENDERING;
+    if (nrenderers && enqueue(c) == 0)
+        return;
     render_child(c);
     close_child(c);
 }
@@ -552,7 +605,7 @@ static void take_moment(int which, uint64_t t_ns, uint32_t dead) {
         m->nprocs = 1;
     }
     for (uint32_t i = 0; i < nchildren; i++) {
-        child_t *c = &children[i];
+        child_t *c = children[i];
         if ((c->phase != LIVE && i != dead) || !c->h ||
             map_whole(c->memfd, c->h, &c->map, &c->map_size) != 0)
             continue;
@@ -573,7 +626,7 @@ void fil_cli_children_sample(const fil_state_header_t *h, uint64_t t_ns) {
     int64_t sum = h ? __atomic_load_n(&h->total, __ATOMIC_ACQUIRE) : 0;
     int dumping = h && h->oom.dump_state != 0 && h->oom.reason != FIL_REASON_SIGNAL;
     for (uint32_t i = 0; i < nchildren; i++) {
-        const child_t *c = &children[i];
+        const child_t *c = children[i];
         if (c->phase != LIVE || !c->h)
             continue;
         sum += __atomic_load_n(&c->h->total, __ATOMIC_ACQUIRE);
@@ -592,7 +645,7 @@ void fil_cli_children_sample(const fil_state_header_t *h, uint64_t t_ns) {
 
 /* A pidfd said child i ended (reg_lock held). */
 static void ended(uint32_t i) {
-    child_t *c = &children[i];
+    child_t *c = children[i];
     c->phase = ENDED;
     c->end_mono = mono_ns();
     close(c->pidfd);
@@ -606,9 +659,9 @@ static void ended(uint32_t i) {
 /* Finish every ended child whose end is settled. reg_lock held. */
 static void settle_ended(uint64_t now, int force) {
     for (uint32_t i = 0; i < nchildren; i++) {
-        child_t *c = &children[i];
+        child_t *c = children[i];
         if (c->phase == ENDED &&
-            (force || c->h->exited || c->noted || now - c->end_mono > NOTE_WAIT_NS))
+            (force || c->h->exited || c->noted || now > c->end_mono + NOTE_WAIT_NS))
             finish(c);
     }
 }
@@ -616,7 +669,7 @@ static void settle_ended(uint64_t now, int force) {
 /* Is any child still live? reg_lock held. */
 static int any_live(void) {
     for (uint32_t i = 0; i < nchildren; i++)
-        if (children[i].phase != DONE)
+        if (children[i]->phase != DONE)
             return 1;
     return 0;
 }
@@ -639,9 +692,9 @@ static int round_once(uint64_t *last_cg) {
     uint32_t first_child = np;
     pthread_mutex_lock(&reg_lock);
     for (uint32_t i = 0; i < nchildren; i++)
-        if (children[i].phase == LIVE) {
+        if (children[i]->phase == LIVE) {
             idx[np] = i;
-            p[np++] = (struct pollfd){children[i].pidfd, POLLIN, 0};
+            p[np++] = (struct pollfd){children[i]->pidfd, POLLIN, 0};
         }
     pthread_mutex_unlock(&reg_lock);
     poll(p, np, 20);
@@ -653,13 +706,13 @@ static int round_once(uint64_t *last_cg) {
     uint64_t now = mono_ns();
     pthread_mutex_lock(&reg_lock);
     for (uint32_t j = first_child; j < np; j++)
-        if ((p[j].revents & POLLIN) && children[idx[j]].phase == LIVE)
+        if ((p[j].revents & POLLIN) && children[idx[j]]->phase == LIVE)
             ended(idx[j]);
     if (now - *last_cg > CGROUP_EVERY_NS) {
         *last_cg = now;
         for (uint32_t i = 0; i < nchildren; i++)
-            if (children[i].phase == LIVE)
-                watch_cgroup(&children[i]);
+            if (children[i]->phase == LIVE)
+                watch_cgroup(children[i]);
     }
     settle_ended(now, 0);
     done = stopping && (!any_live() || now > deadline_mono);
@@ -679,9 +732,9 @@ static void *run(void *arg) {
     pthread_mutex_lock(&reg_lock);
     settle_ended(mono_ns(), 1);
     for (uint32_t i = 0; i < nchildren; i++)
-        if (children[i].phase == LIVE) {
-            children[i].row.running = 1;
-            finish(&children[i]);
+        if (children[i]->phase == LIVE) {
+            children[i]->row.running = 1;
+            finish(children[i]);
         }
     pthread_mutex_unlock(&reg_lock);
     return NULL;
@@ -722,6 +775,13 @@ int fil_cli_children_start(const fil_cli_children_cfg_t *c, char *name) {
                 strerror(r));
         return -1;
     }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cpus < 1 ? 1 : cpus > MAX_RENDERERS ? MAX_RENDERERS : (int)cpus;
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int k = 0; k < want; k++)
+        if (pthread_create(&renderers[nrenderers], NULL, renderer, NULL) == 0)
+            nrenderers++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     started = 1;
     return 0;
 }
@@ -748,6 +808,13 @@ void fil_cli_children_stop(unsigned grace_ms, int main_oom) {
     if (write(stop_pipe[1], &b, 1) != 1) {
     }
     pthread_join(thread, NULL);
+    pthread_mutex_lock(&reg_lock);
+    renderers_quit = 1;
+    pthread_cond_broadcast(&queue_cond);
+    pthread_mutex_unlock(&reg_lock);
+    for (int k = 0; k < nrenderers; k++)
+        pthread_join(renderers[k], NULL);
+    nrenderers = 0;
     started = 0;
     close(listen_fd);
     for (int k = 0; k < nconns; k++)
@@ -759,8 +826,8 @@ void fil_cli_children_stop(unsigned grace_ms, int main_oom) {
 uint32_t fil_cli_children_rows(fil_child_row_t *out, uint32_t max) {
     uint32_t n = 0;
     for (uint32_t i = 0; i < nchildren && n < max; i++)
-        if (children[i].folder[0])
-            out[n++] = children[i].row;
+        if (children[i]->folder[0])
+            out[n++] = children[i]->row;
     return n;
 }
 
@@ -769,8 +836,8 @@ uint32_t fil_cli_children_count(void) { return nchildren; }
 /* Label "[pid N: <command>]" of process pid into buf (a bracketed frame:
  * never read as a Python frame). The program's says "(the program)". */
 static void proc_label(uint32_t who, int pid, char *buf, size_t len) {
-    int argc = who == FIL_NONE ? cfg.info->argc : children[who].argc;
-    char *const *argv = who == FIL_NONE ? cfg.info->argv : children[who].argv;
+    int argc = who == FIL_NONE ? cfg.info->argc : children[who]->argc;
+    char *const *argv = who == FIL_NONE ? cfg.info->argv : children[who]->argv;
     size_t k = (size_t)snprintf(buf, len, "[pid %d:", pid);
     for (int i = who == FIL_NONE && argc > 0 && !strcmp(argv[0], "run") ? 1 : 0;
          i < argc && k + 2 < len && k < 200; i++)
@@ -782,46 +849,59 @@ static void proc_label(uint32_t who, int pid, char *buf, size_t len) {
 }
 
 /*
- * fil_cli_children_render_moments - draw tree-peak.svg / tree-oom.svg
- * (and .prof) into the main result folder; fill out[] (at most 2) for the
- * main summary and index.html. Returns how many. Context: main thread,
- * after fil_cli_children_stop.
+ * fil_cli_children_moments - the tree's moments for the main summary and
+ * index.html (at most 2 into out). Their graphs are drawn by
+ * fil_cli_children_draw_moments. Context: main thread, after
+ * fil_cli_children_stop.
  */
-uint32_t fil_cli_children_render_moments(fil_tree_moment_t *out, const char *subtitle) {
+uint32_t fil_cli_children_moments(fil_tree_moment_t *out) {
     static const char *const what[2] = {"peak", "oom"};
-    static char heads[2][256];
+    static const char *const heads[2] = {"The process tree at its peak",
+                                         "The process tree when memory ran out"};
     uint32_t n = 0;
     for (int k = 0; k < 2; k++) {
-        moment_t *m = &moments[k];
+        const moment_t *m = &moments[k];
         if (!m->taken || m->nprocs == 0)
             continue;
-        fil_tree_proc_t *procs = calloc(m->nprocs, sizeof *procs);
-        char (*labels)[320] = calloc(m->nprocs, sizeof *labels);
-        for (uint32_t i = 0; procs && labels && i < m->nprocs; i++) {
-            uint32_t who = m->who[i];
-            proc_label(who, m->pids[i], labels[i], sizeof labels[i]);
-            procs[i].label = labels[i];
-            procs[i].bytes = who == FIL_NONE ? m->main.bytes : children[who].copy[k].bytes;
-            procs[i].nbytes = who == FIL_NONE ? m->main.n : children[who].copy[k].n;
-            procs[i].state_fd = who == FIL_NONE ? cfg.state_fd : children[who].keep_fd;
-        }
-        snprintf(heads[k], sizeof heads[k], k == 0 ? "The process tree at its peak"
-                                                   : "The process tree when memory ran out");
-        char name[32];
-        snprintf(name, sizeof name, "tree-%s", what[k]);
-        if (procs && labels &&
-            fil_render_tree_view(procs, m->nprocs, cfg.absdir, name, heads[k], subtitle) == 0) {
-            out[n].what = what[k];
-            out[n].headline = heads[k];
-            out[n].t_ns = m->t_ns;
-            out[n].total = m->total;
-            out[n].nprocs = m->nprocs;
-            out[n].pids = m->pids;
-            out[n].held = m->held;
-            n++;
-        }
-        free(procs);
-        free(labels);
+        fil_tree_moment_t o = {what[k], heads[k], m->t_ns, m->total, m->nprocs, m->pids, m->held};
+        out[n++] = o;
     }
     return n;
+}
+
+/* Draw the graph of moment k (tree-<what>.svg and .prof). 0, or -1. */
+static int draw_moment(int k, const char *what, const char *head, const char *subtitle) {
+    const moment_t *m = &moments[k];
+    fil_tree_proc_t *procs = calloc(m->nprocs, sizeof *procs);
+    char(*labels)[320] = calloc(m->nprocs, sizeof *labels);
+    char name[32];
+    int r = -1;
+    for (uint32_t i = 0; procs && labels && i < m->nprocs; i++) {
+        uint32_t who = m->who[i];
+        proc_label(who, m->pids[i], labels[i], sizeof labels[i]);
+        procs[i].label = labels[i];
+        procs[i].bytes = who == FIL_NONE ? m->main.bytes : children[who]->copy[k].bytes;
+        procs[i].nbytes = who == FIL_NONE ? m->main.n : children[who]->copy[k].n;
+        procs[i].state_fd = who == FIL_NONE ? cfg.state_fd : children[who]->keep_fd;
+    }
+    snprintf(name, sizeof name, "tree-%s", what);
+    if (procs && labels)
+        r = fil_render_tree_view(procs, m->nprocs, cfg.absdir, name, head, subtitle);
+    free(procs);
+    free(labels);
+    return r;
+}
+
+/*
+ * fil_cli_children_draw_moments - draw the graphs of the moments `in`
+ * (what fil_cli_children_moments gave) into the main result folder. The
+ * number drawn. Context: after fil_cli_children_stop; any one thread.
+ */
+uint32_t fil_cli_children_draw_moments(const fil_tree_moment_t *in, uint32_t n,
+                                       const char *subtitle) {
+    uint32_t drawn = 0;
+    for (uint32_t i = 0; i < n; i++)
+        drawn += draw_moment(in[i].what[0] == 'p' ? 0 : 1, in[i].what, in[i].headline,
+                             subtitle) == 0;
+    return drawn;
 }

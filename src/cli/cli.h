@@ -199,7 +199,9 @@ void fil_cli_children_sample(const struct fil_state_header *h, uint64_t t_ns);
 void fil_cli_children_stop(unsigned grace_ms, int main_oom);
 uint32_t fil_cli_children_rows(fil_child_row_t *out, uint32_t max);
 uint32_t fil_cli_children_count(void);
-uint32_t fil_cli_children_render_moments(fil_tree_moment_t *out, const char *subtitle);
+uint32_t fil_cli_children_moments(fil_tree_moment_t *out);
+uint32_t fil_cli_children_draw_moments(const fil_tree_moment_t *in, uint32_t n,
+                                       const char *subtitle);
 
 /* browser.c */
 void fil_cli_open_browser(const char *path);

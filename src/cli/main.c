@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -333,19 +334,58 @@ static void end_children(launch_t *l)
              in->nchildren == 1 ? "" : "es", l->shown);
 }
 
-/* The tree's view (tree-peak.svg, tree-oom.svg), drawn before the main
- * program's own reports so that they can show it. */
-static void render_moments(launch_t *l)
-{
+/* The tree's view (tree-peak.svg, tree-oom.svg) is drawn by a thread of
+ * its own while the main thread writes the program's reports (which name
+ * it): they read different states. */
+typedef struct moments_job {
+    launch_t *l;
     char sub[1024];
+    uint32_t drawn;
+} moments_job_t;
+
+static void *draw_moments(void *arg)
+{
+    moments_job_t *j = arg;
+
+    j->drawn = fil_cli_children_draw_moments(j->l->moments, j->l->info.nmoments, j->sub);
+    return NULL;
+}
+
+/* Start drawing the moments; 1 if a thread was started (join it). */
+static int start_moments(launch_t *l, moments_job_t *j, pthread_t *t)
+{
     size_t k = 0;
+    sigset_t all, old;
+    int r;
 
     if (!l->children[0] || !l->info.nchildren)
-        return;
-    for (int i = 0; i < l->info.argc && k + 2 < sizeof sub; i++)
-        k += (size_t)snprintf(sub + k, sizeof sub - k, "%s%s", i ? " " : "", l->info.argv[i]);
-    l->info.nmoments = fil_cli_children_render_moments(l->moments, sub);
+        return 0;
+    l->info.nmoments = fil_cli_children_moments(l->moments);
     l->info.moments = l->moments;
+    if (!l->info.nmoments)
+        return 0;
+    j->l = l;
+    j->sub[0] = 0;
+    for (int i = 0; i < l->info.argc && k + 2 < sizeof j->sub; i++)
+        k += (size_t)snprintf(j->sub + k, sizeof j->sub - k, "%s%s", i ? " " : "",
+                              l->info.argv[i]);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the render phase's signals stay ours */
+    r = pthread_create(t, NULL, draw_moments, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0)
+        draw_moments(j);
+    return r == 0;
+}
+
+/* Wait for the moments' graphs; warn about those that could not be drawn. */
+static void end_moments(launch_t *l, moments_job_t *j, pthread_t *t, int started)
+{
+    if (started)
+        pthread_join(*t, NULL);
+    if (l->info.nmoments && j->drawn < l->info.nmoments)
+        say("warning: the process tree's graph could not be written completely to %s",
+            l->shown);
 }
 
 /*
@@ -572,7 +612,9 @@ static int launch(const fil_cli_args_t *a)
 {
     static launch_t l; /* several PATH_MAX buffers: kept off the stack */
     const char **cmd = calloc((size_t)fil_cli_command_argc(a) + 1, sizeof *cmd);
-    int r = FIL_CLI_EXIT_USAGE, explained, die = 0;
+    int r = FIL_CLI_EXIT_USAGE, explained, die = 0, moments_started;
+    static moments_job_t mj;
+    pthread_t mt;
 
     l.a = a;
     l.state_fd = -1;
@@ -609,8 +651,9 @@ static int launch(const fil_cli_args_t *a)
                                                   l.info.term_signal);
         if (!explained)
             explain_death(&l.info);
-        render_moments(&l);
+        moments_started = start_moments(&l, &mj, &mt);
         render(&l, explained);
+        end_moments(&l, &mj, &mt, moments_started);
         warn_dropped(&l);
         fil_cli_stop_signal(l.shown); /* returns unless a stop signal ended the render */
         r = l.info.exit_status;

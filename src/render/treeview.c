@@ -130,8 +130,11 @@ static int write_file(const char *dir, const char *name, const char *ext, const 
     fil_writer_t w;
     fil_writer_init(&w, f.fd, scratch, 1u << 16);
     fil_svg_opts_t o = {title, sub, 1, 0, 0};
+    /* The tree's .prof holds every process: a quarter of a program's budget
+     * keeps it quick to write; what does not fit is summed (totals exact). */
+    fil_prof_opts_t po = {FIL_PROF_MAX_BYTES / 4, FIL_PROF_MAX_LINES / 4, FIL_PROF_EDGE_MAX};
     int ok = svg ? fil_write_svg(t, &o, &w, scratch + (1u << 16), cap - (1u << 16))
-                 : fil_write_prof(t, &w, scratch + (1u << 16), cap - (1u << 16));
+                 : fil_write_prof_opts(t, &po, &w, scratch + (1u << 16), cap - (1u << 16));
     if (ok != 0 || fil_writer_flush(&w) != 0) {
         fil_atomic_abort(&f);
         goto out;
