@@ -173,6 +173,10 @@ typedef struct fil_state_header {
     int32_t exit_code; /* the status it exited with (written before exited) */
     uint32_t child_kind; /* FIL_CHILD_*: 0 for the launcher's own program */
     int32_t parent_pid;  /* the process that started it (0: the launcher) */
+    /* 1 once the process called exec (a fork child that exec'd another
+     * program and allocated nothing is no Python process of the tree). */
+    uint32_t execed;
+    uint32_t pad_execed;
 } fil_state_header_t;
 
 _Static_assert(sizeof(fil_state_header_t) <= FIL_STATE_HEADER_SIZE, "header too big");

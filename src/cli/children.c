@@ -439,9 +439,12 @@ static void render_child(child_t *c) {
                         "written: %s\n", (int)c->pid, err[0] ? err : "unknown error");
 }
 
-/* Is c a registration that never ran (it replaced its image at once)? */
-static int never_ran(const child_t *c) {
-    return c->h->allocations == 0 && c->h->peak_total == 0 && !c->h->exited;
+/* Is c a registration that never ran: it replaced its image at once
+ * (replaced: by a Python that registered again), or a fork child that
+ * exec'd something else (sh, env) having allocated nothing? */
+static int never_ran(const child_t *c, int replaced) {
+    int none = c->h->allocations == 0 && c->h->peak_total == 0;
+    return none && (replaced ? !c->h->exited : c->h->execed != 0);
 }
 
 /* c's own moment copy is kept; its state goes. reg_lock held. */
@@ -509,7 +512,7 @@ static void *renderer(void *arg) {
  * when no renderer runs). reg_lock held. */
 static void finish(child_t *c) {
     int replaced = c->end_mono == 0 && !c->row.running;
-    if (replaced && never_ran(c)) { /* a fork that exec'd at once: nothing to show */
+    if (never_ran(c, replaced)) { /* a fork that exec'd at once: nothing to show */
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s", c->dir);
         rmdir(path);

@@ -272,6 +272,21 @@ void fil_children_note_exit(int status) {
     __atomic_store_n(&h->exited, 1, __ATOMIC_RELEASE);
 }
 
+/*
+ * Say in this process's own state that it is about to replace its image
+ * (the launcher drops a fork child that exec'd having allocated nothing:
+ * Python 3.9's subprocess forks and execs `sh` that way). Keeps errno.
+ * Context: any thread, or a vfork child: then the state is its parent's
+ * and is left alone.
+ */
+void fil_children_before_exec(void) {
+    fil_state_header_t *h = fil_state;
+    int e = errno;
+    if (h && registered && h->pid == (int32_t)getpid())
+        __atomic_store_n(&h->execed, 1, __ATOMIC_RELEASE);
+    errno = e;
+}
+
 static void on_exit_note(int status, void *arg) {
     (void)arg;
     fil_children_note_exit(status);

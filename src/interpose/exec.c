@@ -258,6 +258,7 @@ FIL_API int execve(const char *path, char *const argv[], char *const envp[]) {
     char *stack[ENV_ON_STACK];
     newenv_t e;
     resolve();
+    fil_children_before_exec();
     int r = real_execve(path, argv, with_ours(envp, &e, stack));
     done(&e);
     return r;
@@ -269,6 +270,7 @@ FIL_API int execvpe(const char *file, char *const argv[], char *const envp[]) {
     char *stack[ENV_ON_STACK];
     newenv_t e;
     resolve();
+    fil_children_before_exec();
     int r = real_execvpe(file, argv, with_ours(envp, &e, stack));
     done(&e);
     return r;
@@ -282,6 +284,7 @@ FIL_API int fexecve(int fd, char *const argv[], char *const envp[]) {
     char *stack[ENV_ON_STACK];
     newenv_t e;
     resolve();
+    fil_children_before_exec();
     int r = real_fexecve(fd, argv, with_ours(envp, &e, stack));
     done(&e);
     return r;
@@ -296,6 +299,7 @@ FIL_API int execveat(int dirfd, const char *path, char *const argv[], char *cons
         errno = ENOSYS;
         return -1;
     }
+    fil_children_before_exec();
     int r = real_execveat(dirfd, path, argv, with_ours(envp, &e, stack), flags);
     done(&e);
     return r;

@@ -40,6 +40,8 @@ void fil_children_forked(void);
 /* Record how this process exits (exit status) in its state. Any context
  * (aligned stores only; nothing in a vfork child). */
 void fil_children_note_exit(int status);
+/* Mark this process's own state as exec'ing (not in a vfork child). */
+void fil_children_before_exec(void);
 /* Register the on_exit recorder. Context: constructor. */
 void fil_children_at_exit(void);
 
