@@ -80,9 +80,11 @@ typedef struct child {
     char dir[PATH_MAX];    /* absolute */
     const fil_state_header_t *h; /* read-only map of its header */
     const char *map; size_t map_size; /* the whole file, for moments */
-    char cg[PATH_MAX];     /* its memory cgroup's folder, "" unknown */
-    uint64_t cg_before;
+    char cg[PATH_MAX];     /* its memory cgroup's counter file, "" unknown */
+    uint64_t cg_before;    /* its count (with the subtree's) when first seen there */
     int cg_known;
+    char cg0[PATH_MAX];    /* the cgroup it registered in, and its count then */
+    uint64_t cg0_before;
     fil_child_row_t row;
     proc_copy_t copy[2];   /* its bytes at the peak moment and the oom moment */
 } child_t;
@@ -213,15 +215,38 @@ static int make_folder(child_t *c) {
     return -1;
 }
 
-/* c's memory cgroup folder and its oom_kill count, if it moved (or first). */
+/* c's memory cgroup folder and its oom_kill count (with its subtree's:
+ * fil_cli_oom_kills_dir), if it moved (or first). */
 static void watch_cgroup(child_t *c) {
     char dir[PATH_MAX];
     uint64_t n;
-    if (fil_cli_oom_kills_of(c->pid, dir, sizeof dir, &n) != 0 || !strcmp(dir, c->cg))
+    if (fil_cli_oom_kills_of(c->pid, dir, sizeof dir, &n) != 0 || !strcmp(dir, c->cg) ||
+        fil_cli_oom_kills_dir(dir, &n) != 0)
         return;
+    if (!c->cg_known) {
+        snprintf(c->cg0, sizeof c->cg0, "%s", dir);
+        c->cg0_before = n;
+    }
     snprintf(c->cg, sizeof c->cg, "%s", dir);
     c->cg_before = n;
     c->cg_known = 1;
+}
+
+/*
+ * Did an OOM kill happen in c's memory cgroup since it was seen there?
+ * Both its first cgroup (with its subtree) and the last one it was seen
+ * in are asked: a process that moves itself into a child cgroup can be
+ * killed there before the next look, and then seen in it still dying,
+ * with the kill already counted in that cgroup's baseline. reg_lock held.
+ */
+static int oom_kill_rose(const child_t *c) {
+    uint64_t after;
+    if (!c->cg_known)
+        return 0;
+    if (fil_cli_oom_kills_dir(c->cg, &after) == 0 && after > c->cg_before)
+        return 1;
+    return strcmp(c->cg0, c->cg) && fil_cli_oom_kills_dir(c->cg0, &after) == 0 &&
+           after > c->cg0_before;
 }
 
 /* ---- registration ------------------------------------------------------ */
@@ -383,7 +408,6 @@ static int read_note(int k) {
 /* Fill c->row with how it ended, as far as it is known. reg_lock held. */
 static void settle_status(child_t *c) {
     fil_child_row_t *w = &c->row;
-    uint64_t after;
     w->exit_known = 1;
     if (c->h->exited) {
         w->exit_status = c->h->exit_code;
@@ -395,8 +419,7 @@ static void settle_status(child_t *c) {
     } else {
         w->exit_known = 0;
     }
-    if (!c->h->exited && (!w->exit_known || w->term_signal == SIGKILL) && c->cg_known &&
-        fil_cli_oom_kills_dir(c->cg, &after) == 0 && after > c->cg_before) {
+    if (!c->h->exited && (!w->exit_known || w->term_signal == SIGKILL) && oom_kill_rose(c)) {
         w->oom_killed = 1;
         if (!w->exit_known) {
             w->exit_known = 1;
@@ -653,9 +676,7 @@ static void ended(uint32_t i) {
     c->end_mono = mono_ns();
     close(c->pidfd);
     c->pidfd = -1;
-    uint64_t after;
-    if (!c->h->exited && c->cg_known && !moments[1].taken &&
-        fil_cli_oom_kills_dir(c->cg, &after) == 0 && after > c->cg_before)
+    if (!c->h->exited && !moments[1].taken && oom_kill_rose(c))
         take_moment(1, real_ns() - cfg.info->start_ns, i); /* the OOM killer struck it */
 }
 

@@ -15,6 +15,7 @@
  * production) so tests can use a fake tree. Stdio is fine: supervisor only,
  * never signal context.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -196,8 +197,62 @@ int fil_cli_oom_kills_of(pid_t pid, char *where, size_t len, uint64_t *count)
     return oom_kills("", file, where, len, count);
 }
 
-/* The count in the file fil_cli_oom_kills_of named. 0, or -1. */
+#define TREE_MAX_DIRS 256 /* a bigger v1 subtree: its own counter only */
+#define TREE_MAX_DEPTH 8
+
+/* Add the oom_kill counts of the cgroups below dir (v1) to *sum, counting
+ * the folders visited in *dirs. 0, or -1 past TREE_MAX_DIRS. */
+static int add_below(const char *dir, int depth, unsigned *dirs, uint64_t *sum)
+{
+    char sub[PATH_MAX];
+    uint64_t v;
+    struct dirent *e;
+    int r = 0;
+    DIR *d = depth < TREE_MAX_DEPTH ? opendir(dir) : NULL;
+
+    if (!d)
+        return 0;
+    while (r == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_type != DT_DIR || e->d_name[0] == '.')
+            continue;
+        if (++*dirs > TREE_MAX_DIRS) {
+            r = -1;
+            break;
+        }
+        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub)
+            continue;
+        if (read_oom_kill(sub, "/memory.oom_control", &v) == 0)
+            *sum += v;
+        r = add_below(sub, depth + 1, dirs, sum);
+    }
+    closedir(d);
+    return r;
+}
+
+/*
+ * The count in the file fil_cli_oom_kills_of named. A v2 memory.events
+ * counts the cgroup's whole subtree; a v1 memory.oom_control only the
+ * cgroup itself, so the counts of the cgroups below it are added (up to
+ * TREE_MAX_DIRS of them): a process that moved itself into a child cgroup
+ * and was OOM-killed there before the launcher saw the move still shows
+ * as a rise. 0, or -1. Context: supervisor (the children thread).
+ */
 int fil_cli_oom_kills_dir(const char *where, uint64_t *count)
 {
-    return read_oom_kill("", where, count);
+    static const char v1[] = "/memory.oom_control";
+    char dir[PATH_MAX];
+    size_t n = strlen(where), k = sizeof v1 - 1;
+    unsigned dirs = 0;
+    uint64_t sum;
+
+    if (read_oom_kill("", where, count) != 0)
+        return -1;
+    if (n <= k || n - k >= sizeof dir || strcmp(where + n - k, v1))
+        return 0;
+    memcpy(dir, where, n - k);
+    dir[n - k] = 0;
+    sum = *count;
+    if (add_below(dir, 0, &dirs, &sum) == 0)
+        *count = sum;
+    return 0;
 }
