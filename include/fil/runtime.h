@@ -15,6 +15,8 @@
 #ifndef FIL_RUNTIME_H
 #define FIL_RUNTIME_H
 
+#include <stdint.h>
+
 /* 1 while this thread is inside the profiler (or must not be tracked): its
  * allocations pass straight through untracked (invariant 1). Written only by
  * the thread itself. */
@@ -24,6 +26,13 @@ extern __thread int fil_guard __attribute__((tls_model("initial-exec")));
  * wrappers abort if such a thread calls them (invariant 2). Written only by
  * the thread itself. */
 extern __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+
+/* The node this thread's latest tracked allocation was charged to (0:
+ * none yet). Stored by fil_stacks_current; read by the crash handler, which
+ * cannot resolve the stack itself (signal context), to show where in the
+ * Python code the crashing thread last allocated. Written only by the
+ * thread itself. */
+extern __thread uint32_t fil_last_node __attribute__((tls_model("initial-exec")));
 
 /* 1 while allocations are tracked in this process: set by the preload
  * constructor once the state is mapped, cleared in a fork child that does
@@ -41,6 +50,14 @@ extern __thread int fil_lock_role __attribute__((tls_model("initial-exec")));
 /* 1 while the owner is in a section it entered without the lock; written
  * only by the owner, read by a foreign thread's first section. */
 extern int fil_owner_busy;
+
+/* A stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) reached a handler of
+ * the program: its number, until the tracker has copied the bytes held at
+ * that moment into the state's stop[] (before the first decrease after
+ * it: a program that unwinds before dying frees what it held). Stored by
+ * the signal trampoline (src/interpose/sigview.c), taken by the tracker
+ * under its lock. Atomic loads and stores. */
+extern int fil_stop_pending;
 
 /* 1 if allocations are being tracked now. Any context. */
 static inline int fil_runtime_active(void) {

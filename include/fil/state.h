@@ -35,7 +35,7 @@
 #include "fil/limits.h"
 
 #define FIL_STATE_MAGIC UINT64_C(0x3165746174536c46) /* "FlState1" */
-#define FIL_STATE_VERSION 2u
+#define FIL_STATE_VERSION 3u
 #define FIL_STATE_HEADER_SIZE 65536u
 
 #define FIL_SEG_SHIFT 12u /* chunk 0 holds 4096 elements */
@@ -164,6 +164,18 @@ typedef struct fil_state_header {
     uint32_t oom_continue;  /* 1 if --on-oom=continue */
     fil_oom_info_t oom;
     fil_sig_log_t signals; /* written by the program's signal trampoline */
+
+    /* The bytes held when a stop signal last reached a handler of the
+     * program (fil_stop_pending): what "the memory held when the program
+     * was interrupted" means for a program that then unwinds and frees it
+     * before dying of the signal. Copied under the tracker lock before the
+     * first decrease after the signal; stop_signal is cleared when a new
+     * stop signal arrives and set, last, once stop[] is complete. */
+    fil_seg_t stop;         /* int64_t per node, stop.count nodes */
+    int64_t stop_total;     /* total at the copy */
+    uint32_t stop_signal;   /* N: stop[] holds the bytes as of signal N; 0: none */
+    uint32_t stop_pad;
+    uint64_t stop_ns;       /* CLOCK_REALTIME of the copy */
 
     /* The process tree (src/interpose/children.c). How the process ended,
      * as it knew it: exit(status), a return from main, or _exit(status);

@@ -14,7 +14,15 @@
 
 #include "fil/state.h"
 
-enum { FIL_SEG_NODES, FIL_SEG_BYTES, FIL_SEG_PEAK, FIL_SEG_FUNCS, FIL_SEG_STRINGS, FIL_SEG_COUNT };
+enum {
+    FIL_SEG_NODES,
+    FIL_SEG_BYTES,
+    FIL_SEG_PEAK,
+    FIL_SEG_FUNCS,
+    FIL_SEG_STRINGS,
+    FIL_SEG_STOP, /* grown only when a stop signal's copy is taken */
+    FIL_SEG_COUNT
+};
 
 /* The mapped header, or NULL before fil_state_open() succeeded. */
 extern fil_state_header_t *fil_state;

@@ -154,9 +154,12 @@ static int check_script(const fil_cli_args_t *a)
     }
     struct stat st;
     int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    /* A directory runs as with Python when it has a __main__ module. */
+    int runnable = !dir || faccessat(fd, "__main__.py", R_OK, 0) == 0 ||
+                   faccessat(fd, "__main__.pyc", R_OK, 0) == 0;
     close(fd);
-    if (dir) {
-        say("error: cannot run script '%s': it is a directory", a->target);
+    if (!runnable) {
+        say("error: cannot run '%s': it is a directory without __main__.py", a->target);
         return -1;
     }
     return 0;

@@ -68,6 +68,12 @@ static int is_handler(void (*h)(int)) { return h != SIG_DFL && h != SIG_IGN && h
 static void note(int sig, const siginfo_t *si) {
     if (!fil_state || !__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE))
         return; /* no state, or a fork child: the ring is the parent's */
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) {
+        /* the program may unwind and free before dying of it: the tracker
+         * keeps what is held now (fil_stop_pending) */
+        __atomic_store_n(&fil_state->stop_signal, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&fil_stop_pending, sig, __ATOMIC_RELEASE);
+    }
     fil_sig_log_t *g = &fil_state->signals;
     uint32_t n = __atomic_add_fetch(&g->next, 1, __ATOMIC_ACQ_REL);
     fil_sig_event_t *e = &g->ev[n % FIL_SIG_RING];

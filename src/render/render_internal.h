@@ -39,6 +39,9 @@ typedef struct fil_view {
     fil_state_header_t *frozen_h; /* fil_view_freeze: the header copy, else NULL */
     const int64_t *frozen_bytes;  /* ... and the copies of bytes[] and peak[] */
     const int64_t *frozen_peak;
+    fil_view_at_fn inner_at;      /* a frozen view's at() before freezing */
+    uint64_t stop_nodes;          /* fil_view_at_stop: nodes stop[] holds */
+    int at_stop;                  /* 1: a view as of a stop signal (fil_view_at_stop) */
 } fil_view_t;
 
 /* Simple bump allocator over one region. */
@@ -51,14 +54,21 @@ void *fil_bump(fil_bump_t *b, size_t n); /* 8-aligned, NULL if full */
 /* Validate a state file mapped at base (size bytes). 0, or -1 with a
  * one-line reason in err. */
 int fil_view_open_file(fil_view_t *v, const void *base, uint64_t size, char *err, size_t errlen);
+/* Make file view v show the bytes held when stop signal sig reached the
+ * program's handler (the state's stop[]), if the program recorded them for
+ * that signal: 1, else 0 with v unchanged. Such a view is for what was held
+ * then (its total, its FIL_RENDER_NOW/OOM trees); take the peak figures
+ * from the view of the whole run. Context: any (SIGNAL-SAFE). */
+int fil_view_at_stop(fil_view_t *v, int sig);
 /* A view of the live state of this process (in-process dump). */
 void fil_view_open_live(fil_view_t *v);
 /* Memory fil_view_freeze needs for a view with `nodes` nodes. */
 size_t fil_view_freeze_size(uint64_t nodes);
-/* Make a file view of a state whose program is still running read a copy
- * of the header and of every node's counters, taken so that the peak
- * snapshot is consistent (retried while the program was copying it), in
- * mem. 0, or -1 if mem is too small. */
+/* Make a file view of a state whose program is still running (or a live
+ * view, under the tracker lock) read a copy of the header and of every
+ * node's counters, taken so that the peak snapshot is consistent (retried
+ * while the program was copying it), in mem. 0, or -1 if mem is too
+ * small. */
 int fil_view_freeze(fil_view_t *v, fil_bump_t *mem);
 
 const fil_node_t *fil_view_node(const fil_view_t *v, uint32_t i);
@@ -95,9 +105,11 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
 
 /* Write summary.json into dir, with scratch from mem (what
  * fil_render_scratch_size counts for it; mem->used is restored). info may
- * be NULL (in-process dump). 0, or -1. */
-int fil_render_summary(const fil_view_t *v, const fil_run_info_t *info, const char *dir,
-                       unsigned rendered, const char *oom_source, fil_bump_t *mem);
+ * be NULL (in-process dump). death: the view the out-of-memory section is
+ * of (fil_view_at_stop), or NULL for v. 0, or -1. */
+int fil_render_summary(const fil_view_t *v, const fil_view_t *death, const fil_run_info_t *info,
+                       const char *dir, unsigned rendered, const char *oom_source,
+                       fil_bump_t *mem);
 
 /* A report tree over v of the given kind in mem (no source text; for
  * FIL_RENDER_OOM without the failed request, which was never held), or

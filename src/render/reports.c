@@ -63,17 +63,25 @@ int fil_render_live_peak(const char *dir, const char *title, char *err, size_t e
         fil_view_open_file(&none, NULL, 0, err, errlen);
         return -1;
     }
-    fil_lock(); /* a consistent picture: other threads' allocations wait */
+    /* A consistent picture: other threads' allocations wait while the
+     * counters are copied (fil_view_freeze), not while the files are
+     * written and the source lines read. */
+    fil_lock();
     fil_view_t v;
     fil_view_open_live(&v);
-    fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes)), 0};
+    size_t frozen = fil_page_round(fil_view_freeze_size(v.nodes));
+    fil_bump_t mem = {NULL, frozen + fil_page_round(fil_render_scratch_size(v.nodes)), 0};
     mem.base = fil_sys_pages(mem.cap);
-    int r = -1;
-    if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, NULL, &mem) == 0) {
-        mem.used = 0;
-        r = fil_render_summary(&v, NULL, dir, FIL_RENDERED_PEAK, NULL, &mem);
-    }
+    int ok = mem.base && fil_view_freeze(&v, &mem) == 0;
     fil_unlock();
+    int r = -1;
+    if (ok) {
+        fil_bump_t work = {mem.base + frozen, mem.cap - frozen, 0};
+        if (fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, NULL, &work) == 0) {
+            work.used = 0;
+            r = fil_render_summary(&v, NULL, NULL, dir, FIL_RENDERED_PEAK, NULL, &work);
+        }
+    }
     fil_sys_unmap(mem.base, mem.cap);
     if (r != 0 && errlen) {
         const char *m = "cannot write the report into that folder";
@@ -102,15 +110,17 @@ static void *map_state(int state_fd, size_t *size, char *err, size_t errlen) {
 
 /* The top lines for the launcher's stderr: of the peak, or of what was held
  * at the moment `held` (FIL_ANSWER_*) says. */
-static void fill_answer(const fil_view_t *v, int held, fil_answer_t *a, fil_bump_t *mem) {
+static void fill_answer(const fil_view_t *v, const fil_view_t *dv, int held, fil_answer_t *a,
+                        fil_bump_t *mem) {
     fil_top_line_t rows[FIL_ANSWER_LINES];
     size_t used = mem->used;
-    fil_tree_t *t = fil_render_tree(v, held ? FIL_RENDER_NOW : FIL_RENDER_PEAK, mem);
+    const fil_view_t *from = held == FIL_ANSWER_DEATH ? dv : v;
+    fil_tree_t *t = fil_render_tree(from, held ? FIL_RENDER_NOW : FIL_RENDER_PEAK, mem);
     int n = t ? fil_render_top_rows(t, rows, FIL_ANSWER_LINES, mem) : -1;
     memset(a, 0, sizeof *a);
     a->held = held;
     a->peak = fil_view_peak_total(v);
-    a->total = held ? (v->total > 0 ? (uint64_t)v->total : 0) : a->peak;
+    a->total = held ? (from->total > 0 ? (uint64_t)from->total : 0) : a->peak;
     if (n > 0)
         fil_render_fill_answer(a, t, rows, (uint32_t)n);
     mem->used = used;
@@ -129,20 +139,26 @@ static int answer_kind(const fil_view_t *v, const char *oom_source) {
 }
 
 /* Every report of a finished run from the validated view v (see
- * fil_render_reports). The mask of what was written. */
+ * fil_render_reports). The mask of what was written. A program that died
+ * of a stop signal it had a handler for is drawn as it was when the signal
+ * came (fil_view_at_stop), if it recorded that. */
 static unsigned render_finished(const fil_view_t *v, const char *dir, const fil_run_info_t *info,
                                 fil_bump_t *mem) {
     char title[512], sub[1024], oom_line[512];
     unsigned r = 0;
     const char *oom_source = NULL;
     fil_render_page_t page = {NULL, NULL, info};
+    fil_view_t at_stop = *v;
+    const fil_view_t *dv = v; /* what was held at the death */
+    if (v->h->oom.dump_state != 2 && fil_view_at_stop(&at_stop, info->term_signal))
+        dv = &at_stop;
     command_line(info, sub, sizeof sub);
-    oom_title(v, info, oom_line, sizeof oom_line);
+    oom_title(dv, info, oom_line, sizeof oom_line);
     if (v->h->oom.dump_state == 2) {
         r |= FIL_RENDERED_OOM_INPROCESS;
         oom_source = "in-process";
     } else if (info->term_signal) {
-        if (mem->base && fil_render_files(v, FIL_RENDER_OOM, dir, oom_line, sub, NULL, mem) == 0)
+        if (mem->base && fil_render_files(dv, FIL_RENDER_OOM, dir, oom_line, sub, NULL, mem) == 0)
             r |= FIL_RENDERED_OOM_POSTMORTEM;
         oom_source = "post-mortem";
         mem->used = 0;
@@ -153,8 +169,8 @@ static unsigned render_finished(const fil_view_t *v, const char *dir, const fil_
         r |= FIL_RENDERED_PEAK;
     mem->used = 0;
     if (mem->base && info->answer)
-        fill_answer(v, answer_kind(v, oom_source), info->answer, mem);
-    if (mem->base && fil_render_summary(v, info, dir, r, oom_source, mem) == 0)
+        fill_answer(v, dv, answer_kind(v, oom_source), info->answer, mem);
+    if (mem->base && fil_render_summary(v, dv, info, dir, r, oom_source, mem) == 0)
         r |= FIL_RENDERED_SUMMARY;
     return r;
 }
@@ -216,8 +232,8 @@ static int render_now(const fil_view_t *v, const char *dir, const fil_run_info_t
         r |= FIL_RENDERED_PEAK;
     mem->used = mark;
     if (info->answer)
-        fill_answer(v, FIL_ANSWER_NOW, info->answer, mem);
-    int s = fil_render_summary(v, info, dir, r, NULL, mem);
+        fill_answer(v, v, FIL_ANSWER_NOW, info->answer, mem);
+    int s = fil_render_summary(v, NULL, info, dir, r, NULL, mem);
     return s == 0 && r == (FIL_RENDERED_NOW | FIL_RENDERED_PEAK) ? 0 : -1;
 }
 

@@ -239,18 +239,29 @@ static void write_oom_more(const fil_view_t *v, const fil_run_info_t *info, fil_
     const fil_oom_info_t *o = &v->h->oom;
     size_t used = mem->used;
     fil_tree_t *t = fil_render_tree(v, FIL_RENDER_NOW, mem);
-    uint32_t leaf = in_process(o) && o->reason != FIL_REASON_SIGNAL && t &&
-                            o->request_node < t->count
-                        ? o->request_node
-                        : FIL_NONE;
+    uint32_t leaf = in_process(o) && t && o->request_node < t->count ? o->request_node : FIL_NONE;
     fil_write_str(w, ", \"python_stack\": ");
     if (t)
         fil_render_json_stack(w, t, leaf, "python_stack_frames_elided", mem);
     else
         fil_write_str(w, "null, \"python_stack_frames_elided\": 0");
     mem->used = used;
+    /* A crash handler cannot resolve the stack (signal context): a crash's
+     * is where the thread last allocated. */
+    fil_write_str(w, ", \"python_stack_at\": ");
+    fil_write_str(w, leaf == FIL_NONE                  ? "null"
+                     : o->reason == FIL_REASON_SIGNAL ? "\"last allocation\""
+                                                       : "\"allocation\"");
     fil_write_str(w, ", \"seconds\": ");
-    write_moment(w, info, in_process(o) ? o->time_ns : info ? info->end_ns : 0);
+    write_moment(w, info, in_process(o) ? o->time_ns
+                          : v->at_stop  ? v->h->stop_ns
+                          : info        ? info->end_ns
+                                        : 0);
+    /* What the figures are of: the dump's moment, the arrival of the stop
+     * signal the program then died of (it may have freed much before
+     * dying), or the death itself. */
+    fil_write_str(w, ", \"held_at\": ");
+    fil_write_str(w, in_process(o) ? "\"dump\"" : v->at_stop ? "\"signal\"" : "\"death\"");
     fil_write_str(w, ",\n    \"top_lines\": ");
     if (in_process(o) && v->h->oom_continue)
         fil_write_str(w, "null"); /* the program went on: what it holds now is not what it held */
@@ -561,7 +572,8 @@ static void write_answers(const fil_view_t *v, const fil_run_info_t *info, fil_w
     write_tree(info, w);
 }
 
-static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned rendered,
+static void write_body(const fil_view_t *v, const fil_view_t *death, const fil_run_info_t *info,
+                       unsigned rendered,
                        const char *oom_source, fil_writer_t *w, fil_bump_t *mem) {
     const fil_state_header_t *h = v->h;
     fil_write_str(w, "{\n  \"fil_profile_version\": \"0.1.0\"");
@@ -588,7 +600,7 @@ static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned
     key_bool(w, "oom_detection", h->oom_detection);
     key(w, "out_of_memory");
     if (oom_source)
-        write_oom(v, info, oom_source, w, mem);
+        write_oom(death ? death : v, info, oom_source, w, mem);
     else
         fil_write_str(w, "null");
     key_bool(w, "reports_interrupted", fil_render_interrupted());
@@ -597,8 +609,9 @@ static void write_body(const fil_view_t *v, const fil_run_info_t *info, unsigned
     fil_write_str(w, "\n}\n");
 }
 
-int fil_render_summary(const fil_view_t *v, const fil_run_info_t *info, const char *dir,
-                       unsigned rendered, const char *oom_source, fil_bump_t *mem) {
+int fil_render_summary(const fil_view_t *v, const fil_view_t *death, const fil_run_info_t *info,
+                       const char *dir, unsigned rendered, const char *oom_source,
+                       fil_bump_t *mem) {
     fil_atomic_file_t f;
     size_t used = mem->used;
     char *buf = fil_bump(mem, SUMMARY_BUF);
@@ -607,7 +620,7 @@ int fil_render_summary(const fil_view_t *v, const fil_run_info_t *info, const ch
         goto out;
     fil_writer_t w;
     fil_writer_init(&w, f.fd, buf, SUMMARY_BUF);
-    write_body(v, info, rendered | FIL_RENDERED_SUMMARY, oom_source, &w, mem);
+    write_body(v, death, info, rendered | FIL_RENDERED_SUMMARY, oom_source, &w, mem);
     if (fil_writer_flush(&w) != 0) {
         fil_atomic_abort(&f);
         goto out;

@@ -30,8 +30,10 @@
 
 __thread int fil_guard __attribute__((tls_model("initial-exec")));
 __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+__thread uint32_t fil_last_node __attribute__((tls_model("initial-exec")));
 __thread int fil_lock_role __attribute__((tls_model("initial-exec")));
 int fil_active;
+int fil_stop_pending;
 int fil_lock_word;
 int fil_lock_needed;
 int fil_owner_busy;

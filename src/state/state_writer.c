@@ -41,7 +41,7 @@ fil_state_header_t *fil_state;
  * tracker lock, read by anyone after the chunk is published. */
 char *fil_state_chunks[FIL_SEG_COUNT][FIL_SEG_MAX_CHUNKS];
 uint32_t fil_state_elem_size[FIL_SEG_COUNT] = {sizeof(fil_node_t), sizeof(int64_t), sizeof(int64_t),
-                                               sizeof(fil_func_t), 1};
+                                               sizeof(fil_func_t), 1, sizeof(int64_t)};
 static int state_fd = -1;
 /* Identity of the memfd, checked before each growth: the program may close
  * our descriptor and open a file of its own under the same number, and that
@@ -60,6 +60,7 @@ static fil_seg_t *seg_of(int s) {
     case FIL_SEG_BYTES: return &fil_state->bytes;
     case FIL_SEG_PEAK: return &fil_state->peak;
     case FIL_SEG_FUNCS: return &fil_state->funcs;
+    case FIL_SEG_STOP: return &fil_state->stop;
     default: return &fil_state->strings;
     }
 }
@@ -95,6 +96,7 @@ int fil_state_open(int fd) {
     h->peak.elem_size = sizeof(int64_t);
     h->funcs.elem_size = sizeof(fil_func_t);
     h->strings.elem_size = 1;
+    h->stop.elem_size = sizeof(int64_t);
     struct stat st;
     if (fstat(fd, &st) != 0)
         return -1;
@@ -194,7 +196,7 @@ int fil_state_reserve(int s, uint64_t more) {
         if (fil_state_reserve(FIL_SEG_BYTES, more) || fil_state_reserve(FIL_SEG_PEAK, more))
             return -1;
     }
-    if (s == FIL_SEG_BYTES || s == FIL_SEG_PEAK)
+    if (s == FIL_SEG_BYTES || s == FIL_SEG_PEAK || s == FIL_SEG_STOP)
         need = fil_state->nodes.count + more;
     while (capacity(g) < need)
         if (add_chunk(s) != 0)

@@ -17,11 +17,20 @@
  * private epoch stamp, and a change to a node whose stamp is old appends it
  * to a dirty list. So a program that makes many successive peaks pays for
  * the nodes it touched, not for every call stack it ever had.
+ *
+ * The stop copy works the same way, once per stop signal: the trampoline
+ * only raises fil_stop_pending; the first decrease after it copies every
+ * node's bytes into stop[] before it is applied (before_decrease), so the
+ * report of a program that was interrupted and unwound shows what it held
+ * when the signal came.
  */
 #include "fil/tracker.h"
 
+#include <time.h>
+
 #include "fil/common.h"
 #include "fil/lock.h"
+#include "fil/runtime.h"
 #include "fil/state_writer.h"
 #include "fil/sys.h"
 #include "pools.h"
@@ -80,6 +89,33 @@ static void snapshot_locked(void) {
     __atomic_store_n(&h->snapshot_busy, 0, __ATOMIC_RELEASE);
 }
 
+/* The stop copy (see the top comment). Context: lock held. */
+static void stop_copy_locked(void) {
+    fil_state_header_t *h = fil_state;
+    int sig = __atomic_exchange_n(&fil_stop_pending, 0, __ATOMIC_ACQ_REL);
+    if (sig <= 0 || fil_state_reserve(FIL_SEG_STOP, 0) != 0)
+        return; /* no room: the report shows what was held at death */
+    uint64_t n = h->nodes.count;
+    __atomic_store_n(&h->stop_signal, 0, __ATOMIC_RELEASE);
+    for (uint64_t i = 0; i < n; i++)
+        *fil_state_i64(FIL_SEG_STOP, i) = *fil_state_i64(FIL_SEG_BYTES, i);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h->stop_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    h->stop_total = h->total;
+    __atomic_store_n(&h->stop.count, n, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->stop_signal, (uint32_t)sig, __ATOMIC_RELEASE); /* last */
+}
+
+/* Before a decrease: settle the peak snapshot and the stop copy that wait
+ * for one. Out of line: charge() only tests two words. Context: lock held. */
+static __attribute__((noinline)) void before_decrease(void) {
+    if (fil_state->at_peak)
+        snapshot_locked();
+    if (__atomic_load_n(&fil_stop_pending, __ATOMIC_ACQUIRE))
+        stop_copy_locked();
+}
+
 /*
  * charge - add delta to node's live bytes and the total, snapshotting the
  * peak first if this is the first decrease after one. Stores in the order
@@ -89,8 +125,8 @@ static void snapshot_locked(void) {
  */
 static inline __attribute__((always_inline)) void charge(uint32_t node, int64_t delta) {
     fil_state_header_t *h = fil_state;
-    if (delta < 0 && h->at_peak)
-        snapshot_locked();
+    if (delta < 0 && FIL_UNLIKELY(h->at_peak | __atomic_load_n(&fil_stop_pending, __ATOMIC_RELAXED)))
+        before_decrease();
     if (FIL_UNLIKELY(node >= node_cap)) {
         if (cover(node) != 0) {
             node = 0; /* the bytes still count, charged to no stack */

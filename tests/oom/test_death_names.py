@@ -8,7 +8,10 @@ time: the launcher dies of that signal too (a shell sees 128+N); stderr says wha
 "crashed"/"Crash:") and never "Out of memory"; the file names stay those of
 the output contract (out-of-memory.*), but the SVG title, index.html's
 headline and summary.json's reason and kind say the same words; the report
-still holds the 300 MiB at its line.
+still holds the 300 MiB at its line, even after SIGINT, which Python turns
+into KeyboardInterrupt and unwinds (freeing it) before dying of the signal.
+A program with its own SIGTERM handler that frees 200 MiB before dying of
+SIGTERM is reported with the 200 MiB it held when the signal came.
 """
 
 import html
@@ -40,16 +43,9 @@ def h1(path):
     return html.unescape(m.group(1)) if m else None
 
 
-CASES = [
-    (signal.SIGTERM, "terminated", "was terminated (SIGTERM)", "Terminated (SIGTERM) with "),
-    (signal.SIGINT, "interrupted", "was interrupted (SIGINT)", "Interrupted (SIGINT) with "),
-    (signal.SIGKILL, "killed", "was killed (SIGKILL)", "Killed (SIGKILL) with "),
-]
-
-
-@pytest.mark.parametrize("sig, kind, words, headline", CASES, ids=[c[1] for c in CASES])
-def test_signal_death_named(oom, tmp_path, sig, kind, words, headline):
-    script = oom.program("hold_and_sleep.py")
+def signalled(oom, tmp_path, script, sig):
+    """Run script (which prints its pid) under fil-profile, send it sig, and
+    return the Run once the launcher has ended."""
     out = tmp_path / "out"
     proc = subprocess.Popen(oom.fil_command(out, script), cwd=str(tmp_path), env=oom.base_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -63,8 +59,21 @@ def test_signal_death_named(oom, tmp_path, sig, kind, words, headline):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    run = oom.Run(returncode=proc.returncode, stdout="", stderr=stderr.decode(errors="replace"),
-                  dir=oom.result_dir(out), cmd=None)
+    return oom.Run(returncode=proc.returncode, stdout="", stderr=stderr.decode(errors="replace"),
+                   dir=oom.result_dir(out), cmd=None)
+
+
+CASES = [
+    (signal.SIGTERM, "terminated", "was terminated (SIGTERM)", "Terminated (SIGTERM) with "),
+    (signal.SIGINT, "interrupted", "was interrupted (SIGINT)", "Interrupted (SIGINT) with "),
+    (signal.SIGKILL, "killed", "was killed (SIGKILL)", "Killed (SIGKILL) with "),
+]
+
+
+@pytest.mark.parametrize("sig, kind, words, headline", CASES, ids=[c[1] for c in CASES])
+def test_signal_death_named(oom, tmp_path, sig, kind, words, headline):
+    script = oom.program("hold_and_sleep.py")
+    run = signalled(oom, tmp_path, script, sig)
     assert run.returncode == -sig, run.describe()  # the launcher dies of it too
     lines = oom.stderr_lines(run)
     assert not any("Out of memory" in l or "out-of-memory report" in l for l in lines), lines
@@ -81,6 +90,9 @@ def test_signal_death_named(oom, tmp_path, sig, kind, words, headline):
     assert o["kind"] == kind, o
     assert o["reason"].startswith(words[len("was "):] + " with "), o
     assert o["signal"] == sig.name, o
+    # Python catches SIGINT (KeyboardInterrupt): the figures are of its arrival;
+    # SIGTERM and SIGKILL kill at once: of the death.
+    assert o["held_at"] == ("signal" if sig == signal.SIGINT else "death"), o
     oom.assert_close(oom.bytes_at(run.oom_prof(), script, oom.marker_line(script, "hold")),
                      300 * oom.MIB, 0.05, "held line")
 
@@ -99,3 +111,18 @@ def test_crash_named(oom, tmp_path):
     page = run.file("index.html").read_text()
     assert "Where it crashed" in page and "Native stack (innermost last)" in page
     assert run.summary()["out_of_memory"]["kind"] == "signal"
+    assert run.summary()["out_of_memory"]["held_at"] == "dump"
+
+
+def test_memory_held_when_the_signal_came(oom, tmp_path):
+    script = oom.program("graceful_shutdown.py")
+    run = signalled(oom, tmp_path, script, signal.SIGTERM)
+    assert run.returncode == -signal.SIGTERM, run.describe()
+    held = oom.bytes_at(run.oom_prof(), script, oom.marker_line(script, "hold"))
+    oom.assert_close(held, 200 * oom.MIB, 0.02, "held line when SIGTERM came")
+    o = run.summary()["out_of_memory"]
+    assert o["kind"] == "terminated", o
+    assert o["held_at"] == "signal", o
+    oom.assert_close(o["tracked_bytes"], 200 * oom.MIB, 0.05, "tracked at the signal")
+    assert svg_title(run.file("out-of-memory.svg")).startswith("Terminated (SIGTERM) with 20"), \
+        svg_title(run.file("out-of-memory.svg"))

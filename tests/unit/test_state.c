@@ -36,7 +36,7 @@
 static uint64_t expected_size(void)
 {
     const fil_seg_t *segs[] = {&fil_state->nodes, &fil_state->bytes, &fil_state->peak,
-                               &fil_state->funcs, &fil_state->strings};
+                               &fil_state->funcs, &fil_state->strings, &fil_state->stop};
     uint64_t size = FIL_STATE_HEADER_SIZE;
     for (int s = 0; s < FIL_SEG_COUNT; s++)
         for (uint32_t k = 0; k < segs[s]->nchunks; k++)
@@ -55,6 +55,8 @@ static const fil_seg_t *seg(int s)
         return &fil_state->peak;
     case FIL_SEG_FUNCS:
         return &fil_state->funcs;
+    case FIL_SEG_STOP:
+        return &fil_state->stop;
     default:
         return &fil_state->strings;
     }
@@ -84,6 +86,7 @@ static void test_header(void)
     CHECK_U64(h->peak.elem_size, 8);
     CHECK_U64(h->funcs.elem_size, sizeof(fil_func_t));
     CHECK_U64(h->strings.elem_size, 1);
+    CHECK_U64(h->stop.elem_size, 8);
     for (int s = 0; s < FIL_SEG_COUNT; s++) {
         CHECK_U64(seg(s)->nchunks, 0);
         CHECK_U64(seg(s)->count, 0);

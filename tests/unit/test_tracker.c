@@ -27,6 +27,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@
 #include "../../src/tracker/tracker_internal.h"
 #include "check.h"
 #include "fil/lock.h"
+#include "fil/runtime.h"
 #include "fil/stacks.h"
 #include "fil/state.h"
 #include "fil/state_writer.h"
@@ -91,6 +93,49 @@ static void setup(void)
 static void *addr(uint64_t a)
 {
     return (void *)(uintptr_t)a;
+}
+
+/* ---- stop copy -------------------------------------------------------------- */
+
+/* A stop signal reached the program's handler (fil_stop_pending), then the
+ * program unwound: the first free copies what was held before it applies;
+ * later frees and allocations leave the copy alone; a second signal clears
+ * it until its own copy is taken. */
+static void test_stop_copy(void)
+{
+    int64_t before = fil_state->total;
+    fil_tracker_add(addr(0x7100000), 7000, 5);
+    fil_tracker_add(addr(0x7200000), 900, 6);
+    CHECK_I64(fil_state->stop_signal, 0);
+    __atomic_store_n(&fil_stop_pending, SIGINT, __ATOMIC_RELEASE);
+    fil_tracker_add(addr(0x7300000), 50, 7); /* an increase does not copy */
+    CHECK_I64(fil_state->stop_signal, 0);
+    fil_tracker_remove(addr(0x7100000));
+    CHECK_I64(fil_state->stop_signal, SIGINT);
+    CHECK_I64(fil_stop_pending, 0);
+    CHECK_I64(fil_state->stop_total, before + 7950);
+    CHECK(fil_state->stop.count == fil_state->nodes.count);
+    CHECK_I64(*fil_state_i64(FIL_SEG_STOP, 5), bytes_of(5) + 7000);
+    CHECK_I64(*fil_state_i64(FIL_SEG_STOP, 6), 900);
+    CHECK_I64(*fil_state_i64(FIL_SEG_STOP, 7), 50);
+    int64_t sum = 0;
+    for (uint64_t n = 0; n < fil_state->stop.count; n++)
+        sum += *fil_state_i64(FIL_SEG_STOP, n);
+    CHECK_I64(sum, fil_state->stop_total); /* what a reader sums */
+    fil_tracker_remove(addr(0x7200000));
+    fil_tracker_add(addr(0x7400000), 123, 6);
+    CHECK_I64(*fil_state_i64(FIL_SEG_STOP, 6), 900); /* the copy stays */
+    /* A second signal: the old copy is withdrawn (as the trampoline does),
+     * the next free takes a new one. */
+    __atomic_store_n(&fil_state->stop_signal, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&fil_stop_pending, SIGTERM, __ATOMIC_RELEASE);
+    fil_tracker_remove(addr(0x7300000));
+    CHECK_I64(fil_state->stop_signal, SIGTERM);
+    CHECK_I64(*fil_state_i64(FIL_SEG_STOP, 6), 123);
+    CHECK_I64(*fil_state_i64(FIL_SEG_STOP, 7), 50);
+    fil_tracker_remove(addr(0x7400000));
+    CHECK_I64(fil_state->total, before);
+    CHECK_CONSISTENT();
 }
 
 /* ---- peak ------------------------------------------------------------------- */
@@ -1082,6 +1127,7 @@ int main(void)
     }
     test_peak_abc(); /* first: on a fresh total and peak */
     test_peak_many();
+    test_stop_copy();
     test_add_remove();
     test_realloc();
     test_mmaps();
