@@ -285,7 +285,12 @@ static void reset_counters(fil_state_header_t *h) {
     h->peak_ns = h->allocations = h->dropped = h->stacks_dropped = 0;
     memset(&h->oom, 0, sizeof h->oom);
     memset(&h->signals, 0, sizeof h->signals);
-    h->exited = 0;
+    for (uint32_t k = 0; k < known_chunks(FIL_SEG_STOP); k++) /* the parent's stop copy */
+        memset(fil_state_chunks[FIL_SEG_STOP][k], 0, chunk_len(FIL_SEG_STOP, k));
+    h->stop_signal = 0;
+    h->stop_total = 0;
+    h->stop_ns = 0;
+    h->exited = h->execed = 0;
     h->exit_code = 0;
     h->pid = getpid();
 }

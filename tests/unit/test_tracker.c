@@ -1074,11 +1074,16 @@ static void test_fork_child(void)
     int64_t parent_total = fil_state->total, parent_peak = fil_state->peak_total;
     uint64_t parent_nodes = fil_state->nodes.count;
     int64_t parent7 = bytes_of(7);
+    /* The parent was interrupted: its stop copy is its own, not the child's. */
+    __atomic_store_n(&fil_stop_pending, SIGINT, __ATOMIC_RELEASE);
+    fil_tracker_remove(addr(0x7100000));
+    fil_tracker_add(addr(0x7100000), 4000, 7);
+    CHECK_I64(fil_state->stop_signal, SIGINT);
     int fd[2];
     CHECK(pipe(fd) == 0);
     pid_t pid = fork();
     if (pid == 0) {
-        int64_t got[8] = {0};
+        int64_t got[9] = {0};
         close(fd[0]);
         got[0] = fil_state_fork_child() == 0 && fil_tracker_fork_child() == 0;
         got[1] = fil_state->total;
@@ -1091,11 +1096,12 @@ static void test_fork_child(void)
         got[5] = fil_state->peak_total;
         got[6] = consistent();
         got[7] = fil_state->pid == getpid();
+        got[8] = fil_state->stop_signal + fil_state->stop_total + (int64_t)fil_state->execed;
         ssize_t w = write(fd[1], got, sizeof got);
         _exit(w == (ssize_t)sizeof got ? 0 : 1);
     }
     close(fd[1]);
-    int64_t got[8] = {0};
+    int64_t got[9] = {0};
     CHECK(read(fd[0], got, sizeof got) == (ssize_t)sizeof got);
     close(fd[0]);
     int status = 0;
@@ -1108,7 +1114,10 @@ static void test_fork_child(void)
     CHECK_I64(got[5], 300);
     CHECK_I64(got[6], 1);
     CHECK_I64(got[7], 1);
+    CHECK_I64(got[8], 0); /* no stop copy, no exec of its own yet */
     /* The parent's state is as it was. */
+    CHECK_I64(fil_state->stop_signal, SIGINT);
+    __atomic_store_n(&fil_state->stop_signal, 0, __ATOMIC_RELEASE);
     CHECK_I64(fil_state->total, parent_total);
     CHECK_I64(fil_state->peak_total, parent_peak);
     CHECK_I64(bytes_of(7), parent7);
