@@ -6,14 +6,27 @@ Covers: a spawn and a fork worker asking for 1 PiB under `ulimit -Sv`
 its folder, at its line, with the 50 MiB it held (within 2%), its stderr
 lines name its pid, it exits 53 as under the profiler, and the parent
 carries on (multiprocessing sees 53; the program exits 0 with its own peak
-report). Then a worker killed by the kernel's OOM killer in a child memory
+report), and the parent's index.html row says it ran out of memory, with
+its peak and a link. Then a worker killed by the kernel's OOM killer in a child memory
 cgroup (the memcg fixture; skipped where none is writable): its post-mortem
 comes from its own state (the leaking line holds more than 60% of the
 limit), its row says SIGKILL, 137 and OOM-killed, and the tree's view at
-that moment has it with what it held.
+that moment has it with what it held; the parent's page says OOM-killed.
 """
 
+import re
+
 import pytest
+
+
+def page_row(run, row):
+    """The parent's index.html table row of child row: its cells' text."""
+    page = run.file("index.html").read_text()
+    m = re.search(r'<tr class="died"><td class="n">%d</td>(.*?)</tr>' % row["pid"], page, re.S)
+    assert m, "no row of pid %d in the parent's index.html" % row["pid"]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", m.group(1), re.S)
+    assert 'href="%s/index.html"' % row["folder"] in cells[-1], cells
+    return cells
 
 
 def worker_row(run):
@@ -55,6 +68,11 @@ def test_child_out_of_memory_under_ulimit(oom, tmp_path, method):
     oom.assert_no_oom_files(run)
     oom.assert_close(oom.bytes_at(run.peak_prof(), script, oom.marker_line(script, "parent")),
                      20 * oom.MIB, 0.02, "the parent's line")
+    # The parent's page: the worker's row says it ran out of memory, and its peak.
+    cells = page_row(run, row)
+    assert cells[1] == "ran out of memory (exit 53)", cells
+    assert cells[2].endswith(" MiB") and abs(float(cells[2][:-4]) * oom.MIB - row["peak_bytes"]) \
+        < 0.1 * oom.MIB, (cells, row)
     said = [l for l in lines if l.startswith(oom.PREFIX + "Child process %d ran out of memory: "
                                              % row["pid"])]
     assert len(said) == 1 and said[0].endswith("/" + row["folder"]), lines
@@ -80,6 +98,7 @@ def test_worker_killed_by_the_oom_killer(oom, tmp_path, memcg):
     assert cs["out_of_memory"]["source"] == "post-mortem", cs["out_of_memory"]
     assert cs["out_of_memory"]["oom_kill_confirmed"] is True, cs["out_of_memory"]
     assert "was killed by the kernel's OOM killer" in run.stderr, run.describe()
+    assert page_row(run, row)[1] == "killed by the kernel's OOM killer (SIGKILL)"
     # The tree's view when the OOM killer struck has the worker with what it held.
     moment = s["process_tree"]["oom"]
     held_then = {p["pid"]: p["held_bytes"] for p in moment["processes"]}
