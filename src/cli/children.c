@@ -23,8 +23,9 @@
  * tree's peak is sampled (it can be missed by up to 10 ms, and the
  * processes are read one after another, microseconds apart), while each
  * figure of a process is one its tracker really stored. A moment is also
- * taken when a process starts an out-of-memory dump, or is found killed by
- * the OOM killer (the dead one's bytes are those of its death).
+ * taken when a process starts an out-of-memory dump (or ends having dumped
+ * between two samples), or is found killed by the OOM killer (the dead
+ * one's bytes are those of its death).
  *
  * The registry (children[], the moments) is guarded by reg_lock: the
  * thread, the sampler, and the main thread once the program has ended.
@@ -669,15 +670,19 @@ void fil_cli_children_sample(const fil_state_header_t *h, uint64_t t_ns) {
 
 /* ---- the thread ---------------------------------------------------------- */
 
-/* A pidfd said child i ended (reg_lock held). */
+/* A pidfd said child i ended (reg_lock held). If it was killed by the OOM
+ * killer, or dumped out of memory so fast that no sample saw it dumping,
+ * and no process ran out of memory before, the tree's out-of-memory moment
+ * is now, with its bytes as they were when it died. */
 static void ended(uint32_t i) {
     child_t *c = children[i];
     c->phase = ENDED;
     c->end_mono = mono_ns();
     close(c->pidfd);
     c->pidfd = -1;
-    if (!c->h->exited && !moments[1].taken && oom_kill_rose(c))
-        take_moment(1, real_ns() - cfg.info->start_ns, i); /* the OOM killer struck it */
+    int dumped = c->h->oom.dump_state != 0 && c->h->oom.reason != FIL_REASON_SIGNAL;
+    if (!moments[1].taken && (dumped || (!c->h->exited && oom_kill_rose(c))))
+        take_moment(1, real_ns() - cfg.info->start_ns, i);
 }
 
 /* Finish every ended child whose end is settled. reg_lock held. */

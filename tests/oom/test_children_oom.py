@@ -68,6 +68,11 @@ def test_child_out_of_memory_under_ulimit(oom, tmp_path, method):
     oom.assert_no_oom_files(run)
     oom.assert_close(oom.bytes_at(run.peak_prof(), script, oom.marker_line(script, "parent")),
                      20 * oom.MIB, 0.02, "the parent's line")
+    # The tree's view when it ran out of memory has it with its 50 MiB.
+    moment = s["process_tree"]["oom"]
+    held_then = {p["pid"]: p["held_bytes"] for p in moment["processes"]}
+    assert held_then.get(row["pid"], 0) >= 0.98 * 50 * oom.MIB, (held_then, row["pid"])
+    assert (run.dir / "tree-oom.svg").is_file() and (run.dir / "tree-oom.prof").is_file()
     # The parent's page: the worker's row says it ran out of memory, and its peak.
     cells = page_row(run, row)
     assert cells[1] == "ran out of memory (exit 53)", cells
