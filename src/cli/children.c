@@ -727,6 +727,11 @@ static int round_once(uint64_t *last_cg) {
         }
     pthread_mutex_unlock(&reg_lock);
     poll(p, np, 20);
+    if (p[0].revents & POLLIN) { /* the stop byte, read once: it must not wake every round */
+        char b;
+        if (read(stop_pipe[0], &b, 1) != 1) {
+        }
+    }
     if (p[1].revents & POLLIN)
         accept_one();
     for (int k = (int)first_child - 1; k >= 2; k--)
