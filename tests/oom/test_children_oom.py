@@ -7,7 +7,8 @@ its folder, at its line, with the 50 MiB it held (within 2%), its stderr
 lines name its pid, it exits 53 as under the profiler, and the parent
 carries on (multiprocessing sees 53; the program exits 0 with its own peak
 report), and the parent's index.html row says it ran out of memory, with
-its peak and a link. Then a worker killed by the kernel's OOM killer in a child memory
+its peak and a link. The same for a spawn worker leaking under
+--memory-limit 300M: its report at the leaking line (70-100% of the limit). Then a worker killed by the kernel's OOM killer in a child memory
 cgroup (the memcg fixture; skipped where none is writable): its post-mortem
 comes from its own state (the leaking line holds more than 60% of the
 limit), its row says SIGKILL, 137 and OOM-killed, and the tree's view at
@@ -81,6 +82,26 @@ def test_child_out_of_memory_under_ulimit(oom, tmp_path, method):
     said = [l for l in lines if l.startswith(oom.PREFIX + "Child process %d ran out of memory: "
                                              % row["pid"])]
     assert len(said) == 1 and said[0].endswith("/" + row["folder"]), lines
+
+
+def test_child_out_of_memory_under_memory_limit(oom, tmp_path):
+    """--memory-limit reaches a spawn worker: it dumps at its leaking line
+    before holding the limit, exits 53, and the parent goes on."""
+    script = oom.program("child_oom.py")
+    limit = 300 * oom.MIB
+    run = oom.run_fil(tmp_path, script, "spawn", "leak", opts=["--memory-limit", "300M"])
+    assert run.returncode == 0, run.describe()
+    assert run.stdout == "worker exit %d parent holds 20\n" % oom.EXIT_OOM, run.describe()
+    s, row = worker_row(run)
+    assert row["exit_status"] == oom.EXIT_OOM and not row["oom_killed"], row
+    cs = oom.load_summary(run.dir / row["folder"] / "summary.json")
+    assert cs["out_of_memory"]["source"] == "in-process", cs["out_of_memory"]
+    held = oom.bytes_at(oom.parse_prof(run.dir / row["folder"] / "out-of-memory.prof"), script,
+                        oom.marker_line(script, "leak"))
+    assert 0.7 * limit < held <= limit, "leaking line holds %d of %d" % (held, limit)
+    assert row["peak_bytes"] <= limit, row
+    assert s["out_of_memory"] is None
+    assert page_row(run, row)[1] == "ran out of memory (exit 53)"
 
 
 def test_worker_killed_by_the_oom_killer(oom, tmp_path, memcg):

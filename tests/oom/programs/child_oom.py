@@ -4,7 +4,8 @@ the parent carries on and reports the worker's exit code.
 
 argv[2] == "cgroup": the worker first moves itself into the memory cgroup
 folder argv[3] (so the kernel's OOM killer acts there, on it alone) and
-leaks 1 MiB at a time; otherwise it asks for 1 PiB after holding 50 MiB.
+leaks 1 MiB at a time; "leak": it leaks 1 MiB at a time where it is;
+otherwise it asks for 1 PiB after holding 50 MiB.
 """
 import multiprocessing as mp
 import sys
@@ -13,9 +14,10 @@ MIB = 1024 * 1024
 
 
 def worker(how, where):
-    if how == "cgroup":
-        with open(where + "/cgroup.procs", "w") as f:
-            f.write("0")  # this process
+    if how in ("cgroup", "leak"):
+        if how == "cgroup":
+            with open(where + "/cgroup.procs", "w") as f:
+                f.write("0")  # this process
         held = []
         while True:
             held.append(bytearray(MIB))  # @leak
