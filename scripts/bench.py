@@ -160,6 +160,8 @@ WORKLOADS = [
     Workload("reach", "reach.py", targets=[MinMarkerRatio("reach", 0.95)], extras=["reach"],
              limit_as=1 << 30, fil_opts=["--on-oom=continue"],
              about="ulimit -Sv 1 GiB: 2-tuples appended until MemoryError; how far it gets"),
+    Workload("spawn_pool", "spawn_pool.py", targets=[MaxTimeRatio(1.5)],
+             about="Pool of 8 spawn workers, 64 tiny tasks: each child profiled on its own"),
 ]
 
 

@@ -16,6 +16,12 @@
  * Context: startup, after the state and tracker exist. */
 int fil_oom_init(void);
 
+/* This process is a child the program started (src/interpose/children.c):
+ * its dumps go to dir (display: the same as the user would type it) and
+ * its stderr lines say its pid; forked: re-fault the inherited arena.
+ * Context: start-up or fork child, single-threaded. */
+void fil_oom_child(const char *dir, const char *display, int forked);
+
 /* Bytes the predictive check allows before the next refresh (all threads). */
 extern int64_t fil_oom_budget;
 

@@ -29,6 +29,7 @@ typedef struct fil_run_options {
     uint64_t memory_limit;  /* ... in bytes */
     int has_safety_margin;  /* --safety-margin given ... */
     uint64_t safety_margin; /* ... in bytes */
+    int children;           /* 0 with --no-children */
 } fil_run_options_t;
 
 /* Lines of the answer printed on stderr at exit. */
@@ -62,6 +63,34 @@ typedef struct fil_answer {
     fil_answer_line_t lines[FIL_ANSWER_LINES];
 } fil_answer_t;
 
+/* One child process as the parent's summary.json and index.html list it. */
+typedef struct fil_child_row {
+    int pid;
+    int argc;
+    char *const *argv;   /* its command line */
+    const char *folder;  /* its report folder, relative to the parent's */
+    int exit_known;      /* 0: how it ended is not known (exit_status null) */
+    int exit_status;     /* as a shell reports it: code, or 128+N */
+    int term_signal;     /* N if it died of signal N */
+    uint64_t peak_bytes; /* its own peak (exact, from its state) */
+    int out_of_memory;   /* it ran out of memory (dumped), or the OOM killer killed it */
+    int oom_killed;      /* the kernel's OOM killer killed it */
+    int running;         /* still running when the program ended */
+    const char *kind;    /* "exec" or "fork" */
+    int parent;          /* the process that started it */
+} fil_child_row_t;
+
+/* The process tree at one moment (the launcher's samples). */
+typedef struct fil_tree_moment {
+    const char *what;     /* "peak", "oom": the file is tree-<what>.svg */
+    const char *headline; /* what index.html says of it */
+    uint64_t t_ns;        /* since the program started */
+    uint64_t total;       /* the tree's tracked bytes then (sum of its processes) */
+    uint32_t nprocs;
+    const int *pids;      /* the processes, main program first */
+    const uint64_t *held; /* ... and what each held */
+} fil_tree_moment_t;
+
 /* What the supervisor knows about the run. */
 typedef struct fil_run_info {
     int argc;                  /* the profiled command as the user gave it */
@@ -82,7 +111,28 @@ typedef struct fil_run_info {
     uint64_t now_ns;             /* report on demand: CLOCK_REALTIME of it; 0 at exit */
     uint32_t sequence;           /* report on demand: 1 for the first of the run, ... */
     fil_answer_t *answer;        /* out: the top lines for stderr, or NULL */
+    /* The process tree (the main program's report only; else 0/NULL). */
+    const fil_child_row_t *children; /* the child processes profiled */
+    uint32_t nchildren;
+    const fil_tree_moment_t *moments; /* the tree's view at its peak, at an OOM */
+    uint32_t nmoments;
+    int children_profiled;       /* 0 with --no-children */
+    int child_index;             /* a child's own report: 1; 0 for the main program */
 } fil_run_info_t;
+
+/* One process of the tree's view (fil_render_tree_view). */
+typedef struct fil_tree_proc {
+    int state_fd;         /* its state file (structure and labels) */
+    const int64_t *bytes; /* its per-node bytes at the moment */
+    uint64_t nbytes;      /* entries of bytes (nodes interned later hold 0) */
+    const char *label;    /* its root frame: "pid 1234: python worker.py" */
+} fil_tree_proc_t;
+
+/* Write dir/<name>.svg and dir/<name>.prof: one flame graph of procs[0..n),
+ * each process's frames below its own root frame. 0, or -1.
+ * Context: supervisor. */
+int fil_render_tree_view(const fil_tree_proc_t *procs, uint32_t n, const char *dir,
+                         const char *name, const char *title, const char *subtitle);
 
 /* What fil_render_reports wrote (bit flags). */
 #define FIL_RENDERED_PEAK 1u              /* peak-memory.* and index.html */

@@ -187,6 +187,19 @@ typedef struct fil_state_header {
      * launcher holds a SIGUSR2 sent to it instead of killing the program. */
     uint32_t usr2_ready;
     uint32_t usr2_pad;
+
+    /* The process tree (src/interpose/children.c). How the process ended,
+     * as it knew it: exit(status), a return from main, or _exit(status);
+     * exited stays 0 for a death by a signal. A child the program started
+     * has its own state file and says how it began. */
+    uint32_t exited;   /* 1 once exit_code is stored */
+    int32_t exit_code; /* the status it exited with (written before exited) */
+    uint32_t child_kind; /* FIL_CHILD_*: 0 for the launcher's own program */
+    int32_t parent_pid;  /* the process that started it (0: the launcher) */
+    /* 1 once the process called exec (a fork child that exec'd another
+     * program and allocated nothing is no Python process of the tree). */
+    uint32_t execed;
+    uint32_t pad_execed;
 } fil_state_header_t;
 
 _Static_assert(sizeof(fil_state_header_t) <= FIL_STATE_HEADER_SIZE, "header too big");
@@ -195,6 +208,11 @@ _Static_assert(sizeof(fil_state_header_t) <= FIL_STATE_HEADER_SIZE, "header too 
 #define FIL_RUNNING_STARTED 1u
 #define FIL_RUNNING_FINISHED 2u
 #define FIL_RUNNING_REFUSED 3u /* no extension for this interpreter: it exited 127 */
+
+/* Values of fil_state_header_t.child_kind. */
+#define FIL_CHILD_MAIN 0u /* the program the launcher ran */
+#define FIL_CHILD_EXEC 1u /* a Python interpreter started by exec (spawn, subprocess) */
+#define FIL_CHILD_FORK 2u /* a fork() of a profiled process that did not exec */
 
 /* Which chunk holds element i, and at which index inside it. */
 static inline void fil_seg_locate(uint64_t i, uint32_t *chunk, uint64_t *within) {

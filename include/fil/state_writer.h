@@ -70,6 +70,19 @@ uint64_t fil_state_add_string(const char *s, size_t n);
  * supervisor, so tests can exercise the drop counting behind it. */
 extern int fil_state_no_reopen;
 
+/* In a fork() child: move to a state file of its own (a copy of the
+ * inherited call-stack tree and names, every counter zero), mapped where
+ * the parent's was. 0, or -1 (the caller stops tracking). Context: fork
+ * child, single-threaded, before any tracking. */
+int fil_state_fork_child(void);
+
+/* The process that holds this state's descriptor open (under fd), through
+ * whose /proc/<pid>/fd/<fd> it is opened again if the program closes ours. */
+void fil_state_set_owner(int pid, int fd);
+
+/* The state's descriptor in this process (-1 before fil_state_open). */
+int fil_state_fd(void);
+
 /* Bytes of the state file now. */
 uint64_t fil_state_size(void);
 

@@ -58,6 +58,11 @@ void fil_tracker_settle_peak(void);
  * Context: any; takes the lock. O(nodes). */
 void fil_tracker_reset_peak(void);
 
+/* A fork child forgets every block it inherited (they are its parent's)
+ * and starts from zero on the state fil_state_fork_child made. 0, or -1.
+ * Context: fork child, single-threaded, before any tracking. */
+int fil_tracker_fork_child(void);
+
 /* Live allocations counted in the table (for tests and sizing). */
 uint64_t fil_tracker_live_count(void);
 

@@ -156,6 +156,8 @@ static int our_option(int argc, char *const *argv, int *i, fil_cli_args_t *a, ch
         a->quiet = 1;
     else if (!strcmp(arg, "--no-usr2"))
         a->no_usr2 = 1;
+    else if (!strcmp(arg, "--no-children"))
+        a->no_children = 1;
     else if (!strcmp(arg, "--disable-oom-detection"))
         a->oom_detection = 0;
     else

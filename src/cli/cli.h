@@ -34,6 +34,9 @@
 /* Exit status when the interpreter could not be executed. */
 #define FIL_CLI_EXIT_EXEC 127
 
+/* Child processes listed in the main program's reports, at most. */
+#define FIL_CLI_MAX_CHILD_ROWS 4096
+
 /* Most interpreter options accepted in the `python` form. */
 #define FIL_CLI_MAX_PYOPTS 64
 
@@ -59,6 +62,7 @@ typedef struct fil_cli_args {
     int verbose;                            /* --verbose */
     int quiet;                              /* --quiet: only errors and warnings on stderr */
     int no_usr2;                            /* --no-usr2: SIGUSR2 is the program's, untouched */
+    int no_children;                        /* --no-children: the main process only */
     int oom_continue;                       /* --on-oom=continue (default exit) */
     int oom_detection;                      /* 0 with --disable-oom-detection */
     int has_memory_limit;                   /* --memory-limit given */
@@ -94,6 +98,7 @@ typedef struct fil_cli_env_opts {
     const char *result_dir;  /* absolute path of the result folder */
     const char *result_shown; /* the same as the user would type it, for messages */
     const fil_cli_args_t *a; /* OOM mode, detection, margin, verbosity */
+    const char *children;    /* the registry's socket name (FIL_CHILDREN), or NULL */
 } fil_cli_env_opts_t;
 char **fil_cli_build_env(char *const *environ_in, const fil_cli_env_opts_t *o);
 void fil_cli_free_env(char **env);
@@ -108,6 +113,8 @@ int fil_cli_join(const char *dir, const char *name, char *buf, size_t len);
 
 /* oomkill.c */
 int fil_cli_oom_kills(const char *root, uint64_t *count);
+int fil_cli_oom_kills_of(pid_t pid, char *dir, size_t len, uint64_t *count);
+int fil_cli_oom_kills_dir(const char *dir, uint64_t *count);
 
 /* supervise.c */
 typedef struct fil_cli_child {
@@ -186,6 +193,28 @@ uint64_t fil_cli_sampler_peak_rss(void);
 /* say.c */
 /* Print one FIL_MSG_PREFIX line to stderr, control characters as '?'. */
 void fil_cli_vline(const char *fmt, va_list ap);
+
+/* children.c: the processes the program starts. */
+typedef struct fil_cli_children_cfg {
+    const char *absdir;   /* the main result folder, absolute */
+    const char *shown;    /* ... as the user would type it */
+    const char *python;   /* the interpreter, for the children's summaries */
+    const fil_run_options_t *options;
+    const fil_run_info_t *info; /* the main program's command */
+    int quiet;
+    int state_fd;         /* the main program's state */
+    uint64_t start_ns;    /* CLOCK_REALTIME when the program started */
+    int main_pid;
+} fil_cli_children_cfg_t;
+int fil_cli_children_start(const fil_cli_children_cfg_t *c, char *name);
+void fil_cli_children_main_pid(pid_t pid);
+void fil_cli_children_sample(const struct fil_state_header *h, uint64_t t_ns);
+void fil_cli_children_stop(unsigned grace_ms, int main_oom);
+uint32_t fil_cli_children_rows(fil_child_row_t *out, uint32_t max);
+uint32_t fil_cli_children_count(void);
+uint32_t fil_cli_children_moments(fil_tree_moment_t *out);
+uint32_t fil_cli_children_draw_moments(const fil_tree_moment_t *in, uint32_t n,
+                                       const char *subtitle);
 
 /* browser.c */
 void fil_cli_open_browser(const char *path);

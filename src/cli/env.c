@@ -6,7 +6,8 @@
  * plus: LD_PRELOAD with our library first (the user's own preloads kept after
  * a ':'), FIL_STATE_FD, FIL_LIBDIR, FIL_RESULT_DIR, FIL_RESULT_DISPLAY, FIL_OOM_MODE,
  * FIL_OOM_DETECTION, and
- * FIL_SAFETY_MARGIN / FIL_VERBOSE / FIL_QUIET / FIL_USR2=0 only when asked for. Inherited copies of
+ * FIL_SAFETY_MARGIN / FIL_VERBOSE / FIL_QUIET / FIL_USR2=0 only when asked for,
+ * FIL_CHILDREN (the registry of child processes) unless --no-children. Inherited copies of
  * the FIL_* contract variables are dropped so a stray value in the user's
  * shell cannot change the run.
  *
@@ -21,17 +22,18 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fil/children.h"
 
 /* Variables the launcher sets itself: inherited values are dropped. */
 static const char *const owned_vars[] = {
     "LD_PRELOAD",   "FIL_STATE_FD", "FIL_LIBDIR", "FIL_RESULT_DIR", "FIL_RESULT_DISPLAY",
     "FIL_OOM_MODE", "FIL_OOM_DETECTION", "FIL_SAFETY_MARGIN",     "FIL_VERBOSE",
-    "FIL_QUIET",    "FIL_USR2",
+    "FIL_QUIET",    "FIL_USR2",  FIL_CHILDREN_ENV,
 };
 #define N_OWNED (sizeof owned_vars / sizeof owned_vars[0])
 
 /* Most entries build_env appends. */
-#define MAX_ADDED 12
+#define MAX_ADDED 16
 
 /* The value of `name` in env (first match, like getenv), or NULL. */
 static const char *env_get(char *const *env, const char *name)
@@ -103,6 +105,8 @@ static int add_ours(char **env, size_t *n, char *const *in, const fil_cli_env_op
         r |= add(env, n, "FIL_QUIET=1");
     if (a->no_usr2)
         r |= add(env, n, "FIL_USR2=0");
+    if (o->children)
+        r |= add(env, n, FIL_CHILDREN_ENV "=%s", o->children);
     return r ? -1 : 0;
 }
 

@@ -96,19 +96,25 @@ void fil_cli_forward_end(fil_cli_forward_t *f)
     f->h = NULL;
 }
 
-/* 1 if pid still maps the state (its image is the profiled one: an exec
- * unmaps it, and the new image notes nothing). */
-static int maps_state(pid_t pid)
+/* 1 if pid still maps the state file fd (its image is the profiled one:
+ * an exec unmaps it, and the new image notes nothing here; a re-exec'd
+ * interpreter profiled as a child of its own maps another fil-state,
+ * told apart by its inode). */
+static int maps_state(pid_t pid, int fd)
 {
     char path[64], line[512];
     int found = 0;
+    struct stat st;
     FILE *fp;
 
     snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-    if (!(fp = fopen(path, "re")))
+    if (fstat(fd, &st) != 0 || !(fp = fopen(path, "re")))
         return 0;
-    while (!found && fgets(line, sizeof line, fp))
-        found = strstr(line, "/memfd:fil-state") != NULL;
+    while (!found && fgets(line, sizeof line, fp)) {
+        unsigned long long ino = 0;
+        found = strstr(line, "/memfd:fil-state") != NULL &&
+                sscanf(line, "%*s %*s %*s %*s %llu", &ino) == 1 && ino == (unsigned long long)st.st_ino;
+    }
     fclose(fp);
     return found;
 }
@@ -126,7 +132,7 @@ static const fil_state_header_t *header(fil_cli_forward_t *f)
             MAP_FAILED)
         f->h = p;
     if (!f->h || __atomic_load_n(&f->h->magic, __ATOMIC_ACQUIRE) != FIL_STATE_MAGIC ||
-        f->h->pid != f->pid || !maps_state(f->pid))
+        f->h->pid != f->pid || !maps_state(f->pid, f->state_fd))
         return NULL;
     return f->h;
 }

@@ -74,7 +74,7 @@ static int probe(const fil_cli_args_t *a, const fil_cli_install_t *in, int has_l
                  uint64_t limit, const char *code, char *out, size_t outlen, int *status)
 {
     fil_cli_args_t p = *a;
-    fil_cli_env_opts_t eo = {in->preload, in->libdir, -1, PROBE_DIR, PROBE_DIR, &p};
+    fil_cli_env_opts_t eo = {in->preload, in->libdir, -1, PROBE_DIR, PROBE_DIR, &p, NULL};
     fil_cli_child_t c = {in->python, NULL, NULL, -1, has_limit, limit, 0, NULL, NULL};
     const char **argv;
     char **envp;

@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fil/children.h"
 #include "fil/common.h"
 #include "fil/render.h"
 #include "fil/state.h"
@@ -66,6 +68,9 @@ typedef struct launch {
     fil_run_options_t options;   /* the options, for summary.json */
     fil_answer_t answer;         /* the top lines, for stderr */
     fil_cli_sampler_cfg_t sampler; /* what sample.c needs */
+    char children[FIL_CHILDREN_NAME_MAX + 1]; /* the registry's name; "" with --no-children */
+    fil_child_row_t rows[FIL_CLI_MAX_CHILD_ROWS]; /* the child processes, for the reports */
+    fil_tree_moment_t moments[2]; /* the tree's view: its peak, when memory ran out */
 } launch_t;
 
 /* --quiet: informational lines are not printed. Set once by launch(). */
@@ -91,6 +96,9 @@ static const char usage_text[] =
     "      --verbose             explain what the profiler does on stderr\n"
     "      --quiet               print only errors and warnings on stderr\n"
     "      --no-usr2             leave SIGUSR2 to the program (no report on demand)\n"
+    "      --no-children         profile the main process only (by default every\n"
+    "                            Python process it starts gets its own report in\n"
+    "                            children/ of the result folder)\n"
     "  -h, --help                show this help\n"
     "      --version             show the version\n"
     "\n"
@@ -284,6 +292,110 @@ static void read_oom_kills(launch_t *l, uint64_t *v)
 }
 
 /*
+ * Start the registry of the processes the program starts (children.c),
+ * unless --no-children. Its failure is a warning: the run goes on with
+ * the main process only.
+ */
+static void start_children(launch_t *l)
+{
+    fil_cli_children_cfg_t c = {l->absdir, l->shown, l->python, &l->options, &l->info,
+                                l->a->quiet, l->state_fd, 0, 0};
+
+    l->info.children_profiled = 0;
+    if (l->a->no_children)
+        return;
+    c.start_ns = l->info.start_ns;
+    if (fil_cli_children_start(&c, l->children) == 0)
+        l->info.children_profiled = 1;
+    else
+        l->children[0] = 0;
+}
+
+/*
+ * The program has ended: give its children a moment to end (1 s), take
+ * their reports, and say where they are; those that ran out of memory or
+ * were killed by name.
+ */
+static void end_children(launch_t *l)
+{
+    fil_run_info_t *in = &l->info;
+    int oom_killed = in->term_signal == SIGKILL && in->oom_kill_known &&
+                     in->oom_kills_after > in->oom_kills_before;
+
+    if (!l->children[0])
+        return;
+    fil_cli_children_stop(1000, oom_killed);
+    in->nchildren = fil_cli_children_rows(l->rows, FIL_CLI_MAX_CHILD_ROWS);
+    in->children = l->rows;
+    for (uint32_t i = 0; i < in->nchildren; i++) {
+        const fil_child_row_t *r = &l->rows[i];
+        if (r->out_of_memory || r->term_signal)
+            note("Child process %d %s: %s/%s", r->pid,
+                 r->oom_killed      ? "was killed by the kernel's OOM killer"
+                 : r->out_of_memory ? "ran out of memory"
+                                    : "died of a signal",
+                 l->shown, r->folder);
+    }
+    if (in->nchildren)
+        note("Profiled %u child process%s: reports in %s/children/", in->nchildren,
+             in->nchildren == 1 ? "" : "es", l->shown);
+}
+
+/* The tree's view (tree-peak.svg, tree-oom.svg) is drawn by a thread of
+ * its own while the main thread writes the program's reports (which name
+ * it): they read different states. */
+typedef struct moments_job {
+    launch_t *l;
+    char sub[1024];
+    uint32_t drawn;
+} moments_job_t;
+
+static void *draw_moments(void *arg)
+{
+    moments_job_t *j = arg;
+
+    j->drawn = fil_cli_children_draw_moments(j->l->moments, j->l->info.nmoments, j->sub);
+    return NULL;
+}
+
+/* Start drawing the moments; 1 if a thread was started (join it). */
+static int start_moments(launch_t *l, moments_job_t *j, pthread_t *t)
+{
+    size_t k = 0;
+    sigset_t all, old;
+    int r;
+
+    if (!l->children[0] || !l->info.nchildren)
+        return 0;
+    l->info.nmoments = fil_cli_children_moments(l->moments);
+    l->info.moments = l->moments;
+    if (!l->info.nmoments)
+        return 0;
+    j->l = l;
+    j->sub[0] = 0;
+    for (int i = 0; i < l->info.argc && k + 2 < sizeof j->sub; i++)
+        k += (size_t)snprintf(j->sub + k, sizeof j->sub - k, "%s%s", i ? " " : "",
+                              l->info.argv[i]);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the render phase's signals stay ours */
+    r = pthread_create(t, NULL, draw_moments, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0)
+        draw_moments(j);
+    return r == 0;
+}
+
+/* Wait for the moments' graphs; warn about those that could not be drawn. */
+static void end_moments(launch_t *l, moments_job_t *j, pthread_t *t, int started)
+{
+    if (started)
+        pthread_join(*t, NULL);
+    if (l->info.nmoments && j->drawn < l->info.nmoments)
+        say("warning: the process tree's graph could not be written completely to %s",
+            l->shown);
+}
+
+/*
  * Build the child's argv and environment, run it, and fill l->info. Returns
  * fil_cli_supervise's result (0 ran, 1 not executable, -1 failure), or -1 if
  * out of memory (error printed).
@@ -292,7 +404,8 @@ static int run_child(launch_t *l)
 {
     const fil_cli_args_t *a = l->a;
     const char **argv = calloc((size_t)fil_cli_exec_argc(a) + 1, sizeof *argv);
-    fil_cli_env_opts_t eo = {l->preload, l->libdir, l->state_fd, l->absdir, l->shown, a};
+    fil_cli_env_opts_t eo = {l->preload, l->libdir, l->state_fd, l->absdir, l->shown, a,
+                             l->children[0] ? l->children : NULL};
     char **envp = fil_cli_build_env(environ, &eo);
     fil_cli_child_t c = {l->python,         argv,          envp, l->state_fd, a->has_memory_limit,
                          a->memory_limit,   !a->no_usr2,   fil_cli_sampler_started,
@@ -320,6 +433,7 @@ static int run_child(launch_t *l)
     }
     in->peak_rss = program_peak_rss(l);
     read_oom_kills(l, &in->oom_kills_after);
+    end_children(l);
 out:
     free(argv);
     fil_cli_free_env(envp);
@@ -500,7 +614,7 @@ static void describe_run(launch_t *l)
     fil_run_options_t o = {a->output,        a->no_browser,       a->verbose,
                            a->quiet,         a->oom_continue,     a->oom_detection,
                            !a->no_usr2,      a->has_memory_limit, a->memory_limit,
-                           a->has_safety_margin, a->safety_margin};
+                           a->has_safety_margin, a->safety_margin, !a->no_children};
     fil_cli_sampler_cfg_t s = {l->state_fd, l->outdir, &l->info, a->quiet, !a->no_usr2};
 
     l->options = o;
@@ -516,7 +630,9 @@ static int launch(const fil_cli_args_t *a)
 {
     static launch_t l; /* several PATH_MAX buffers: kept off the stack */
     const char **cmd = calloc((size_t)fil_cli_command_argc(a) + 1, sizeof *cmd);
-    int r = FIL_CLI_EXIT_USAGE, explained, die = 0;
+    int r = FIL_CLI_EXIT_USAGE, explained, die = 0, moments_started;
+    static moments_job_t mj;
+    pthread_t mt;
 
     l.a = a;
     l.state_fd = -1;
@@ -540,6 +656,7 @@ static int launch(const fil_cli_args_t *a)
     l.info.argv = (char *const *)cmd;
     l.info.python = l.python;
     describe_run(&l);
+    start_children(&l);
     switch (run_child(&l)) {
     case 0:
         if (child_refused(&l)) {
@@ -552,7 +669,9 @@ static int launch(const fil_cli_args_t *a)
                                                   l.info.term_signal);
         if (!explained)
             explain_death(&l.info);
+        moments_started = start_moments(&l, &mj, &mt);
         render(&l, explained);
+        end_moments(&l, &mj, &mt, moments_started);
         warn_dropped(&l);
         fil_cli_stop_signal(l.shown); /* returns unless a stop signal ended the render */
         r = l.info.exit_status;

@@ -15,6 +15,7 @@
  * production) so tests can use a fake tree. Stdio is fine: supervisor only,
  * never signal context.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -53,10 +54,10 @@ static FILE *open_under(const char *root, const char *path)
  * Find the memory v1 and the v2 lines of /proc/self/cgroup. 0, or -1 if the
  * file cannot be read.
  */
-static int read_proc_cgroup(const char *root, cg_hier_t *v1, cg_hier_t *v2)
+static int read_proc_cgroup(const char *root, const char *file, cg_hier_t *v1, cg_hier_t *v2)
 {
     char line[PATH_MAX + 256];
-    FILE *f = open_under(root, "/proc/self/cgroup");
+    FILE *f = open_under(root, file);
 
     if (!f)
         return -1;
@@ -154,18 +155,104 @@ static int read_oom_kill(const char *dir, const char *file, uint64_t *count)
  * production) into *count. 0, or -1 if it cannot be known (no memory cgroup,
  * unreadable files, kernel without the counter). Context: supervisor.
  */
-int fil_cli_oom_kills(const char *root, uint64_t *count)
+/* The counter of the memory cgroup the cgroup file `file` names: its
+ * value into *count and the file holding it into where (if not NULL). */
+static int oom_kills(const char *root, const char *file, char *where, size_t len,
+                     uint64_t *count)
 {
     cg_hier_t v1 = {0}, v2 = {0};
     char dir[PATH_MAX];
+    const char *name = NULL;
 
-    if (read_proc_cgroup(root, &v1, &v2) != 0)
+    if (read_proc_cgroup(root, file, &v1, &v2) != 0)
         return -1;
     if (v1.found && cgroup_dir(root, 0, v1.path, dir, sizeof dir) == 0 &&
         read_oom_kill(dir, "/memory.oom_control", count) == 0)
+        name = "/memory.oom_control";
+    else if (v2.found && cgroup_dir(root, 1, v2.path, dir, sizeof dir) == 0 &&
+             read_oom_kill(dir, "/memory.events", count) == 0)
+        name = "/memory.events";
+    if (!name)
+        return -1;
+    if (where && (size_t)snprintf(where, len, "%s%s", dir, name) >= len)
+        return -1;
+    return 0;
+}
+
+int fil_cli_oom_kills(const char *root, uint64_t *count)
+{
+    return oom_kills(root, "/proc/self/cgroup", NULL, 0, count);
+}
+
+/*
+ * The OOM-kill count of process pid's memory cgroup into *count, and the
+ * file it is read from into where (for fil_cli_oom_kills_dir). 0, or -1.
+ * Context: supervisor (the children thread).
+ */
+int fil_cli_oom_kills_of(pid_t pid, char *where, size_t len, uint64_t *count)
+{
+    char file[64];
+
+    snprintf(file, sizeof file, "/proc/%d/cgroup", (int)pid);
+    return oom_kills("", file, where, len, count);
+}
+
+#define TREE_MAX_DIRS 256 /* a bigger v1 subtree: its own counter only */
+#define TREE_MAX_DEPTH 8
+
+/* Add the oom_kill counts of the cgroups below dir (v1) to *sum, counting
+ * the folders visited in *dirs. 0, or -1 past TREE_MAX_DIRS. */
+static int add_below(const char *dir, int depth, unsigned *dirs, uint64_t *sum)
+{
+    char sub[PATH_MAX];
+    uint64_t v;
+    struct dirent *e;
+    int r = 0;
+    DIR *d = depth < TREE_MAX_DEPTH ? opendir(dir) : NULL;
+
+    if (!d)
         return 0;
-    if (v2.found && cgroup_dir(root, 1, v2.path, dir, sizeof dir) == 0 &&
-        read_oom_kill(dir, "/memory.events", count) == 0)
+    while (r == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_type != DT_DIR || e->d_name[0] == '.')
+            continue;
+        if (++*dirs > TREE_MAX_DIRS) {
+            r = -1;
+            break;
+        }
+        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub)
+            continue;
+        if (read_oom_kill(sub, "/memory.oom_control", &v) == 0)
+            *sum += v;
+        r = add_below(sub, depth + 1, dirs, sum);
+    }
+    closedir(d);
+    return r;
+}
+
+/*
+ * The count in the file fil_cli_oom_kills_of named. A v2 memory.events
+ * counts the cgroup's whole subtree; a v1 memory.oom_control only the
+ * cgroup itself, so the counts of the cgroups below it are added (up to
+ * TREE_MAX_DIRS of them): a process that moved itself into a child cgroup
+ * and was OOM-killed there before the launcher saw the move still shows
+ * as a rise. 0, or -1. Context: supervisor (the children thread).
+ */
+int fil_cli_oom_kills_dir(const char *where, uint64_t *count)
+{
+    static const char v1[] = "/memory.oom_control";
+    char dir[PATH_MAX];
+    size_t n = strlen(where), k = sizeof v1 - 1;
+    unsigned dirs = 0;
+    uint64_t sum;
+
+    if (read_oom_kill("", where, count) != 0)
+        return -1;
+    if (n <= k || n - k >= sizeof dir || strcmp(where + n - k, v1))
         return 0;
-    return -1;
+    memcpy(dir, where, n - k);
+    dir[n - k] = 0;
+    sum = *count;
+    if (add_below(dir, 0, &dirs, &sum) == 0)
+        *count = sum;
+    return 0;
 }

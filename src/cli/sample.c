@@ -222,6 +222,11 @@ static void take_sample(void)
         }
     }
     add_point(t > cfg.info->start_ns ? t - cfg.info->start_ns : 0, tracked, rss);
+    /* The process tree's total, and its moments (children.c). */
+    fil_cli_children_sample(h && __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == FIL_STATE_MAGIC
+                                ? h
+                                : NULL,
+                            t > cfg.info->start_ns ? t - cfg.info->start_ns : 0);
     cost_ns += thread_cpu_ns() - c0;
     nsamples++;
 }
@@ -376,6 +381,7 @@ static int start_thread(pthread_t *t, void *(*fn)(void *))
  */
 void fil_cli_sampler_started(pid_t pid, void *cfgp)
 {
+    fil_cli_children_main_pid(pid);
     static fil_run_info_t run; /* the run as it started: main.c fills in the end later */
     char path[64];
     int req[2];

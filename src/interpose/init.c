@@ -7,7 +7,9 @@
  * out-of-memory machinery, checks the interpreter and arranges for the
  * profiler to start with the program's code (python.c), wraps CPython's
  * object allocators (pymem.c), removes the profiler's variables from the
- * environment the program and its children see, and turns tracking on.
+ * environment the program sees (exec.c carries them to its children),
+ * and turns tracking on. A Python process the program started registers a
+ * state of its own with the launcher first (children.c).
  * Anything it allocates on the way is untracked (the guard is set).
  */
 #include <stdlib.h>
@@ -19,77 +21,72 @@
 #include "fil/stacks.h"
 #include "fil/state_writer.h"
 #include "fil/tracker.h"
+#include "exec_internal.h"
+#include "fil/children.h"
 #include "interpose_internal.h"
 
 void fil_interpose_resolve(void);
 void fil_python_setup(const char *libdir);
+int fil_python_supported(const char *libdir);
 int fil_python_present(void);
 
-/* The launcher's contract variables: read by now, and not the program's. */
-static const char *const our_vars[] = {
-    "FIL_STATE_FD",      "FIL_LIBDIR",        "FIL_RESULT_DIR", "FIL_RESULT_DISPLAY",
-    "FIL_OOM_MODE",      "FIL_OOM_DETECTION", "FIL_SAFETY_MARGIN", "FIL_VERBOSE",
-    "FIL_QUIET",         "FIL_USR2",
-};
-
-/* Remove our library from LD_PRELOAD so programs this one starts run
- * untracked (they would otherwise share, and corrupt, this state). */
-static void drop_preload(void) {
-    const char *v = getenv("LD_PRELOAD");
-    if (!v)
-        return;
-    char keep[4096];
-    size_t k = 0;
-    for (const char *p = v; *p;) {
-        size_t n = strcspn(p, ": ");
-        int ours = n >= 17 && memcmp(p + n - 17, "libfilpreload.so", 16) == 0;
-        ours = ours || (n >= 16 && memcmp(p + n - 16, "libfilpreload.so", 16) == 0);
-        if (!ours && n && k + n + 1 < sizeof keep) {
-            if (k)
-                keep[k++] = ':';
-            memcpy(keep + k, p, n);
-            k += n;
-        }
-        p += n;
-        while (*p == ':' || *p == ' ')
-            p++;
-    }
-    keep[k] = 0;
-    if (k)
-        setenv("LD_PRELOAD", keep, 1);
-    else
-        unsetenv("LD_PRELOAD");
+/* CLOCK_REALTIME in nanoseconds. */
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * The constructor. Three kinds of process load this library: one that is
+ * not Python (yet): a shim, a shell, valgrind, any program the tree runs;
+ * the program itself (FIL_STATE_FD: the launcher's memfd); and a Python
+ * process the program started (no FIL_STATE_FD, FIL_CHILDREN: it makes
+ * and registers a state of its own, children.c). Each takes the
+ * launcher's variables out of its environment (exec.c puts back what the
+ * next exec needs).
+ */
 __attribute__((constructor)) static void fil_preload_init(void) {
     fil_guard = 1;
     fil_interpose_resolve();
     const char *libdir = getenv("FIL_LIBDIR");
+    const char *fd = getenv("FIL_STATE_FD");
+    const char *registry = getenv(FIL_CHILDREN_ENV);
+    fil_children_setup(registry);
     if (libdir && !fil_python_present()) {
-        /* Not the interpreter yet (a pyenv shim, a wrapper script, valgrind
-         * on its way to python): track nothing, touch nothing, and let the
-         * environment through to the interpreter it will exec. */
+        /* Not the interpreter: track nothing, and carry the environment
+         * through to the programs it execs (the interpreter, or a Python
+         * grandchild below a shell). */
+        fil_exec_setup(FIL_EXEC_ALL);
+        fil_exec_strip();
         fil_guard = 0;
         return;
     }
-    const char *fd = getenv("FIL_STATE_FD");
+    int child = !fd && registry && libdir;
+    if (child && fil_python_supported(libdir) != 0) {
+        fil_exec_strip(); /* an interpreter we have no extension for: it runs unprofiled */
+        fil_guard = 0;
+        return;
+    }
+    fil_exec_setup(registry ? FIL_EXEC_CHILDREN : FIL_EXEC_NONE);
     int n = fd ? atoi(fd) : -1;
-    if (fil_state_open(n) == 0 && fil_stacks_init() == 0 && fil_tracker_init() == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        fil_state->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (fil_state_open(n) == 0 && (!child || fil_children_register_exec() == 0) &&
+        fil_stacks_init() == 0 && fil_tracker_init() == 0) {
+        fil_state->start_ns = now_ns();
         fil_state->running = FIL_RUNNING_STARTED;
         fil_oom_init();
+        fil_children_oom_dir();
         const char *usr2 = getenv("FIL_USR2");
         fil_usr2_setup(fd && libdir && !(usr2 && strcmp(usr2, "0") == 0));
         if (libdir)
             fil_python_setup(libdir); /* may refuse the interpreter and exit */
         fil_pymem_install();
-        drop_preload();
-        for (unsigned i = 0; i < sizeof our_vars / sizeof *our_vars; i++)
-            unsetenv(our_vars[i]);
+        fil_children_at_exit();
         __atomic_store_n(&fil_active, 1, __ATOMIC_RELEASE);
+    } else if (child) {
+        fil_exec_stop(); /* no launcher to take this one's children either */
     }
+    fil_exec_strip();
     fil_guard = 0;
 }
 

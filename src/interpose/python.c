@@ -200,6 +200,23 @@ static void refuse(const char *python, const char *what, const char *have, int t
 int fil_python_present(void) { return dlsym(RTLD_DEFAULT, "Py_GetVersion") != NULL; }
 
 /*
+ * fil_python_supported - 0 if this install has an extension for this
+ * interpreter's version, else -1 (nothing printed: a child the program
+ * started with another interpreter runs unprofiled rather than refused).
+ * Context: constructor, single-threaded, guard set.
+ */
+int fil_python_supported(const char *libdir) {
+    char dir[4096], have[256];
+    version_fn version = (version_fn)dlsym(RTLD_DEFAULT, "Py_GetVersion");
+    int major = 0, minor = 0;
+    snprintf(dir, sizeof dir, "%s/python/filprofiler", libdir);
+    if (!version || parse_version(version(), &major, &minor) != 0 || major != 3 || minor < 9 ||
+        !dlsym(RTLD_DEFAULT, "PySys_AddAuditHook"))
+        return -1;
+    return find_extension(dir, major, minor, have, sizeof have);
+}
+
+/*
  * fil_python_setup - called by the constructor of the profiled program
  * (libdir: the launcher's library folder). Refuses an interpreter this
  * install has no extension for; otherwise adds the audit hook.

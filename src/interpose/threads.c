@@ -5,8 +5,8 @@
  * A new thread inherits, as the root of its stacks, the node of the line
  * that created it: memory a C thread allocates is charged to the Python line
  * that started it, and a Python thread's frames hang below that line too.
- * A fork() child stops tracking at once: the shared state belongs to the
- * parent, and the child writing to it would corrupt the parent's report.
+ * A fork() child never writes into its parent's state: before fork returns
+ * in it, it moves to a state of its own (children.c), or stops tracking.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -15,6 +15,7 @@
 #include "fil/common.h"
 #include "fil/lock.h"
 #include "fil/stacks.h"
+#include "exec_internal.h"
 #include "interpose_internal.h"
 
 extern void *__libc_malloc(size_t);
@@ -35,6 +36,7 @@ void fil_interpose_resolve(void) {
     fil_interpose_resolve_alloc();
     real_create = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
     real_fork = (fork_fn)dlsym(RTLD_NEXT, "fork");
+    fil_exec_resolve();
 }
 
 typedef struct start {
@@ -76,11 +78,27 @@ FIL_API int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)
     return r;
 }
 
+/*
+ * fork - the child is a process of its own: children.c moves it to a state
+ * of its own (or stops it tracking) before fork returns in it. The lock is
+ * held across the real fork so that the child inherits the tracker's and
+ * the interning tables between two sections, never half-updated by another
+ * thread; the guard is set meanwhile, so what the fork handlers allocate
+ * passes through untracked (and never asks for the lock we hold).
+ * Context: any thread.
+ */
 FIL_API pid_t fork(void) {
     if (!real_fork)
         fil_interpose_resolve();
+    int g = fil_guard, tracked = __atomic_load_n(&fil_active, __ATOMIC_ACQUIRE) && !g;
+    fil_guard = 1;
+    if (tracked)
+        fil_lock();
     pid_t pid = real_fork();
+    if (tracked)
+        fil_unlock(); /* in the child too: its copy of the lock is ours */
     if (pid == 0)
-        __atomic_store_n(&fil_active, 0, __ATOMIC_RELEASE);
+        fil_children_forked();
+    fil_guard = g;
     return pid;
 }

@@ -101,6 +101,7 @@ void fil_oom_say(const char *a, const char *b, const char *c) {
     fil_writer_t w;
     fil_writer_init(&w, fil_oom_stderr(), buf, sizeof buf);
     fil_write_str(&w, FIL_MSG_PREFIX);
+    fil_write_str(&w, fil_oom_cfg.who);
     fil_write_str(&w, a);
     fil_write_str(&w, b ? b : "");
     fil_write_str(&w, c ? c : "");
@@ -216,7 +217,9 @@ static void say_margin(void) {
     char buf[256];
     fil_writer_t w;
     fil_writer_init(&w, fil_oom_stderr(), buf, sizeof buf);
-    fil_write_str(&w, FIL_MSG_PREFIX "Predicted: ");
+    fil_write_str(&w, FIL_MSG_PREFIX);
+    fil_write_str(&w, fil_oom_cfg.who);
+    fil_write_str(&w, "Predicted: ");
     fil_write_size_down(&w, fil_state->oom.headroom); /* never reads as the margin itself */
     fil_write_str(&w, fil_state->oom.limit_kind == FIL_LIMIT_CGROUP
                           ? " left under the cgroup limit, less than the safety margin of "

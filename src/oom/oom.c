@@ -215,6 +215,42 @@ static void say_limits(void) {
     fil_writer_flush(&w);
 }
 
+/* "[pid N] " into who. */
+static void set_who(int pid) {
+    char *p = fil_oom_cfg.who;
+    char digits[16];
+    int n = 0;
+    unsigned v = (unsigned)pid;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < (int)sizeof digits);
+    memcpy(p, "[pid ", 5);
+    p += 5;
+    while (n > 0)
+        *p++ = digits[--n];
+    memcpy(p, "] ", 3);
+}
+
+/*
+ * fil_oom_child - this process is a child the program started: its dumps go
+ * to its own folder (dir; display: as the user would type it) and its lines
+ * on stderr say its pid. In a fork child the inherited arena pages are
+ * shared with the parent until written, so they are written now, while
+ * memory is plentiful: a dump never faults in a page it reserved.
+ * Context: start-up or fork child, single-threaded.
+ */
+void fil_oom_child(const char *dir, const char *display, int forked) {
+    size_t n = strnlen(dir, sizeof fil_oom_cfg.dir - 1);
+    memcpy(fil_oom_cfg.dir, dir, n);
+    fil_oom_cfg.dir[n] = 0;
+    n = strnlen(display, sizeof fil_oom_cfg.display_dir - 1);
+    memcpy(fil_oom_cfg.display_dir, display, n);
+    fil_oom_cfg.display_dir[n] = 0;
+    set_who(getpid());
+    if (forked && fil_oom_arena)
+        prefault(fil_oom_arena, 0, fil_oom_arena_size);
+}
+
 int fil_oom_init(void) {
     fil_limits_read(&fil_state->limits, "");
     read_config();

@@ -30,6 +30,7 @@ typedef struct fil_oom_config {
     uintptr_t self_lo, self_hi; /* text of libfilpreload.so, skipped in native stacks */
     int err_fd;            /* a high copy of the stderr the program started with, or -1 */
     uint64_t err_dev, err_ino; /* what it is, to know it again (fil_oom_stderr) */
+    char who[32];          /* "[pid 1234] " in a child the program started, else "" */
 } fil_oom_config_t;
 
 /* Where the dump's lines go: the stderr the program started with (the

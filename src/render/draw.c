@@ -67,9 +67,10 @@ int fil_render_interrupted(void)
     return render_stop != 0;
 }
 
-/* The first file of the reports that could not be written, and why. */
-static int fail_errno;
-static char fail_name[64];
+/* The first file of the reports that could not be written, and why: per
+ * thread, as the launcher renders children's reports side by side. */
+static __thread int fail_errno __attribute__((tls_model("initial-exec")));
+static __thread char fail_name[64] __attribute__((tls_model("initial-exec")));
 
 /* See render_internal.h. SIGNAL CONTEXT: plain stores. */
 void fil_render_note_failure(const char *name, int e)
@@ -615,6 +616,7 @@ static int body_index(void *c, fil_writer_t *w)
                 j->tree, j->work, j->work_cap);
     if (j->info)
         index_timeline(j, w);
+    fil_render_html_tree(w, j->info);
     fil_html_reading(w);
     if (j->death)
         fil_html_graph(w, "Memory held at that moment", "out-of-memory.svg",

@@ -139,6 +139,11 @@ void fil_render_json_stack(fil_writer_t *w, const fil_tree_t *t, uint32_t leaf,
 void fil_render_fill_answer(fil_answer_t *a, const fil_tree_t *t, const fil_top_line_t *rows,
                             uint32_t n);
 
+/* index.html's part on the process tree (treehtml.c): the child processes
+ * and the tree's view at its moments; nothing when in has neither.
+ * SIGNAL CONTEXT safe (writes only). */
+void fil_render_html_tree(fil_writer_t *w, const fil_run_info_t *in);
+
 /* Bytes tracked at the peak (the peak report's total). */
 uint64_t fil_view_peak_total(const fil_view_t *v);
 

@@ -430,6 +430,8 @@ static void write_options(const fil_run_info_t *info, fil_writer_t *w) {
     fil_write_str(w, o->quiet ? "true" : "false");
     fil_write_str(w, ", \"usr2_reports\": ");
     fil_write_str(w, o->usr2 ? "true" : "false");
+    fil_write_str(w, ", \"children\": ");
+    fil_write_str(w, o->children ? "true" : "false");
     fil_write_char(w, '}');
 }
 
@@ -463,9 +465,92 @@ static void write_timeline(const fil_run_info_t *info, fil_writer_t *w) {
     fil_write_str(w, n ? "\n  ]" : "]");
 }
 
+/* One child's row of "children". */
+static void write_child(const fil_child_row_t *c, fil_writer_t *w) {
+    fil_write_str(w, "\n    {\"pid\": ");
+    fil_write_u64(w, (uint64_t)(c->pid > 0 ? c->pid : 0));
+    fil_write_str(w, ", \"command\": [");
+    for (int i = 0; i < c->argc && !w->failed; i++) {
+        if (i)
+            fil_write_str(w, ", ");
+        fil_write_json_str(w, c->argv[i], strlen(c->argv[i]));
+    }
+    fil_write_str(w, "], \"folder\": ");
+    fil_write_json_str(w, c->folder, strlen(c->folder));
+    fil_write_str(w, ", \"exit_status\": ");
+    u64_or_null(w, c->exit_known && !c->running, (uint64_t)c->exit_status);
+    fil_write_str(w, ", \"signal\": ");
+    if (c->term_signal) {
+        fil_write_char(w, '"');
+        write_signame(w, c->term_signal);
+        fil_write_char(w, '"');
+    } else {
+        fil_write_str(w, "null");
+    }
+    fil_write_str(w, ", \"peak_bytes\": ");
+    fil_write_u64(w, c->peak_bytes);
+    fil_write_str(w, ", \"out_of_memory\": ");
+    fil_write_str(w, c->out_of_memory ? "true" : "false");
+    fil_write_str(w, ", \"oom_killed\": ");
+    fil_write_str(w, c->oom_killed ? "true" : "false");
+    fil_write_str(w, ", \"running\": ");
+    fil_write_str(w, c->running ? "true" : "false");
+    fil_write_str(w, ", \"kind\": ");
+    json_str_or_null(w, c->kind);
+    fil_write_str(w, ", \"parent_pid\": ");
+    fil_write_u64(w, (uint64_t)(c->parent > 0 ? c->parent : 0));
+    fil_write_char(w, '}');
+}
+
+/* "children": the child processes profiled, each in its own folder. */
+static void write_children(const fil_run_info_t *info, fil_writer_t *w) {
+    uint32_t n = info ? info->nchildren : 0;
+    key(w, "children");
+    fil_write_char(w, '[');
+    for (uint32_t i = 0; i < n && !w->failed; i++) {
+        write_child(&info->children[i], w);
+        if (i + 1 < n)
+            fil_write_char(w, ',');
+    }
+    fil_write_str(w, n ? "\n  ]" : "]");
+}
+
+/* "process_tree": the tree's view at its sampled peak and when memory ran
+ * out: when, the sum, and what each process held. */
+static void write_tree(const fil_run_info_t *info, fil_writer_t *w) {
+    uint32_t n = info ? info->nmoments : 0;
+    key(w, "process_tree");
+    if (!n) {
+        fil_write_str(w, "null");
+        return;
+    }
+    fil_write_str(w, "{\"sample_interval_seconds\": 0.010");
+    for (uint32_t i = 0; i < n; i++) {
+        const fil_tree_moment_t *m = &info->moments[i];
+        fil_write_str(w, ",\n    \"");
+        fil_write_str(w, m->what);
+        fil_write_str(w, "\": {\"seconds\": ");
+        write_seconds(w, m->t_ns);
+        fil_write_str(w, ", \"tracked_bytes\": ");
+        fil_write_u64(w, m->total);
+        fil_write_str(w, ", \"graph\": \"tree-");
+        fil_write_str(w, m->what);
+        fil_write_str(w, ".svg\", \"processes\": [");
+        for (uint32_t k = 0; k < m->nprocs; k++) {
+            fil_write_str(w, k ? ", {\"pid\": " : "{\"pid\": ");
+            fil_write_u64(w, (uint64_t)(m->pids[k] > 0 ? m->pids[k] : 0));
+            fil_write_str(w, ", \"held_bytes\": ");
+            fil_write_u64(w, m->held[k]);
+            fil_write_char(w, '}');
+        }
+        fil_write_str(w, "]}");
+    }
+    fil_write_str(w, "}");
+}
+
 /* The keys added for scripts: the kind of report, the peak RSS, the
  * options, the top lines and stacks at the peak, memory over time, the
- * child processes (none are profiled yet: always empty). */
+ * child processes and the process tree's view. */
 static void write_answers(const fil_view_t *v, const fil_run_info_t *info, fil_writer_t *w,
                           fil_bump_t *mem) {
     key(w, "report");
@@ -496,8 +581,8 @@ static void write_answers(const fil_view_t *v, const fil_run_info_t *info, fil_w
         fil_write_str(w, "[]");
     mem->used = used;
     write_timeline(info, w);
-    key(w, "children");
-    fil_write_str(w, "[]");
+    write_children(info, w);
+    write_tree(info, w);
 }
 
 static void write_body(const fil_view_t *v, const fil_view_t *death, const fil_run_info_t *info,

@@ -229,6 +229,131 @@ uint64_t fil_state_add_string(const char *s, size_t n) {
     return at;
 }
 
+/* Bytes of segment s's chunk k. */
+static size_t chunk_len(int s, uint32_t k) {
+    return fil_page_round(fil_seg_chunk_elems(k) * fil_state_elem_size[s]);
+}
+
+/* Chunks of segment s this process has mapped (the parent of a fork child
+ * may have published more since the fork: they are not ours). */
+static uint32_t known_chunks(int s) {
+    uint32_t k = 0;
+    while (k < FIL_SEG_MAX_CHUNKS && fil_state_chunks[s][k])
+        k++;
+    return k;
+}
+
+/* Write len bytes of p at offset off of fd. 0, or -1. */
+static int put_at(int fd, const void *p, size_t len, uint64_t off) {
+    if (lseek(fd, (off_t)off, SEEK_SET) != (off_t)off)
+        return -1;
+    for (size_t done = 0; done < len;) {
+        ssize_t n = write(fd, (const char *)p + done, len - done);
+        if (n <= 0 && errno != EINTR)
+            return -1;
+        done += n > 0 ? (size_t)n : 0;
+    }
+    return 0;
+}
+
+/* Copy the header and every chunk we know into fd, each at its offset.
+ * 0, or -1. */
+static int copy_into(int fd, uint64_t end) {
+    if (ftruncate(fd, (off_t)end) != 0 || put_at(fd, fil_state, FIL_STATE_HEADER_SIZE, 0) != 0)
+        return -1;
+    for (int s = 0; s < FIL_SEG_COUNT; s++)
+        for (uint32_t k = 0; k < known_chunks(s); k++)
+            if (put_at(fd, fil_state_chunks[s][k], chunk_len(s, k), seg_of(s)->chunk_off[k]) != 0)
+                return -1;
+    return 0;
+}
+
+/* Map fd at off over the mapping at p (same length). 0, or -1. */
+static int remap_at(void *p, size_t len, int fd, uint64_t off) {
+    long r = syscall(SYS_mmap, p, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+                     (off_t)off);
+    return r == (long)(uintptr_t)p ? 0 : -1;
+}
+
+/* The counters of a fresh process: nothing held, no peak, no events. */
+static void reset_counters(fil_state_header_t *h) {
+    for (int s = FIL_SEG_BYTES; s <= FIL_SEG_PEAK; s++)
+        for (uint32_t k = 0; k < known_chunks(s); k++)
+            memset(fil_state_chunks[s][k], 0, chunk_len(s, k));
+    h->total = h->peak_total = 0;
+    h->at_peak = h->snapshot_busy = 0;
+    h->peak_ns = h->allocations = h->dropped = h->stacks_dropped = 0;
+    memset(&h->oom, 0, sizeof h->oom);
+    memset(&h->signals, 0, sizeof h->signals);
+    for (uint32_t k = 0; k < known_chunks(FIL_SEG_STOP); k++) /* the parent's stop copy */
+        memset(fil_state_chunks[FIL_SEG_STOP][k], 0, chunk_len(FIL_SEG_STOP, k));
+    h->stop_signal = 0;
+    h->stop_total = 0;
+    h->stop_ns = 0;
+    h->exited = h->execed = 0;
+    h->exit_code = 0;
+    h->pid = getpid();
+}
+
+/*
+ * fil_state_fork_child - in a fork() child, move to a state file of its
+ * own: a new memfd holding a copy of the call-stack tree, the functions and
+ * the names as this process inherited them (the node and function ids in
+ * its stacks and caches stay valid), with every counter zero, mapped at
+ * the very addresses of the parent's mappings (MAP_FIXED), so every
+ * pointer into the state stays good and no write can reach the parent's
+ * file again. Segments keep only the chunks this process had mapped at the
+ * fork. 0, or -1 with the parent's mappings untouched (the caller must stop
+ * tracking). The new state has no owner until fil_state_set_owner.
+ * Context: fork child, single-threaded, guard set, before any tracking.
+ */
+int fil_state_fork_child(void) {
+    uint64_t end = FIL_STATE_HEADER_SIZE;
+    int fd = (int)syscall(SYS_memfd_create, "fil-state", MFD_CLOEXEC);
+    if (!fil_state || fd < 0)
+        return -1;
+    fd = fil_sys_fd_high(fd);
+    for (int s = 0; s < FIL_SEG_COUNT; s++)
+        for (uint32_t k = 0; k < known_chunks(s); k++)
+            if (seg_of(s)->chunk_off[k] + chunk_len(s, k) > end)
+                end = seg_of(s)->chunk_off[k] + chunk_len(s, k);
+    struct stat st;
+    if (copy_into(fd, end) != 0 || fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    int bad = remap_at(fil_state, FIL_STATE_HEADER_SIZE, fd, 0);
+    for (int s = 0; s < FIL_SEG_COUNT; s++) {
+        fil_seg_t *g = seg_of(s);
+        uint32_t n = known_chunks(s);
+        for (uint32_t k = 0; k < n; k++)
+            bad |= remap_at(fil_state_chunks[s][k], chunk_len(s, k), fd, g->chunk_off[k]);
+        g->nchunks = n;
+        uint64_t cap = capacity(g);
+        if (g->count > cap) /* published by the parent after the fork */
+            g->count = cap;
+    }
+    uint64_t per_node = capacity(&fil_state->bytes) < capacity(&fil_state->peak)
+                            ? capacity(&fil_state->bytes)
+                            : capacity(&fil_state->peak);
+    if (fil_state->nodes.count > per_node) /* each node has its two counters */
+        fil_state->nodes.count = per_node;
+    fil_state->file_size = end;
+    reset_counters(fil_state);
+    state_fd = fd;
+    state_dev = st.st_dev;
+    state_ino = st.st_ino;
+    owner_pid = owner_fd = 0;
+    return bad ? -1 : 0;
+}
+
+void fil_state_set_owner(int pid, int fd) {
+    owner_pid = pid;
+    owner_fd = fd;
+}
+
+int fil_state_fd(void) { return state_fd; }
+
 uint64_t fil_state_size(void) { return fil_state ? fil_state->file_size : 0; }
 
 int fil_state_owner(void) { return owner_pid; }

@@ -31,6 +31,9 @@ int fil_tracker_maps_init(void) {
     return ranges ? 0 : -1;
 }
 
+/* Forget every range (a fork child: they are its parent's). */
+void fil_tracker_maps_forget(void) { count = 0; }
+
 /* Index of the first range ending after addr. */
 static uint64_t first_after(uintptr_t addr) {
     uint64_t lo = 0, hi = count;

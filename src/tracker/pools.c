@@ -160,6 +160,33 @@ void *fil_tracker_arena_new(size_t size) {
     return b + m;
 }
 
+/*
+ * fil_tracker_pools_forget - a fork child forgets the blocks its parent
+ * recorded: the records of every arena are dropped with MADV_DONTNEED
+ * (this process's copy of those pages becomes zero pages again, the
+ * parent's are untouched, nothing is copied), so a record reads "no class
+ * yet, nothing live" and an inherited object freed by the child is simply
+ * unknown. The arenas themselves stay: pymalloc goes on using them.
+ * Context: fork child, single-threaded, lock held.
+ */
+void fil_tracker_pools_forget(void) {
+    unsigned as = fil_pool_geom.arena_shift;
+    fil_pool_live = 0;
+    if (!as)
+        return;
+    size_t per_leaf = (size_t)1 << (FIL_RADIX_TOP_SHIFT - as);
+    for (uintptr_t top = 0; top < FIL_RADIX_TOP; top++) {
+        const uint8_t *leaf = fil_pool_radix[top];
+        for (size_t i = 0; leaf && i < per_leaf; i++) {
+            if (!leaf[i])
+                continue;
+            uintptr_t a = (top << FIL_RADIX_TOP_SHIFT) | ((uintptr_t)i << as);
+            syscall(SYS_madvise, a - fil_pool_geom.meta_size, fil_pool_geom.meta_size,
+                    MADV_DONTNEED);
+        }
+    }
+}
+
 /* Uncharge what record r still lists (blocks freed behind our back) and
  * clear it. Context: lock held. */
 static void drop_stale(fil_pool_rec_t *r) {

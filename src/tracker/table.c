@@ -280,3 +280,17 @@ int fil_tracker_table_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
 }
 
 uint64_t fil_tracker_table_count(void) { return used + nodd; }
+
+/* Forget every block (a fork child: they are its parent's). The old
+ * tables are unmapped (this process's copies only) and a fresh one is made. */
+int fil_tracker_table_forget(void) {
+    fil_sys_unmap(spans, cap * sizeof(span_t));
+    for (uint32_t k = 0; k < LEAF_CHUNKS; k++) {
+        fil_sys_unmap(leaf_chunk[k], ((size_t)1 << (LEAF_CHUNK_SHIFT + k)) * sizeof(leaf_t));
+        leaf_chunk[k] = NULL;
+    }
+    nspans = used = nodd = 0;
+    nleaves = 0;
+    free_leaf = UINT32_MAX;
+    return fil_tracker_table_init();
+}

@@ -334,6 +334,26 @@ void fil_tracker_reset_peak(void) {
     fil_unlock();
 }
 
+/*
+ * fil_tracker_fork_child - a fork child starts with nothing: the blocks
+ * live at the fork are its parent's (they stay in the parent's report), so
+ * every record of them is dropped and an inherited block the child frees
+ * is unknown to it, as an untracked one is. The per-node counters were
+ * zeroed with the new state (fil_state_fork_child); the peak's dirty list
+ * starts again. 0, or -1 (the caller stops tracking).
+ * Context: fork child, single-threaded, before any tracking.
+ */
+int fil_tracker_fork_child(void) {
+    fil_lock();
+    int r = fil_tracker_table_forget();
+    fil_tracker_maps_forget();
+    fil_tracker_pools_forget();
+    ndirty = 0;
+    epoch++;
+    fil_unlock();
+    return r;
+}
+
 uint64_t fil_tracker_live_count(void) {
     fil_lock();
     uint64_t n = fil_tracker_table_count() + fil_pool_live;

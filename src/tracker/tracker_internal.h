@@ -25,6 +25,11 @@ int fil_tracker_maps_add(uintptr_t start, uint64_t len, uint32_t node);
  * for each piece removed. Returns the bytes removed. */
 uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len);
 
+/* A fork child forgets its parent's blocks (table.c, mmaps.c, pools.c). */
+int fil_tracker_table_forget(void);
+void fil_tracker_maps_forget(void);
+void fil_tracker_pools_forget(void);
+
 /* Apply delta to node's bytes and the total (tracker.c). */
 void fil_tracker_charge_locked(uint32_t node, int64_t delta);
 

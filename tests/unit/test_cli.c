@@ -28,6 +28,10 @@
 #include "../../src/cli/resultdir.c"
 #include "../../src/cli/sample.c"
 #include "../../src/cli/say.c"
+
+/* sample.c's calls into children.c (the registry), which is not under test here. */
+void fil_cli_children_sample(const struct fil_state_header *h, uint64_t t_ns) { (void)h, (void)t_ns; }
+void fil_cli_children_main_pid(pid_t pid) { (void)pid; }
 #include "check.h"
 
 /* ---- parsing ------------------------------------------------------------ */
@@ -259,6 +263,9 @@ static void test_parse_values(void)
     CHECK(a.quiet && !a.verbose);
     CHECK_INT(fil_cli_parse(5, (char *const *)v6, &a, err, sizeof err), OK);
     CHECK(a.quiet && !a.verbose);
+    const char *v7[] = {FP, "run", "--no-children", "x.py", "--no-children", NULL};
+    CHECK_INT(fil_cli_parse(5, (char *const *)v7, &a, err, sizeof err), OK);
+    CHECK(a.no_children && a.script_argc == 1 && !strcmp(a.script_argv[0], "--no-children"));
 }
 
 /* The interpreter's argv and the recorded command follow the contract. */
@@ -306,12 +313,13 @@ static void test_env(void)
 {
     char *in[] = {
         "HOME=/root",     "LD_PRELOAD=libx.so", "PYTHONMALLOC=pymalloc_debug", "FIL_VERBOSE=1",
-        "FIL_STATE_FD=9", "PATH=/bin",          "FIL_SAFETY_MARGIN=5",         NULL};
+        "FIL_STATE_FD=9", "PATH=/bin",          "FIL_SAFETY_MARGIN=5",         "FIL_CHILDREN=x",
+        NULL};
     char *plain[] = {"HOME=/root", "FIL_RESULT_DISPLAY=stale", NULL};
     const char *argv[] = {FP, "--safety-margin", "1K", "--on-oom=continue", "run", "x.py", NULL};
     fil_cli_args_t a;
     char err[256], **env;
-    fil_cli_env_opts_t o = {"/p/libfilpreload.so", "/p", 7, "/r/2026", "r/2026", &a};
+    fil_cli_env_opts_t o = {"/p/libfilpreload.so", "/p", 7, "/r/2026", "r/2026", &a, NULL};
 
     CHECK_INT(fil_cli_parse(6, (char *const *)argv, &a, err, sizeof err), OK);
     env = fil_cli_build_env(in, &o);
@@ -328,8 +336,17 @@ static void test_env(void)
     CHECK_STR(lookup(env, "FIL_OOM_DETECTION"), "1");
     CHECK_STR(lookup(env, "FIL_SAFETY_MARGIN"), "1024");
     CHECK(lookup(env, "FIL_VERBOSE") == NULL); /* inherited copy dropped, not asked for */
+    CHECK(lookup(env, "FIL_CHILDREN") == NULL);  /* ... and so is a stray registry */
     CHECK_INT(count((const char *const *)env), 11);
     fil_cli_free_env(env);
+
+    /* Children on: the registry's name is handed down. */
+    o.children = "fil-profile-1-abc";
+    env = fil_cli_build_env(in, &o);
+    CHECK_STR(lookup(env, "FIL_CHILDREN"), "fil-profile-1-abc");
+    CHECK_INT(count((const char *const *)env), 12);
+    fil_cli_free_env(env);
+    o.children = NULL;
 
     a.has_safety_margin = 0, a.verbose = 1, a.oom_continue = 0, a.oom_detection = 0;
     env = fil_cli_build_env(plain, &o);

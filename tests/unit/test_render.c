@@ -323,7 +323,7 @@ static void test_answers(int fd)
 {
     char dir[64], err[256];
     fil_run_info_t info = run_info(0);
-    fil_run_options_t o = {"out", 1, 0, 1, 0, 1, 1, 1, 3ull << 30, 0, 0};
+    fil_run_options_t o = {"out", 1, 0, 1, 0, 1, 1, 1, 3ull << 30, 0, 0, 1};
     fil_answer_t a;
     info.options = &o;
     info.timeline = timeline;

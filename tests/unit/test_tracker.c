@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../../src/tracker/pools.h"
 #include "../../src/tracker/tracker_internal.h"
@@ -1055,6 +1057,77 @@ static void test_pools(void)
     CHECK_I64(bytes_of(15), 0);
 }
 
+/* ---- a fork child's own state ------------------------------------------ */
+
+/* A fork child moves to a state of its own (fil_state_fork_child) and
+ * forgets the parent's blocks (fil_tracker_fork_child): its counters start
+ * at zero, an inherited malloc block or pymalloc object it frees changes
+ * nothing, what it allocates is charged to the same node ids, and the
+ * parent's file is never written. The child reports through a pipe. */
+static void test_fork_child(void)
+{
+    char *a = fil_tracker_arena_new(ARENA);
+    CHECK(a != NULL);
+    fake_pool(a, 2, 3);
+    fil_tracker_add(addr(0x7100000), 4000, 7);
+    fil_tracker_py_add(blk(a, 2, 3, 1), 40, 8);
+    int64_t parent_total = fil_state->total, parent_peak = fil_state->peak_total;
+    uint64_t parent_nodes = fil_state->nodes.count;
+    int64_t parent7 = bytes_of(7);
+    /* The parent was interrupted: its stop copy is its own, not the child's. */
+    __atomic_store_n(&fil_stop_pending, SIGINT, __ATOMIC_RELEASE);
+    fil_tracker_remove(addr(0x7100000));
+    fil_tracker_add(addr(0x7100000), 4000, 7);
+    CHECK_I64(fil_state->stop_signal, SIGINT);
+    int fd[2];
+    CHECK(pipe(fd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int64_t got[9] = {0};
+        close(fd[0]);
+        got[0] = fil_state_fork_child() == 0 && fil_tracker_fork_child() == 0;
+        got[1] = fil_state->total;
+        got[2] = (int64_t)fil_state->nodes.count;
+        fil_tracker_remove(addr(0x7100000));        /* the parent's: unknown here */
+        fil_tracker_py_remove(blk(a, 2, 3, 1));
+        got[3] = fil_state->total + bytes_of(7) + bytes_of(8);
+        fil_tracker_add(addr(0x7200000), 300, 7);  /* the child's own */
+        got[4] = bytes_of(7);
+        got[5] = fil_state->peak_total;
+        got[6] = consistent();
+        got[7] = fil_state->pid == getpid();
+        got[8] = fil_state->stop_signal + fil_state->stop_total + (int64_t)fil_state->execed;
+        ssize_t w = write(fd[1], got, sizeof got);
+        _exit(w == (ssize_t)sizeof got ? 0 : 1);
+    }
+    close(fd[1]);
+    int64_t got[9] = {0};
+    CHECK(read(fd[0], got, sizeof got) == (ssize_t)sizeof got);
+    close(fd[0]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_I64(got[0], 1);
+    CHECK_I64(got[1], 0);                          /* nothing held at the start */
+    CHECK_I64(got[2], (int64_t)parent_nodes);      /* the tree it inherited */
+    CHECK_I64(got[3], 0);                          /* inherited frees: no effect */
+    CHECK_I64(got[4], 300);
+    CHECK_I64(got[5], 300);
+    CHECK_I64(got[6], 1);
+    CHECK_I64(got[7], 1);
+    CHECK_I64(got[8], 0); /* no stop copy, no exec of its own yet */
+    /* The parent's state is as it was. */
+    CHECK_I64(fil_state->stop_signal, SIGINT);
+    __atomic_store_n(&fil_state->stop_signal, 0, __ATOMIC_RELEASE);
+    CHECK_I64(fil_state->total, parent_total);
+    CHECK_I64(fil_state->peak_total, parent_peak);
+    CHECK_I64(bytes_of(7), parent7);
+    CHECK_I64(fil_state->pid, getpid());
+    fil_tracker_remove(addr(0x7100000));
+    fil_tracker_py_remove(blk(a, 2, 3, 1));
+    fil_tracker_arena_del(a, ARENA);
+    CHECK_CONSISTENT();
+}
+
 int main(void)
 {
     setup();
@@ -1075,6 +1148,7 @@ int main(void)
     test_overflow();
     test_pool_index();
     test_pools();
+    test_fork_child();
     test_replace_across(); /* last: a failure here leaves blocks behind */
     return check_summary("test_tracker");
 }

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: MIT
+"""A child process that runs out of memory (issue 12).
+
+Covers: a spawn and a fork worker asking for 1 PiB under `ulimit -Sv`
+(RLIMIT_AS inherited): the worker dumps its own out-of-memory report in
+its folder, at its line, with the 50 MiB it held (within 2%), its stderr
+lines name its pid, it exits 53 as under the profiler, and the parent
+carries on (multiprocessing sees 53; the program exits 0 with its own peak
+report), and the parent's index.html row says it ran out of memory, with
+its peak and a link. The same for a spawn worker leaking under
+--memory-limit 300M: its report at the leaking line (70-100% of the limit). Then a worker killed by the kernel's OOM killer in a child memory
+cgroup (the memcg fixture; skipped where none is writable): its post-mortem
+comes from its own state (the leaking line holds more than 60% of the
+limit), its row says SIGKILL, 137 and OOM-killed, and the tree's view at
+that moment has it with what it held; the parent's page says OOM-killed.
+"""
+
+import re
+
+import pytest
+
+
+def page_row(run, row):
+    """The parent's index.html table row of child row: its cells' text."""
+    page = run.file("index.html").read_text()
+    m = re.search(r'<tr class="died"><td class="n">%d</td>(.*?)</tr>' % row["pid"], page, re.S)
+    assert m, "no row of pid %d in the parent's index.html" % row["pid"]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", m.group(1), re.S)
+    assert 'href="%s/index.html"' % row["folder"] in cells[-1], cells
+    return cells
+
+
+def worker_row(run):
+    s = run.summary()
+    rows = [c for c in s["children"] if c["out_of_memory"]]
+    assert len(rows) == 1, s["children"]
+    return s, rows[0]
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_child_out_of_memory_under_ulimit(oom, tmp_path, method):
+    script = oom.program("child_oom.py")
+    run = oom.run_fil(tmp_path, script, method, "pib", command=oom.ulimit_sv(3000000))
+    assert run.returncode == 0, run.describe()
+    assert run.stdout == "worker exit %d parent holds 20\n" % oom.EXIT_OOM, run.describe()
+    assert "unreachable" not in run.stdout
+    s, row = worker_row(run)
+    assert row["exit_status"] == oom.EXIT_OOM and row["signal"] is None, row
+    assert row["oom_killed"] is False, row
+    child = run.dir / row["folder"]
+    for name in oom.OOM_FILES:
+        assert (child / name).is_file(), name
+    stacks = oom.parse_prof(child / "out-of-memory.prof")
+    oom.assert_close(oom.bytes_at(stacks, script, oom.marker_line(script, "keep")),
+                     50 * oom.MIB, 0.02, "the worker's kept 50 MiB")
+    (frames, count), = oom.failed_requests(stacks)
+    assert count == 2 ** 50 + 1, count  # bytearray asks for one more byte
+    assert oom.is_frame_at(oom.last_python_frame(frames), script,
+                           oom.marker_line(script, "huge")), frames
+    cs = oom.load_summary(child / "summary.json")
+    assert cs["out_of_memory"]["source"] == "in-process", cs["out_of_memory"]
+    # Its lines on stderr say which process, and where its report is.
+    lines = oom.stderr_lines(run)
+    mine = [l for l in lines if l.startswith(oom.PREFIX + "[pid %d] " % row["pid"])]
+    assert any("Out of memory: " in l for l in mine), lines
+    assert any(l.endswith(row["folder"] + "/out-of-memory.svg") for l in mine), lines
+    # The parent's own report: its 20 MiB, and no out-of-memory of its own.
+    assert s["out_of_memory"] is None
+    oom.assert_no_oom_files(run)
+    oom.assert_close(oom.bytes_at(run.peak_prof(), script, oom.marker_line(script, "parent")),
+                     20 * oom.MIB, 0.02, "the parent's line")
+    # The tree's view when it ran out of memory has it with its 50 MiB.
+    moment = s["process_tree"]["oom"]
+    held_then = {p["pid"]: p["held_bytes"] for p in moment["processes"]}
+    assert held_then.get(row["pid"], 0) >= 0.98 * 50 * oom.MIB, (held_then, row["pid"])
+    assert (run.dir / "tree-oom.svg").is_file() and (run.dir / "tree-oom.prof").is_file()
+    # The parent's page: the worker's row says it ran out of memory, and its peak.
+    cells = page_row(run, row)
+    assert cells[1] == "ran out of memory (exit 53)", cells
+    assert cells[2].endswith(" MiB") and abs(float(cells[2][:-4]) * oom.MIB - row["peak_bytes"]) \
+        < 0.1 * oom.MIB, (cells, row)
+    said = [l for l in lines if l.startswith(oom.PREFIX + "Child process %d ran out of memory: "
+                                             % row["pid"])]
+    assert len(said) == 1 and said[0].endswith("/" + row["folder"]), lines
+
+
+def test_child_out_of_memory_under_memory_limit(oom, tmp_path):
+    """--memory-limit reaches a spawn worker: it dumps at its leaking line
+    before holding the limit, exits 53, and the parent goes on."""
+    script = oom.program("child_oom.py")
+    limit = 300 * oom.MIB
+    run = oom.run_fil(tmp_path, script, "spawn", "leak", opts=["--memory-limit", "300M"])
+    assert run.returncode == 0, run.describe()
+    assert run.stdout == "worker exit %d parent holds 20\n" % oom.EXIT_OOM, run.describe()
+    s, row = worker_row(run)
+    assert row["exit_status"] == oom.EXIT_OOM and not row["oom_killed"], row
+    cs = oom.load_summary(run.dir / row["folder"] / "summary.json")
+    assert cs["out_of_memory"]["source"] == "in-process", cs["out_of_memory"]
+    held = oom.bytes_at(oom.parse_prof(run.dir / row["folder"] / "out-of-memory.prof"), script,
+                        oom.marker_line(script, "leak"))
+    assert 0.7 * limit < held <= limit, "leaking line holds %d of %d" % (held, limit)
+    assert row["peak_bytes"] <= limit, row
+    assert s["out_of_memory"] is None
+    assert page_row(run, row)[1] == "ran out of memory (exit 53)"
+
+
+def test_worker_killed_by_the_oom_killer(oom, tmp_path, memcg):
+    version, cg = memcg
+    script = oom.program("child_oom.py")
+    run = oom.run_fil(tmp_path, script, "spawn", "cgroup", str(cg),
+                      opts=["--disable-oom-detection"], timeout=120)
+    assert run.returncode == 0, run.describe()
+    assert run.stdout == "worker exit -9 parent holds 20\n", run.describe()
+    s, row = worker_row(run)
+    assert row["oom_killed"] is True and row["signal"] == "SIGKILL", row
+    assert row["exit_status"] == 137, row
+    child = run.dir / row["folder"]
+    for name in oom.OOM_FILES:
+        assert (child / name).is_file(), name
+    held = oom.bytes_at(oom.parse_prof(child / "out-of-memory.prof"), script,
+                        oom.marker_line(script, "leak"))
+    assert held > 0.6 * oom.CG_LIMIT, "leaking line holds %d of %d" % (held, oom.CG_LIMIT)
+    cs = oom.load_summary(child / "summary.json")
+    assert cs["out_of_memory"]["source"] == "post-mortem", cs["out_of_memory"]
+    assert cs["out_of_memory"]["oom_kill_confirmed"] is True, cs["out_of_memory"]
+    assert "was killed by the kernel's OOM killer" in run.stderr, run.describe()
+    assert page_row(run, row)[1] == "killed by the kernel's OOM killer (SIGKILL)"
+    # The tree's view when the OOM killer struck has the worker with what it held.
+    moment = s["process_tree"]["oom"]
+    held_then = {p["pid"]: p["held_bytes"] for p in moment["processes"]}
+    assert held_then[row["pid"]] >= held, (held_then, held)
+    assert (run.dir / "tree-oom.svg").is_file() and (run.dir / "tree-oom.prof").is_file()
