@@ -246,16 +246,21 @@ print("done", flush=True)
 """
 
 
-@pytest.mark.parametrize("delay", [0.002, 0.01, 0.03])
-def test_usr2_to_the_launcher_at_once_waits_for_the_program(tmp_path, fp, delay):
+@pytest.mark.parametrize("when", ["at-fork", "10ms"])
+def test_usr2_to_the_launcher_at_once_waits_for_the_program(tmp_path, fp, when):
     """`fil-profile run x.py & kill -USR2 $!` (the README's example), sent
     before the interpreter has started: the signal waits until the program
     can take it, then a report on demand is written and the program goes on.
+    at-fork: as soon as the program's process exists (its interpreter is
+    starting); 10ms: most likely before the launcher watches signals.
     (Before the launcher's own main() runs, it dies as any program would.)"""
     script = fp.write_script(tmp_path, QUICK)
     proc, out = start(fp, tmp_path, script)
     try:
-        time.sleep(delay)
+        if when == "at-fork":
+            program_pid(proc.pid)
+        else:
+            time.sleep(0.01)
         os.kill(proc.pid, signal.SIGUSR2)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
