@@ -68,6 +68,41 @@ static inline int fil_src_compare(fil_src_t *s, const fil_pythread_t *t, uint32_
     return (int)j;
 }
 
+/* The frames a walk skips that quick() can skip for one load: the shims
+ * 3.12+ puts where C code calls Python (owned by the C stack). Anything
+ * else a walk would skip (a frame still setting up) is a mismatch there,
+ * because no key holds its position: keys are of visible frames. */
+static inline fil_frame_t *skip_shims(fil_frame_t *f) {
+#if PY_VERSION_HEX >= 0x030C0000
+    while (f && f->owner == FRAME_OWNED_BY_CSTACK)
+        f = fil_py_below(f);
+#endif
+    return f;
+}
+
+/*
+ * fil_src_quick (fil/pyresolve.h). Cost: ~8 instructions for the top (its
+ * visibility test included), ~6 per frame below (code, instruction and
+ * link: no store, no visibility test). Why a frame below the top needs no
+ * test: equal code and instruction to a key make it visible, because
+ * whether a frame shows depends only on them (and, on 3.12+, on the owner:
+ * a shim's code is the interpreter's trampoline, never a key's).
+ */
+static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const void **instr) {
+    const fil_pykey_t *k = t->key + t->depth - 1;
+    fil_frame_t *f = fil_py_top(s->ts);
+    if (!f || fil_py_code(f) != k->code || fil_py_hidden(f))
+        return 0;
+    *instr = fil_py_instr(f);
+    while (k != t->key) {
+        k--;
+        f = skip_shims(fil_py_below(f));
+        if (!f || fil_py_code(f) != k->code || fil_py_instr(f) != k->instr)
+            return 0;
+    }
+    return skip_shims(fil_py_below(f)) == NULL;
+}
+
 static inline int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count) {
     uint32_t n = 0;
     for (fil_frame_t *f = innermost(s->ts); f && n < count; f = next_below(f))
