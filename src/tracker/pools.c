@@ -204,6 +204,7 @@ void fil_pool_relayout(fil_pool_rec_t *r, uint32_t c) {
     for (unsigned i = 0; i < FIL_POOL_DICT; i++)
         r->ent[i].refs = 0;
     r->cls = (uint8_t)c;
+    r->full = 0;
 }
 
 uint32_t fil_pool_entry(fil_pool_rec_t *r, uint32_t node, uint32_t size, uint32_t home) {
@@ -217,6 +218,8 @@ uint32_t fil_pool_entry(fil_pool_rec_t *r, uint32_t node, uint32_t size, uint32_
     if (free_at < FIL_POOL_DICT) {
         r->ent[free_at].node = node;
         r->ent[free_at].size = (uint16_t)size;
+    } else {
+        r->full = 1; /* the next misses go to the table without a search */
     }
     return free_at;
 }

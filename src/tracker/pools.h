@@ -24,6 +24,10 @@
  * instead of the live table's 8 bytes per 16. How many blocks a record
  * lists is the sum of its entries' counts (nothing else keeps it: the
  * slow paths that need it add them up).
+ * A search of a full dictionary finds nothing until one of its blocks is
+ * freed, so a record remembers that its last search failed (`full`) and
+ * sends the next misses to the table at once (a workload of random sizes
+ * fills dictionaries and kept searching all 15 entries at every miss).
  * Exactness does not move: the dictionary holds the requested size itself.
  * A block whose pair does not fit in a full dictionary, or whose index is
  * beyond the nibbles (only the second half of a 16-byte class pool), goes
@@ -62,8 +66,10 @@ typedef struct fil_pool_ent {
 } fil_pool_ent_t;
 
 typedef struct fil_pool_rec {
-    uint8_t cls; /* block size / 16 the nibbles are laid out for; 0: none yet */
-    uint8_t pad[7];
+    uint8_t cls;  /* block size / 16 the nibbles are laid out for; 0: none yet */
+    uint8_t full; /* a hint: 1 after a search found no entry free, until a block
+                   * of the record is taken (fil_pool_take) or it is laid out */
+    uint8_t pad[6];
     fil_pool_ent_t ent[FIL_POOL_DICT];
     uint8_t nib[]; /* geometry.nib_cap / 2 bytes */
 } fil_pool_rec_t;
@@ -187,6 +193,8 @@ fil_pool_put(fil_pool_rec_t *r, uintptr_t p, uint32_t size, uint32_t node, uint6
         return 0;
     uint32_t e = fil_pool_home(node, size);
     if (FIL_UNLIKELY(!fil_pool_ent_is(&r->ent[e], node, size))) {
+        if (r->full)
+            return 0; /* no search until a block of this pool goes */
         e = fil_pool_entry(r, node, size, e);
         if (e >= FIL_POOL_DICT)
             return 0;
@@ -197,6 +205,7 @@ fil_pool_put(fil_pool_rec_t *r, uintptr_t p, uint32_t size, uint32_t node, uint6
         *old_size = r->ent[old - 1].size;
         *old_node = r->ent[old - 1].node;
         r->ent[old - 1].refs--;
+        r->full = 0;
     }
     fil_pool_set_nib(r, k, e + 1);
     r->ent[e].refs++;
@@ -244,6 +253,7 @@ fil_pool_take(fil_pool_rec_t *r, uintptr_t p, uint64_t *size, uint32_t *node, fi
     if (FIL_UNLIKELY(!v))
         return 0;
     *b = (uint8_t)(*b ^ v << sh);
+    r->full = 0; /* an entry may be free now */
     fil_pool_ent_t *e = &r->ent[v - 1];
     e->refs--;
     *size = e->size;
