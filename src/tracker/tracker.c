@@ -293,43 +293,54 @@ static __attribute__((noinline)) void py_add_locked(uintptr_t p, size_t size, ui
 }
 
 /* The owner alone, and the common case, first: a section with no call in
- * it (so no register to save) but the tail call to the general path. */
+ * it on its common path. When the fast case does not hold, the general
+ * path runs in the same section (not a second attempt under the lock). */
 void fil_tracker_py_add(void *p, size_t size, uint32_t node) {
     if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
         return;
     if (FIL_LIKELY(fil_lock_owner_enter())) {
-        int done = py_add_fast((uintptr_t)p, size, node);
+        if (FIL_UNLIKELY(!py_add_fast((uintptr_t)p, size, node)))
+            py_add_slow((uintptr_t)p, size, node);
         fil_lock_owner_leave();
-        if (FIL_LIKELY(done))
-            return;
+        return;
     }
     py_add_locked((uintptr_t)p, size, node);
 }
 
-static __attribute__((noinline)) void remove_locked(void *p, int py) {
+/* Forget p and uncharge it; pool_tried: py_take_fast found it in no record
+ * of the usual geometry, so only the table can list it. Context: lock
+ * held (or the owner's section). */
+static __attribute__((noinline)) void remove_rest(uintptr_t p, int py, int pool_tried) {
     uint64_t size;
     uint32_t node;
-    fil_lock();
-    if (take((uintptr_t)p, py, &size, &node))
+    int had = pool_tried ? fil_tracker_table_take(p, &size, &node) : take(p, py, &size, &node);
+    if (had)
         charge(node, -(int64_t)size);
+}
+
+void fil_tracker_remove(void *p) {
+    fil_lock();
+    remove_rest((uintptr_t)p, 0, 0);
     fil_unlock();
 }
 
-void fil_tracker_remove(void *p) { remove_locked(p, 0); }
-
-/* As fil_tracker_py_add: no snapshot waits and the block is in a record. */
+/* As fil_tracker_py_add: the owner's section, and in it the common case (no
+ * snapshot waits, the block is in a record) before the general path. */
 void fil_tracker_py_remove(void *p) {
     uint64_t size;
     uint32_t node;
     if (FIL_LIKELY(fil_lock_owner_enter())) {
-        int done = !decrease_waits(fil_state) && py_take_fast((uintptr_t)p, &size, &node);
-        if (FIL_LIKELY(done))
+        int fast = !decrease_waits(fil_state);
+        if (FIL_LIKELY(fast) && FIL_LIKELY(py_take_fast((uintptr_t)p, &size, &node)))
             apply(node, -(int64_t)size);
+        else
+            remove_rest((uintptr_t)p, 1, fast && fil_pool_geom.arena_shift == 20);
         fil_lock_owner_leave();
-        if (FIL_LIKELY(done))
-            return;
+        return;
     }
-    remove_locked(p, 1);
+    fil_lock();
+    remove_rest((uintptr_t)p, 1, 0);
+    fil_unlock();
 }
 
 /*
