@@ -30,12 +30,16 @@
  *  O(depth) per allocation: a recursion thousands deep that allocates at
  *  every level pays it at every level.
  *
- *  Its common case has a shortcut (quick()): the chain below the innermost
- *  frame is the resolved one, frame for frame, and the innermost frame runs
- *  the resolved top's code at an instruction its ways know. The frame
- *  source checks the first part in one pass of a few loads per frame (no
- *  visibility test below the top, see fil_src_quick), and the ways give the
- *  node: ~40 instructions at depth 3, instead of ~160 for the walk.
+ *  Its common cases have a shortcut (quick()): the chain below the
+ *  innermost frame is the resolved one, frame for frame, and the innermost
+ *  runs the resolved top's code at an instruction its ways know (a loop);
+ *  or, up to the caller's instruction, the chain below it is the resolved
+ *  one, or that but for its top, or that with one frame more (a sibling
+ *  call, a call, a return). The frame source checks that in one pass of a
+ *  few loads per frame (no visibility test below the top, see
+ *  fil_src_quick and fil_src_near), and the ways or the call cache give
+ *  the node: ~40 instructions at depth 3 for a loop, ~100 for the others,
+ *  instead of ~160 for the walk and ~500 for a walk that makes a new entry.
  *
  *  Event mode (3.12+, sys.monitoring with our own tool id): the extension
  *  reports each frame start and exit with the frame's identity, and the
@@ -82,6 +86,14 @@
  *       visible frame of t->key[depth-1].code, whose instruction goes into
  *       *instr; else 0. A frame a walk would skip may count as a mismatch
  *       (0): the walk then decides
+ *   int fil_src_near(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top,
+ *                    fil_pyraw_t *below)
+ *       with n = t->depth: the level L of the innermost frame, one of n - 1,
+ *       n, n - 2 (>= 0), when it is visible (it goes into *top), and, for
+ *       L > 0, the frame below it (into *below) runs t->key[L-1].code and
+ *       the frames below that have exactly the keys t->key[0 .. L-2] (code
+ *       and instruction, compared as the walk does); else -1. A frame a
+ *       walk would skip may count as a mismatch (-1): the walk then decides
  *   int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count)
  *       the innermost `count` frames, innermost first, into t->scratch
  *   int fil_src_top(fil_src_t *s, fil_pyraw_t *top, fil_pyraw_t *below)
@@ -124,15 +136,20 @@ static inline void fil_resolve_init_entry(fil_pythread_t *t, uint32_t i, const f
         e->way_instr[w] = NULL;
 }
 
+/* Where (code, instr, parent) lives in the call cache. */
+static inline uint32_t cache_index(const void *code, const void *instr, uint32_t parent) {
+    uint64_t h = ((uint64_t)(uintptr_t)code ^ ((uint64_t)(uintptr_t)instr << 7) ^
+                  ((uint64_t)parent << 40)) *
+                 UINT64_C(0x9e3779b97f4a7c15);
+    return (uint32_t)(h >> (64 - FIL_PY_CACHE_BITS));
+}
+
 /* The call-cache slot of (code, instr, parent); NULL without a cache. */
 static fil_pycache_t *cache_slot(fil_pythread_t *t, const void *code, const void *instr,
                                  uint32_t parent) {
     if (FIL_UNLIKELY(!t->cache) && fil_src_map_cache(t) != 0)
         return NULL;
-    uint64_t h = ((uint64_t)(uintptr_t)code ^ ((uint64_t)(uintptr_t)instr << 7) ^
-                  ((uint64_t)parent << 40)) *
-                 UINT64_C(0x9e3779b97f4a7c15);
-    return &t->cache[h >> (64 - FIL_PY_CACHE_BITS)];
+    return &t->cache[cache_index(code, instr, parent)];
 }
 
 /* The role of an entry whose caller's role is `below` (FIL_PYROLE_ROOT for
@@ -395,13 +412,58 @@ static void deep_mode(fil_src_t *s, fil_pythread_t *t) {
     }
 }
 
+/* Where the call cache has the node of (code, instr) under parent, or FIL_NONE. */
+static inline uint32_t cache_find(const fil_pythread_t *t, const void *code, const void *instr,
+                                  uint32_t parent) {
+    const fil_pycache_t *c = t->cache + cache_index(code, instr, parent);
+    return c->code == code && c->instr == instr && c->parent == parent && code ? c->node
+                                                                             : FIL_NONE;
+}
+
+/*
+ * The walk's other common cases without the walk: the frames below the
+ * innermost's caller are resolved keys, its caller runs the code of the
+ * key at its level (at its instruction, or at one its ways or the call
+ * cache know), and the innermost is at level n - 1 (a sibling of the
+ * resolved top: another function called from the same function), n (a
+ * call one deeper) or n - 2 (back in the caller). The node is then a
+ * function of (code, instruction, the node below) at each of the two
+ * levels, which the walk would find the same way: ways hold only trusted
+ * entries' instructions, and the call cache only trusted code's nodes (an
+ * entry the walk makes finds its node there before any line lookup).
+ * Changes nothing. FIL_NONE on a miss: the walk decides then. Out of line:
+ * the loop case's caller saves no registers for it.
+ */
+static __attribute__((noinline)) uint32_t near_cached(fil_src_t *s, const fil_pythread_t *t) {
+    fil_pyraw_t top, below;
+    int level = fil_src_near(s, t, &top, &below);
+    if (level < 0 || !t->cache)
+        return FIL_NONE;
+    uint32_t parent = t->base;
+    if (level > 0) {
+        const fil_pyentry_t *e = &t->e[level - 1];
+        parent = below.instr == t->key[level - 1].instr ? e->node : FIL_NONE;
+        for (int w = 0; w < FIL_PY_WAYS && parent == FIL_NONE; w++)
+            if (e->way_instr[w] == below.instr)
+                parent = e->way_node[w];
+        if (parent == FIL_NONE)
+            parent = cache_find(t, below.code, below.instr,
+                                level > 1 ? t->e[level - 2].node : t->base);
+        if (parent == FIL_NONE)
+            return FIL_NONE;
+    }
+    return cache_find(t, top.code, top.instr, parent);
+}
+
 /*
  * The walk's loop case without the walk: the chain is the resolved one but
  * for the innermost frame's instruction, which one of its ways knows (ways
  * hold only trusted entries' instructions, seen at a resolution where the
- * frame was visible). FIL_NONE when that is not so; the walk decides then.
- * Walk mode only (events and deep mode keep their own mirror), and not
- * over stacks deep enough for deep mode, which only a walk turns on.
+ * frame was visible); when it is not the loop case, near_cached().
+ * FIL_NONE otherwise; the walk decides then (and gives a loop's new
+ * instruction a way). Walk mode only (events and deep mode keep their own
+ * mirror), and not over stacks deep enough for deep mode, which only a
+ * walk turns on.
  */
 static inline uint32_t quick(fil_src_t *s, fil_pythread_t *t) {
     uint32_t n = t->depth;
@@ -409,7 +471,7 @@ static inline uint32_t quick(fil_src_t *s, fil_pythread_t *t) {
         return FIL_NONE;
     const void *instr;
     if (!fil_src_quick(s, t, &instr))
-        return FIL_NONE;
+        return near_cached(s, t);
     fil_pyentry_t *e = &t->e[n - 1];
     for (int w = 0; w < FIL_PY_WAYS; w++) {
         if (e->way_instr[w] == instr) {
@@ -417,7 +479,7 @@ static inline uint32_t quick(fil_src_t *s, fil_pythread_t *t) {
             return e->node = e->way_node[w];
         }
     }
-    return FIL_NONE;
+    return FIL_NONE; /* the walk gives the instruction a way */
 }
 
 /* Everything but quick(): events, deep mode, the walk. Out of line, so
