@@ -15,7 +15,18 @@ PYENV_ROOT ?= $(shell pyenv root 2>/dev/null)
 CHECK_PYTHONS ?= $(PYTHONS) $(foreach v,3.9 3.10 3.11 3.12 3.13,$(firstword $(wildcard $(PYENV_ROOT)/versions/$(v).*/bin/python3) $(PYENV_ROOT)/versions/$(v)/bin/python3))
 # The interpreter that runs pytest and the helper scripts (needs pytest).
 TEST_PYTHON ?= /usr/bin/python3
+# `make bench` also runs the pure-Python rows on this interpreter, if present
+# (the default's rows are for 3.11: the call-stack design differs on 3.12+).
+BENCH_PYTHON2 ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3))
+BENCH_ROWS2 ?= pure_python,records,rows,calls,many_peaks
 PREFIX ?= /usr/local
+# `make install` makes the filprofiler package (python3 -m filprofiler, the
+# Jupyter magic) importable by each interpreter of PYTHONS with a
+# fil-profile.pth naming $(PREFIX)/lib/fil-profile/python, in that
+# interpreter's own site-packages (sysconfig's purelib, under DESTDIR:
+# /usr/local/lib/python3.11/dist-packages for Debian's python3, a pyenv
+# version's or a venv's own). INSTALL_PTH=0 leaves them out.
+INSTALL_PTH ?= 1
 OPT ?= -O2
 CC ?= gcc
 # DEBUG=1 builds into build-debug/ with FIL_ASSERT checks compiled in.
@@ -160,9 +171,20 @@ install: all
 	install -m 755 $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/fil-profile/
 	install -m 644 $(PY_OUT) $(PYEXTS) $(DESTDIR)$(PREFIX)/lib/fil-profile/python/filprofiler/
 	install -m 644 man/fil-profile.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(Q)if [ "$(INSTALL_PTH)" = 1 ]; then for py in $(PYTHONS); do \
+	  site=$$($$py -c 'import sysconfig; print(sysconfig.get_path("purelib"))') || \
+	    { echo "install: $$py cannot be run: no fil-profile.pth for it" >&2; continue; }; \
+	  install -d "$(DESTDIR)$$site" && \
+	  echo "$(abspath $(PREFIX))/lib/fil-profile/python" > "$(DESTDIR)$$site/fil-profile.pth" && \
+	  echo "  PTH     $(DESTDIR)$$site/fil-profile.pth" || exit 1; \
+	done; fi
 
-bench: all
+bench: all $(CHECK_PYEXTS)
 	$(Q)FIL_PROFILE=$(abspath $(LAUNCHER)) FIL_PYTHON=$(DEFAULT_PYTHON) $(TEST_PYTHON) scripts/bench.py
+	$(Q)if [ -n "$(BENCH_PYTHON2)" ]; then \
+	  FIL_PROFILE=$(abspath $(LAUNCHER)) FIL_PYTHON=$(BENCH_PYTHON2) $(TEST_PYTHON) scripts/bench.py \
+	    --only $(BENCH_ROWS2); \
+	else echo "bench: no CPython 3.12 under $(PYENV_ROOT)/versions: its rows are skipped"; fi
 
 demo: all
 	$(LAUNCHER) run --no-browser -o fil-result tests/data/demo.py

@@ -144,6 +144,8 @@ WORKLOADS = [
              about="3M (int, str, {dict}) records kept live"),
     Workload("rows", "rows.py", targets=PURE,
              about="600k dict/tuple rows x 3 rounds, grouped, dropped"),
+    Workload("calls", "calls.py", extras=["calls"],
+             about="3M Python calls (recursion, methods, a generator), little allocation"),
     Workload("numpy", "numpy_arrays.py", targets=[MaxTimeOver(0.1)],
              about="50-200 MiB float64 arrays, sin/cos/exp/sqrt, freed each round"),
     Workload("pandas", "pandas_csv.py", args=["{csv}"], targets=[MaxTimeRatio(1.3)],
@@ -489,8 +491,10 @@ def print_oom_figures(stacks):
 def main():
     args = parse_args()
     load0 = os.getloadavg()[0]
-    print("fil-profile bench: %s, python %s, %d reps, %d CPUs, load average %.2f"
-          % (args.fil, args.python, args.reps, os.cpu_count() or 0, load0))
+    version = subprocess.run([args.python, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True).stdout.strip() or "?"
+    print("fil-profile bench: %s, python %s (%s), %d reps, %d CPUs, load average %.2f"
+          % (args.fil, args.python, version, args.reps, os.cpu_count() or 0, load0))
     if load0 > 1:
         print("NOTE: load average %.2f > 1 at start: the machine is busy, "
               "ratios may be noisy" % load0)

@@ -77,6 +77,20 @@ int fil_oom_mapping_exhausted(size_t len, int flags, int prot);
  * still plentiful. Context: any thread, guarded, no lock held. */
 void fil_oom_grow_arena(void);
 
+/*
+ * fil_oom_rearm - a program that goes on after running out of memory (a
+ * notebook kernel) makes the next out of memory dump again: from now on
+ * out-of-memory lets the allocation fail (as --on-oom=continue), and the
+ * next dump writes into dir (created by the dump if missing; its parent
+ * must exist). Once a dump is complete, its record in the state header is
+ * cleared. 0, or -1 (and nothing changed) while a dump is being written.
+ * Context: any thread, guard set, not in signal context.
+ */
+int fil_oom_rearm(const char *dir);
+
+/* Dumps completed in this process (each re-arming allows one more). */
+uint32_t fil_oom_dump_count(void);
+
 /* 1 while the calling thread is writing a dump (the malloc wrapper aborts if
  * called then: the dump must not allocate). */
 int fil_oom_dumping_here(void);

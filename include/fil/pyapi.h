@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FIL_PYAPI_VERSION 1u
+#define FIL_PYAPI_VERSION 2u
 
 /* Deep mode (3.9-3.11, which have no sys.monitoring): a thread whose
  * stack is deeper than FIL_PY_DEEP_ON frames gets frame start/exit events
@@ -74,6 +74,8 @@ typedef struct fil_pyentry {
 #define FIL_PYROLE_HIDDEN 2    /* launcher frame at the root: its node is its caller's */
 #define FIL_PYROLE_SWALLOWED 3 /* under a hidden launcher: charged to the thread's base */
 #define FIL_PYROLE_ROOT 4      /* (only as the "caller" of the outermost frame) */
+#define FIL_PYROLE_CELL 5      /* a notebook cell's body: a root of its own, at the thread's base */
+#define FIL_PYROLE_KERNEL 6    /* a notebook kernel's entry: shown, what it runs is swallowed */
 
 /* A frame as the walker collects it, innermost first. */
 typedef struct fil_pyraw {
@@ -119,10 +121,14 @@ typedef struct fil_pythread {
 /* Flags a code object is named with (the frame source's func_of). TRUSTED: the code object is marked, so its
  * death bumps *epoch and its address may be remembered. LAUNCHER: code of
  * the machinery Python runs `-m module`, zipapps and directories with
- * (runpy, and the import system it calls). MODULE: a module body. */
+ * (runpy, and the import system it calls). MODULE: a module body. CELL:
+ * code IPython compiled from a cell. KERNEL: the module a Jupyter kernel
+ * is started with (ipykernel_launcher). */
 #define FIL_PYFUNC_TRUSTED 1u
 #define FIL_PYFUNC_LAUNCHER 2u
 #define FIL_PYFUNC_MODULE 4u
+#define FIL_PYFUNC_CELL 16u
+#define FIL_PYFUNC_KERNEL 32u
 /* In *flags on the way in: the allocation came through CPython's own
  * object allocator (GIL held, the interpreter expects PyMem calls from its
  * hooks), so the code object may be read and marked. Any other allocation
@@ -167,6 +173,11 @@ typedef struct fil_host_api {
     void (*reset_peak)(void);
     /* Write the peak report of this process's live state into dir. */
     int (*render_live_peak)(const char *dir, const char *title, char *err, size_t errlen);
+    /* A notebook kernel: out of memory lets the allocation fail, and the
+     * next one is dumped into dir (fil_oom_rearm). 0, or -1. */
+    int (*oom_rearm)(const char *dir);
+    /* Out-of-memory dumps completed in this process. */
+    uint32_t (*oom_dumps)(void);
 } fil_host_api_t;
 
 /* The extension's entry point, called by the preload library's audit hook

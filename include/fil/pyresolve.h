@@ -152,9 +152,30 @@ static fil_pycache_t *cache_slot(fil_pythread_t *t, const void *code, const void
     return &t->cache[cache_index(code, instr, parent)];
 }
 
+/* Notebooks: the body of a cell (code IPython compiled from a cell's text)
+ * is a root of its own, at the thread's base, wherever it runs: under the
+ * kernel's machinery, or under a cell magic that runs it (%%filprofile),
+ * so a cell's stacks start at the cell's own lines. A function a cell
+ * defined is shown where it is called from, as any function. The module a
+ * kernel is started with is shown and what it runs is swallowed into it:
+ * the kernel's own memory (ipykernel, IPython, tornado, asyncio, zmq) is
+ * one frame, the kernel's first line. */
+static uint8_t notebook_role(uint8_t below, uint8_t flags) {
+    if ((flags & (FIL_PYFUNC_CELL | FIL_PYFUNC_MODULE)) == (FIL_PYFUNC_CELL | FIL_PYFUNC_MODULE))
+        return FIL_PYROLE_CELL;
+    if (below == FIL_PYROLE_KERNEL)
+        return FIL_PYROLE_SWALLOWED;
+    if ((flags & FIL_PYFUNC_KERNEL) && (below == FIL_PYROLE_ROOT || below == FIL_PYROLE_HIDDEN))
+        return FIL_PYROLE_KERNEL;
+    return FIL_PYROLE_UNSET;
+}
+
 /* The role of an entry whose caller's role is `below` (FIL_PYROLE_ROOT for
  * the outermost frame), from its code's flags. */
 static uint8_t role_of(uint8_t below, uint8_t flags) {
+    uint8_t nb = notebook_role(below, flags);
+    if (nb != FIL_PYROLE_UNSET)
+        return nb;
     if (below == FIL_PYROLE_SWALLOWED)
         return FIL_PYROLE_SWALLOWED;
     if ((below == FIL_PYROLE_ROOT || below == FIL_PYROLE_HIDDEN) && (flags & FIL_PYFUNC_LAUNCHER))
@@ -194,9 +215,10 @@ static uint32_t resolve_entry(fil_pythread_t *t, uint32_t i, uint32_t parent, in
     if (c && c->code == e->code && c->instr == k->instr && c->parent == parent) {
         e->node = c->node;
     } else {
-        e->node = e->role != FIL_PYROLE_SHOWN
+        uint32_t under = e->role == FIL_PYROLE_CELL ? t->base : parent;
+        e->node = e->role == FIL_PYROLE_HIDDEN || e->role == FIL_PYROLE_SWALLOWED
                       ? parent
-                      : fil_src_intern(parent, e->func, fil_src_line_of(e->code, k->instr));
+                      : fil_src_intern(under, e->func, fil_src_line_of(e->code, k->instr));
         if (c && e->node)
             *c = (fil_pycache_t){e->code, k->instr, parent, e->node};
     }

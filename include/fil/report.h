@@ -310,9 +310,11 @@ void fil_html_begin(fil_writer_t *w, const fil_html_page_t *p);
 void fil_html_top_lines(fil_writer_t *w, const char *heading, const char *intro,
                         const fil_tree_t *t, const fil_top_line_t *rows, uint32_t n,
                         uint64_t total);
-/* path: scratch for t->count indexes. native[]: innermost first. */
-void fil_html_stack(fil_writer_t *w, const char *heading, const fil_tree_t *t, uint32_t leaf,
-                    const char *const *native, uint32_t nnative, uint32_t *path);
+/* path: scratch for t->count indexes. native[]: innermost first.
+ * python_heading: the title of the Python stack's column. */
+void fil_html_stack(fil_writer_t *w, const char *heading, const char *python_heading,
+                    const fil_tree_t *t, uint32_t leaf, const char *const *native,
+                    uint32_t nnative, uint32_t *path);
 void fil_html_reading(fil_writer_t *w);
 void fil_html_graph(fil_writer_t *w, const char *heading, const char *svg, const char *help);
 /* A section with memory over time as an inline SVG plot (no script):

@@ -15,6 +15,8 @@
 #ifndef FIL_RUNTIME_H
 #define FIL_RUNTIME_H
 
+#include <stdint.h>
+
 /* 1 while this thread is inside the profiler (or must not be tracked): its
  * allocations pass straight through untracked (invariant 1). Written only by
  * the thread itself. */
@@ -24,6 +26,13 @@ extern __thread int fil_guard __attribute__((tls_model("initial-exec")));
  * wrappers abort if such a thread calls them (invariant 2). Written only by
  * the thread itself. */
 extern __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+
+/* The node this thread's latest tracked allocation was charged to (0:
+ * none yet). Stored by fil_stacks_current; read by the crash handler, which
+ * cannot resolve the stack itself (signal context), to show where in the
+ * Python code the crashing thread last allocated. Written only by the
+ * thread itself. */
+extern __thread uint32_t fil_last_node __attribute__((tls_model("initial-exec")));
 
 /* 1 while allocations are tracked in this process: set by the preload
  * constructor once the state is mapped, cleared in a fork child that does

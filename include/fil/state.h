@@ -176,6 +176,11 @@ typedef struct fil_state_header {
     uint32_t stop_signal;   /* N: stop[] holds the bytes as of signal N; 0: none */
     uint32_t stop_pad;
     uint64_t stop_ns;       /* CLOCK_REALTIME of the copy */
+
+    /* The program's own peak resident set at a normal exit (getrusage
+     * RUSAGE_SELF, bytes; written by the preload library's destructor), 0
+     * if it did not get there: the launcher then has what it sampled. */
+    uint64_t exit_peak_rss;
 } fil_state_header_t;
 
 _Static_assert(sizeof(fil_state_header_t) <= FIL_STATE_HEADER_SIZE, "header too big");

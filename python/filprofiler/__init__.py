@@ -12,7 +12,8 @@ lines held memory at the moment of the peak; when it runs out of memory, an
 ``out-of-memory.svg`` shows what was allocated at that point.
 
 In a Jupyter kernel started by fil-profile, ``%load_ext filprofiler`` adds
-the ``%%filprofile`` cell magic (see filprofiler.ipython).
+the ``%%filprofile`` cell magic, and a cell that runs out of memory gets a
+MemoryError with its report shown (see filprofiler.ipython).
 
 This module is imported inside the profiled interpreter before the user's
 program runs, so it stays tiny.
@@ -26,3 +27,10 @@ def load_ipython_extension(ipython):
     from filprofiler.ipython import load_ipython_extension as load
 
     load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    """``%unload_ext filprofiler``."""
+    from filprofiler.ipython import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -362,6 +362,8 @@ fil_cli_parse_result_t fil_cli_parse(int argc, char *const *argv, fil_cli_args_t
         return (fil_cli_parse_result_t)r;
     a->script_argv = argv + i;
     a->script_argc = argc - i;
+    if (a->quiet)
+        a->verbose = 0; /* --quiet wins, wherever each was given */
     return FIL_CLI_PARSE_OK;
 }
 

@@ -173,6 +173,7 @@ void fil_cli_sampler_stop(void);
 int fil_cli_report_request(void);
 void fil_cli_sampler_timeline(fil_run_info_t *info);
 uint64_t fil_cli_sampler_overhead_ns(uint64_t *samples);
+uint64_t fil_cli_sampler_peak_rss(void);
 
 /* browser.c */
 void fil_cli_open_browser(const char *path);

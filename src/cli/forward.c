@@ -138,6 +138,20 @@ static int32_t sender(const struct signalfd_siginfo *si)
     return si->ssi_code <= 0 ? (int32_t)si->ssi_pid : 0;
 }
 
+/* Ring slot k's note into *copy if it is complete and not claimed yet:
+ * its sequence number, else 0. */
+static uint32_t unclaimed(const fil_cli_forward_t *f, const fil_state_header_t *h, uint32_t k,
+                          fil_sig_event_t *copy)
+{
+    const fil_sig_event_t *e = &h->signals.ev[k];
+    uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+
+    *copy = *e;
+    if (seq == 0 || __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) != seq || f->claimed[k] == seq)
+        return 0;
+    return seq;
+}
+
 /*
  * 1 if the program's ring holds an unclaimed note of si no older than
  * `since` (CLOCK_MONOTONIC); it is claimed. 0 if not, -1 without a ring.
@@ -149,11 +163,9 @@ static int noted(fil_cli_forward_t *f, const struct signalfd_siginfo *si, uint64
     if (!h)
         return -1;
     for (uint32_t k = 0; k < FIL_SIG_RING; k++) {
-        const fil_sig_event_t *e = &h->signals.ev[k];
-        uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-        fil_sig_event_t copy = *e;
-        if (seq == 0 || __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) != seq ||
-            f->claimed[k] == seq)
+        fil_sig_event_t copy;
+        uint32_t seq = unclaimed(f, h, k, &copy);
+        if (seq == 0)
             continue;
         if (copy.sig == (int32_t)si->ssi_signo && copy.code == si->ssi_code &&
             copy.pid == sender(si) && copy.t_ns >= since) {
@@ -236,11 +248,9 @@ int fil_cli_forward_sweep(fil_cli_forward_t *f, int woken)
         return 0;
     uint64_t now = mono_ns();
     for (uint32_t k = 0; k < FIL_SIG_RING; k++) {
-        const fil_sig_event_t *e = &h->signals.ev[k];
-        uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-        fil_sig_event_t copy = *e;
-        if (seq == 0 || __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) != seq ||
-            f->claimed[k] == seq)
+        fil_sig_event_t copy;
+        uint32_t seq = unclaimed(f, h, k, &copy);
+        if (seq == 0)
             continue;
         if (copy.sig <= 0 || copy.sig >= NSIG || sigismember(&pend, copy.sig) == 1 ||
             (!woken && copy.t_ns + SETTLE > now)) {

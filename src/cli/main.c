@@ -85,7 +85,8 @@ static const char usage_text[] =
     "                            a number without a unit is bytes)\n"
     "      --on-oom=exit|continue  after an out-of-memory dump: exit with status\n"
     "                            53 (default), or let the failure reach Python\n"
-    "      --disable-oom-detection  no out-of-memory detection or dump\n"
+    "      --disable-oom-detection  do not predict exhaustion (an allocation\n"
+    "                            that fails is still reported, exit 53)\n"
     "      --safety-margin SIZE  headroom under which memory counts as exhausted\n"
     "      --verbose             explain what the profiler does on stderr\n"
     "      --quiet               print only errors and warnings on stderr\n"
@@ -146,9 +147,12 @@ static int check_script(const fil_cli_args_t *a)
     }
     struct stat st;
     int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    /* A directory runs as with Python when it has a __main__ module. */
+    int runnable = !dir || faccessat(fd, "__main__.py", R_OK, 0) == 0 ||
+                   faccessat(fd, "__main__.pyc", R_OK, 0) == 0;
     close(fd);
-    if (dir) {
-        say("error: cannot run script '%s': it is a directory", a->target);
+    if (!runnable) {
+        say("error: cannot run '%s': it is a directory without __main__.py", a->target);
         return -1;
     }
     return 0;
@@ -257,13 +261,20 @@ static int make_state_fd(launch_t *l)
     return 0;
 }
 
-/* The peak resident set of the program, bytes: the kernel's high-water
- * mark for the largest child we reaped (the program is the only one), or
- * 0 if unknown. */
-static uint64_t children_peak_rss(void)
+/* The peak resident set of the program itself, bytes: its own getrusage
+ * figure at a normal exit, or the highest VmHWM the sampler read (never
+ * its children's, which RUSAGE_CHILDREN would fold in); the kernel's
+ * figure for the largest reaped child only if neither is known. */
+static uint64_t program_peak_rss(const launch_t *l)
 {
     struct rusage ru;
+    uint64_t sampled = fil_cli_sampler_peak_rss(), at_exit = 0;
 
+    if (pread(l->state_fd, &at_exit, sizeof at_exit,
+              offsetof(fil_state_header_t, exit_peak_rss)) != (ssize_t)sizeof at_exit)
+        at_exit = 0;
+    if (at_exit || sampled)
+        return at_exit > sampled ? at_exit : sampled;
     if (getrusage(RUSAGE_CHILDREN, &ru) != 0 || ru.ru_maxrss <= 0)
         return 0;
     return (uint64_t)ru.ru_maxrss * 1024u;
@@ -310,7 +321,7 @@ static int run_child(launch_t *l)
              " timeline points of %.0f ms",
              samples, (double)ns / 1e6, in->timeline_len, (double)in->timeline_step_ns / 1e6);
     }
-    in->peak_rss = children_peak_rss();
+    in->peak_rss = program_peak_rss(l);
     read_oom_kills(l, &in->oom_kills_after);
 out:
     free(argv);

@@ -69,6 +69,7 @@ static fil_time_point_t report_points[MAX_POINTS];
 /* Set once by fil_cli_sampler_started; read by both threads. */
 static fil_cli_sampler_cfg_t cfg;
 static int statm_fd = -1;                 /* /proc/PID/statm of the child */
+static int status_fd = -1;                /* /proc/PID/status of the child (VmHWM) */
 static const fil_state_header_t *header;  /* read-only map of the header, once sized */
 static int stop_pipe[2] = {-1, -1};       /* sampler: readable means stop */
 static volatile sig_atomic_t req_fd = -1; /* reporter pipe's write end; -1: no reports */
@@ -79,6 +80,7 @@ static pthread_t sampler, reporter;
 static int running;                /* both threads were started */
 static uint64_t prev_peak;         /* peak_total at the last sample (sampler) */
 static uint64_t last_rss;          /* last RSS read (sampler) */
+static uint64_t hwm;               /* highest VmHWM or RSS read (sampler) */
 static uint64_t cost_ns, nsamples; /* CPU time the samples took (sampler) */
 
 /* CLOCK_REALTIME in ns (the clock of start_ns and the header's times). */
@@ -177,6 +179,25 @@ static uint64_t read_rss(void)
     return last_rss;
 }
 
+/* Raise hwm to the child's VmHWM (the kernel's high-water mark of its
+ * resident set, which sees between our samples) and to rss. */
+static void read_hwm(uint64_t rss)
+{
+    char buf[4096];
+    ssize_t n = status_fd >= 0 ? pread(status_fd, buf, sizeof buf - 1, 0) : -1;
+    const char *at;
+    unsigned long long kib;
+
+    if (rss > hwm)
+        hwm = rss;
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    at = strstr(buf, "\nVmHWM:");
+    if (at && sscanf(at + 7, "%llu", &kib) == 1 && kib * 1024u > hwm)
+        hwm = (uint64_t)kib * 1024u;
+}
+
 /* One sample: tracked bytes (at least a peak reached since the last one)
  * and RSS, at the current time. Sampler thread (and the main thread once
  * the sampler is stopped). */
@@ -186,6 +207,7 @@ static void take_sample(void)
     const fil_state_header_t *h = state_header();
     uint64_t tracked = 0, rss = read_rss();
 
+    read_hwm(rss);
     if (h && __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == FIL_STATE_MAGIC) {
         int64_t total = __atomic_load_n(&h->total, __ATOMIC_ACQUIRE);
         int64_t peak = __atomic_load_n(&h->peak_total, __ATOMIC_ACQUIRE);
@@ -355,6 +377,8 @@ void fil_cli_sampler_started(pid_t pid, void *cfgp)
     cfg.info = &run;
     snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
     statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    status_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (pipe2(stop_pipe, O_CLOEXEC) != 0 || pipe2(req, O_CLOEXEC | O_NONBLOCK) != 0) {
         report_say(1, "warning: no memory timeline: pipe: %s", strerror(errno));
         return;
@@ -432,4 +456,12 @@ uint64_t fil_cli_sampler_overhead_ns(uint64_t *samples)
 {
     *samples = nsamples;
     return cost_ns;
+}
+
+/* The program's own peak resident set: the highest VmHWM (or RSS) the
+ * sampler read, at most SAMPLE_NS before the program ended; 0 if none was
+ * read. Main thread, once the sampler is stopped. */
+uint64_t fil_cli_sampler_peak_rss(void)
+{
+    return hwm;
 }

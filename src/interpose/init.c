@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "fil/oom.h"
@@ -94,10 +95,14 @@ __attribute__((constructor)) static void fil_preload_init(void) {
 
 /* Normal exit: settle the peak so peak[] is complete. */
 __attribute__((destructor)) static void fil_preload_fini(void) {
+    struct rusage ru;
+
     if (!__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE))
         return;
     fil_guard = 1;
     fil_tracker_settle_peak();
+    if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss > 0)
+        fil_state->exit_peak_rss = (uint64_t)ru.ru_maxrss * 1024u;
     fil_state->running = FIL_RUNNING_FINISHED;
     fil_guard = 0;
 }

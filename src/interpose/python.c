@@ -79,6 +79,8 @@ FIL_API const fil_host_api_t fil_host_api = {
     .forget = fil_tracker_py_remove,
     .reset_peak = fil_tracker_reset_peak,
     .render_live_peak = fil_render_live_peak,
+    .oom_rearm = fil_oom_rearm,
+    .oom_dumps = fil_oom_dump_count,
 };
 
 /* Load the extension and start it. Context: audit hook, GIL held, guard set. */
@@ -174,10 +176,14 @@ static int find_extension(const char *dir, int major, int minor, char *have, siz
 static void refuse(const char *python, const char *what, const char *have) {
     if (fil_state)
         fil_state->running = FIL_RUNNING_REFUSED;
-    fprintf(stderr,
-            FIL_MSG_PREFIX "error: %s %s; this fil-profile supports Python %s "
-                           "(add one with: make PYTHONS=\"... %s\" && make install)\n",
-            python, what, have[0] ? have : "(none built)", python);
+    if (strstr(what, "free-threaded"))
+        fprintf(stderr, FIL_MSG_PREFIX "error: %s %s; use a build with the GIL (Python %s)\n",
+                python, what, have[0] ? have : "3.9-3.13");
+    else
+        fprintf(stderr,
+                FIL_MSG_PREFIX "error: %s %s; this fil-profile supports Python %s "
+                               "(add one with: make PYTHONS=\"... %s\" && make install)\n",
+                python, what, have[0] ? have : "(none built)", python);
     _exit(127);
 }
 
@@ -203,7 +209,11 @@ void fil_python_setup(const char *libdir) {
         refuse(self, "has no version we can read", have);
     char what[96];
     snprintf(what, sizeof what, "is Python %d.%d", major, minor);
-    if (major != 3 || minor < 9 || !add || find_extension(dir, major, minor, have, sizeof have))
+    if (strstr(version(), "free-threading")) /* 3.13t: another ABI, and no GIL to rely on */
+        snprintf(what, sizeof what, "is a free-threaded build of Python %d.%d (not supported)",
+                 major, minor);
+    if (major != 3 || minor < 9 || !add || strstr(version(), "free-threading") ||
+        find_extension(dir, major, minor, have, sizeof have))
         refuse(self, what, have);
     add(audit, NULL);
 }

@@ -22,6 +22,7 @@
 #include <sigsegv.h>
 #include <string.h>
 
+#include "fil/runtime.h"
 #include "fil/state.h"
 #include "oom_internal.h"
 
@@ -30,10 +31,12 @@ char fil_oom_alt_stack[FIL_OOM_ALT_STACK] __attribute__((aligned(16)));
 struct sigaction fil_oom_segv_prev;
 
 /* Dump for signal sig; addr is the kernel's faulting address if known. */
+/* The crashing thread's stack cannot be resolved here (signal context):
+ * the report shows where it last allocated (fil_last_node), and says so. */
 static void dump_for(int sig, const void *addr, int known) {
     uint64_t a = (uint64_t)(uintptr_t)addr;
-    fil_oom_dump(FIL_REASON_SIGNAL, NULL, 0, FIL_NONE, sig, known ? &a : NULL, FIL_LIMIT_NONE, 0,
-                 0);
+    uint32_t node = fil_last_node ? fil_last_node : FIL_NONE;
+    fil_oom_dump(FIL_REASON_SIGNAL, NULL, 0, node, sig, known ? &a : NULL, FIL_LIMIT_NONE, 0, 0);
 }
 
 /* Make sig deadly again and deliver it now. */

@@ -9,14 +9,20 @@
  * from the live state with the emergency arena, prints the headline, and only
  * then marks itself complete (dump_done, a futex word).
  *
- * One dump per process (invariant 3): a thread that loses the race never
+ * One dump at a time (invariant 3): a thread that loses the race never
  * returns before the winner's files and messages are complete. It sleeps on
- * dump_done; then, if the winner ends the process (exit 53, or a crash that
+ * dump_word; then, if the winner ends the process (exit 53, or a crash that
  * dies of its signal), it sleeps for good so the winner's ending decides the
  * exit status; with --on-oom=continue it returns and its caller fails its
  * own request. The winner itself crashing inside the dump is the one caller
  * that must not wait (it would wait for itself): it gets -1 and dies of its
  * signal, leaving the half-written dump to the supervisor's post-mortem.
+ *
+ * A program that goes on after running out of memory (a notebook kernel:
+ * the cell gets its MemoryError, the kernel the next cell) may re-arm the
+ * dump once the last one is complete (fil_oom_rearm): the next out of
+ * memory is dumped again, into the folder given. So a process makes one
+ * dump per re-arming, never two at once.
  *
  * Allowed calls: the report and render writers, fil_limits_refresh, raw
  * open/read/close/write/mkdir/rename/unlink, clock_gettime,
@@ -39,26 +45,41 @@
 #include "../limits/limits_internal.h"
 #include "../render/render_internal.h"
 
-/* Who dumps and how far it got. dump_owner is claimed once (CAS 0 -> tid) and
- * never reset; dump_ends is written by the owner before dump_done; dump_done
- * goes 0 -> 1 once, after every file and message is complete, and is the
- * futex word losers sleep on. */
-static int dump_owner; /* tid of the dumping thread, 0 before any dump */
-static int dump_ends;  /* 1: the owner ends the process once done (exit 53 or its signal) */
-static int dump_done;  /* 1 once the files and messages are complete */
+/* Who dumps and how far it got. dump_owner is claimed with a CAS (0 -> tid)
+ * and goes back to 0 only through fil_oom_rearm (which holds it at -1
+ * while it changes the folder); dump_ends is written by the owner before
+ * it completes; dump_word is the generation (bumped by each re-arming)
+ * shifted left by one, with bit 0 set once the generation's files and
+ * messages are complete: the futex word losers sleep on. */
+static int dump_owner;          /* tid of the dumping thread; 0: armed; -1: re-arming */
+static int dump_ends;           /* 1: the owner ends the process once done (exit 53 or its signal) */
+static uint32_t dump_word;      /* generation << 1 | complete */
+static uint32_t dumps_complete; /* dumps completed in this process */
 
-int fil_oom_dumped(void) { return __atomic_load_n(&dump_done, __ATOMIC_ACQUIRE); }
+#define RETRY 2 /* lost(): the dump was re-armed meanwhile, claim it again */
 
-/* Sleep until another thread's dump is complete. SIGNAL CONTEXT: futex only. */
-static void wait_done(void) {
-    while (!__atomic_load_n(&dump_done, __ATOMIC_ACQUIRE))
-        syscall(SYS_futex, &dump_done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+int fil_oom_dumped(void) { return (int)(__atomic_load_n(&dump_word, __ATOMIC_ACQUIRE) & 1); }
+
+uint32_t fil_oom_dump_count(void) { return __atomic_load_n(&dumps_complete, __ATOMIC_ACQUIRE); }
+
+/* Sleep until dump_word is no longer w, or 20 ms have passed (a re-arming
+ * changes the owner after the word, so a sleeper looks again). SIGNAL
+ * CONTEXT: futex only. */
+static void nap(uint32_t w) {
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    syscall(SYS_futex, &dump_word, FUTEX_WAIT_PRIVATE, w, &ts, NULL, 0);
+}
+
+/* Wake every thread sleeping on dump_word. SIGNAL CONTEXT. */
+static void wake_all(void) {
+    syscall(SYS_futex, &dump_word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 /* Mark the dump complete and wake every waiting loser. SIGNAL CONTEXT. */
 static void mark_done(void) {
-    __atomic_store_n(&dump_done, 1, __ATOMIC_RELEASE);
-    syscall(SYS_futex, &dump_done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    __atomic_add_fetch(&dumps_complete, 1, __ATOMIC_RELEASE);
+    __atomic_or_fetch(&dump_word, 1, __ATOMIC_RELEASE);
+    wake_all();
 }
 
 void fil_oom_wait_forever(void) {
@@ -114,6 +135,24 @@ static void record(fil_dump_reason_t reason, const char *fn, uint64_t request, u
     __atomic_store_n(&o->dump_state, 1, __ATOMIC_RELEASE);
 }
 
+/* mkdir -p of the result folder: each missing folder of its path (a
+ * re-armed dump's folder may be new, fil_oom_rearm). SIGNAL CONTEXT:
+ * stack buffer only. */
+static void make_folder(const char *dir) {
+    char path[sizeof fil_oom_cfg.dir];
+    size_t n = strnlen(dir, sizeof path - 1);
+    memcpy(path, dir, n);
+    path[n] = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (path[i] != '/')
+            continue;
+        path[i] = 0;
+        mkdir(path, 0755);
+        path[i] = '/';
+    }
+    mkdir(path, 0755);
+}
+
 /* Draw the report with the arena. 0, or -1. */
 static int draw(char *title, size_t tlen) {
     fil_view_t v;
@@ -127,7 +166,7 @@ static int draw(char *title, size_t tlen) {
     fil_write_str(&w, fil_state->oom.reason == FIL_REASON_SIGNAL ? "Crash: " : "Out of memory: ");
     fil_render_oom_headline(&v, 0, &w);
     title[w.len] = 0;
-    mkdir(fil_oom_cfg.dir, 0755);
+    make_folder(fil_oom_cfg.dir);
     fil_bump_t mem = {fil_oom_arena, fil_oom_arena_size, 0};
     int r = fil_render_files(&v, FIL_RENDER_OOM, fil_oom_cfg.dir, title, NULL, NULL, &mem);
     mem.used = 0;
@@ -138,14 +177,25 @@ static int draw(char *title, size_t tlen) {
 }
 
 /*
- * The thread lost the race for the dump (another thread owns it): wait until
- * that dump is complete, then sleep for good if its owner ends the process.
- * Returns 0 (--on-oom=continue: the dump is complete, the caller goes on).
+ * The thread lost the race for the dump (another thread owns it, or it is
+ * being re-armed): wait until that dump is complete, then sleep for good if
+ * its owner ends the process. Returns 0 (--on-oom=continue: the dump is
+ * complete, the caller goes on), RETRY if the dump was re-armed meanwhile,
+ * -1 if the owner is this thread (it crashed inside its own dump).
  * SIGNAL CONTEXT: futex and pause only.
  */
-static int lost(void) {
-    FIL_ASSERT(__atomic_load_n(&dump_owner, __ATOMIC_ACQUIRE) != (int)syscall(SYS_gettid));
-    wait_done();
+static int lost(int tid) {
+    for (;;) {
+        int owner = __atomic_load_n(&dump_owner, __ATOMIC_ACQUIRE);
+        uint32_t w = __atomic_load_n(&dump_word, __ATOMIC_ACQUIRE);
+        if (owner == 0)
+            return RETRY;
+        if (owner == tid)
+            return -1;
+        if (owner > 0 && (w & 1))
+            break;
+        nap(w);
+    }
     if (__atomic_load_n(&dump_ends, __ATOMIC_ACQUIRE))
         fil_oom_wait_forever();
     return 0;
@@ -215,9 +265,13 @@ int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uin
      * parent's state or result folder, even when it crashes. */
     if (!fil_state || !__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE))
         return -1;
-    if (!__atomic_compare_exchange_n(&dump_owner, &none, tid, 0, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE))
-        return none == tid ? -1 : lost(); /* -1: the owner crashed inside its dump */
+    while (!__atomic_compare_exchange_n(&dump_owner, &none, tid, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+        int r = lost(tid);
+        if (r != RETRY)
+            return r;
+        none = 0;
+    }
     FIL_ASSERT(fil_state->oom.dump_state == 0 && !fil_oom_dumped());
     __atomic_store_n(&dump_ends, reason == FIL_REASON_SIGNAL || !fil_oom_cfg.continue_mode,
                      __ATOMIC_RELEASE);
@@ -228,4 +282,32 @@ int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uin
     FIL_ASSERT(__atomic_load_n(&dump_owner, __ATOMIC_RELAXED) == tid);
     mark_done();
     return 1;
+}
+
+/* Copy s into a folder field of the configuration (cut to fit). */
+static void set_folder(char *field, size_t cap, const char *s) {
+    size_t n = strnlen(s, cap - 1);
+    memcpy(field, s, n);
+    field[n] = 0;
+}
+
+int fil_oom_rearm(const char *dir) {
+    int owner = __atomic_load_n(&dump_owner, __ATOMIC_ACQUIRE);
+    if (!fil_state || owner < 0 || (owner > 0 && !fil_oom_dumped()))
+        return -1; /* a dump is being written (or re-armed) right now */
+    if (!__atomic_compare_exchange_n(&dump_owner, &owner, -1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return -1; /* a dump started meanwhile */
+    set_folder(fil_oom_cfg.dir, sizeof fil_oom_cfg.dir, dir);
+    set_folder(fil_oom_cfg.display_dir, sizeof fil_oom_cfg.display_dir, dir);
+    fil_oom_cfg.continue_mode = 1;
+    fil_state->oom_continue = 1;
+    if (owner > 0) { /* the last dump is complete: a new generation */
+        memset(&fil_state->oom, 0, sizeof fil_state->oom);
+        uint32_t w = __atomic_load_n(&dump_word, __ATOMIC_ACQUIRE);
+        __atomic_store_n(&dump_word, (w | 1) + 1, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&dump_owner, 0, __ATOMIC_RELEASE);
+    wake_all();
+    return 0;
 }

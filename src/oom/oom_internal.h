@@ -57,7 +57,7 @@ int fil_oom_dump(fil_dump_reason_t reason, const char *fn, uint64_t request, uin
  * the process). SIGNAL CONTEXT. */
 void fil_oom_wait_forever(void) __attribute__((noreturn));
 
-/* 1 once a dump has been completed. */
+/* 1 once the dump has been completed (and not re-armed since). */
 int fil_oom_dumped(void);
 
 /* Capture the calling thread's native stack into the header's oom record,

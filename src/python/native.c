@@ -25,7 +25,7 @@
  * GIL, and an unmarked one is resolved each time instead of remembered).
  *
  * The module also serves the Jupyter magic (active, reset_peak,
- * render_peak). It imports in any interpreter: without the preload library
+ * render_peak, oom_rearm, oom_dumps). It imports in any interpreter: without the preload library
  * it only says that memory is not tracked.
  */
 #include <dlfcn.h>
@@ -132,8 +132,42 @@ static int is_launcher(const char *file, size_t flen) {
     return 0;
 }
 
+/* 1 if s[0..n) starts with prefix. */
+static int starts_with(const char *s, size_t n, const char *prefix) {
+    size_t k = strlen(prefix);
+    return n >= k && memcmp(s, prefix, k) == 0;
+}
+
+/*
+ * 1 if file is the name IPython gave code it compiled from a cell: its own
+ * "<ipython-input-N-HASH>", or ipykernel's ".../ipykernel_PID/HASH.py" (a
+ * path in the temporary folder, HASH decimal: ipykernel/compiler.py).
+ */
+static int is_cell(const char *file, size_t flen) {
+    if (starts_with(file, flen, "<ipython-input-"))
+        return 1;
+    if (flen < 4 || memcmp(file + flen - 3, ".py", 3) != 0)
+        return 0;
+    size_t dot = flen - 3, b = dot;
+    while (b > 0 && file[b - 1] >= '0' && file[b - 1] <= '9')
+        b--;
+    if (b == dot || b == 0 || file[b - 1] != '/')
+        return 0;
+    size_t end = b - 1, d = end; /* the folder: "ipykernel_<pid>" */
+    while (d > 0 && file[d - 1] != '/')
+        d--;
+    return starts_with(file + d, end - d, "ipykernel_");
+}
+
+/* 1 if file is the module a Jupyter kernel is started with. */
+static int is_kernel_entry(const char *file, size_t flen) {
+    return names_file(file, flen, "ipykernel_launcher.py") ||
+           names_file(file, flen, "ipykernel/__main__.py");
+}
+
 /* Intern the function of co by its content; FIL_NONE if the state is full.
- * FIL_PYFUNC_LAUNCHER into *flags for runpy's. Context: any thread, guard set. */
+ * FIL_PYFUNC_LAUNCHER into *flags for runpy's, CELL and KERNEL for a
+ * notebook's (pyresolve.h). Context: any thread, guard set. */
 static uint32_t intern_code(PyCodeObject *co, unsigned *flags) {
     char fbuf[1024], nbuf[512];
     size_t flen, nlen;
@@ -147,12 +181,20 @@ static uint32_t intern_code(PyCodeObject *co, unsigned *flags) {
         *flags |= FIL_PYFUNC_LAUNCHER;
     if (nlen == 8 && memcmp(name, "<module>", 8) == 0)
         *flags |= FIL_PYFUNC_MODULE;
+    if (is_cell(file, flen))
+        *flags |= FIL_PYFUNC_CELL;
+    if (is_kernel_entry(file, flen))
+        *flags |= FIL_PYFUNC_KERNEL;
     return fil_native_host->intern_func(file, flen, name, nlen, (uint32_t)co->co_firstlineno);
 }
 
+/* The flags kept in co_extra beside the function, and the shift above them. */
+#define STORED_FLAGS (FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_MODULE | FIL_PYFUNC_CELL | FIL_PYFUNC_KERNEL)
+#define FUNC_SHIFT 6
+
 /*
  * fil_native_func_of: the frame source's func_of. The co_extra value is
- * 1 + (function << 3 | flags), so 0 means "not named yet". The slot is read
+ * 1 + (function << FUNC_SHIFT | flags), so 0 means "not named yet". The slot is read
  * and written only for an allocation CPython's object allocator made
  * (FIL_PYFUNC_MAY_MARK: GIL held, no lock of the interpreter's held);
  * otherwise the function is interned by content and the code left unmarked.
@@ -164,12 +206,12 @@ uint32_t fil_native_func_of(const void *code, unsigned *flags) {
     void *x = NULL;
     if (gil && GET_EXTRA((PyObject *)co, extra_index, &x) == 0 && x) {
         uintptr_t v = (uintptr_t)x - 1;
-        *flags = FIL_PYFUNC_TRUSTED | (unsigned)(v & 7);
-        return (uint32_t)(v >> 3);
+        *flags = FIL_PYFUNC_TRUSTED | (unsigned)(v & STORED_FLAGS);
+        return (uint32_t)(v >> FUNC_SHIFT);
     }
     uint32_t id = intern_code(co, flags);
     if (id != FIL_NONE && gil) {
-        uintptr_t v = ((uintptr_t)id << 3 | (*flags & 6)) + 1;
+        uintptr_t v = ((uintptr_t)id << FUNC_SHIFT | (*flags & STORED_FLAGS)) + 1;
         if (SET_EXTRA((PyObject *)co, extra_index, (void *)v) == 0)
             *flags |= FIL_PYFUNC_TRUSTED;
         else
@@ -255,10 +297,37 @@ static PyObject *render_peak(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* oom_rearm(dir) - from now on out of memory raises MemoryError (as
+ * --on-oom=continue) and the next one is dumped into dir; False while a
+ * dump is being written. */
+static PyObject *oom_rearm(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *dir;
+    if (!PyArg_ParseTuple(args, "s", &dir))
+        return NULL;
+    if (!tracked())
+        return not_tracked();
+    int g = fil_native_host->guard_swap(1);
+    int r = fil_native_host->oom_rearm(dir);
+    fil_native_host->guard_swap(g);
+    return PyBool_FromLong(r == 0);
+}
+
+/* oom_dumps() - out-of-memory dumps completed in this process. */
+static PyObject *oom_dumps(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    if (!tracked())
+        return not_tracked();
+    return PyLong_FromUnsignedLong(fil_native_host->oom_dumps());
+}
+
 static PyMethodDef methods[] = {
     {"active", active, METH_NOARGS, "Whether allocations are being tracked."},
     {"reset_peak", reset_peak, METH_NOARGS, "Start measuring a new peak from now."},
     {"render_peak", render_peak, METH_VARARGS, "render_peak(dir, title): write the peak report."},
+    {"oom_rearm", oom_rearm, METH_VARARGS, "oom_rearm(dir): dump the next out of memory into dir."},
+    {"oom_dumps", oom_dumps, METH_NOARGS, "Out-of-memory dumps completed in this process."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -461,10 +461,12 @@ static void index_death(job_t *j, fil_writer_t *w, char *work, size_t cap)
     if (o->dump_state == 2 && o->reason != FIL_REASON_NONE) {
         for (uint32_t k = 0; k < nat; k++)
             native[k] = o->native[k];
-        fil_html_stack(
-            w, o->reason == FIL_REASON_SIGNAL ? "Where it crashed" : "The allocation that failed",
-            otree, o->request_node < ot->n ? o->request_node : FIL_NONE, native, nat,
-            (uint32_t *)(work + head));
+        int crash = o->reason == FIL_REASON_SIGNAL;
+        fil_html_stack(w, crash ? "Where it crashed" : "The allocation that failed",
+                       crash ? "Python stack at the thread's last allocation (innermost last)"
+                             : "Python stack (innermost last)",
+                       otree, o->request_node < ot->n ? o->request_node : FIL_NONE, native, nat,
+                       (uint32_t *)(work + head));
     }
     if (o->dump_state == 2 && v->h->oom_continue)
         return; /* the program went on: what it holds now is not what it held then */

@@ -39,6 +39,7 @@ typedef struct fil_view {
     fil_state_header_t *frozen_h; /* fil_view_freeze: the header copy, else NULL */
     const int64_t *frozen_bytes;  /* ... and the copies of bytes[] and peak[] */
     const int64_t *frozen_peak;
+    fil_view_at_fn inner_at;      /* a frozen view's at() before freezing */
     uint64_t stop_nodes;          /* fil_view_at_stop: nodes stop[] holds */
     int at_stop;                  /* 1: a view as of a stop signal (fil_view_at_stop) */
 } fil_view_t;
@@ -63,10 +64,11 @@ int fil_view_at_stop(fil_view_t *v, int sig);
 void fil_view_open_live(fil_view_t *v);
 /* Memory fil_view_freeze needs for a view with `nodes` nodes. */
 size_t fil_view_freeze_size(uint64_t nodes);
-/* Make a file view of a state whose program is still running read a copy
- * of the header and of every node's counters, taken so that the peak
- * snapshot is consistent (retried while the program was copying it), in
- * mem. 0, or -1 if mem is too small. */
+/* Make a file view of a state whose program is still running (or a live
+ * view, under the tracker lock) read a copy of the header and of every
+ * node's counters, taken so that the peak snapshot is consistent (retried
+ * while the program was copying it), in mem. 0, or -1 if mem is too
+ * small. */
 int fil_view_freeze(fil_view_t *v, fil_bump_t *mem);
 
 const fil_node_t *fil_view_node(const fil_view_t *v, uint32_t i);

@@ -63,17 +63,25 @@ int fil_render_live_peak(const char *dir, const char *title, char *err, size_t e
         fil_view_open_file(&none, NULL, 0, err, errlen);
         return -1;
     }
-    fil_lock(); /* a consistent picture: other threads' allocations wait */
+    /* A consistent picture: other threads' allocations wait while the
+     * counters are copied (fil_view_freeze), not while the files are
+     * written and the source lines read. */
+    fil_lock();
     fil_view_t v;
     fil_view_open_live(&v);
-    fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes)), 0};
+    size_t frozen = fil_page_round(fil_view_freeze_size(v.nodes));
+    fil_bump_t mem = {NULL, frozen + fil_page_round(fil_render_scratch_size(v.nodes)), 0};
     mem.base = fil_sys_pages(mem.cap);
-    int r = -1;
-    if (mem.base && fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, NULL, &mem) == 0) {
-        mem.used = 0;
-        r = fil_render_summary(&v, NULL, NULL, dir, FIL_RENDERED_PEAK, NULL, &mem);
-    }
+    int ok = mem.base && fil_view_freeze(&v, &mem) == 0;
     fil_unlock();
+    int r = -1;
+    if (ok) {
+        fil_bump_t work = {mem.base + frozen, mem.cap - frozen, 0};
+        if (fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, NULL, &work) == 0) {
+            work.used = 0;
+            r = fil_render_summary(&v, NULL, NULL, dir, FIL_RENDERED_PEAK, NULL, &work);
+        }
+    }
     fil_sys_unmap(mem.base, mem.cap);
     if (r != 0 && errlen) {
         const char *m = "cannot write the report into that folder";

@@ -239,16 +239,19 @@ static void write_oom_more(const fil_view_t *v, const fil_run_info_t *info, fil_
     const fil_oom_info_t *o = &v->h->oom;
     size_t used = mem->used;
     fil_tree_t *t = fil_render_tree(v, FIL_RENDER_NOW, mem);
-    uint32_t leaf = in_process(o) && o->reason != FIL_REASON_SIGNAL && t &&
-                            o->request_node < t->count
-                        ? o->request_node
-                        : FIL_NONE;
+    uint32_t leaf = in_process(o) && t && o->request_node < t->count ? o->request_node : FIL_NONE;
     fil_write_str(w, ", \"python_stack\": ");
     if (t)
         fil_render_json_stack(w, t, leaf, "python_stack_frames_elided", mem);
     else
         fil_write_str(w, "null, \"python_stack_frames_elided\": 0");
     mem->used = used;
+    /* A crash handler cannot resolve the stack (signal context): a crash's
+     * is where the thread last allocated. */
+    fil_write_str(w, ", \"python_stack_at\": ");
+    fil_write_str(w, leaf == FIL_NONE                  ? "null"
+                     : o->reason == FIL_REASON_SIGNAL ? "\"last allocation\""
+                                                       : "\"allocation\"");
     fil_write_str(w, ", \"seconds\": ");
     write_moment(w, info, in_process(o) ? o->time_ns
                           : v->at_stop  ? v->h->stop_ns

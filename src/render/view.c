@@ -23,7 +23,10 @@
  * bytes[] held the peak and did not change: any decrease would have
  * cleared at_peak, any increase raised peak_total). Otherwise the copy is
  * taken again, a few times. What is held now is a copy taken over the
- * time the loop runs (milliseconds), not one instant.
+ * time the loop runs (milliseconds), not one instant. A live view is
+ * frozen the same way, under the tracker lock (the %%filprofile magic's
+ * in-process report), so the lock is held for the copy only, not while the
+ * files are written.
  *
  * Allowed calls: none besides memcpy (everything is arithmetic on memory).
  */
@@ -154,13 +157,14 @@ int fil_view_at_stop(fil_view_t *v, int sig) {
 }
 
 /* at() of a frozen view: the counters from the copies, the rest (append-only
- * records, validated at open) from the file. SIGNAL CONTEXT. */
+ * records, validated at open) from the file or the live state. SIGNAL
+ * CONTEXT. */
 static const void *frozen_at(const fil_view_t *v, int s, uint64_t i) {
     if (s == FIL_SEG_BYTES)
         return v->frozen_bytes + i;
     if (s == FIL_SEG_PEAK)
         return v->frozen_peak + i;
-    return file_at(v, s, i);
+    return v->inner_at(v, s, i);
 }
 
 /* See render_internal.h: the header copy and two counters per node, with
@@ -185,7 +189,7 @@ static void read_peak_word(const fil_state_header_t *h, peak_word_t *p) {
 /* Copy n counters of segment s, one aligned load each. */
 static void copy_counters(const fil_view_t *v, int s, int64_t *out, uint64_t n) {
     for (uint64_t i = 0; i < n; i++)
-        out[i] = __atomic_load_n((const int64_t *)file_at(v, s, i), __ATOMIC_RELAXED);
+        out[i] = __atomic_load_n((const int64_t *)v->at(v, s, i), __ATOMIC_RELAXED);
 }
 
 /* See render_internal.h and the file comment. v must be a file view; mem
@@ -217,6 +221,7 @@ int fil_view_freeze(fil_view_t *v, fil_bump_t *mem) {
     v->frozen_bytes = bytes;
     v->frozen_peak = peak;
     v->h = h;
+    v->inner_at = v->at;
     v->at = frozen_at;
     repair(v);
     /* The program is alive: no store was cut off. The header's total was

@@ -226,8 +226,9 @@ static void write_gap(fil_writer_t *w, uint64_t n)
  * (given innermost first, shown innermost last), under heading h2. path
  * must hold t->count entries. SIGNAL CONTEXT: caller memory only.
  */
-void fil_html_stack(fil_writer_t *w, const char *heading, const fil_tree_t *t, uint32_t leaf,
-                    const char *const *native, uint32_t nnative, uint32_t *path)
+void fil_html_stack(fil_writer_t *w, const char *heading, const char *python_heading,
+                    const fil_tree_t *t, uint32_t leaf, const char *const *native,
+                    uint32_t nnative, uint32_t *path)
 {
     uint32_t depth = 0;
     for (uint32_t i = leaf; i != FIL_NONE && i < t->count && depth < t->count;
@@ -235,8 +236,9 @@ void fil_html_stack(fil_writer_t *w, const char *heading, const fil_tree_t *t, u
         path[depth++] = i;
     fil_write_str(w, "<section class=\"failing\">\n<h2>");
     write_text(w, heading);
-    fil_write_str(w, "</h2>\n<div class=\"stacks\"><div><h3>Python stack (innermost last)</h3>"
-                     "\n<ol class=\"stack\">\n");
+    fil_write_str(w, "</h2>\n<div class=\"stacks\"><div><h3>");
+    write_text(w, python_heading);
+    fil_write_str(w, "</h3>\n<ol class=\"stack\">\n");
     for (uint32_t d = depth; d-- > 0 && !w->failed;) {
         if (depth > STACK_HEAD + STACK_TAIL + 1 && d == depth - STACK_HEAD - 1) {
             write_gap(w, depth - STACK_HEAD - STACK_TAIL);

@@ -30,6 +30,7 @@
 
 __thread int fil_guard __attribute__((tls_model("initial-exec")));
 __thread int fil_in_dump __attribute__((tls_model("initial-exec")));
+__thread uint32_t fil_last_node __attribute__((tls_model("initial-exec")));
 __thread int fil_lock_role __attribute__((tls_model("initial-exec")));
 int fil_active;
 int fil_stop_pending;

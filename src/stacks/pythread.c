@@ -18,6 +18,7 @@
 #include <pthread.h>
 
 #include "fil/pyapi.h"
+#include "fil/runtime.h"
 #include "fil/stacks.h"
 #include "fil/sys.h"
 
@@ -99,7 +100,10 @@ int fil_stacks_map_cache(fil_pythread_t *t) {
 uint32_t fil_stacks_current(void) {
     fil_resolver_fn r = __atomic_load_n(&resolver, __ATOMIC_ACQUIRE);
     uint32_t node = r ? r(&me) : me.base;
-    return node == FIL_NONE ? 0 : node; /* FIL_NODE_UNTRACKED passes */
+    node = node == FIL_NONE ? 0 : node; /* FIL_NODE_UNTRACKED passes */
+    if (node != FIL_NODE_UNTRACKED)
+        fil_last_node = node; /* where a crash of this thread last allocated */
+    return node;
 }
 
 uint32_t fil_stacks_current_pymem(void) {

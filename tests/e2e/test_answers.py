@@ -215,3 +215,27 @@ def test_timeline_rises_in_steps_and_falls(tmp_path, fp):
     assert len(lines["tracked"]) == len(tl)
     labels = ["".join(t.itertext()) for t in svg.iter(ns + "text")]
     assert any(l.startswith("peak ") and "MiB" in l for l in labels), labels
+
+
+FORK_CHILD_BIG = """
+import os
+pid = os.fork()
+if pid == 0:
+    held = bytearray(300 * 1024 * 1024)  # the child's, touched
+    os._exit(0)
+os.waitpid(pid, 0)
+mine = bytearray(20 * 1024 * 1024)
+print("ok")
+"""
+
+
+def test_peak_rss_is_the_programs_own(tmp_path, fp):
+    """A fork child's 300 MiB is not the program's peak RSS (getrusage's
+    RUSAGE_CHILDREN would report it); the program's own 20 MiB is in it."""
+    proc, result = fp.run_fil(tmp_path, FORK_CHILD_BIG)
+    assert proc.returncode == 0, fp.describe(proc)
+    _, summary = fp.check_peak_report(result)
+    rss = summary["peak_rss_bytes"]
+    assert rss is not None and 20 * MIB <= rss < 200 * MIB, (rss, fp.describe(proc))
+    _, shown = peak_line(proc.stderr)
+    assert fp.within(shown, rss, 0.001), (shown, rss)

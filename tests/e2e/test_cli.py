@@ -86,7 +86,8 @@ def test_directory_as_script(tmp_path, fp):
     proc = _fil(fp, tmp_path, "run", "--no-browser", "pkgdir")
     assert proc.returncode == 2, fp.describe(proc)
     lines = proc.stderr.decode().splitlines()
-    assert lines == ["=fil-profile= error: cannot run script 'pkgdir': it is a directory"], lines
+    assert lines == ["=fil-profile= error: cannot run 'pkgdir': it is a directory without "
+                     "__main__.py"], lines
     assert not (tmp_path / "fil-result").exists()
 
 

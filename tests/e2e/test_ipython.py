@@ -5,7 +5,8 @@ An IPython shell runs inside `fil-profile run`: the magic must write the
 cell's own peak report (the memory live at the high-water mark reached while
 the cell ran, including what earlier cells hold, not what the cell allocated
 after its peak). `python3 -m filprofiler install-kernel --prefix DIR` must
-write a kernel that starts ipykernel under the launcher.
+write a kernel that starts ipykernel under the launcher, with
+--on-oom=continue.
 """
 
 import json
@@ -63,11 +64,16 @@ def test_install_kernel_writes_a_kernel_spec(tmp_path, fp):
     proc = subprocess.run([fp.PYTHON, "-m", "filprofiler", "install-kernel", "--prefix",
                            str(tmp_path)], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.startswith("=fil-profile= ")
+    assert all(line.startswith("=fil-profile= ") for line in proc.stderr.splitlines())
     spec = json.loads((tmp_path / "share/jupyter/kernels/fil-profile/kernel.json").read_text())
     argv = spec["argv"]
-    assert os.path.basename(argv[0]) == "fil-profile"
-    assert argv[1:] == ["--no-browser", "python", "-m", "ipykernel_launcher", "-f",
-                        "{connection_file}"]
+    assert os.path.samefile(argv[0], fp.FIL)
+    # Out of memory in a cell is a MemoryError there: the kernel goes on.
+    assert argv[1:] == ["--no-browser", "--on-oom=continue", "python", "-m",
+                        "ipykernel_launcher", "-f", "{connection_file}"]
     assert spec["env"]["FIL_PYTHON"] == fp.PYTHON
     assert spec["language"] == "python"
+    # A build tree, not installed: the kernel finds the package through
+    # PYTHONPATH, and the installer says so.
+    assert spec["env"]["PYTHONPATH"] == str(fp.PKG_PYTHONPATH)
+    assert "PYTHONPATH=%s" % fp.PKG_PYTHONPATH in proc.stderr

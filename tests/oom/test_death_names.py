@@ -43,16 +43,9 @@ def h1(path):
     return html.unescape(m.group(1)) if m else None
 
 
-CASES = [
-    (signal.SIGTERM, "terminated", "was terminated (SIGTERM)", "Terminated (SIGTERM) with "),
-    (signal.SIGINT, "interrupted", "was interrupted (SIGINT)", "Interrupted (SIGINT) with "),
-    (signal.SIGKILL, "killed", "was killed (SIGKILL)", "Killed (SIGKILL) with "),
-]
-
-
-@pytest.mark.parametrize("sig, kind, words, headline", CASES, ids=[c[1] for c in CASES])
-def test_signal_death_named(oom, tmp_path, sig, kind, words, headline):
-    script = oom.program("hold_and_sleep.py")
+def signalled(oom, tmp_path, script, sig):
+    """Run script (which prints its pid) under fil-profile, send it sig, and
+    return the Run once the launcher has ended."""
     out = tmp_path / "out"
     proc = subprocess.Popen(oom.fil_command(out, script), cwd=str(tmp_path), env=oom.base_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -66,8 +59,21 @@ def test_signal_death_named(oom, tmp_path, sig, kind, words, headline):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    run = oom.Run(returncode=proc.returncode, stdout="", stderr=stderr.decode(errors="replace"),
-                  dir=oom.result_dir(out), cmd=None)
+    return oom.Run(returncode=proc.returncode, stdout="", stderr=stderr.decode(errors="replace"),
+                   dir=oom.result_dir(out), cmd=None)
+
+
+CASES = [
+    (signal.SIGTERM, "terminated", "was terminated (SIGTERM)", "Terminated (SIGTERM) with "),
+    (signal.SIGINT, "interrupted", "was interrupted (SIGINT)", "Interrupted (SIGINT) with "),
+    (signal.SIGKILL, "killed", "was killed (SIGKILL)", "Killed (SIGKILL) with "),
+]
+
+
+@pytest.mark.parametrize("sig, kind, words, headline", CASES, ids=[c[1] for c in CASES])
+def test_signal_death_named(oom, tmp_path, sig, kind, words, headline):
+    script = oom.program("hold_and_sleep.py")
+    run = signalled(oom, tmp_path, script, sig)
     assert run.returncode == -sig, run.describe()  # the launcher dies of it too
     lines = oom.stderr_lines(run)
     assert not any("Out of memory" in l or "out-of-memory report" in l for l in lines), lines
@@ -110,21 +116,7 @@ def test_crash_named(oom, tmp_path):
 
 def test_memory_held_when_the_signal_came(oom, tmp_path):
     script = oom.program("graceful_shutdown.py")
-    out = tmp_path / "out"
-    proc = subprocess.Popen(oom.fil_command(out, script), cwd=str(tmp_path), env=oom.base_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        line = read_line(proc, 60)
-        assert line and line.strip().isdigit(), "no pid printed: %r" % line
-        os.kill(int(line), signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    run = oom.Run(returncode=proc.returncode, stdout="", stderr=stderr.decode(errors="replace"),
-                  dir=oom.result_dir(out), cmd=None)
+    run = signalled(oom, tmp_path, script, signal.SIGTERM)
     assert run.returncode == -signal.SIGTERM, run.describe()
     held = oom.bytes_at(run.oom_prof(), script, oom.marker_line(script, "hold"))
     oom.assert_close(held, 200 * oom.MIB, 0.02, "held line when SIGTERM came")

@@ -222,8 +222,13 @@ def test_crash_summary(oom, tmp_path):
     check_common(oom, s)
     o = s["out_of_memory"]
     assert o["kind"] == "signal" and o["signal"] == "SIGSEGV", o
-    # The crash handler does not read the running line: not recorded.
-    assert o["python_stack"] is None, o["python_stack"]
+    # The crash handler cannot resolve the stack: it gives the crashing
+    # thread's last allocation's, here made by the call that crashed.
+    assert o["python_stack_at"] == "last allocation", o
+    frames = o["python_stack"]
+    assert frames[0]["file"] == str(script) and frames[0]["function"] == "<module>", frames
+    assert frames[0]["line"] == oom.marker_line(script, "crash"), frames
+    assert frames[-1]["function"] == "string_at", frames
     i, row = first_line(o["top_lines"], script, oom.marker_line(script, "block"))
     assert i == 0
     oom.assert_close(row["bytes"], 100 * oom.MIB, 0.02, "held line")

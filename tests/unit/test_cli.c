@@ -251,6 +251,13 @@ static void test_parse_values(void)
     CHECK(a.quiet && a.no_usr2 && a.script_argc == 1 && !strcmp(a.script_argv[0], "--quiet"));
     CHECK_INT(fil_cli_parse(6, (char *const *)v4, &a, err, sizeof err), OK);
     CHECK(a.quiet && a.no_usr2 && a.npyopts == 1 && a.script_argc == 0);
+    /* --quiet wins over --verbose, in either order. */
+    const char *v5[] = {FP, "--verbose", "run", "--quiet", "x.py", NULL};
+    const char *v6[] = {FP, "--quiet", "--verbose", "run", "x.py", NULL};
+    CHECK_INT(fil_cli_parse(5, (char *const *)v5, &a, err, sizeof err), OK);
+    CHECK(a.quiet && !a.verbose);
+    CHECK_INT(fil_cli_parse(5, (char *const *)v6, &a, err, sizeof err), OK);
+    CHECK(a.quiet && !a.verbose);
 }
 
 /* The interpreter's argv and the recorded command follow the contract. */

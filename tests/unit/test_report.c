@@ -1043,7 +1043,7 @@ typedef struct stack_job {
 static int do_stack(fil_writer_t *w, void *arg)
 {
     stack_job_t *j = arg;
-    fil_html_stack(w, "stack", j->t, j->leaf, NULL, 0, j->path);
+    fil_html_stack(w, "stack", "Python stack (innermost last)", j->t, j->leaf, NULL, 0, j->path);
     return 0;
 }
 
@@ -1502,7 +1502,7 @@ static int do_html(fil_writer_t *w, void *arg)
     int n = fil_top_lines(j->t, rows, 4, s, cap);
     fil_html_begin(w, j->page);
     if (j->death)
-        fil_html_stack(w, "The allocation that failed", j->t, 6, native, 2, path);
+        fil_html_stack(w, "The allocation that failed", "Python stack (innermost last)", j->t, 6, native, 2, path);
     fil_html_top_lines(w, "Top lines", "intro <i>", j->t, rows, n > 0 ? (uint32_t)n : 0,
                        SMALL_TOTAL);
     fil_html_reading(w);

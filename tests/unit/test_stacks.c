@@ -755,6 +755,53 @@ static void test_launcher(void)
     cur = NULL;
 }
 
+/* Notebooks: the kernel's entry module is shown and what it runs is
+ * swallowed into it; a cell's body is a root of its own wherever it runs
+ * (under the kernel, under a magic that runs a cell); a function a cell
+ * defined is shown where it is called. */
+static void test_notebook(void)
+{
+    static fcode_t run = {0, FIL_PYFUNC_LAUNCHER, 1, {196}},
+                   kernel = {0, FIL_PYFUNC_KERNEL | FIL_PYFUNC_MODULE, 1, {17}},
+                   loop = {0, 0, 1, {603}}, shell = {0, 0, 1, {3006}},
+                   cell = {0, FIL_PYFUNC_CELL | FIL_PYFUNC_MODULE, 1, {2}},
+                   magic = {0, 0, 1, {44}}, inner = {0, FIL_PYFUNC_CELL | FIL_PYFUNC_MODULE, 1, {3}},
+                   def = {0, FIL_PYFUNC_CELL, 1, {5}};
+    run.func = func("<frozen runpy>", "_run_module_as_main", 173);
+    kernel.func = func("/usr/lib/python3/dist-packages/ipykernel_launcher.py", "<module>", 1);
+    loop.func = func("asyncio/base_events.py", "run_forever", 590);
+    shell.func = func("IPython/core/interactiveshell.py", "run_cell", 2940);
+    cell.func = func("/tmp/ipykernel_7/123.py", "<module>", 1);
+    magic.func = func("filprofiler/ipython.py", "filprofile", 40);
+    inner.func = func("/tmp/ipykernel_7/456.py", "<module>", 1);
+    def.func = func("/tmp/ipykernel_7/789.py", "make", 4);
+    fframe_t R = {&run, 0, 0}, K = {&kernel, 0, 0}, L = {&loop, 0, 0}, S = {&shell, 0, 0},
+             X = {&cell, 0, 0}, M = {&magic, 0, 0}, Y = {&inner, 0, 0}, D = {&def, 0, 0};
+    fstack_t st = {.n = 0};
+    events_on = 0;
+    cur = &st;
+    st.f[0] = &R, st.f[1] = &K, st.f[2] = &L, st.f[3] = &S, st.n = 4;
+    /* The kernel's own memory: its entry's line only. */
+    CHECK_U64(fil_stacks_current(), node(FIL_NONE, kernel.func, 17));
+    st.f[4] = &X, st.n = 5;
+    CHECK_CURRENT(FIL_NONE, &st, 4); /* a cell: its line is a root */
+    st.f[5] = &D, st.n = 6;
+    CHECK_CURRENT(FIL_NONE, &st, 4); /* a function of another cell, called from this one */
+    st.f[5] = &M, st.f[6] = &S, st.f[7] = &Y, st.f[8] = &D, st.n = 9;
+    CHECK_CURRENT(FIL_NONE, &st, 7); /* a cell run by a magic: a root again */
+    CHECK_U64(node_at(fil_stacks_current())->depth, 2);
+    /* A thread started from a cell's line: a cell it runs hangs from that line. */
+    st.f[0] = &X, st.f[1] = &Y, st.n = 2;
+    fil_stacks_thread_exit();
+    uint32_t base = expect(FIL_NONE, &st, 0);
+    fil_stacks_thread_base(base);
+    st.f[0] = &L, st.f[1] = &Y, st.n = 2;
+    CHECK_CURRENT(base, &st, 1);
+    fil_stacks_thread_base(0);
+    fil_stacks_thread_exit();
+    cur = NULL;
+}
+
 /* A stack deeper than the arrays start with grows them while collecting. */
 static void test_deep(void)
 {
@@ -880,6 +927,7 @@ static void test_resolve(void)
     test_quick();
     test_near();
     test_launcher();
+    test_notebook();
     test_deep();
     test_deep_mode();
     test_threads();
