@@ -65,6 +65,29 @@ static inline void fil_unlock(void) {
         __atomic_store_n(&fil_lock_word, 0, __ATOMIC_RELEASE);
 }
 
+/*
+ * fil_lock_owner_enter - the owner's lock-free section alone: 1 if the
+ * calling thread is the owner and no other thread exists, in which case
+ * it is now in such a section (leave it with fil_lock_owner_leave, not
+ * fil_unlock); 0 otherwise, with nothing held: the caller then takes
+ * fil_lock. For fast paths that want no call before their work: ~6
+ * instructions, and the leave is one store. Context: any thread.
+ */
+static inline int fil_lock_owner_enter(void) {
+    if (FIL_LIKELY(fil_lock_role > 0)) {
+        __atomic_store_n(&fil_owner_busy, 1, __ATOMIC_RELAXED);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the store before the check */
+        if (FIL_LIKELY(!__atomic_load_n(&fil_lock_needed, __ATOMIC_RELAXED)))
+            return 1;
+        __atomic_store_n(&fil_owner_busy, 0, __ATOMIC_RELEASE);
+    }
+    return 0;
+}
+
+static inline void fil_lock_owner_leave(void) {
+    __atomic_store_n(&fil_owner_busy, 0, __ATOMIC_RELEASE);
+}
+
 /* Try for about `rounds` yields. 1 if acquired (release it with
  * fil_unlock), 0 if not. SIGNAL CONTEXT safe: no system call but
  * sched_yield, and a foreign thread's first section waits for the owner at

@@ -52,11 +52,15 @@ int fil_oom_check(const char *fn, size_t size);
  * the global budget, or run fil_oom_check. 0 to go ahead. */
 int fil_oom_refill(const char *fn, size_t size);
 
-/* Fast path: 0 to go ahead. No system call, no atomic operation. */
+/* The thread's allowance covers size (now spent from it): 1, or 0 when
+ * fil_oom_refill must decide. No system call, no atomic operation. */
+static inline int fil_oom_fits(size_t size) {
+    return FIL_LIKELY(size < (UINT64_C(1) << 20) && (fil_oom_local -= (int64_t)size) >= 0);
+}
+
+/* Fast path: 0 to go ahead. */
 static inline int fil_oom_precheck(const char *fn, size_t size) {
-    if (FIL_LIKELY(size < (UINT64_C(1) << 20) && (fil_oom_local -= (int64_t)size) >= 0))
-        return 0;
-    return fil_oom_refill(fn, size);
+    return fil_oom_fits(size) ? 0 : fil_oom_refill(fn, size);
 }
 
 /* An allocator returned NULL / ENOMEM for size bytes: dump (once) and exit

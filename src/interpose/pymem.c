@@ -79,17 +79,27 @@ static const char *const names[3][3] = {
 };
 #define NAME(o, i) names[((pymem_alloc_t *)(o) - &orig[0][0]) / WRAPS][i]
 
+/* The out-of-memory check's two ends, out of line: the name is only worked
+ * out when the allowance runs out or a request fails. */
+static __attribute__((noinline)) int refill(const pymem_alloc_t *o, int i, size_t size) {
+    return fil_oom_refill(NAME(o, i), size);
+}
+
+static __attribute__((noinline)) void failed(const pymem_alloc_t *o, int i, size_t size) {
+    fil_oom_failed(NAME(o, i), size);
+}
+
 static inline int enter(void) { return fil_enter(1); }
 
 static void *h_malloc(void *ctx, size_t size) {
     pymem_alloc_t *o = ctx;
     if (!enter())
         return o->malloc(o->ctx, size);
-    void *p = fil_oom_precheck(NAME(o, 0), size) ? NULL : o->malloc(o->ctx, size);
-    if (p)
+    void *p = fil_oom_fits(size) || refill(o, 0, size) == 0 ? o->malloc(o->ctx, size) : NULL;
+    if (FIL_LIKELY(p != NULL))
         fil_tracker_py_add(p, size, fil_stacks_current_pymem());
     else
-        fil_oom_failed(NAME(o, 0), size);
+        failed(o, 0, size);
     fil_guard = 0;
     return p;
 }
@@ -99,11 +109,11 @@ static void *h_calloc(void *ctx, size_t n, size_t m) {
     size_t size;
     if (__builtin_mul_overflow(n, m, &size) || !enter())
         return o->calloc(o->ctx, n, m);
-    void *p = fil_oom_precheck(NAME(o, 1), size) ? NULL : o->calloc(o->ctx, n, m);
-    if (p)
+    void *p = fil_oom_fits(size) || refill(o, 1, size) == 0 ? o->calloc(o->ctx, n, m) : NULL;
+    if (FIL_LIKELY(p != NULL))
         fil_tracker_py_add(p, size, fil_stacks_current_pymem());
     else
-        fil_oom_failed(NAME(o, 1), size);
+        failed(o, 1, size);
     fil_guard = 0;
     return p;
 }
@@ -116,10 +126,10 @@ static void *h_realloc(void *ctx, void *old, size_t size) {
         return o->realloc(o->ctx, old, size);
     fil_realloc_t t;
     fil_tracker_realloc_begin(old, &t, 1);
-    void *p = fil_oom_precheck(NAME(o, 2), size) ? NULL : o->realloc(o->ctx, old, size);
+    void *p = fil_oom_fits(size) || refill(o, 2, size) == 0 ? o->realloc(o->ctx, old, size) : NULL;
     fil_tracker_realloc_end(&t, old, p, size, p ? fil_stacks_current_pymem() : 0, 1);
-    if (!p)
-        fil_oom_failed(NAME(o, 2), size);
+    if (FIL_UNLIKELY(p == NULL))
+        failed(o, 2, size);
     fil_guard = 0;
     return p;
 }

@@ -68,6 +68,88 @@ static inline int fil_src_compare(fil_src_t *s, const fil_pythread_t *t, uint32_
     return (int)j;
 }
 
+/* The frames a walk skips that quick() can skip for one load: the shims
+ * 3.12+ puts where C code calls Python (owned by the C stack). Anything
+ * else a walk would skip (a frame still setting up) is a mismatch there,
+ * because no key holds its position: keys are of visible frames. */
+static inline fil_frame_t *skip_shims(fil_frame_t *f) {
+#if PY_VERSION_HEX >= 0x030C0000
+    while (f && f->owner == FRAME_OWNED_BY_CSTACK)
+        f = fil_py_below(f);
+#endif
+    return f;
+}
+
+/*
+ * fil_src_quick (fil/pyresolve.h). Cost: ~8 instructions for the top (its
+ * visibility test included), ~6 per frame below (code, instruction and
+ * link: no store, no visibility test). Why a frame below the top needs no
+ * test: equal code and instruction to a key make it visible, because
+ * whether a frame shows depends only on them (and, on 3.12+, on the owner:
+ * a shim's code is the interpreter's trampoline, never a key's).
+ */
+static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const void **instr) {
+    const fil_pykey_t *k = t->key + t->depth - 1;
+    fil_frame_t *f = fil_py_top(s->ts);
+    if (!f || fil_py_code(f) != k->code || fil_py_hidden(f))
+        return 0;
+    *instr = fil_py_instr(f);
+    while (k != t->key) {
+        k--;
+        f = skip_shims(fil_py_below(f));
+        if (!f || fil_py_code(f) != k->code || fil_py_instr(f) != k->instr)
+            return 0;
+    }
+    return skip_shims(fil_py_below(f)) == NULL;
+}
+
+/* 1 if the frames from f (a shim-skipped position) outwards are exactly
+ * t->key[0 .. m-1], innermost first: ~6 instructions per frame, no store,
+ * no visibility test (an equal code and instruction to a key's make a
+ * frame visible: whether a frame shows depends only on them and, on
+ * 3.12+, on its owner, and a shim's code is never a key's). */
+static inline int keys_below(fil_frame_t *f, const fil_pythread_t *t, uint32_t m) {
+    const fil_pykey_t *k = t->key + m;
+    while (k != t->key) {
+        k--;
+        if (!f || fil_py_code(f) != k->code || fil_py_instr(f) != k->instr)
+            return 0;
+        f = skip_shims(fil_py_below(f));
+    }
+    return f == NULL;
+}
+
+/*
+ * fil_src_near (fil/pyresolve.h): the innermost frame, if visible, the
+ * frame below it, and the level of the innermost when the frame below runs
+ * the code of the key below that level and the frames below it are the
+ * keys: the code of the frame just below picks the one candidate (a
+ * sibling of the resolved top, a call one deeper, a return), and one pass
+ * checks the rest. Cost: ~15 instructions, ~6 per frame below.
+ */
+static inline int fil_src_near(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top,
+                               fil_pyraw_t *below) {
+    fil_frame_t *f = fil_py_top(s->ts);
+    if (!f || fil_py_hidden(f))
+        return -1;
+    *top = raw_of(f);
+    fil_frame_t *b = skip_shims(fil_py_below(f));
+    uint32_t n = t->depth, level;
+    if (!b) /* b: the frame below the innermost, of the level below it */
+        return n <= 2 ? 0 : -1;
+    const void *code = fil_py_code(b);
+    if (n >= 2 && t->key[n - 2].code == code)
+        level = n - 1; /* a sibling of the resolved top, or a loop */
+    else if (n >= 1 && t->key[n - 1].code == code)
+        level = n; /* a call */
+    else if (n >= 3 && t->key[n - 3].code == code)
+        level = n - 2; /* a return */
+    else
+        return -1;
+    *below = raw_of(b);
+    return keys_below(skip_shims(fil_py_below(b)), t, level - 1) ? (int)level : -1;
+}
+
 static inline int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count) {
     uint32_t n = 0;
     for (fil_frame_t *f = innermost(s->ts); f && n < count; f = next_below(f))

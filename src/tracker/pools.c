@@ -45,7 +45,6 @@
 
 fil_pool_geom_t fil_pool_geom;
 uint8_t *fil_pool_radix[FIL_RADIX_TOP];
-uint64_t fil_pool_live;
 
 #define R(c) ((65536u + (c)-1) / (c))
 const uint32_t fil_pool_recip[33] = {
@@ -171,7 +170,6 @@ void *fil_tracker_arena_new(size_t size) {
  */
 void fil_tracker_pools_forget(void) {
     unsigned as = fil_pool_geom.arena_shift;
-    fil_pool_live = 0;
     if (!as)
         return;
     size_t per_leaf = (size_t)1 << (FIL_RADIX_TOP_SHIFT - as);
@@ -190,16 +188,17 @@ void fil_tracker_pools_forget(void) {
 /* Uncharge what record r still lists (blocks freed behind our back) and
  * clear it. Context: lock held. */
 static void drop_stale(fil_pool_rec_t *r) {
-    for (uint32_t k = 0; r->live && k < fil_pool_geom.nib_cap; k++) {
+    uint32_t left = fil_pool_listed(r);
+    for (uint32_t k = 0; left && k < fil_pool_geom.nib_cap; k++) {
         uint32_t v = fil_pool_nib(r, k);
         if (!v)
             continue;
-        fil_tracker_charge_locked(r->node[v - 1], -(int64_t)r->size[v - 1]);
+        fil_tracker_charge_locked(r->ent[v - 1].node, -(int64_t)r->ent[v - 1].size);
         fil_pool_set_nib(r, k, 0);
-        r->live--;
-        fil_pool_live--;
+        left--;
     }
-    memset(r->refs, 0, sizeof r->refs);
+    for (unsigned i = 0; i < FIL_POOL_DICT; i++)
+        r->ent[i].refs = 0;
 }
 
 /*
@@ -215,7 +214,7 @@ void fil_tracker_arena_del(void *p, size_t size) {
         m = fil_pool_geom.meta_size;
         for (unsigned i = 0; i < FIL_POOLS_PER_ARENA; i++) {
             fil_pool_rec_t *q = (fil_pool_rec_t *)((char *)r + i * fil_pool_geom.rec_size);
-            if (q->live)
+            if (fil_pool_listed(q))
                 drop_stale(q);
         }
         radix_set((uintptr_t)p, 0);
@@ -225,24 +224,50 @@ void fil_tracker_arena_del(void *p, size_t size) {
 }
 
 void fil_pool_relayout(fil_pool_rec_t *r, uint32_t c) {
-    if (r->live)
+    if (fil_pool_listed(r))
         drop_stale(r);
     memset(r->nib, 0, fil_pool_geom.nib_cap / 2);
-    memset(r->refs, 0, sizeof r->refs);
+    for (unsigned i = 0; i < FIL_POOL_DICT; i++)
+        r->ent[i].refs = 0;
     r->cls = (uint8_t)c;
+    r->full = 0;
 }
 
 uint32_t fil_pool_entry(fil_pool_rec_t *r, uint32_t node, uint32_t size, uint32_t home) {
     uint32_t free_at = FIL_POOL_DICT;
     for (uint32_t n = 0, i = home; n < FIL_POOL_DICT; n++, i = i + 1 < FIL_POOL_DICT ? i + 1 : 0) {
-        if (r->node[i] == node && r->size[i] == size)
+        if (fil_pool_ent_is(&r->ent[i], node, size))
             return i;
-        if (!r->refs[i] && free_at == FIL_POOL_DICT)
+        if (!r->ent[i].refs && free_at == FIL_POOL_DICT)
             free_at = i;
     }
     if (free_at < FIL_POOL_DICT) {
-        r->node[free_at] = node;
-        r->size[free_at] = (uint16_t)size;
+        r->ent[free_at].node = node;
+        r->ent[free_at].size = (uint16_t)size;
+    } else {
+        r->full = 1; /* the next misses go to the table without a search */
     }
     return free_at;
+}
+
+/*
+ * fil_pool_count_live - blocks listed in all records (for tests: the live
+ * count): every arena is found through the radix. Context: lock held;
+ * O(address space the radix covers), not for a fast path.
+ */
+uint64_t fil_pool_count_live(void) {
+    uint64_t n = 0;
+    unsigned as = fil_pool_geom.arena_shift;
+    for (uintptr_t top = 0; as && top < FIL_RADIX_TOP; top++) {
+        const uint8_t *leaf = fil_pool_radix[top];
+        for (uintptr_t i = 0; leaf && i < ((uintptr_t)1 << (FIL_RADIX_TOP_SHIFT - as)); i++) {
+            if (!leaf[i])
+                continue;
+            uintptr_t a = top << FIL_RADIX_TOP_SHIFT | i << as;
+            for (unsigned q = 0; q < FIL_POOLS_PER_ARENA; q++)
+                n += fil_pool_listed(
+                    (const fil_pool_rec_t *)(a - fil_pool_geom.meta_size + q * fil_pool_geom.rec_size));
+        }
+    }
+    return n;
 }

@@ -47,13 +47,9 @@ static uint32_t epoch = 1;
  * it is mapped: spares the segment arithmetic for most charges. */
 static int64_t *bytes0;
 
-int fil_tracker_init(void) {
-    return fil_tracker_table_init() || fil_tracker_maps_init() ? -1 : 0;
-}
-
 /* Grow stamp/dirty to cover node n (>= node_cap). 0, or -1 with them
- * unchanged. Out of line: the fast path only compares n with node_cap. */
-static __attribute__((noinline)) int cover(uint32_t n) {
+ * unchanged. */
+static int cover(uint32_t n) {
     uint64_t ncap = node_cap ? node_cap : 4096;
     while (ncap <= n)
         ncap *= 2;
@@ -73,6 +69,31 @@ static __attribute__((noinline)) int cover(uint32_t n) {
     dirty = d;
     node_cap = ncap;
     return 0;
+}
+
+/* The per-node arrays for the first chunk of nodes, and that chunk of the
+ * per-node bytes (node 0 exists: fil_stacks_init ran), so that the charge
+ * path tests neither. 0, or -1. Context: startup, after fil_stacks_init. */
+int fil_tracker_init(void) {
+    if (fil_tracker_table_init() || fil_tracker_maps_init() || cover(FIL_SEG_BASE - 1) ||
+        fil_state_reserve(FIL_SEG_BYTES, 1))
+        return -1;
+    bytes0 = (int64_t *)(void *)fil_state_chunks[FIL_SEG_BYTES][0];
+    return 0;
+}
+
+/* node if the per-node arrays cover it, else 0 (counted) if they cannot
+ * grow to: decided before a block is recorded, so that its record and its
+ * charges always name the same node. Context: lock held. */
+static __attribute__((noinline)) uint32_t cover_or_drop(uint32_t node) {
+    if (cover(node) == 0)
+        return node;
+    fil_state->stacks_dropped++; /* the bytes still count, charged to no stack */
+    return 0;
+}
+
+static inline __attribute__((always_inline)) uint32_t covered(uint32_t node) {
+    return FIL_LIKELY(node < node_cap) ? node : cover_or_drop(node);
 }
 
 /* Copy the changed nodes into peak[]. Context: lock held. */
@@ -116,30 +137,28 @@ static __attribute__((noinline)) void before_decrease(void) {
         stop_copy_locked();
 }
 
+/* 1 if a decrease must first settle the peak snapshot or the stop copy. */
+static inline int decrease_waits(const fil_state_header_t *h) {
+    return FIL_UNLIKELY(h->at_peak | __atomic_load_n(&fil_stop_pending, __ATOMIC_RELAXED));
+}
+
 /*
- * charge - add delta to node's live bytes and the total, snapshotting the
- * peak first if this is the first decrease after one. Stores in the order
- * a reader of a killed process relies on (state.h): node bytes, total,
- * peak_total, at_peak; each one aligned word (release stores: on x86 plain
- * moves the compiler may not reorder). Context: lock held.
+ * apply - add delta to node's live bytes and the total. Stores in the
+ * order a reader of a killed process relies on (state.h): node bytes,
+ * total, peak_total, at_peak; each one aligned word (release stores: on
+ * x86 plain moves the compiler may not reorder). The node is covered
+ * (covered()): its stamp and, below FIL_SEG_BASE, its bytes are plain
+ * array slots. ~20 instructions. Context: lock held; a decrease only once
+ * decrease_waits() is clear.
  */
-static inline __attribute__((always_inline)) void charge(uint32_t node, int64_t delta) {
+static inline __attribute__((always_inline)) void apply(uint32_t node, int64_t delta) {
     fil_state_header_t *h = fil_state;
-    if (delta < 0 && FIL_UNLIKELY(h->at_peak | __atomic_load_n(&fil_stop_pending, __ATOMIC_RELAXED)))
-        before_decrease();
-    if (FIL_UNLIKELY(node >= node_cap)) {
-        if (cover(node) != 0) {
-            node = 0; /* the bytes still count, charged to no stack */
-            h->stacks_dropped++;
-        }
-        bytes0 = (int64_t *)(void *)fil_state_chunks[FIL_SEG_BYTES][0];
-    }
+    FIL_ASSERT(node < node_cap && bytes0);
     if (FIL_UNLIKELY(stamp[node] != epoch)) {
         stamp[node] = epoch;
         dirty[ndirty++] = node;
     }
-    int64_t *b = FIL_LIKELY(node < FIL_SEG_BASE) && bytes0 ? bytes0 + node
-                                                            : fil_state_i64(FIL_SEG_BYTES, node);
+    int64_t *b = FIL_LIKELY(node < FIL_SEG_BASE) ? bytes0 + node : fil_state_i64(FIL_SEG_BYTES, node);
     __atomic_store_n(b, *b + delta, __ATOMIC_RELEASE);
     int64_t total = h->total + delta;
     __atomic_store_n(&h->total, total, __ATOMIC_RELEASE);
@@ -150,9 +169,18 @@ static inline __attribute__((always_inline)) void charge(uint32_t node, int64_t 
     }
 }
 
+/* charge - apply delta, snapshotting the peak (and taking the stop copy)
+ * first if this is the first decrease after one. Context: lock held. */
+static inline __attribute__((always_inline)) void charge(uint32_t node, int64_t delta) {
+    if (delta < 0 && decrease_waits(fil_state))
+        before_decrease();
+    apply(node, delta);
+}
+
 void fil_tracker_charge_locked(uint32_t node, int64_t delta) { charge(node, delta); }
 
-/* Record a live block in the live table and charge it. Context: lock held. */
+/* Record a live block in the live table and charge it. The node is
+ * covered. Context: lock held. */
 static inline __attribute__((always_inline)) void table_add(uintptr_t p, size_t size, uint32_t node) {
     uint64_t osize;
     uint32_t onode;
@@ -193,6 +221,30 @@ static inline __attribute__((always_inline)) void py_add(uintptr_t p, size_t siz
         py_add_g(p, size, node, fil_pool_geom);
 }
 
+/* Out of line: every case py_add_fast leaves. */
+static __attribute__((noinline)) void py_add_slow(uintptr_t p, size_t size, uint32_t node) {
+    py_add(p, size, covered(node));
+}
+
+/*
+ * py_add_fast - the common case of a Python object: a covered node, the
+ * usual geometry, a block in one of our arenas that fil_pool_put_plain
+ * records. 1 if done; 0 with nothing changed otherwise. No call, so that
+ * its callers save no registers: ~60 instructions with the charge.
+ * Context: lock held.
+ */
+static inline __attribute__((always_inline)) int py_add_fast(uintptr_t p, size_t size,
+                                                              uint32_t node) {
+    if (FIL_UNLIKELY(node >= node_cap || size - 1 >= 512 || fil_pool_geom.arena_shift != 20))
+        return 0;
+    fil_pool_rec_t *r = fil_pool_rec_of(p, FIL_POOL_GEOM_1M);
+    if (FIL_UNLIKELY(!r || !fil_pool_put_plain(r, p, (uint32_t)size, node, FIL_POOL_GEOM_1M)))
+        return 0;
+    fil_state->allocations++;
+    apply(node, (int64_t)size);
+    return 1;
+}
+
 /* Forget p (py: it may be in a pool record). 1 and its size and node if it
  * was recorded. Context: lock held. */
 static inline __attribute__((always_inline)) int take_g(uintptr_t p, int py, uint64_t *size,
@@ -212,35 +264,84 @@ static inline __attribute__((always_inline)) int take(uintptr_t p, int py, uint6
     return take_g(p, 1, size, node, fil_pool_geom);
 }
 
+/* take()'s common case for a Python object: in a record of ours, the usual
+ * geometry. 1 and the block's size and node (forgotten now), or 0 with
+ * nothing changed. No call. Context: lock held. */
+static inline __attribute__((always_inline)) int py_take_fast(uintptr_t p, uint64_t *size,
+                                                               uint32_t *node) {
+    if (FIL_UNLIKELY(fil_pool_geom.arena_shift != 20))
+        return 0;
+    fil_pool_rec_t *r = fil_pool_rec_of(p, FIL_POOL_GEOM_1M);
+    return FIL_LIKELY(r != NULL) && fil_pool_take(r, p, size, node, FIL_POOL_GEOM_1M);
+}
+
 /* FIL_NODE_UNTRACKED (fil/common.h): the profiler's own allocation, which
  * the resolver recognised (CPython instrumenting code for our events). */
 void fil_tracker_add(void *p, size_t size, uint32_t node) {
     if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
         return;
     fil_lock();
-    table_add((uintptr_t)p, size, node);
+    table_add((uintptr_t)p, size, covered(node));
     fil_unlock();
 }
 
+static __attribute__((noinline)) void py_add_locked(uintptr_t p, size_t size, uint32_t node) {
+    fil_lock();
+    if (!py_add_fast(p, size, node))
+        py_add_slow(p, size, node);
+    fil_unlock();
+}
+
+/* The owner alone, and the common case, first: a section with no call in
+ * it on its common path. When the fast case does not hold, the general
+ * path runs in the same section (not a second attempt under the lock). */
 void fil_tracker_py_add(void *p, size_t size, uint32_t node) {
     if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
         return;
-    fil_lock();
-    py_add((uintptr_t)p, size, node);
-    fil_unlock();
+    if (FIL_LIKELY(fil_lock_owner_enter())) {
+        if (FIL_UNLIKELY(!py_add_fast((uintptr_t)p, size, node)))
+            py_add_slow((uintptr_t)p, size, node);
+        fil_lock_owner_leave();
+        return;
+    }
+    py_add_locked((uintptr_t)p, size, node);
 }
 
-static inline __attribute__((always_inline)) void remove_block(void *p, int py) {
+/* Forget p and uncharge it; pool_tried: py_take_fast found it in no record
+ * of the usual geometry, so only the table can list it. Context: lock
+ * held (or the owner's section). */
+static __attribute__((noinline)) void remove_rest(uintptr_t p, int py, int pool_tried) {
     uint64_t size;
     uint32_t node;
-    fil_lock();
-    if (take((uintptr_t)p, py, &size, &node))
+    int had = pool_tried ? fil_tracker_table_take(p, &size, &node) : take(p, py, &size, &node);
+    if (had)
         charge(node, -(int64_t)size);
+}
+
+void fil_tracker_remove(void *p) {
+    fil_lock();
+    remove_rest((uintptr_t)p, 0, 0);
     fil_unlock();
 }
 
-void fil_tracker_remove(void *p) { remove_block(p, 0); }
-void fil_tracker_py_remove(void *p) { remove_block(p, 1); }
+/* As fil_tracker_py_add: the owner's section, and in it the common case (no
+ * snapshot waits, the block is in a record) before the general path. */
+void fil_tracker_py_remove(void *p) {
+    uint64_t size;
+    uint32_t node;
+    if (FIL_LIKELY(fil_lock_owner_enter())) {
+        int fast = !decrease_waits(fil_state);
+        if (FIL_LIKELY(fast) && FIL_LIKELY(py_take_fast((uintptr_t)p, &size, &node)))
+            apply(node, -(int64_t)size);
+        else
+            remove_rest((uintptr_t)p, 1, fast && fil_pool_geom.arena_shift == 20);
+        fil_lock_owner_leave();
+        return;
+    }
+    fil_lock();
+    remove_rest((uintptr_t)p, 1, 0);
+    fil_unlock();
+}
 
 /*
  * fil_tracker_realloc_begin - forget old before the real realloc runs, so no
@@ -249,8 +350,11 @@ void fil_tracker_py_remove(void *p) { remove_block(p, 1); }
  */
 void fil_tracker_realloc_begin(void *old, fil_realloc_t *t, int py) {
     t->had = 0;
+    if (!old)
+        return;
     fil_lock();
-    if (old && take((uintptr_t)old, py, &t->size, &t->node))
+    if ((py && py_take_fast((uintptr_t)old, &t->size, &t->node)) ||
+        take((uintptr_t)old, py, &t->size, &t->node))
         t->had = 1;
     fil_unlock();
 }
@@ -281,10 +385,10 @@ void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t 
             charge(t->node, -(int64_t)t->size);
         if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
             ; /* the new block is the profiler's */
-        else if (py)
-            py_add((uintptr_t)p, size, node);
-        else
-            table_add((uintptr_t)p, size, node);
+        else if (!py)
+            table_add((uintptr_t)p, size, covered(node));
+        else if (!py_add_fast((uintptr_t)p, size, node))
+            py_add_slow((uintptr_t)p, size, node);
     }
     fil_unlock();
 }
@@ -295,6 +399,7 @@ void fil_tracker_map(void *p, size_t len, uint32_t node) {
     if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
         return;
     fil_lock();
+    node = covered(node);
     if (fil_tracker_maps_add((uintptr_t)p, pages(len), node) == 0) {
         fil_state->allocations++;
         fil_tracker_charge_locked(node, (int64_t)pages(len));
@@ -356,7 +461,7 @@ int fil_tracker_fork_child(void) {
 
 uint64_t fil_tracker_live_count(void) {
     fil_lock();
-    uint64_t n = fil_tracker_table_count() + fil_pool_live;
+    uint64_t n = fil_tracker_table_count() + fil_pool_count_live();
     fil_unlock();
     return n;
 }

@@ -361,6 +361,54 @@ static inline int fil_src_compare(fil_src_t *s, const fil_pythread_t *t, uint32_
     return s->st->n;
 }
 
+static int quicks; /* quick() shortcuts taken, counted */
+
+static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const void **instr)
+{
+    uint32_t n = t->depth;
+    if ((uint32_t)s->st->n != n)
+        return 0;
+    for (uint32_t j = 0; j + 1 < n; j++) {
+        const fframe_t *f = s->st->f[j];
+        if (t->key[j].code != f->code || t->key[j].instr != instr_of(f))
+            return 0;
+    }
+    const fframe_t *top = s->st->f[n - 1];
+    if (t->key[n - 1].code != top->code)
+        return 0;
+    *instr = instr_of(top);
+    quicks++;
+    return 1;
+}
+
+static int nears; /* quick()'s other cases that found their frames, counted */
+
+static inline int fil_src_near(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top,
+                               fil_pyraw_t *below)
+{
+    uint32_t n = t->depth, m = (uint32_t)s->st->n;
+    if (!m)
+        return -1;
+    uint32_t level = m - 1;
+    if (level > n || level + 2 < n)
+        return -1;
+    for (uint32_t j = 0; j + 1 < level; j++) {
+        const fframe_t *f = s->st->f[j];
+        if (t->key[j].code != f->code || t->key[j].instr != instr_of(f))
+            return -1;
+    }
+    if (level) {
+        const fframe_t *b = s->st->f[level - 1];
+        if (t->key[level - 1].code != b->code)
+            return -1;
+        *below = (fil_pyraw_t){b->code, instr_of(b), b};
+    }
+    const fframe_t *f = s->st->f[level];
+    *top = (fil_pyraw_t){f->code, instr_of(f), f};
+    nears++;
+    return (int)level;
+}
+
 static inline int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count)
 {
     uint32_t n = 0;
@@ -570,6 +618,110 @@ static void scenarios(int events)
     cur = NULL;
 }
 
+/* Walk mode's shortcut: a loop allocating from instructions the innermost
+ * frame's ways know costs no walk, and anything else that moved (a frame
+ * below, a call, a return, a recursion one level deeper at the same
+ * instruction) still gets the node of the real chain. */
+static void test_quick(void)
+{
+    static fcode_t a = {0, 0, 1, {60, 61, 62}}, b = {0, 0, 1, {70, 71, 72, 73}};
+    a.func = func("q.py", "outer", 60), b.func = func("q.py", "inner", 70);
+    fframe_t A = {&a, 1, 0}, B = {&b, 0, 0}, B2 = {&b, 0, 0};
+    fstack_t st = {.n = 0};
+    events_on = 0;
+    fil_stacks_thread_exit();
+    cur = &st;
+    st.f[st.n++] = &A;
+    st.f[st.n++] = &B;
+    for (int i = 0; i < 4; i++) { /* every instruction seen once */
+        B.instr = i;
+        CHECK_CURRENT(FIL_NONE, &st, 0);
+    }
+    compares = quicks = 0;
+    int right = 1;
+    for (int i = 0; i < 100; i++) {
+        B.instr = (i * 7) % 4;
+        if (fil_stacks_current() != expect(FIL_NONE, &st, 0))
+            right = 0;
+    }
+    CHECK(right);
+    CHECK_INT(compares, 0);
+    CHECK_INT(quicks, 100);
+    /* The caller moved on: the same inner instruction is another node. */
+    A.instr = 2;
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    CHECK(compares > 0);
+    /* Recursion at the same instruction, then back. */
+    st.f[st.n++] = &B2;
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    st.n--;
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    /* A frame below replaced by another code's. */
+    static fcode_t c = {0, 0, 1, {80, 81, 82}};
+    c.func = func("q.py", "other", 80);
+    fframe_t C = {&c, 2, 0};
+    st.f[0] = &C;
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    st.f[0] = &A;
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    /* An instruction the ways do not hold: walked, and right. */
+    B.instr = 3;
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    cur = NULL;
+}
+
+/* quick()'s other cases: functions called in turn from several places of
+ * one caller, one of them calling one more, allocating in any order. Once
+ * each chain was walked, the rest needs no walk (the caller of the
+ * innermost may move: only the frames below it must be as resolved), and
+ * every node is the one of the real chain; untrusted code (not marked) is walked every time. */
+static void test_near(void)
+{
+    static fcode_t m = {0, 0, 1, {10, 11, 12, 13}}, x = {0, 0, 1, {20, 21}},
+                   y = {0, 0, 1, {30, 31}}, z = {0, 0, 1, {40, 41}}, u = {0, 0, 0, {50}};
+    m.func = func("n.py", "main", 10), x.func = func("n.py", "x", 20);
+    y.func = func("n.py", "y", 30), z.func = func("n.py", "z", 40), u.func = func("n.py", "u", 50);
+    fframe_t M = {&m, 0, 0}, X = {&x, 0, 0}, Y = {&y, 0, 0}, Z = {&z, 0, 0}, U = {&u, 0, 0};
+    fstack_t st = {.n = 0};
+    fframe_t *tops[3] = {&X, &Y, &Y};
+    events_on = 0;
+    fil_stacks_thread_exit();
+    cur = &st;
+    int right = 1, walked_late = 0;
+    for (int round = 0; round < 2; round++) {
+        compares = nears = 0;
+        for (int i = 0; i < 120; i++) {
+            int k = (i * 5 + i / 7) % 3;
+            st.n = 0;
+            st.f[st.n++] = &M;
+            M.instr = k; /* each called from its own place */
+            st.f[st.n++] = tops[k];
+            tops[k]->instr = i % 2;
+            if (k == 2) /* y calls z one deeper */
+                st.f[st.n++] = &Z, Z.instr = (i / 3) % 2;
+            if (fil_stacks_current() != expect(FIL_NONE, &st, 0))
+                right = 0;
+        }
+        if (round == 1)
+            walked_late = compares;
+    }
+    CHECK(right);
+    CHECK_INT(walked_late, 0);
+    CHECK(nears > 0);
+    /* Untrusted code: never remembered, so walked, and still right. */
+    st.n = 0;
+    st.f[st.n++] = &M;
+    st.f[st.n++] = &U;
+    compares = 0;
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    st.f[1] = &X;
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    st.f[1] = &U;
+    CHECK_CURRENT(FIL_NONE, &st, 0);
+    CHECK(compares >= 2);
+    cur = NULL;
+}
+
 /* Python's launcher frames (runpy, the import system) at the root are not
  * shown; what else they run before the module's code is charged to the
  * base; module bodies under them are roots. */
@@ -772,6 +924,8 @@ static void test_resolve(void)
     fil_stacks_set_resolver(fil_resolve);
     scenarios(0);
     scenarios(1);
+    test_quick();
+    test_near();
     test_launcher();
     test_notebook();
     test_deep();
