@@ -32,5 +32,9 @@ void fil_usr2_install(void);
 
 /* Wrap CPython's MEM/OBJ allocators (pymem.c). 1 if in place, 0 if not Python. */
 int fil_pymem_install(void);
+/* Run fn(arg) noting the blocks Python's RAW allocator makes, and give them
+ * back to that allocator when Python frees them at exit (pymem.c). */
+void fil_pymem_raw_note(void (*fn)(void *), void *arg);
+void fil_pymem_raw_release(void);
 
 #endif

@@ -23,8 +23,22 @@
  * build against Python's headers; the functions are found with dlsym in the
  * running executable, and nothing happens when the program is not Python.
  *
+ * Blocks Python's raw allocator gave out before it initialised must be
+ * freed by the allocator that made them. Our audit hook's entry is one
+ * (PySys_AddAuditHook in the constructor: PyMem_RawMalloc, i.e. malloc,
+ * then), and Python frees it with PyMem_RawFree while it finalises. When
+ * PYTHONMALLOC=debug, -X dev and the like had Python put its debug hooks
+ * on the RAW domain in between, that free checks the API byte the debug
+ * malloc writes before each block and aborts the program ("bad ID"). So
+ * the constructor notes the blocks made while it adds the hook
+ * (fil_pymem_raw_note), and when Python is about to free them (the
+ * cpython._PySys_ClearAuditHooks event) fil_pymem_raw_release() puts a
+ * pass-through hook in front of the RAW domain, only if its allocator
+ * changed, that gives those blocks back to the allocator of then.
+ *
  * Context: the MEM and OBJ domains are called with the GIL held; the hooks
- * still go through the tracker's lock like every other allocation.
+ * still go through the tracker's lock like every other allocation. The RAW
+ * domain may be called without the GIL.
  */
 #include <dlfcn.h>
 #include <stddef.h>
@@ -55,7 +69,7 @@ typedef struct arena_alloc {
     void (*free)(void *ctx, void *ptr, size_t size);
 } arena_alloc_t;
 
-enum { DOMAIN_MEM = 1, DOMAIN_OBJ = 2 };
+enum { DOMAIN_RAW = 0, DOMAIN_MEM = 1, DOMAIN_OBJ = 2 };
 
 typedef void (*get_fn)(int, pymem_alloc_t *);
 typedef void (*set_fn)(int, pymem_alloc_t *);
@@ -180,4 +194,125 @@ int fil_pymem_install(void) {
         set(d, &hook);
     }
     return 1;
+}
+
+/* The RAW domain's allocator when the constructor ran, and the blocks it
+ * gave out while fil_pymem_raw_note's function ran (cleared, atomically,
+ * when given back). Written in the constructor, single-threaded. */
+#define EARLY 4
+static pymem_alloc_t raw_early;
+static void *early[EARLY];
+static int nearly;
+static pymem_alloc_t raw_then; /* the RAW allocator release wrapped */
+
+static void *early_malloc(void *ctx, size_t size) {
+    (void)ctx;
+    void *p = raw_early.malloc(raw_early.ctx, size);
+    if (p && nearly < EARLY)
+        early[nearly++] = p;
+    return p;
+}
+
+static void *early_calloc(void *ctx, size_t n, size_t m) {
+    (void)ctx;
+    void *p = raw_early.calloc(raw_early.ctx, n, m);
+    if (p && nearly < EARLY)
+        early[nearly++] = p;
+    return p;
+}
+
+/* A noted block is never reallocated by Python (an audit hook entry), so
+ * only free needs to tell them apart. */
+static void *early_realloc(void *ctx, void *p, size_t size) {
+    (void)ctx;
+    return raw_early.realloc(raw_early.ctx, p, size);
+}
+
+static void early_free(void *ctx, void *p) {
+    (void)ctx;
+    raw_early.free(raw_early.ctx, p);
+}
+
+/* Is p a noted block? Then it is forgotten (each is freed once). */
+static int take_early(void *p) {
+    for (int i = 0; p && i < nearly; i++) {
+        void *want = p;
+        if (__atomic_compare_exchange_n(&early[i], &want, NULL, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return 1;
+    }
+    return 0;
+}
+
+/* The RAW domain after fil_pymem_raw_release: all to the allocator of
+ * then, except a noted block's free. ~5 instructions more per call. */
+static void *late_malloc(void *ctx, size_t size) {
+    (void)ctx;
+    return raw_then.malloc(raw_then.ctx, size);
+}
+
+static void *late_calloc(void *ctx, size_t n, size_t m) {
+    (void)ctx;
+    return raw_then.calloc(raw_then.ctx, n, m);
+}
+
+static void *late_realloc(void *ctx, void *p, size_t size) {
+    (void)ctx;
+    return raw_then.realloc(raw_then.ctx, p, size);
+}
+
+static void late_free(void *ctx, void *p) {
+    (void)ctx;
+    if (take_early(p))
+        raw_early.free(raw_early.ctx, p);
+    else
+        raw_then.free(raw_then.ctx, p);
+}
+
+/*
+ * fil_pymem_raw_note - call fn() with the RAW domain's allocator noting the
+ * blocks it gives out (up to 4), for fil_pymem_raw_release. Runs fn()
+ * plainly if this is not Python.
+ * Context: constructor, single-threaded, before Python initialises.
+ */
+void fil_pymem_raw_note(void (*fn)(void *), void *arg) {
+    get_fn get = (get_fn)dlsym(RTLD_DEFAULT, "PyMem_GetAllocator");
+    set_fn set = (set_fn)dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
+    if (!get || !set) {
+        fn(arg);
+        return;
+    }
+    get(DOMAIN_RAW, &raw_early);
+    pymem_alloc_t noting = {NULL, early_malloc, early_calloc, early_realloc, early_free};
+    set(DOMAIN_RAW, &noting);
+    fn(arg);
+    set(DOMAIN_RAW, &raw_early);
+}
+
+static int same_alloc(const pymem_alloc_t *a, const pymem_alloc_t *b) {
+    return a->ctx == b->ctx && a->malloc == b->malloc && a->calloc == b->calloc &&
+           a->realloc == b->realloc && a->free == b->free;
+}
+
+/*
+ * fil_pymem_raw_release - Python is about to free the noted blocks: if the
+ * RAW domain's allocator is no longer the one that made them (PYTHONMALLOC,
+ * -X dev), put the hook in front of it that gives them back to their own.
+ * Once only; nothing when no block was noted.
+ * Context: the cpython._PySys_ClearAuditHooks audit event, GIL held.
+ */
+void fil_pymem_raw_release(void) {
+    get_fn get = (get_fn)dlsym(RTLD_DEFAULT, "PyMem_GetAllocator");
+    set_fn set = (set_fn)dlsym(RTLD_DEFAULT, "PyMem_SetAllocator");
+    static int done;
+    if (!get || !set || !nearly || done)
+        return;
+    done = 1;
+    pymem_alloc_t cur;
+    get(DOMAIN_RAW, &cur);
+    if (same_alloc(&cur, &raw_early))
+        return;
+    raw_then = cur;
+    pymem_alloc_t late = {NULL, late_malloc, late_calloc, late_realloc, late_free};
+    set(DOMAIN_RAW, &late);
 }

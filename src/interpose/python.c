@@ -26,7 +26,9 @@
  *     (usr2.c).
  *  3. "cpython._PySys_ClearAuditHooks" is raised while the interpreter
  *     finalises, before thread states go: the resolver is removed, and
- *     later allocations are charged to "[No Python stack]".
+ *     later allocations are charged to "[No Python stack]"; and our
+ *     hook's entry, which Python frees next, goes back to the allocator
+ *     that made it before Python initialised (fil_pymem_raw_release).
  *
  * The hook costs a string comparison per audit event once started.
  * Context: the constructor runs single-threaded; the hook runs with the
@@ -106,9 +108,17 @@ static int audit(const char *event, void *args, void *data) {
         start();
     } else if (strcmp(event + 8, "_PySys_ClearAuditHooks") == 0) {
         fil_stacks_set_resolver(NULL);
+        fil_pymem_raw_release(); /* our hook's entry is freed next */
     }
     fil_guard = g;
     return 0;
+}
+
+/* Add our audit hook; arg is PySys_AddAuditHook. Context: constructor. */
+static void add_audit_hook(void *arg) {
+    add_hook_fn add;
+    memcpy(&add, &arg, sizeof add);
+    add(audit, NULL);
 }
 
 /* "3.11" of "3.11.2 (main, ...)" into major/minor. 0, or -1. */
@@ -241,5 +251,7 @@ void fil_python_setup(const char *libdir) {
     if (major != 3 || minor < 9 || !add || strstr(version(), "free-threading") ||
         find_extension(dir, major, minor, have, sizeof have))
         refuse(self, what, have, major < 3 || (major == 3 && minor < 9));
-    add(audit, NULL);
+    /* The entry is PyMem_RawMalloc'ed now, with the allocator of before
+     * initialisation, and freed at exit with the one of then (pymem.c). */
+    fil_pymem_raw_note(add_audit_hook, (void *)add);
 }

@@ -79,11 +79,27 @@ static int find_sym(int fd, const Elf64_Shdr *symtab, uint64_t vaddr, Elf64_Sym 
     return -1;
 }
 
+/* Where an ET_EXEC file (a non-PIE interpreter) is linked to load: its
+ * first PT_LOAD's address, page-aligned (the start of its first mapping);
+ * symbols there are absolute. 0 for a PIE or a shared library. */
+static uint64_t link_base(int fd, const Elf64_Ehdr *eh) {
+    if (eh->e_type != ET_EXEC || eh->e_phentsize != sizeof(Elf64_Phdr))
+        return 0;
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (read_at(fd, eh->e_phoff + (uint64_t)i * sizeof ph, &ph, sizeof ph) != 0)
+            return 0;
+        if (ph.p_type == PT_LOAD)
+            return ph.p_vaddr & ~(uint64_t)0xfff;
+    }
+    return 0;
+}
+
 /*
  * fil_oom_elf_symbol - name of the function at vaddr (an address relative to
- * the library's load address) in the ELF file at path: copies the name into
- * name (cap bytes, NUL-terminated) and its offset into *off. 0, or -1 (name
- * left unchanged). SIGNAL CONTEXT: stack buffers only.
+ * the library's load address: its first mapping) in the ELF file at path:
+ * copies the name into name (cap bytes, NUL-terminated) and its offset into
+ * *off. 0, or -1 (name left unchanged). SIGNAL CONTEXT: stack buffers only.
  */
 int fil_oom_elf_symbol(const char *path, uint64_t vaddr, char *name, size_t cap, uint64_t *off) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -93,8 +109,11 @@ int fil_oom_elf_symbol(const char *path, uint64_t vaddr, char *name, size_t cap,
     Elf64_Shdr symtab, strtab;
     Elf64_Sym sym;
     int r = -1;
-    if (read_at(fd, 0, &eh, sizeof eh) == 0 && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
-        eh.e_ident[EI_CLASS] == ELFCLASS64 && find_symtab(fd, &eh, &symtab, &strtab) == 0 &&
+    int elf = read_at(fd, 0, &eh, sizeof eh) == 0 && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+              eh.e_ident[EI_CLASS] == ELFCLASS64;
+    if (elf)
+        vaddr += link_base(fd, &eh);
+    if (elf && find_symtab(fd, &eh, &symtab, &strtab) == 0 &&
         find_sym(fd, &symtab, vaddr, &sym) == 0 && sym.st_name < strtab.sh_size) {
         size_t n = cap - 1;
         if (strtab.sh_size - sym.st_name < n)

@@ -11,9 +11,12 @@
  * name from the library file itself:
  * "[native] PyArray_NewFromDescr+0x1f (_multiarray_umath.cpython-311-....so)"
  * or, for a static function of a stripped library, "[native] ?+0x1d38f (...)"
- * (the library offset, for `addr2line -f -e <library>`). Frames in the
- * interpreter's own binary end the list (they are the Python frames the
- * report already shows).
+ * (the library offset, for `addr2line -f -e <library>`). When a library
+ * made the request, the interpreter's frames that called it end the list
+ * (they are the Python frames the report already shows); when the
+ * interpreter made it itself (a bytearray growing through PyObject_Realloc,
+ * a bytes object through PyObject_Calloc), its own frames are the native
+ * stack, up to its eval loop (a function named _PyEval_* or PyEval_).
  *
  * Allowed calls: unw_getcontext/init_local/step/get_reg, raw open/read/
  * lseek/close (the limits line reader, elfsym.c), memcpy, strnlen.
@@ -124,28 +127,52 @@ static uint32_t walk(frame_t *f) {
     return n;
 }
 
+/* Is sym the interpreter's eval loop or its entry (_PyEval_EvalFrameDefault,
+ * its .cold part, PyEval_EvalCode...)? Where the Python frames begin. */
+static int is_eval(const char *sym) {
+    const char *p = sym[0] == '_' ? sym + 1 : sym;
+    const char *want = "PyEval_";
+    while (*want && *p == *want)
+        p++, want++;
+    return *want == 0;
+}
+
+/* Label frame f as "[native] sym+0xoff (lib)" into out; its symbol into sym. */
+static void label(const frame_t *f, char *out, char *sym, size_t cap) {
+    uint64_t off = f->off;
+    sym[0] = '?', sym[1] = 0;
+    /* A return address points after the call: look up the call itself. */
+    if (f->path[0] && f->off && fil_oom_elf_symbol(f->path, f->off - 1, sym, cap, &off) == 0)
+        off += 1; /* else: the library offset, for addr2line */
+    fil_writer_t w;
+    fil_writer_init(&w, -1, out, FIL_NATIVE_TEXT - 1);
+    fil_write_str(&w, "[native] ");
+    fil_write_str(&w, sym);
+    fil_write_char(&w, '+');
+    fil_write_hex(&w, off);
+    fil_write_str(&w, " (");
+    fil_write_str(&w, f->lib);
+    fil_write_char(&w, ')');
+    out[w.len] = 0;
+}
+
 void fil_oom_capture_native(void) {
     frame_t f[FIL_NATIVE_MAX];
     uint32_t n = walk(f), kept = 0;
     name_libraries(f, n);
     fil_oom_info_t *o = &fil_state->oom;
-    for (uint32_t i = 0; i < n && !f[i].exe; i++, kept++) {
-        char sym[LIB_NAME] = "?";
-        uint64_t off = f[i].off;
-        /* A return address points after the call: look up the call itself. */
-        if (f[i].path[0] && f[i].off &&
-            fil_oom_elf_symbol(f[i].path, f[i].off - 1, sym, sizeof sym, &off) == 0)
-            off += 1; /* else: the library offset, for addr2line */
-        fil_writer_t w;
-        fil_writer_init(&w, -1, o->native[i], FIL_NATIVE_TEXT - 1);
-        fil_write_str(&w, "[native] ");
-        fil_write_str(&w, sym);
-        fil_write_char(&w, '+');
-        fil_write_hex(&w, off);
-        fil_write_str(&w, " (");
-        fil_write_str(&w, f[i].lib);
-        fil_write_char(&w, ')');
-        o->native[i][w.len] = 0;
+    int lead = 1; /* still in the interpreter's own frames that made the request */
+    for (uint32_t i = 0; i < n; i++) {
+        if (f[i].exe && !lead)
+            break; /* back in the interpreter that called the library */
+        lead &= f[i].exe;
+        char sym[LIB_NAME];
+        label(&f[i], o->native[kept], sym, sizeof sym);
+        if (f[i].exe && is_eval(sym))
+            break; /* the Python frames the report shows */
+        kept++;
     }
+    if (kept < FIL_NATIVE_MAX)
+        o->native[kept][0] = 0; /* an eval loop frame labelled there is not kept */
     o->native_count = kept;
 }
