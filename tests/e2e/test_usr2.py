@@ -88,6 +88,19 @@ def program_pid(launcher_pid, timeout=30):
     raise AssertionError("no child of the launcher")
 
 
+def usr2_then_wait(proc, moment):
+    """Once moment() returns, SIGUSR2 to the launcher; then its output (the
+    launcher is killed if it outlives the test)."""
+    try:
+        moment()
+        os.kill(proc.pid, signal.SIGUSR2)
+        return proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def check_now(fp, folder, script_text, marker, size, gone=None):
     """The report on demand in folder holds `size` at `marker` now."""
     for name in ("current-memory.prof", "current-memory.svg", "current-memory-reversed.svg",
@@ -222,14 +235,7 @@ print("not reached")
 def test_no_usr2_leaves_the_signal_to_the_program(tmp_path, fp):
     script = fp.write_script(tmp_path, SLEEPER)
     proc, out = start(fp, tmp_path, script, opts=["--no-usr2"])
-    try:
-        wait_file(tmp_path / "ready")
-        os.kill(proc.pid, signal.SIGUSR2)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    stdout, stderr = usr2_then_wait(proc, lambda: wait_file(tmp_path / "ready"))
     # SIGUSR2's default action, as without the profiler: the launcher dies of it too.
     assert proc.returncode == -signal.SIGUSR2, stderr.decode()
     assert stdout == b""
@@ -256,17 +262,8 @@ def test_usr2_to_the_launcher_at_once_waits_for_the_program(tmp_path, fp, when):
     (Before the launcher's own main() runs, it dies as any program would.)"""
     script = fp.write_script(tmp_path, QUICK)
     proc, out = start(fp, tmp_path, script)
-    try:
-        if when == "at-fork":
-            program_pid(proc.pid)
-        else:
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGUSR2)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    moment = (lambda: program_pid(proc.pid)) if when == "at-fork" else (lambda: time.sleep(0.01))
+    stdout, stderr = usr2_then_wait(proc, moment)
     assert proc.returncode == 0, stderr.decode()
     assert stdout == b"done\n"
     assert len(on_demand_folders(out)) == 1, stderr.decode()
