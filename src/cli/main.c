@@ -266,22 +266,16 @@ static int make_state_fd(launch_t *l)
 }
 
 /* The peak resident set of the program itself, bytes: its own getrusage
- * figure at a normal exit, or the highest VmHWM the sampler read (never
- * its children's, which RUSAGE_CHILDREN would fold in); the kernel's
- * figure for the largest reaped child only if neither is known. */
+ * figure at a normal exit, or the highest VmHWM the sampler read; never
+ * RUSAGE_CHILDREN, which is the largest descendant's. 0 if unknown. */
 static uint64_t program_peak_rss(const launch_t *l)
 {
-    struct rusage ru;
     uint64_t sampled = fil_cli_sampler_peak_rss(), at_exit = 0;
 
     if (pread(l->state_fd, &at_exit, sizeof at_exit,
               offsetof(fil_state_header_t, exit_peak_rss)) != (ssize_t)sizeof at_exit)
         at_exit = 0;
-    if (at_exit || sampled)
-        return at_exit > sampled ? at_exit : sampled;
-    if (getrusage(RUSAGE_CHILDREN, &ru) != 0 || ru.ru_maxrss <= 0)
-        return 0;
-    return (uint64_t)ru.ru_maxrss * 1024u;
+    return at_exit > sampled ? at_exit : sampled;
 }
 
 /* Read the cgroup OOM-kill counter into *v; remember whether it is known. */

@@ -180,8 +180,7 @@ static int draw(char *title, size_t tlen) {
     fil_bump_t mem = {fil_oom_arena, fil_oom_arena_size, 0};
     int r = fil_render_files(&v, FIL_RENDER_OOM, fil_oom_cfg.dir, title, NULL, NULL, &mem);
     mem.used = 0;
-    if (fil_render_summary(&v, NULL, NULL, fil_oom_cfg.dir, FIL_RENDERED_OOM_INPROCESS, "in-process",
-                           &mem) != 0)
+    if (fil_render_summary(&v, NULL, NULL, fil_oom_cfg.dir, "in-process", &mem) != 0)
         r = -1;
     return r;
 }

@@ -109,10 +109,10 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
 /* Write summary.json into dir, with scratch from mem (what
  * fil_render_scratch_size counts for it; mem->used is restored). info may
  * be NULL (in-process dump). death: the view the out-of-memory section is
- * of (fil_view_at_stop), or NULL for v. 0, or -1. */
+ * of (fil_view_at_stop), or NULL for v. Its "files" are those found in
+ * dir. 0, or -1. */
 int fil_render_summary(const fil_view_t *v, const fil_view_t *death, const fil_run_info_t *info,
-                       const char *dir, unsigned rendered, const char *oom_source,
-                       fil_bump_t *mem);
+                       const char *dir, const char *oom_source, fil_bump_t *mem);
 
 /* A report tree over v of the given kind in mem (no source text; for
  * FIL_RENDER_OOM without the failed request, which was never held), or

@@ -95,7 +95,7 @@ int fil_render_live_peak(const char *dir, const char *title, char *err, size_t e
         fil_bump_t work = {mem.base + frozen, mem.cap - frozen, 0};
         if (fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, NULL, &work) == 0) {
             work.used = 0;
-            r = fil_render_summary(&v, NULL, NULL, dir, FIL_RENDERED_PEAK, NULL, &work);
+            r = fil_render_summary(&v, NULL, NULL, dir, NULL, &work);
         }
     }
     fil_sys_unmap(mem.base, mem.cap);
@@ -186,7 +186,7 @@ static unsigned render_finished(const fil_view_t *v, const char *dir, const fil_
     mem->used = 0;
     if (mem->base && info->answer)
         fill_answer(v, dv, answer_kind(v, oom_source), info->answer, mem);
-    if (mem->base && fil_render_summary(v, dv, info, dir, r, oom_source, mem) == 0)
+    if (mem->base && fil_render_summary(v, dv, info, dir, oom_source, mem) == 0)
         r |= FIL_RENDERED_SUMMARY;
     return r;
 }
@@ -249,7 +249,7 @@ static int render_now(const fil_view_t *v, const char *dir, const fil_run_info_t
     mem->used = mark;
     if (info->answer)
         fill_answer(v, v, FIL_ANSWER_NOW, info->answer, mem);
-    int s = fil_render_summary(v, NULL, info, dir, r, NULL, mem);
+    int s = fil_render_summary(v, NULL, info, dir, NULL, mem);
     return s == 0 && r == (FIL_RENDERED_NOW | FIL_RENDERED_PEAK) ? 0 : -1;
 }
 

@@ -623,8 +623,7 @@ static void write_body(const fil_view_t *v, const fil_view_t *death, const fil_r
 }
 
 int fil_render_summary(const fil_view_t *v, const fil_view_t *death, const fil_run_info_t *info,
-                       const char *dir, unsigned rendered, const char *oom_source,
-                       fil_bump_t *mem) {
+                       const char *dir, const char *oom_source, fil_bump_t *mem) {
     fil_atomic_file_t f;
     size_t used = mem->used;
     char *buf = fil_bump(mem, SUMMARY_BUF);
@@ -637,7 +636,6 @@ int fil_render_summary(const fil_view_t *v, const fil_view_t *death, const fil_r
     }
     fil_writer_t w;
     fil_writer_init(&w, f.fd, buf, SUMMARY_BUF);
-    (void)rendered; /* "files" lists what is in dir, which is what counts */
     write_body(v, death, info, dir, oom_source, &w, mem);
     if (fil_writer_flush(&w) != 0) {
         int e = errno;
