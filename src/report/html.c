@@ -121,6 +121,18 @@ static void write_code_label(fil_writer_t *w, const fil_frame_t *f, const fil_re
     fil_write_str(w, "</code>");
 }
 
+/* f's source text between the tags open and close, if it has any.
+ * SIGNAL CONTEXT: caller memory only. */
+static void write_source(fil_writer_t *w, const fil_frame_t *f, const char *open,
+                         const char *close)
+{
+    if (!f->source || f->source_len == 0)
+        return;
+    fil_write_str(w, open);
+    fil_write_xml(w, f->source, f->source_len);
+    fil_write_str(w, close);
+}
+
 /* For a library's line: "called from <the nearest of the program's own
  * frames above node>", if there is one. SIGNAL CONTEXT: caller memory. */
 static void write_caller(fil_writer_t *w, const fil_tree_t *t, uint32_t node)
@@ -134,11 +146,7 @@ static void write_caller(fil_writer_t *w, const fil_tree_t *t, uint32_t node)
     fil_report_label_short(&f, &l);
     fil_write_str(w, "<br><small>called from ");
     write_code_label(w, &f, &l);
-    if (f.source && f.source_len > 0) {
-        fil_write_str(w, ": <code>");
-        fil_write_xml(w, f.source, f.source_len);
-        fil_write_str(w, "</code>");
-    }
+    write_source(w, &f, ": <code>", "</code>");
     fil_write_str(w, "</small>");
 }
 
@@ -160,11 +168,7 @@ static void write_row(fil_writer_t *w, const fil_tree_t *t, const fil_top_line_t
     if (library)
         write_caller(w, t, r->node);
     fil_write_str(w, "</td><td class=\"src\">");
-    if (f.source && f.source_len > 0) {
-        fil_write_str(w, "<code>");
-        fil_write_xml(w, f.source, f.source_len);
-        fil_write_str(w, "</code>");
-    }
+    write_source(w, &f, "<code>", "</code>");
     fil_write_str(w, "</td><td class=\"n\">");
     write_share(w, r->self, total);
     fil_write_str(w, "</td><td class=\"n\">");
@@ -204,11 +208,7 @@ static void write_stack_item(fil_writer_t *w, const fil_tree_t *t, uint32_t i)
     fil_report_label_short(&f, &l);
     fil_write_str(w, "<li>");
     write_code_label(w, &f, &l);
-    if (f.source && f.source_len > 0) {
-        fil_write_str(w, "<span class=\"src\">");
-        fil_write_xml(w, f.source, f.source_len);
-        fil_write_str(w, "</span>");
-    }
+    write_source(w, &f, "<span class=\"src\">", "</span>");
     fil_write_str(w, "</li>\n");
 }
 
