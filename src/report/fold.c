@@ -198,16 +198,17 @@ static uint64_t threshold(const fil_fold_opts_t *o, uint64_t total)
  * them in input order. SIGNAL CONTEXT: caller memory only. */
 static void choose(fold_state_t *S, fold_work_t *W, const fil_fold_opts_t *o, uint64_t min)
 {
-    uint32_t n = S->in.count, kept = 0;
+    uint32_t n = S->in.count, kept = 0, m = 0;
+    /* Only the nodes that can be kept are sorted: the order stops at the
+     * first one under the threshold anyway. */
     for (uint32_t i = 0; i < n; i++) {
-        W->order[i] = i;
+        if (W->incl[i] > 0 && W->incl[i] >= min)
+            W->order[m++] = i;
         W->map[i] = FIL_NONE;
     }
-    fil_report_heapsort(W->order, n, fil_report_bigger_first, W->incl);
-    for (uint32_t k = 0; k < n && kept < o->max_nodes; k++) {
+    fil_report_heapsort(W->order, m, fil_report_bigger_first, W->incl);
+    for (uint32_t k = 0; k < m && kept < o->max_nodes; k++) {
         uint32_t i = W->order[k], p = W->par[i];
-        if (W->incl[i] == 0 || W->incl[i] < min)
-            break;
         if ((p != FIL_NONE && W->map[p] == FIL_NONE) ||
             (o->max_depth && W->depth[i] > o->max_depth))
             continue;

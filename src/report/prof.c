@@ -38,6 +38,8 @@
 #define REM_COST 64   /* ";[N smaller call stacks]" */
 #define F_ANCHOR 1u   /* node is an anchor */
 #define F_WRITTEN 2u  /* node's stack has its own line */
+#define PREFIX_CAP 16384u /* bytes of line text kept for the next line */
+#define NARRAYS 13
 
 /* One fil_write_prof call. */
 typedef struct prof_ctx {
@@ -49,31 +51,39 @@ typedef struct prof_ctx {
     uint8_t *flag;
     uint32_t *path; /* [2E + 1] */
     int started;    /* the current line has a frame already */
+    /* The frames of the last line written whole, as text: pre_node[d] is
+     * its frame at depth d + 1 and pre_end[d] where that frame's text ends
+     * in pre_buf, for d < pre_n. Nodes in order share long prefixes, so a
+     * line re-formats only the frames below the one it shares. */
+    char *pre_buf;      /* [PREFIX_CAP] */
+    uint32_t *pre_node; /* [2E + 1] */
+    uint32_t *pre_end;  /* [2E + 1] */
+    uint32_t pre_n;
 } prof_ctx_t;
 
 /* The array sizes, shared by the size function and the carving. */
-static void prof_sizes(uint32_t count, uint64_t z[10])
+static void prof_sizes(uint32_t count, uint64_t z[NARRAYS])
 {
-    uint64_t n = count;
-    uint64_t s[10] = {n * 4, n * 4, n * 4, n * 4, n * 4,
-                      n * 8, n * 8, n * 8, n,     (2 * FIL_PROF_EDGE_MAX + 1) * 4};
-    for (int i = 0; i < 10; i++)
+    uint64_t n = count, e = 2 * FIL_PROF_EDGE_MAX + 1;
+    uint64_t s[NARRAYS] = {n * 4, n * 4, n * 4, n * 4,      n * 4, n * 8, n * 8,
+                           n * 8, n,     e * 4, PREFIX_CAP, e * 4, e * 4};
+    for (int i = 0; i < NARRAYS; i++)
         z[i] = s[i];
 }
 
 /* Scratch for a tree of `count` nodes. SIGNAL CONTEXT: caller memory only. */
 size_t fil_prof_scratch_size(uint32_t count)
 {
-    uint64_t z[10];
+    uint64_t z[NARRAYS];
     prof_sizes(count, z);
-    return fil_report_scratch_total(z, 10);
+    return fil_report_scratch_total(z, NARRAYS);
 }
 
 /* Carve the arrays; -1 if scratch is too small. SIGNAL CONTEXT. */
 static int carve(prof_ctx_t *P, void *scratch, size_t cap)
 {
     fil_report_arena_t a;
-    uint64_t z[10];
+    uint64_t z[NARRAYS];
     prof_sizes(P->t->count, z);
     fil_report_arena_init(&a, scratch, cap);
     P->par = fil_report_carve(&a, z[0]);
@@ -86,8 +96,12 @@ static int carve(prof_ctx_t *P, void *scratch, size_t cap)
     P->plen = fil_report_carve(&a, z[7]);
     P->flag = fil_report_carve(&a, z[8]);
     P->path = fil_report_carve(&a, z[9]);
+    P->pre_buf = fil_report_carve(&a, z[10]);
+    P->pre_node = fil_report_carve(&a, z[11]);
+    P->pre_end = fil_report_carve(&a, z[12]);
+    P->pre_n = 0;
     return P->par && P->depth && P->topE && P->order && P->near && P->incl && P->self && P->plen &&
-                   P->flag && P->path
+                   P->flag && P->path && P->pre_buf && P->pre_node && P->pre_end
                ? 0
                : -1;
 }
@@ -115,6 +129,32 @@ static void write_frame(const fil_tree_t *t, uint32_t node, fil_writer_t *w)
     fil_report_label(&f, &l);
     for (int i = 0; i < l.n; i++)
         write_sanitized(w, l.part[i], l.len[i]);
+}
+
+/* Append the label of `node` to the kept line text at `at`, as
+ * write_frame writes it; its end, or 0 if it does not fit. SIGNAL
+ * CONTEXT: caller memory only. */
+static uint32_t keep_frame(prof_ctx_t *P, uint32_t node, uint32_t at)
+{
+    fil_frame_t f = {0};
+    fil_report_label_t l;
+    char *b = P->pre_buf;
+    P->t->frame(P->t->ctx, node, &f);
+    fil_report_label(&f, &l);
+    if (at > 0) {
+        if (at >= PREFIX_CAP)
+            return 0;
+        b[at++] = ';';
+    }
+    for (int i = 0; i < l.n; i++) {
+        if (l.len[i] > PREFIX_CAP - at)
+            return 0;
+        for (size_t k = 0; k < l.len[i]; k++) {
+            char c = l.part[i][k];
+            b[at++] = c == ';' || c == '\n' || c == '\r' ? '?' : c;
+        }
+    }
+    return at;
 }
 
 /* Bytes of the label of `node`. SIGNAL CONTEXT: caller memory only. */
@@ -160,19 +200,20 @@ static uint64_t path_cost(const prof_ctx_t *P, uint32_t i)
 /* Choose the anchors within a quarter of the budget. SIGNAL CONTEXT. */
 static uint64_t choose_anchors(prof_ctx_t *P, uint64_t budget)
 {
-    uint32_t n = P->t->count;
+    uint32_t n = P->t->count, m = 0;
     uint64_t used = 0;
     for (uint32_t i = 0; i < n; i++) {
-        P->order[i] = i;
+        if (P->incl[i] > 0) /* an empty subtree is never an anchor */
+            P->order[m++] = i;
         P->flag[i] = 0;
     }
-    fil_report_heapsort(P->order, n, fil_report_bigger_first, P->incl);
-    for (uint32_t k = 0; k < n; k++) {
+    fil_report_heapsort(P->order, m, fil_report_bigger_first, P->incl);
+    for (uint32_t k = 0; k < m; k++) {
         uint32_t i = P->order[k];
         uint64_t c = path_cost(P, i) + REM_COST + COUNT_COST;
         if (P->self[i] > 0)
             c += path_cost(P, i) + COUNT_COST;
-        if (P->incl[i] == 0 || used + c > budget / 4)
+        if (used + c > budget / 4)
             break;
         used += c;
         P->flag[i] = F_ANCHOR | (P->self[i] > 0 ? F_WRITTEN : 0);
@@ -232,6 +273,31 @@ static uint32_t collect(prof_ctx_t *P, uint32_t i, uint32_t n)
 }
 
 /*
+ * The frames of path[0..d) (leaf first, d <= 2E + 1) root first, through
+ * the kept text of the last such line: the frames it shares are copied,
+ * the others formatted once and kept. SIGNAL CONTEXT: caller memory only.
+ */
+static void write_kept(prof_ctx_t *P, uint32_t d)
+{
+    uint32_t j = 0, end = 0;
+    while (j < d && j < P->pre_n && P->pre_node[j] == P->path[d - 1 - j])
+        j++;
+    end = j ? P->pre_end[j - 1] : 0;
+    for (; j < d; j++) {
+        uint32_t e = keep_frame(P, P->path[d - 1 - j], end);
+        if (e == 0)
+            break;
+        P->pre_node[j] = P->path[d - 1 - j];
+        P->pre_end[j] = end = e;
+    }
+    P->pre_n = j;
+    fil_write_mem(P->w, P->pre_buf, end);
+    P->started = end > 0;
+    if (j < d)
+        write_run(P, d - j); /* too long to keep: the rest as it comes */
+}
+
+/*
  * One line: node i's path (elided if deep; none for i == FIL_NONE), then
  * the remainder label if any, then " bytes\n". SIGNAL CONTEXT: caller
  * memory only.
@@ -248,7 +314,7 @@ static void write_line(prof_ctx_t *P, uint32_t i, const char *label, size_t len,
         fil_write_str(P->w, " frames elided]");
         write_run(P, collect(P, i, P->edge));
     } else if (d > 0) {
-        write_run(P, collect(P, i, d));
+        write_kept(P, collect(P, i, d));
     }
     if (label) {
         sep(P);

@@ -22,6 +22,7 @@
 
 #include "check.h"
 #include "fil/report.h"
+#include "../../src/report/report_internal.h"
 
 /* ---- test trees ---------------------------------------------------------- */
 
@@ -492,7 +493,7 @@ static void test_full_device(void)
 {
     ttree_t tt;
     fil_tree_t t = make_tree(&tt, small_nodes, SMALL_COUNT);
-    static char scratch[4096];
+    static char scratch[32768]; /* fil_prof_scratch_size of a small tree */
     fil_html_page_t page = {"t", "h", "peak", "c", NULL};
     char buf[64];
     fil_writer_t w;
@@ -571,6 +572,81 @@ static void test_prof(void)
     o = prof_of(&t);
     CHECK(o.rc == -1);
     free(o.data);
+}
+
+/* ---- sorting --------------------------------------------------------------- */
+
+static int key_less(void *ctx, uint32_t x, uint32_t y)
+{
+    const uint32_t *key = ctx;
+    return key[x] < key[y];
+}
+
+/* The heapsort the writers use orders every array, duplicates included,
+ * and keeps its elements. */
+static void test_heapsort(void)
+{
+    static uint32_t key[600], a[600];
+    unsigned seed = 12345;
+    for (uint32_t n = 0; n <= 600; n += n < 40 ? 1 : 37) {
+        for (uint32_t range = 3; range <= 1000000; range *= 1000) {
+            uint64_t sum = 0, got = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                key[i] = (seed >> 8) % range;
+                a[i] = i;
+                sum += i;
+            }
+            fil_report_heapsort(a, n, key_less, key);
+            int sorted = 1;
+            for (uint32_t i = 0; i < n; i++) {
+                got += a[i];
+                if (i > 0 && key[a[i - 1]] > key[a[i]])
+                    sorted = 0;
+            }
+            CHECK(sorted && got == sum);
+        }
+    }
+}
+
+/* Lines longer than the text the writer keeps between lines (16 KiB) are
+ * written whole, and the lines after them share their prefix correctly. */
+static void test_prof_long_lines(void)
+{
+    enum { LONG = 7000 };
+    static char name[4][LONG + 1];
+    for (int k = 0; k < 4; k++) {
+        memset(name[k], 'a' + k, LONG);
+        name[k][LONG] = 0;
+    }
+    const tnode_t nodes[] = {
+        /* 0 */ {N, 1, 1, name[0], "f", 1, NULL, NULL},
+        /* 1 */ {0, 2, 2, name[1], "g", 2, NULL, NULL},
+        /* 2 */ {1, 3, 3, name[2], "h", 3, NULL, NULL},
+        /* 3 */ {2, 4, 4, name[3], "i", 4, NULL, NULL},
+        /* 4 */ {1, 5, 5, "short.py", "j", 5, NULL, NULL},
+        /* 5 */ {3, 6, 6, "leaf.py", "k", 6, NULL, NULL},
+    };
+    static const uint32_t chain[][6] = {{0}, {0, 1}, {0, 1, 2}, {0, 1, 2, 3}, {0, 1, 4},
+                                        {0, 1, 2, 3, 5}};
+    static const int depth[] = {1, 2, 3, 4, 3, 5};
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, nodes, 6);
+    size_t cap = 6 * 5 * (LONG + 32), len = 0;
+    char *want = malloc(cap);
+    for (int i = 0; i < 6; i++) {
+        for (int d = 0; d < depth[i]; d++) {
+            const tnode_t *n = &nodes[chain[i][d]];
+            len += (size_t)snprintf(want + len, cap - len, "%s%s:%u (%s)", d ? ";" : "", n->file,
+                                    n->line, n->func);
+        }
+        len += (size_t)snprintf(want + len, cap - len, " %" PRIu64 "\n", nodes[i].self);
+    }
+    out_t o = prof_of(&t);
+    CHECK(o.rc == 0);
+    CHECK_STR(o.data, want);
+    free(o.data);
+    free(want);
 }
 
 /* ---- SVG ------------------------------------------------------------------- */
@@ -1793,7 +1869,9 @@ int main(void)
     test_escape();
     test_writer_errors();
     test_full_device();
+    test_heapsort();
     test_prof();
+    test_prof_long_lines();
     test_svg_small();
     test_svg_inverted();
     test_svg_hostile();
