@@ -20,7 +20,7 @@
  *
  * SIGNAL-SAFE FILE (checked by scripts/check-signal-safety).
  * SIGNAL CONTEXT: caller memory only. Calls: open, read, close, memcpy,
- * memcmp.
+ * memcmp, memchr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -189,30 +189,18 @@ static ssize_t read_chunk(int fd, char *buf)
     return r;
 }
 
-/* The position of the first '\n' in s[i..n), or n: eight bytes at a time
- * (a word's lowest zero byte after xor with the newline, exact: a false hit
- * can only sit above a true one). SIGNAL CONTEXT: no call. */
+/* The position of the first '\n' in s[i..n), or n. SIGNAL CONTEXT: memchr
+ * (async-signal-safe since POSIX.1-2008 TC2). */
 static size_t next_newline(const char *s, size_t i, size_t n)
 {
-    const uint64_t ones = UINT64_C(0x0101010101010101), nl = ones * '\n';
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        w ^= nl;
-        uint64_t z = (w - ones) & ~w & (ones << 7);
-        if (z)
-            return i + ((unsigned)__builtin_ctzll(z) >> 3);
-    }
-    while (i < n && s[i] != '\n')
-        i++;
-    return i;
+    const char *p = i < n ? memchr(s + i, '\n', n - i) : NULL;
+    return p ? (size_t)(p - s) : n;
 }
 
 /*
  * Read fd line by line and store the lines wanted by order[k..k_end)
- * (sorted by line, none 0). Lines nobody wants are skipped a word at a
- * time; a wanted one is fed byte by byte. SIGNAL CONTEXT: caller memory
- * only.
+ * (sorted by line, none 0). Lines nobody wants are skipped with memchr;
+ * a wanted one is fed byte by byte. SIGNAL CONTEXT: caller memory only.
  */
 static void scan_file(src_ctx_t *C, int fd, size_t k, size_t k_end)
 {

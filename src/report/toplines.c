@@ -11,8 +11,8 @@
  * ancestor with the same key. Self bytes are summed in an open-addressing
  * table keyed by the frame key (power-of-two capacity >= 2 * count, linear
  * probing); the rows are the `max` biggest, kept sorted by insertion (max is
- * small). Each row's total is one forward pass in node order (parents come
- * first): flag[i] says whether an ancestor of i has the row's key.
+ * small). The rows' totals take one forward pass in node order (parents
+ * come first), with the set of rows on each node's path.
  *
  * SIGNAL-SAFE FILE (checked by scripts/check-signal-safety).
  * SIGNAL CONTEXT: caller memory only. Calls: none.
@@ -24,7 +24,6 @@ typedef struct top_ctx {
     const fil_tree_t *t;
     uint32_t *par, *depth, *rep;
     uint64_t *incl, *self, *key, *tkey, *tself;
-    uint8_t *flag;
     uint64_t mask; /* table capacity - 1 */
 } top_ctx_t;
 
@@ -38,36 +37,36 @@ static uint64_t capacity(uint32_t count)
 }
 
 /* Array sizes, shared by the size function and the carving. */
-static void sizes(uint32_t count, uint64_t z[9])
+static void sizes(uint32_t count, uint64_t z[8])
 {
     uint64_t n = count, c = capacity(count);
-    uint64_t s[9] = {n * 4, n * 4, n * 8, n * 8, n * 8, n, c * 8, c * 8, c * 4};
-    for (int i = 0; i < 9; i++)
+    uint64_t s[8] = {n * 4, n * 4, n * 8, n * 8, n * 8, c * 8, c * 8, c * 4};
+    for (int i = 0; i < 8; i++)
         z[i] = s[i];
 }
 
 /* Scratch for fil_top_lines. SIGNAL CONTEXT: caller memory only. */
 size_t fil_top_lines_scratch_size(uint32_t count)
 {
-    uint64_t z[9];
+    uint64_t z[8];
     sizes(count, z);
-    return fil_report_scratch_total(z, 9);
+    return fil_report_scratch_total(z, 8);
 }
 
 /* Carve the arrays; -1 if the scratch is too small. SIGNAL CONTEXT. */
 static int carve(top_ctx_t *C, void *scratch, size_t cap)
 {
     fil_report_arena_t a;
-    uint64_t z[9];
-    void *p[9];
+    uint64_t z[8];
+    void *p[8];
     sizes(C->t->count, z);
     fil_report_arena_init(&a, scratch, cap);
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 8; i++) {
         if (!(p[i] = fil_report_carve(&a, z[i])))
             return -1;
     }
     C->par = p[0], C->depth = p[1], C->incl = p[2], C->self = p[3], C->key = p[4];
-    C->flag = p[5], C->tkey = p[6], C->tself = p[7], C->rep = p[8];
+    C->tkey = p[5], C->tself = p[6], C->rep = p[7];
     C->mask = capacity(C->t->count) - 1;
     return 0;
 }
@@ -130,17 +129,35 @@ static void pick(const top_ctx_t *C, fil_top_line_t *rows, uint32_t max, uint32_
     }
 }
 
-/* The total of the line with key k (see the file comment). SIGNAL CONTEXT. */
-static uint64_t line_total(top_ctx_t *C, uint64_t k)
+/*
+ * The totals of rows[0..n) (see the file comment), in one pass in node
+ * order: once the rows are picked, tself[] of a row's slot becomes its
+ * number + 1 (0 for other slots) and self[i] the set of rows whose key is
+ * on i's path (bit r for row r; n <= 64), so a node adds its inclusive
+ * bytes to its row when the row's bit is not set on its parent. SIGNAL
+ * CONTEXT: caller memory only.
+ */
+static void line_totals(top_ctx_t *C, fil_top_line_t *rows, uint32_t n)
 {
-    uint64_t total = 0;
+    uint64_t *row_of = C->tself, *on_path = C->self;
+    for (uint64_t s = 0; s <= C->mask; s++)
+        row_of[s] = 0;
+    for (uint32_t r = 0; r < n; r++) {
+        row_of[slot_of(C, C->key[rows[r].node])] = r + 1;
+        rows[r].total = 0;
+    }
     for (uint32_t i = 0; i < C->t->count; i++) {
         uint32_t p = C->par[i];
-        C->flag[i] = p != FIL_NONE && (C->key[p] == k || C->flag[p]);
-        if (C->key[i] == k && !C->flag[i])
-            total = total + C->incl[i] < total ? UINT64_MAX : total + C->incl[i];
+        uint64_t above = p == FIL_NONE ? 0 : on_path[p], bit = 0;
+        uint64_t s = slot_of(C, C->key[i]);
+        if (C->rep[s] != FIL_NONE && row_of[s] > 0) {
+            uint64_t *t = &rows[row_of[s] - 1].total;
+            bit = UINT64_C(1) << (row_of[s] - 1);
+            if (!(above & bit))
+                *t = *t + C->incl[i] < *t ? UINT64_MAX : *t + C->incl[i];
+        }
+        on_path[i] = above | bit;
     }
-    return total;
 }
 
 /*
@@ -162,7 +179,6 @@ int fil_top_lines(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, void 
         return -1;
     sum_lines(&C);
     pick(&C, rows, max, &n);
-    for (uint32_t r = 0; r < n; r++)
-        rows[r].total = line_total(&C, C.key[rows[r].node]);
+    line_totals(&C, rows, n);
     return (int)n;
 }

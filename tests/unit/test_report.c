@@ -574,6 +574,33 @@ static void test_prof(void)
     free(o.data);
 }
 
+/* A line's total counts each byte once, however often the line recurs
+ * below itself; its self bytes are only those allocated on it. */
+static void test_top_lines_totals(void)
+{
+    static const tnode_t nodes[] = {
+        /* 0 */ {N, 0, 1, "a.py", "a", 1, NULL, NULL},
+        /* 1 */ {0, 0, 2, "b.py", "b", 2, NULL, NULL},
+        /* 2 */ {1, 100, 1, "a.py", "a", 1, NULL, NULL},
+        /* 3 */ {2, 50, 2, "b.py", "b", 2, NULL, NULL},
+        /* 4 */ {N, 10, 2, "b.py", "b", 2, NULL, NULL},
+        /* 5 */ {4, 7, 3, "c.py", "c", 3, NULL, NULL},
+    };
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, nodes, 6);
+    size_t cap = fil_top_lines_scratch_size(t.count);
+    void *scratch = malloc(cap);
+    fil_top_line_t rows[4];
+    int n = fil_top_lines(&t, rows, 4, scratch, cap);
+    CHECK(n == 3);
+    if (n == 3) {
+        CHECK(rows[0].node == 2 && rows[0].self == 100 && rows[0].total == 150);
+        CHECK(rows[1].node == 3 && rows[1].self == 60 && rows[1].total == 167);
+        CHECK(rows[2].node == 5 && rows[2].self == 7 && rows[2].total == 7);
+    }
+    free(scratch);
+}
+
 /* ---- sorting --------------------------------------------------------------- */
 
 static int key_less(void *ctx, uint32_t x, uint32_t y)
@@ -1870,6 +1897,7 @@ int main(void)
     test_writer_errors();
     test_full_device();
     test_heapsort();
+    test_top_lines_totals();
     test_prof();
     test_prof_long_lines();
     test_svg_small();
