@@ -406,14 +406,19 @@ typedef struct job {
     const char *death;   /* index: headline of the out-of-memory / death report, or NULL */
     const char *now;     /* index: headline of a report on demand, or NULL */
     const fil_run_info_t *info; /* index: the timeline, or NULL */
+    uint64_t prof_bytes;        /* the .prof's budget, 0: the default */
 } job_t;
 
 /* The .prof, with the failed request at its true size. 0, or -1. */
 static int body_prof(void *c, fil_writer_t *w)
 {
     job_t *j = c;
+    uint64_t bytes = j->prof_bytes && j->prof_bytes < FIL_PROF_MAX_BYTES ? j->prof_bytes
+                                                                          : FIL_PROF_MAX_BYTES;
+    uint64_t lines = (uint64_t)FIL_PROF_MAX_LINES * bytes / FIL_PROF_MAX_BYTES; /* in proportion */
+    fil_prof_opts_t o = {bytes, (uint32_t)(lines ? lines : 1), FIL_PROF_EDGE_MAX};
     j->t->request_mode = REQ_TRUE;
-    int r = fil_write_prof(j->tree, w, j->work, j->work_cap);
+    int r = fil_write_prof_opts(j->tree, &o, w, j->work, j->work_cap);
     j->t->request_mode = REQ_DRAWN;
     return r;
 }
@@ -646,9 +651,10 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
         return -1;
     tree_init(t, v, kind, tree);
     find_sources(t, mem);
-    job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, NULL, NULL, NULL};
+    job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, NULL, NULL, NULL, 0};
     if (page)
-        j.death = page->death, j.now = page->now, j.info = page->info;
+        j.death = page->death, j.now = page->now, j.info = page->info,
+        j.prof_bytes = page->prof_bytes;
     j.work_cap = mem->cap - ((mem->used + 7) & ~(size_t)7);
     j.work = fil_bump(mem, j.work_cap);
     const char *prefix = kind == FIL_RENDER_PEAK  ? "peak-memory"

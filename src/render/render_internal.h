@@ -89,7 +89,13 @@ typedef struct fil_render_page {
     const char *death;          /* headline of the out-of-memory / death report, or NULL */
     const char *now;            /* headline of a report on demand, or NULL */
     const fil_run_info_t *info; /* the timeline and the moments it marks; may be NULL */
+    uint64_t prof_bytes;        /* the .prof's byte budget; 0: FIL_PROF_MAX_BYTES */
 } fil_render_page_t;
+
+/* The .prof budget of a child process's own reports: a tree of many
+ * workers stays small to write and to keep; what does not fit is summed
+ * into remainder lines, so the totals stay exact. */
+#define FIL_RENDER_CHILD_PROF_BYTES (FIL_PROF_MAX_BYTES / 8)
 
 /* Memory fil_render_files needs for a view with `nodes` nodes. */
 size_t fil_render_scratch_size(uint64_t nodes);
@@ -97,8 +103,9 @@ size_t fil_render_scratch_size(uint64_t nodes);
 /* Write <prefix>.prof, <prefix>.svg, <prefix>-reversed.svg (and index.html
  * for the peak) into dir. title is the SVG title. For FIL_RENDER_OOM the
  * failing request and native frames recorded in the header are drawn above
- * the request's line. page (peak only, may be NULL): what index.html shows
- * first (the out-of-memory / death or on-demand sections) and the timeline.
+ * the request's line. page (may be NULL): for the peak kind, what index.html
+ * shows first (the out-of-memory / death or on-demand sections) and the
+ * timeline; for every kind, the .prof's budget.
  * 0, or -1 if any file failed. */
 /* Remember that file `name` of the reports could not be written, errno e
  * (0: EIO), if it is the first (fil_render_take_failure). SIGNAL CONTEXT. */

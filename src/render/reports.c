@@ -163,7 +163,8 @@ static unsigned render_finished(const fil_view_t *v, const char *dir, const fil_
     char title[512], sub[1024], oom_line[512];
     unsigned r = 0;
     const char *oom_source = NULL;
-    fil_render_page_t page = {NULL, NULL, info};
+    uint64_t budget = info->child_index ? FIL_RENDER_CHILD_PROF_BYTES : 0;
+    fil_render_page_t page = {NULL, NULL, info, budget}, plain = {NULL, NULL, NULL, budget};
     fil_view_t at_stop = *v;
     const fil_view_t *dv = v; /* what was held at the death */
     if (v->h->oom.dump_state != 2 && fil_view_at_stop(&at_stop, info->term_signal))
@@ -174,7 +175,7 @@ static unsigned render_finished(const fil_view_t *v, const char *dir, const fil_
         r |= FIL_RENDERED_OOM_INPROCESS;
         oom_source = "in-process";
     } else if (info->term_signal) {
-        if (mem->base && fil_render_files(dv, FIL_RENDER_OOM, dir, oom_line, sub, NULL, mem) == 0)
+        if (mem->base && fil_render_files(dv, FIL_RENDER_OOM, dir, oom_line, sub, &plain, mem) == 0)
             r |= FIL_RENDERED_OOM_POSTMORTEM;
         oom_source = "post-mortem";
         mem->used = 0;
@@ -230,7 +231,8 @@ static void now_title(const fil_view_t *v, const fil_run_info_t *info, char *buf
 static int render_now(const fil_view_t *v, const char *dir, const fil_run_info_t *info,
                       fil_bump_t *mem) {
     char title[512], sub[1024], now[512], held[512];
-    fil_render_page_t page = {NULL, now, info};
+    uint64_t budget = info->child_index ? FIL_RENDER_CHILD_PROF_BYTES : 0;
+    fil_render_page_t page = {NULL, now, info, budget}, plain = {NULL, NULL, NULL, budget};
     unsigned r = 0;
     size_t mark = mem->used;
     command_line(info, sub, sizeof sub);
@@ -240,7 +242,7 @@ static int render_now(const fil_view_t *v, const char *dir, const fil_run_info_t
     fil_write_str(&w, "Memory held now: ");
     fil_write_size(&w, v->total > 0 ? (uint64_t)v->total : 0);
     held[w.len] = 0;
-    if (fil_render_files(v, FIL_RENDER_NOW, dir, held, sub, NULL, mem) == 0)
+    if (fil_render_files(v, FIL_RENDER_NOW, dir, held, sub, &plain, mem) == 0)
         r |= FIL_RENDERED_NOW;
     mem->used = mark;
     peak_title(v, title, sizeof title);

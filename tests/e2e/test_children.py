@@ -17,7 +17,9 @@ programs run as without the profiler.
 - non-Python children (sh, env) print the same environment, the same
   output and exit status as without the profiler, and os.environ has none
   of the profiler's variables; a user's own LD_PRELOAD is kept;
-- --no-children: the main process only, children run unprofiled.
+- --no-children: the main process only, children run unprofiled;
+- a child with 32,768 distinct call stacks: its own .prof keeps to the
+  child budget (2 MiB), sums exactly to its peak, and keeps its big line.
 """
 
 import json
@@ -301,3 +303,42 @@ def test_no_children(fp, tmp_path):
     plain = run_plain(fp, tmp_path, ENV_PROBE)
     proc, _ = fp.run_fil(tmp_path, ENV_PROBE, extra_opts=["--no-children"])
     assert proc.stdout == plain.stdout, (proc.stdout.decode(), plain.stdout.decode())
+
+
+MANY_STACKS = '''
+import subprocess
+import sys
+
+CHILD = """
+keep = []
+
+
+def branch(depth, bits):
+    if depth == 0:
+        keep.append(bytearray(64))
+    elif bits & 1:
+        branch(depth - 1, bits >> 1)  # LEFT
+    else:
+        branch(depth - 1, bits >> 1)  # RIGHT
+
+
+for bits in range(1 << 15):
+    branch(15, bits)
+big = bytearray(30 * 1024 * 1024)  # BIG
+"""
+
+subprocess.run([sys.executable, "-c", CHILD], check=True)
+'''
+
+
+def test_child_prof_keeps_to_its_budget(fp, tmp_path):
+    proc, result = fp.run_fil(tmp_path, MANY_STACKS)
+    assert proc.returncode == 0, fp.describe(proc)
+    _, summary = fp.check_peak_report(result)
+    (row,) = summary["children"]
+    prof = folder(result, row) / "peak-memory.prof"
+    assert prof.stat().st_size <= 2 * MIB, prof.stat().st_size
+    entries = fp.parse_prof(prof)
+    assert sum(n for _, n in entries) == row["peak_bytes"]
+    assert any("smaller call stacks" in frames[-1] for frames, _ in entries if frames)
+    assert fp.within(fp.bytes_last_frame(entries, "<string>", 16), 30 * MIB, 0.02)
