@@ -1496,6 +1496,39 @@ static void test_srclines_chunks(void)
     free(pool);
 }
 
+/* Lines of every length from 0 to 40 bytes, several to a 16-byte block
+ * and across the 64 KiB read chunks: every wanted line is found. */
+static void test_srclines_short_lines(void)
+{
+    char path[] = "/tmp/fil-test-src-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    for (int i = 1; i <= 20000; i++)
+        fprintf(f, "%d%.*s\n", i, i % 37, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop");
+    fclose(f);
+    fil_srcreq_t reqs[400];
+    size_t n = 0;
+    for (uint32_t line = 1; line <= 20000 && n < 400; line += 1 + line % 97)
+        reqs[n++] = (fil_srcreq_t){path, strlen(path), line, 0, 0};
+    char *pool = malloc(n * FIL_SRC_MAX);
+    size_t cap = fil_srclines_scratch_size(n);
+    void *s = malloc(cap);
+    CHECK(fil_srclines_fill(reqs, n, pool, n * FIL_SRC_MAX, s, cap) == 0);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        char want[64];
+        uint32_t line = reqs[i].line;
+        snprintf(want, sizeof(want), "%u%.*s", line, (int)(line % 37),
+                 "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop");
+        ok &= reqs[i].text_len == strlen(want) &&
+              memcmp(pool + reqs[i].text_off, want, strlen(want)) == 0;
+    }
+    CHECK(ok);
+    unlink(path);
+    free(s);
+    free(pool);
+}
+
 /* Many requests for few lines, the path in two separate strings (as two
  * functions of one file may hold it): every request gets its line, and
  * each distinct line is stored once per string. */
@@ -1916,6 +1949,7 @@ int main(void)
     test_interrupt();
     test_srclines();
     test_srclines_chunks();
+    test_srclines_short_lines();
     test_srclines_many();
     test_atomic();
     test_html();
