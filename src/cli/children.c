@@ -824,7 +824,8 @@ void fil_cli_children_main_pid(pid_t pid) { cfg.main_pid = (int)pid; }
 
 /*
  * fil_cli_children_stop - the program has ended: wait up to grace_ms for
- * the children still running, report each, stop the thread. The main
+ * the children still running, queue each one's reports, stop the thread
+ * (the renderers go on: fil_cli_children_wait_reports). The main
  * program's own out-of-memory death (oom_killed) is a moment of the tree.
  * Context: supervisor's main thread, after the reap.
  */
@@ -843,12 +844,9 @@ void fil_cli_children_stop(unsigned grace_ms, int main_oom) {
     }
     pthread_join(thread, NULL);
     pthread_mutex_lock(&reg_lock);
-    renderers_quit = 1;
+    renderers_quit = 1; /* they end once the queue is empty */
     pthread_cond_broadcast(&queue_cond);
     pthread_mutex_unlock(&reg_lock);
-    for (int k = 0; k < nrenderers; k++)
-        pthread_join(renderers[k], NULL);
-    nrenderers = 0;
     started = 0;
     close(listen_fd);
     for (int k = 0; k < nconns; k++)
@@ -856,12 +854,29 @@ void fil_cli_children_stop(unsigned grace_ms, int main_oom) {
     nconns = 0;
 }
 
-/* The rows of the children listed (those with a folder), in order. */
+/*
+ * fil_cli_children_wait_reports - wait until every child's reports are
+ * written (the renderers go on after fil_cli_children_stop, beside the
+ * main program's own render). Any thread, any number of times.
+ */
+void fil_cli_children_wait_reports(void) {
+    static pthread_mutex_t join_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&join_lock);
+    for (int k = 0; k < nrenderers; k++)
+        pthread_join(renderers[k], NULL);
+    nrenderers = 0;
+    pthread_mutex_unlock(&join_lock);
+}
+
+/* The rows of the children listed (those with a folder), in order: final
+ * once fil_cli_children_stop returned (their reports may still be drawn). */
 uint32_t fil_cli_children_rows(fil_child_row_t *out, uint32_t max) {
     uint32_t n = 0;
+    pthread_mutex_lock(&reg_lock);
     for (uint32_t i = 0; i < nchildren && n < max; i++)
         if (children[i]->folder[0])
             out[n++] = children[i]->row;
+    pthread_mutex_unlock(&reg_lock);
     return n;
 }
 
@@ -934,6 +949,7 @@ static int draw_moment(int k, const char *what, const char *head, const char *su
 uint32_t fil_cli_children_draw_moments(const fil_tree_moment_t *in, uint32_t n,
                                        const char *subtitle) {
     uint32_t drawn = 0;
+    fil_cli_children_wait_reports(); /* a child's frames are read from the state it keeps then */
     for (uint32_t i = 0; i < n; i++)
         drawn += draw_moment(in[i].what[0] == 'p' ? 0 : 1, in[i].what, in[i].headline,
                              subtitle) == 0;

@@ -210,6 +210,7 @@ int fil_cli_children_start(const fil_cli_children_cfg_t *c, char *name);
 void fil_cli_children_main_pid(pid_t pid);
 void fil_cli_children_sample(const struct fil_state_header *h, uint64_t t_ns);
 void fil_cli_children_stop(unsigned grace_ms, int main_oom);
+void fil_cli_children_wait_reports(void);
 uint32_t fil_cli_children_rows(fil_child_row_t *out, uint32_t max);
 uint32_t fil_cli_children_count(void);
 uint32_t fil_cli_children_moments(fil_tree_moment_t *out);

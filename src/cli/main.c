@@ -664,8 +664,9 @@ static int launch(const fil_cli_args_t *a)
         if (!explained)
             explain_death(&l.info);
         moments_started = start_moments(&l, &mj, &mt);
-        render(&l, explained);
+        render(&l, explained); /* while the children's reports are still being drawn */
         end_moments(&l, &mj, &mt, moments_started);
+        fil_cli_children_wait_reports();
         warn_dropped(&l);
         fil_cli_stop_signal(l.shown); /* returns unless a stop signal ended the render */
         r = l.info.exit_status;
@@ -676,6 +677,7 @@ static int launch(const fil_cli_args_t *a)
         break;
     }
 out:
+    fil_cli_children_wait_reports(); /* no child's report is left half-written */
     if (l.state_fd >= 0)
         close(l.state_fd);
     free(cmd);
