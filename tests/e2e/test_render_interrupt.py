@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Rendering the reports stops promptly on SIGTERM and SIGINT.
+"""Rendering the reports stops promptly on SIGTERM and SIGINT, a child's
+reports too.
 
 A program with 400,000 call stacks takes the supervisor a few seconds to
 render. The test waits for the program (the supervisor's child, whose pid
@@ -70,3 +71,51 @@ def test_render_interrupted(tmp_path, fp, sig):
     assert "index.html" not in names
     for name in summary["files"]:
         assert (result / name).is_file(), (name, names)
+
+
+PARENT = """
+import os, subprocess, sys
+print(os.getpid(), flush=True)
+child = ("import sys; sys.path.insert(0, {bench!r}); "
+         "sys.argv = ['many_stacks.py', '--stacks', '400000']; "
+         "exec(open({bench!r} + '/many_stacks.py').read())")
+subprocess.run([sys.executable, "-c", child], check=True, stdout=subprocess.DEVNULL)
+"""
+
+
+def test_render_of_a_child_interrupted(tmp_path, fp):
+    """The program ends as soon as its child (400,000 call stacks) has: the
+    child's reports are still being drawn beside the program's own when
+    SIGTERM comes, and both stop."""
+    script = fp.write_script(tmp_path, PARENT.format(bench=str(fp.REPO / "tests" / "bench")))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
+                            cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        pid = int(proc.stdout.readline())
+        deadline = time.monotonic() + 120
+        while not gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert gone(pid), "the program did not end"
+        time.sleep(0.05)
+        assert proc.poll() is None, "the reports were already written: the test needs more stacks"
+        sent = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stderr = stderr.decode(errors="replace")
+    assert took < 2.0, "stopping took %.2f s" % took
+    assert proc.returncode == -signal.SIGTERM, stderr
+    result = fp.latest_result(out)
+    left = [str(p) for p in result.rglob("*") if ".tmp-" in p.name]
+    assert not left, left
+    (child,) = list((result / "children").iterdir())
+    if (child / "summary.json").exists():  # written before the signal came
+        summary = json.loads((child / "summary.json").read_text())
+        for name in summary["files"]:
+            assert (child / name).is_file(), name
