@@ -351,7 +351,7 @@ int fil_oom_init(void) {
     resident_room = fil_oom_cfg.margin * 4 + budget_cap;
     find_self();
     size_arena(0);
-    fil_oom_capture_native(); /* warm the unwinder up: lazy set-up happens now */
+    fil_oom_warm_native(); /* warm the unwinder up: lazy set-up happens now */
     memset(&fil_state->oom, 0, sizeof fil_state->oom);
     /* The first budget comes from the limits just read. Out of memory
      * already, or in fault-injection mode, the first allocation takes the
