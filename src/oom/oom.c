@@ -36,6 +36,7 @@
  * (default margin: 5% of the limit, between 16 and 256 MiB).
  */
 #include <errno.h>
+#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -226,27 +227,35 @@ static int size_arena(uint64_t nodes) {
     return 0;
 }
 
-/* Free text of this library, so native stacks can skip the profiler's frames. */
+/* dl_iterate_phdr callback: if the object holds fil_oom_init, the span of
+ * its loaded segments into fil_oom_cfg.self_lo/hi, and stop. */
+static int self_segments(struct dl_phdr_info *info, size_t size, void *arg) {
+    uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
+    (void)size;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
+        if (a < lo)
+            lo = a;
+        if (a + ph->p_memsz > hi)
+            hi = a + ph->p_memsz;
+    }
+    if (me < lo || me >= hi)
+        return 0;
+    fil_oom_cfg.self_lo = lo & ~(uintptr_t)4095;
+    fil_oom_cfg.self_hi = hi;
+    return 1;
+}
+
+/* The addresses of this library, so native stacks can skip the profiler's
+ * frames: from the loader's own list (no /proc/self/maps to read). */
 static void find_self(void) {
     uintptr_t me = (uintptr_t)&fil_oom_init;
     fil_oom_cfg.self_lo = me;
     fil_oom_cfg.self_hi = me;
-    char buf[1024];
-    fil_limits_lines_t lr;
-    if (fil_limits_lines_open(&lr, "/proc/self/maps", buf, sizeof buf) != 0)
-        return;
-    char *line;
-    while (fil_limits_lines_next(&lr, &line) >= 0) {
-        if (!strstr(line, "libfilpreload.so"))
-            continue;
-        uintptr_t lo = (uintptr_t)strtoull(line, &line, 16);
-        uintptr_t hi = (uintptr_t)strtoull(line + 1, NULL, 16);
-        if (fil_oom_cfg.self_lo == me || lo < fil_oom_cfg.self_lo)
-            fil_oom_cfg.self_lo = lo;
-        if (hi > fil_oom_cfg.self_hi)
-            fil_oom_cfg.self_hi = hi;
-    }
-    fil_limits_lines_close(&lr);
+    dl_iterate_phdr(self_segments, (void *)me);
 }
 
 static void say_limits(void) {
