@@ -77,8 +77,11 @@ __attribute__((constructor)) static void fil_preload_init(void) {
     if (ok) {
         fil_oom_init(); /* meanwhile a child's launcher makes its folder */
         ok = !child || fil_children_await_exec() == 0;
+        if (!ok)
+            fil_oom_abandon();
     }
     if (ok) {
+        fil_oom_warm_up();
         fil_state->start_ns = now_ns();
         fil_state->running = FIL_RUNNING_STARTED;
         fil_children_oom_dir();

@@ -311,6 +311,19 @@ void fil_oom_child(const char *dir, const char *display, int forked) {
         prefault(fil_oom_arena, 0, fil_oom_arena_size);
 }
 
+void fil_oom_warm_up(void) { fil_oom_warm_native(); }
+
+void fil_oom_abandon(void) {
+    if (fil_oom_arena)
+        fil_sys_unmap(fil_oom_arena, fil_oom_arena_size);
+    fil_oom_arena = NULL;
+    fil_oom_arena_size = 0;
+    fil_oom_arena_nodes = 0;
+    if (fil_oom_cfg.err_fd >= 0)
+        close(fil_oom_cfg.err_fd);
+    fil_oom_cfg.err_fd = -1;
+}
+
 /* What a prediction found: which limit and how much room it left. */
 typedef struct verdict {
     fil_limit_kind_t kind;
@@ -360,7 +373,6 @@ int fil_oom_init(void) {
     resident_room = fil_oom_cfg.margin * 4 + budget_cap;
     find_self();
     size_arena(0);
-    fil_oom_warm_native(); /* warm the unwinder up: lazy set-up happens now */
     memset(&fil_state->oom, 0, sizeof fil_state->oom);
     /* The first budget comes from the limits just read. Out of memory
      * already, or in fault-injection mode, the first allocation takes the
