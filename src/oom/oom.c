@@ -7,7 +7,7 @@
  * the unwinder is warmed up and the crash handlers installed.
  *
  * The arena's pages are faulted in ("resident") only where a fault could be
- * refused: when less than RESIDENT_ROOM is left under the cgroup limit or
+ * refused: when less than resident_room is left under the cgroup limit or
  * in the system's available memory, at startup or at any later check (a
  * request counts as written). Address space is not such a place: under
  * RLIMIT_AS and RLIMIT_DATA the mapping itself is what counts, and it is
