@@ -162,6 +162,9 @@ WORKLOADS = [
              about="ulimit -Sv 1 GiB: 2-tuples appended until MemoryError; how far it gets"),
     Workload("spawn_pool", "spawn_pool.py", targets=[MaxTimeRatio(1.5)],
              about="Pool of 8 spawn workers, 64 tiny tasks: each child profiled on its own"),
+    Workload("child_start", "child_start.py",
+             extras=["child_faults", "fork_faults", "child_ms"],
+             about="8 exec'd, then 8 forked children: the faults each takes to start"),
 ]
 
 
@@ -367,6 +370,11 @@ def print_table(rows):
         if "plain_reach" in r:
             extra = "reach %s -> %s (%s)" % (fmt(r["plain_reach"], ".0f"), fmt(r["fil_reach"], ".0f"),
                                              fmt(ratio(r["fil_reach"], r["plain_reach"]), ".3f"))
+        if "plain_child_faults" in r:
+            extra = "faults: exec'd %s -> %s, forked %s -> %s; first line %s -> %s ms" % (
+                fmt(r["plain_child_faults"], ".0f"), fmt(r["fil_child_faults"], ".0f"),
+                fmt(r["plain_fork_faults"], ".0f"), fmt(r["fil_fork_faults"], ".0f"),
+                fmt(r["plain_child_ms"], ".1f"), fmt(r["fil_child_ms"], ".1f"))
         table.append((r["name"], fmt(r["call_stacks"], ".0f"), fmt(r["state_bytes"], ".0f"),
                       fmt(r["tracked_allocations"], ".0f"),
                       fmt(mib(r["emergency_arena_bytes"], MIB), ".1f", "M"),

@@ -11,14 +11,25 @@
 
 #include "fil/common.h"
 
-/* Read limits, reserve the arena, install crash handlers, warm up the
- * unwinder. 0, or -1 (detection off; tracking still works).
+/* Read limits, reserve the arena (resident when memory is short, oom.c),
+ * set the first budget. 0, or -1 (detection off; tracking still works).
  * Context: startup, after the state and tracker exist. */
 int fil_oom_init(void);
 
+/* Warm the unwinder up (its lazy set-up, a pipe among it, happens now and
+ * not in a dump), once the process is sure to be tracked.
+ * Context: startup, after fil_oom_init. */
+void fil_oom_warm_up(void);
+
+/* The process will not be tracked after all (its launcher refused it):
+ * give back what fil_oom_init took, the arena and the stderr copy.
+ * Context: startup, after fil_oom_init, before tracking. */
+void fil_oom_abandon(void);
+
 /* This process is a child the program started (src/interpose/children.c):
  * its dumps go to dir (display: the same as the user would type it) and
- * its stderr lines say its pid; forked: re-fault the inherited arena.
+ * its stderr lines say its pid; forked: re-fault the inherited arena if it
+ * is resident.
  * Context: start-up or fork child, single-threaded. */
 void fil_oom_child(const char *dir, const char *display, int forked);
 

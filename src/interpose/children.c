@@ -134,21 +134,28 @@ static int hello(int s, uint32_t type, uint32_t kind, int fd) {
     return r == (ssize_t)sizeof h ? 0 : -1;
 }
 
+/* Send the hello of this process's state (kind FIL_CHILD_EXEC or _FORK,
+ * the memfd with it). The connection, or -1 (no launcher). */
+static int send_state(uint32_t kind) {
+    int s = dial();
+    if (s >= 0 && hello(s, FIL_CHILD_MSG_STATE, kind, fil_state_fd()) != 0) {
+        close(s);
+        s = -1;
+    }
+    return s;
+}
+
 /*
- * Register this process's state (kind FIL_CHILD_EXEC or _FORK) and wait
- * for the launcher's answer. 0 with reply filled and the state's owner
- * set, or -1 (no launcher, or it refused). Context: single-threaded,
+ * Wait on connection s for the launcher's answer to a registration of
+ * kind. 0 with reply filled and the state's owner set, or -1 with s
+ * closed (the launcher refused, or is gone). Context: single-threaded,
  * guard set.
  */
-static int register_state(uint32_t kind) {
-    int s = dial();
-    if (s < 0)
-        return -1;
-    ssize_t r = -1;
-    if (hello(s, FIL_CHILD_MSG_STATE, kind, fil_state_fd()) == 0)
-        do
-            r = recv(s, &reply, sizeof reply, 0);
-        while (r < 0 && errno == EINTR);
+static int take_reply(int s, uint32_t kind) {
+    ssize_t r;
+    do
+        r = recv(s, &reply, sizeof reply, 0);
+    while (r < 0 && errno == EINTR);
     if (r != (ssize_t)sizeof reply || reply.magic != FIL_CHILD_MAGIC || !reply.ok) {
         close(s);
         return -1;
@@ -163,8 +170,31 @@ static int register_state(uint32_t kind) {
     return 0;
 }
 
-int fil_children_register_exec(void) {
-    return register_state(FIL_CHILD_EXEC);
+/* Register this process's state and wait for the answer. 0, or -1. */
+static int register_state(uint32_t kind) {
+    int s = send_state(kind);
+    return s < 0 ? -1 : take_reply(s, kind);
+}
+
+/* An exec'd child's registration sent by fil_children_send_exec and not
+ * yet answered, or -1. Constructor only. */
+static int pending = -1;
+
+int fil_children_send_exec(void) {
+    pending = send_state(FIL_CHILD_EXEC);
+    return pending < 0 ? -1 : 0;
+}
+
+int fil_children_await_exec(void) {
+    int s = pending;
+    pending = -1;
+    return s < 0 ? -1 : take_reply(s, FIL_CHILD_EXEC);
+}
+
+void fil_children_cancel_exec(void) {
+    if (pending >= 0)
+        close(pending);
+    pending = -1;
 }
 
 /* Pass the folder to the out-of-memory dump: after fil_oom_init read its

@@ -24,10 +24,16 @@ size_t fil_exec_filter_preload(const char *v, char *out, size_t cap, char *mine,
 /* Remember the registry's socket name (FIL_CHILDREN, or NULL).
  * Context: constructor. */
 void fil_children_setup(const char *name);
-/* A Python process the program exec'd: register its state (made with
- * fil_state_open(-1)) with the launcher and take its folder. 0, or -1 (the
- * caller does not track). Context: constructor, guard set. */
-int fil_children_register_exec(void);
+/* A Python process the program exec'd registers its state (made with
+ * fil_state_open(-1)) with the launcher in two steps, so that the
+ * constructor's own set-up runs while the launcher makes the folder:
+ * send_exec sends the state (0, or -1: no launcher), await_exec takes
+ * the answer and the folder (0, or -1: refused; the caller does not
+ * track). Context: constructor, guard set. */
+int fil_children_send_exec(void);
+int fil_children_await_exec(void);
+/* Drop a registration sent and not awaited (the set-up failed). */
+void fil_children_cancel_exec(void);
 /* Give the out-of-memory dump the registered child's folder (after
  * fil_oom_init). Context: constructor. */
 void fil_children_oom_dir(void);

@@ -9,7 +9,9 @@
  * object allocators (pymem.c), removes the profiler's variables from the
  * environment the program sees (exec.c carries them to its children),
  * and turns tracking on. A Python process the program started registers a
- * state of its own with the launcher first (children.c).
+ * state of its own with the launcher (children.c): the registration is
+ * sent first and its answer taken after the tables and the out-of-memory
+ * set-up, which run while the launcher makes the child's folder.
  * Anything it allocates on the way is untracked (the guard is set).
  */
 #include <stdlib.h>
@@ -70,11 +72,18 @@ __attribute__((constructor)) static void fil_preload_init(void) {
     }
     fil_exec_setup(registry ? FIL_EXEC_CHILDREN : FIL_EXEC_NONE);
     int n = fd ? atoi(fd) : -1;
-    if (fil_state_open(n) == 0 && (!child || fil_children_register_exec() == 0) &&
-        fil_stacks_init() == 0 && fil_tracker_init() == 0) {
+    int ok = fil_state_open(n) == 0 && (!child || fil_children_send_exec() == 0) &&
+             fil_stacks_init() == 0 && fil_tracker_init() == 0;
+    if (ok) {
+        fil_oom_init(); /* meanwhile a child's launcher makes its folder */
+        ok = !child || fil_children_await_exec() == 0;
+        if (!ok)
+            fil_oom_abandon();
+    }
+    if (ok) {
+        fil_oom_warm_up();
         fil_state->start_ns = now_ns();
         fil_state->running = FIL_RUNNING_STARTED;
-        fil_oom_init();
         fil_children_oom_dir();
         const char *usr2 = getenv("FIL_USR2");
         fil_usr2_setup(fd && libdir && !(usr2 && strcmp(usr2, "0") == 0));
@@ -84,6 +93,7 @@ __attribute__((constructor)) static void fil_preload_init(void) {
         fil_children_at_exit();
         __atomic_store_n(&fil_active, 1, __ATOMIC_RELEASE);
     } else if (child) {
+        fil_children_cancel_exec(); /* a registration sent and not waited for */
         fil_exec_stop(); /* no launcher to take this one's children either */
     }
     fil_exec_strip();

@@ -233,25 +233,34 @@ int fil_python_supported(const char *libdir) {
  * Context: constructor, single-threaded, guard set.
  */
 void fil_python_setup(const char *libdir) {
-    char dir[4096], have[256], self[4096];
+    char dir[4096], have[256] = "", self[4096];
     snprintf(dir, sizeof dir, "%s/python/filprofiler", libdir);
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = 0;
     version_fn version = (version_fn)dlsym(RTLD_DEFAULT, "Py_GetVersion");
     add_hook_fn add = (add_hook_fn)dlsym(RTLD_DEFAULT, "PySys_AddAuditHook");
     int major = 0, minor = 0;
-    find_extension(dir, 0, 0, have, sizeof have);
-    if (!version || parse_version(version(), &major, &minor) != 0)
+    int readable = version && parse_version(version(), &major, &minor) == 0;
+    int free_threaded = readable && strstr(version(), "free-threading") != NULL;
+    int ok = readable && major == 3 && minor >= 9 && add && !free_threaded;
+    /* One listing of the folder: none if fil_python_supported found the
+     * extension already (a child the program started). */
+    if (ok && !extension[0])
+        ok = find_extension(dir, major, minor, have, sizeof have) == 0;
+    if (ok) {
+        /* The entry is PyMem_RawMalloc'ed now, with the allocator of before
+         * initialisation, and freed at exit with the one of then (pymem.c). */
+        fil_pymem_raw_note(add_audit_hook, (void *)add);
+        return;
+    }
+    if (!have[0])
+        find_extension(dir, major, minor, have, sizeof have); /* what there is, for the refusal */
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = 0;
+    if (!readable)
         refuse(self, "has no version we can read", have, 0);
     char what[96];
     snprintf(what, sizeof what, "is Python %d.%d", major, minor);
-    if (strstr(version(), "free-threading")) /* 3.13t: another ABI, and no GIL to rely on */
+    if (free_threaded) /* 3.13t: another ABI, and no GIL to rely on */
         snprintf(what, sizeof what, "is a free-threaded build of Python %d.%d (not supported)",
                  major, minor);
-    if (major != 3 || minor < 9 || !add || strstr(version(), "free-threading") ||
-        find_extension(dir, major, minor, have, sizeof have))
-        refuse(self, what, have, major < 3 || (major == 3 && minor < 9));
-    /* The entry is PyMem_RawMalloc'ed now, with the allocator of before
-     * initialisation, and freed at exit with the one of then (pymem.c). */
-    fil_pymem_raw_note(add_audit_hook, (void *)add);
+    refuse(self, what, have, major < 3 || (major == 3 && minor < 9));
 }

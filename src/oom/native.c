@@ -156,6 +156,15 @@ static void label(const frame_t *f, char *out, char *sym, size_t cap) {
     out[w.len] = 0;
 }
 
+/* The warm-up at startup: one walk, so libunwind's lazy set-up (its
+ * validation pipe, the unwind tables of the loaded objects) happens now and
+ * not in a dump. Naming the frames has nothing to set up (raw reads of
+ * /proc/self/maps and of the library files), so it is not done. */
+void fil_oom_warm_native(void) {
+    frame_t f[FIL_NATIVE_MAX];
+    (void)walk(f);
+}
+
 void fil_oom_capture_native(void) {
     frame_t f[FIL_NATIVE_MAX];
     uint32_t n = walk(f), kept = 0;

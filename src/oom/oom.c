@@ -2,9 +2,21 @@
 /*
  * oom.c - out-of-memory detection: limits, the emergency arena, the check.
  *
- * At startup the limits are read once, the arena is reserved and pre-faulted
- * (sized from the number of call stacks, so a dump never needs memory it did
- * not reserve), the unwinder is warmed up and the crash handlers installed.
+ * At startup the limits are read once, the arena is reserved (sized from the
+ * number of call stacks, so a dump never needs memory it did not reserve),
+ * the unwinder is warmed up and the crash handlers installed.
+ *
+ * The arena's pages are faulted in ("resident") only where a fault could be
+ * refused: when less than resident_room is left under the cgroup limit or
+ * in the system's available memory, at startup or at any later check (a
+ * request counts as written). Address space is not such a place: under
+ * RLIMIT_AS and RLIMIT_DATA the mapping itself is what counts, and it is
+ * made at startup; under vm.overcommit_memory=2 it is committed when it is
+ * mapped. So a process with memory to spare (the common case, and every
+ * short-lived child the program starts) pays for no page it never uses,
+ * and once memory may get short the arena is resident long before the
+ * margin is reached. Transparent huge pages are asked for: faulting in 2 MiB
+ * at a time costs a fifth of 4 KiB faults.
  *
  * The predictive check costs a thread-local subtraction per allocation: each
  * allocation spends its size from its thread's allowance, which is taken
@@ -24,6 +36,7 @@
  * (default margin: 5% of the limit, between 16 and 256 MiB).
  */
 #include <errno.h>
+#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,6 +64,13 @@ size_t fil_oom_arena_size;
 /* Nodes the arena is sized for; reaching it zeroes the budget so the next
  * allocation grows the arena. Written under the lock. */
 uint32_t fil_oom_arena_nodes;
+/* 1 once every page of the arena (and of each later growth) is faulted in.
+ * Set once, under the lock; a fork child inherits it. */
+static int resident;
+/* Fault the arena in when less than this is left under a limit that kills
+ * (4 x the margin + budget_cap, below): well above the margin, where a
+ * prediction dumps, and more than a budget above it. */
+static uint64_t resident_room;
 
 static int refreshing;                /* one thread refreshes at a time */
 static uint64_t test_count;           /* allocations seen in fault-injection mode */
@@ -134,18 +154,44 @@ static void read_config(void) {
     }
 }
 
-/* Pre-fault [from, to) of p: the memory is ours from now on. */
+/* Pre-fault [from, to) of p: the memory is ours from now on (each page is
+ * written, so none is a zero page the kernel could take back). */
 static void prefault(char *p, size_t from, size_t to) {
     for (size_t i = from; i < to; i += 4096)
         p[i] = 1;
 }
 
 /*
+ * make_resident - fault in every page of the arena, once. A dump may be
+ * using the arena meanwhile, and it holds the lock while it does (with a
+ * bounded wait for it), so the pages are written 64 KiB at a time under the
+ * lock, never holding it long. 1 if this call made it resident, else 0.
+ * Context: lock not held; guard set.
+ */
+static int make_resident(void) {
+    const size_t step = 64u << 10;
+    if (__atomic_load_n(&resident, __ATOMIC_ACQUIRE))
+        return 0;
+    for (size_t at = 0;; at += step) {
+        fil_lock();
+        size_t size = fil_oom_arena_size;
+        if (resident || at >= size) {
+            int made = !resident;
+            __atomic_store_n(&resident, 1, __ATOMIC_RELEASE); /* later growths fault their tails */
+            fil_unlock();
+            return made;
+        }
+        prefault(fil_oom_arena, at, at + step < size ? at + step : size);
+        fil_unlock();
+    }
+}
+
+/*
  * size_arena - make the arena big enough for `nodes` call stacks (with room
  * to grow). The arena is extended with mremap, so pages already faulted move
- * along and only the new tail is touched; a dump can never see the tail
- * before it is faulted (the size is published after). 0, or -1 with the old
- * arena kept. Context: lock not held; guard set.
+ * along and only the new tail is touched (when the arena is resident); a
+ * dump can never see the tail before it is faulted (the size is published
+ * after). 0, or -1 with the old arena kept. Context: lock not held; guard set.
  */
 static int size_arena(uint64_t nodes) {
     uint64_t want_nodes = nodes + nodes / 2 + 4096;
@@ -155,7 +201,7 @@ static int size_arena(uint64_t nodes) {
         return 0;
     char *p;
     if (!fil_oom_arena) {
-        p = fil_sys_pages(size);
+        p = fil_sys_pages_huge(size);
     } else {
         fil_lock(); /* a dump holds the lock while it uses the arena */
         long r = syscall(SYS_mremap, fil_oom_arena, old_size, size, MREMAP_MAYMOVE);
@@ -166,9 +212,13 @@ static int size_arena(uint64_t nodes) {
     }
     if (!p)
         return -1;
-    prefault(p, old_size, size);
+    int faulted = __atomic_load_n(&resident, __ATOMIC_ACQUIRE);
+    if (faulted)
+        prefault(p, old_size, size);
     FIL_ASSERT(size > old_size && want_nodes >= nodes); /* the arena only grows */
     fil_lock();
+    if (!faulted && resident)
+        prefault(p, old_size, size); /* made resident meanwhile, up to old_size */
     fil_oom_arena = p;
     fil_oom_arena_size = size;
     fil_oom_arena_nodes = want_nodes > FIL_NONE ? FIL_NONE : (uint32_t)want_nodes;
@@ -177,27 +227,35 @@ static int size_arena(uint64_t nodes) {
     return 0;
 }
 
-/* Free text of this library, so native stacks can skip the profiler's frames. */
+/* dl_iterate_phdr callback: if the object holds fil_oom_init, the span of
+ * its loaded segments into fil_oom_cfg.self_lo/hi, and stop. */
+static int self_segments(struct dl_phdr_info *info, size_t size, void *arg) {
+    uintptr_t me = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
+    (void)size;
+    for (unsigned i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
+        if (a < lo)
+            lo = a;
+        if (a + ph->p_memsz > hi)
+            hi = a + ph->p_memsz;
+    }
+    if (me < lo || me >= hi)
+        return 0;
+    fil_oom_cfg.self_lo = lo & ~(uintptr_t)4095;
+    fil_oom_cfg.self_hi = hi;
+    return 1;
+}
+
+/* The addresses of this library, so native stacks can skip the profiler's
+ * frames: from the loader's own list (no /proc/self/maps to read). */
 static void find_self(void) {
     uintptr_t me = (uintptr_t)&fil_oom_init;
     fil_oom_cfg.self_lo = me;
     fil_oom_cfg.self_hi = me;
-    char buf[1024];
-    fil_limits_lines_t lr;
-    if (fil_limits_lines_open(&lr, "/proc/self/maps", buf, sizeof buf) != 0)
-        return;
-    char *line;
-    while (fil_limits_lines_next(&lr, &line) >= 0) {
-        if (!strstr(line, "libfilpreload.so"))
-            continue;
-        uintptr_t lo = (uintptr_t)strtoull(line, &line, 16);
-        uintptr_t hi = (uintptr_t)strtoull(line + 1, NULL, 16);
-        if (fil_oom_cfg.self_lo == me || lo < fil_oom_cfg.self_lo)
-            fil_oom_cfg.self_lo = lo;
-        if (hi > fil_oom_cfg.self_hi)
-            fil_oom_cfg.self_hi = hi;
-    }
-    fil_limits_lines_close(&lr);
+    dl_iterate_phdr(self_segments, (void *)me);
 }
 
 static void say_limits(void) {
@@ -210,6 +268,7 @@ static void say_limits(void) {
     fil_write_size(&w, fil_oom_cfg.margin);
     fil_write_str(&w, ", emergency arena ");
     fil_write_size(&w, fil_oom_arena_size);
+    fil_write_str(&w, resident ? " (resident)" : " (reserved, made resident when memory runs short)");
     fil_write_str(&w, fil_oom_cfg.detection ? ", predictive detection on\n"
                                             : ", predictive detection off\n");
     fil_writer_flush(&w);
@@ -235,8 +294,9 @@ static void set_who(int pid) {
  * fil_oom_child - this process is a child the program started: its dumps go
  * to its own folder (dir; display: as the user would type it) and its lines
  * on stderr say its pid. In a fork child the inherited arena pages are
- * shared with the parent until written, so they are written now, while
- * memory is plentiful: a dump never faults in a page it reserved.
+ * shared with the parent until written, so if the arena is resident they
+ * are written now, while memory is plentiful: a dump never faults in a page
+ * that was meant to be resident.
  * Context: start-up or fork child, single-threaded.
  */
 void fil_oom_child(const char *dir, const char *display, int forked) {
@@ -247,26 +307,21 @@ void fil_oom_child(const char *dir, const char *display, int forked) {
     memcpy(fil_oom_cfg.display_dir, display, n);
     fil_oom_cfg.display_dir[n] = 0;
     set_who(getpid());
-    if (forked && fil_oom_arena)
+    if (forked && fil_oom_arena && resident)
         prefault(fil_oom_arena, 0, fil_oom_arena_size);
 }
 
-int fil_oom_init(void) {
-    fil_limits_read(&fil_state->limits, "");
-    read_config();
-    fil_state->margin = fil_oom_cfg.margin;
-    fil_state->oom_detection = (uint32_t)fil_oom_cfg.detection;
-    fil_state->oom_continue = (uint32_t)fil_oom_cfg.continue_mode;
-    find_self();
-    size_arena(0);
-    fil_oom_capture_native(); /* warm the unwinder up: lazy set-up happens now */
-    memset(&fil_state->oom, 0, sizeof fil_state->oom);
-    /* The first allocation takes the slow path and sets a real budget (in
-     * fault-injection mode every allocation does). */
-    fil_oom_budget = 0;
-    if (fil_oom_cfg.verbose)
-        say_limits();
-    return 0;
+void fil_oom_warm_up(void) { fil_oom_warm_native(); }
+
+void fil_oom_abandon(void) {
+    if (fil_oom_arena)
+        fil_sys_unmap(fil_oom_arena, fil_oom_arena_size);
+    fil_oom_arena = NULL;
+    fil_oom_arena_size = 0;
+    fil_oom_arena_nodes = 0;
+    if (fil_oom_cfg.err_fd >= 0)
+        close(fil_oom_cfg.err_fd);
+    fil_oom_cfg.err_fd = -1;
 }
 
 /* What a prediction found: which limit and how much room it left. */
@@ -276,6 +331,62 @@ typedef struct verdict {
     uint64_t room;  /* what is left under that limit, margin included */
     uint64_t allow; /* bytes that may still be allocated before the next check */
 } verdict_t;
+
+static int too_big(const fil_limits_t *l, uint64_t size, verdict_t *v);
+
+/* The budget until the next check: a quarter of what v allows, at most
+ * budget_cap. */
+static int64_t budget_of(const verdict_t *v) {
+    uint64_t b = v->allow / 4 < budget_cap ? v->allow / 4 : budget_cap;
+    return (int64_t)b;
+}
+
+/* Make the arena resident if a request of `size` written in full would
+ * leave less than resident_room under the limit v names, or if no limit
+ * that kills could be read at all (nothing says memory is plentiful).
+ * After startup, --verbose says so in a line. Context: lock not held. */
+static void resident_if_short(const verdict_t *v, uint64_t size, int startup) {
+    if (!(v->kind == FIL_LIMIT_NONE || v->room < size || v->room - size < resident_room) ||
+        !make_resident() || startup || !fil_oom_cfg.verbose)
+        return;
+    char buf[256];
+    fil_writer_t w;
+    fil_writer_init(&w, fil_oom_stderr(), buf, sizeof buf);
+    fil_write_str(&w, FIL_MSG_PREFIX);
+    fil_write_str(&w, fil_oom_cfg.who);
+    fil_write_str(&w, "emergency arena made resident (");
+    fil_write_size(&w, fil_oom_arena_size);
+    fil_write_str(&w, "): ");
+    fil_write_size(&w, v->room);
+    fil_write_str(&w, " left under ");
+    fil_write_str(&w, fil_limit_kind_name(v->kind));
+    fil_write_str(&w, "\n");
+    fil_writer_flush(&w);
+}
+
+int fil_oom_init(void) {
+    fil_limits_read(&fil_state->limits, "");
+    read_config();
+    fil_state->margin = fil_oom_cfg.margin;
+    fil_state->oom_detection = (uint32_t)fil_oom_cfg.detection;
+    fil_state->oom_continue = (uint32_t)fil_oom_cfg.continue_mode;
+    resident_room = fil_oom_cfg.margin * 4 + budget_cap;
+    find_self();
+    size_arena(0);
+    memset(&fil_state->oom, 0, sizeof fil_state->oom);
+    /* The first budget comes from the limits just read. Out of memory
+     * already, or in fault-injection mode, the first allocation takes the
+     * slow path (fil_oom_check). */
+    verdict_t v = {FIL_LIMIT_NONE, 0, 0, 0};
+    int oom = too_big(&fil_state->limits, 0, &v);
+    resident_if_short(&v, 0, 1);
+    fil_oom_budget = oom || fil_oom_cfg.fail_after ? 0
+                     : !fil_oom_cfg.detection      ? INT64_MAX
+                                                   : budget_of(&v);
+    if (fil_oom_cfg.verbose)
+        say_limits();
+    return 0;
+}
 
 /* Headroom under RLIMIT_AS and RLIMIT_DATA (FIL_UNLIMITED if neither). */
 static uint64_t rlimit_room(const fil_limits_t *l) {
@@ -351,9 +462,11 @@ int fil_oom_check(const char *fn, size_t size) {
     fil_limits_refresh(&l, "");
     verdict_t v = {FIL_LIMIT_NONE, 0, 0, 0};
     int oom = too_big(&l, size, &v);
-    uint64_t b = v.allow / 4 < budget_cap ? v.allow / 4 : budget_cap;
-    FIL_ASSERT(b <= budget_cap && (!oom || v.room < fil_oom_cfg.margin));
-    __atomic_store_n(&fil_oom_budget, (int64_t)b, __ATOMIC_RELAXED);
+    int64_t b = budget_of(&v);
+    FIL_ASSERT((uint64_t)b <= budget_cap && (!oom || v.room < fil_oom_cfg.margin));
+    if (!oom)
+        resident_if_short(&v, size, 0); /* before the budget lets others go on */
+    __atomic_store_n(&fil_oom_budget, b, __ATOMIC_RELAXED);
     __atomic_store_n(&refreshing, 0, __ATOMIC_RELEASE);
     if (!oom)
         return 0;

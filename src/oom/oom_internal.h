@@ -73,6 +73,10 @@ int fil_oom_dumped(void);
  * skipping the profiler's own frames. SIGNAL CONTEXT: no allocation. */
 void fil_oom_capture_native(void);
 
+/* Walk the calling thread's stack once, naming nothing: libunwind's lazy
+ * set-up is done at startup. Context: startup. */
+void fil_oom_warm_native(void);
+
 /* Name of the function at vaddr (relative to the load address) in the ELF
  * file path, and the offset into it. 0, or -1. SIGNAL CONTEXT (elfsym.c). */
 int fil_oom_elf_symbol(const char *path, uint64_t vaddr, char *name, size_t cap, uint64_t *off);

@@ -256,13 +256,21 @@ static int put_at(int fd, const void *p, size_t len, uint64_t off) {
     return 0;
 }
 
-/* Copy the header and every chunk we know into fd, each at its offset.
- * 0, or -1. */
+/* The segments a fork child starts with at zero: the per-node counters
+ * and the stop copy (the tree and its names are what it inherits). */
+static int zero_in_child(int s) {
+    return s == FIL_SEG_BYTES || s == FIL_SEG_PEAK || s == FIL_SEG_STOP;
+}
+
+/* Copy the header and every chunk we know into fd, each at its offset,
+ * except those of the segments a fork child starts with at zero: they stay
+ * holes of the new file, which read as zeros and take no page until
+ * written. 0, or -1. */
 static int copy_into(int fd, uint64_t end) {
     if (ftruncate(fd, (off_t)end) != 0 || put_at(fd, fil_state, FIL_STATE_HEADER_SIZE, 0) != 0)
         return -1;
     for (int s = 0; s < FIL_SEG_COUNT; s++)
-        for (uint32_t k = 0; k < known_chunks(s); k++)
+        for (uint32_t k = 0; k < known_chunks(s) && !zero_in_child(s); k++)
             if (put_at(fd, fil_state_chunks[s][k], chunk_len(s, k), seg_of(s)->chunk_off[k]) != 0)
                 return -1;
     return 0;
@@ -275,18 +283,15 @@ static int remap_at(void *p, size_t len, int fd, uint64_t off) {
     return r == (long)(uintptr_t)p ? 0 : -1;
 }
 
-/* The counters of a fresh process: nothing held, no peak, no events. */
+/* The counters of a fresh process: nothing held, no peak, no events. The
+ * per-node counters and the stop copy are zero already (copy_into left
+ * them out of the new file). */
 static void reset_counters(fil_state_header_t *h) {
-    for (int s = FIL_SEG_BYTES; s <= FIL_SEG_PEAK; s++)
-        for (uint32_t k = 0; k < known_chunks(s); k++)
-            memset(fil_state_chunks[s][k], 0, chunk_len(s, k));
     h->total = h->peak_total = 0;
     h->at_peak = h->snapshot_busy = 0;
     h->peak_ns = h->allocations = h->dropped = h->stacks_dropped = 0;
     memset(&h->oom, 0, sizeof h->oom);
     memset(&h->signals, 0, sizeof h->signals);
-    for (uint32_t k = 0; k < known_chunks(FIL_SEG_STOP); k++) /* the parent's stop copy */
-        memset(fil_state_chunks[FIL_SEG_STOP][k], 0, chunk_len(FIL_SEG_STOP, k));
     h->stop_signal = 0;
     h->stop_total = 0;
     h->stop_ns = 0;
