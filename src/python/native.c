@@ -220,10 +220,69 @@ uint32_t fil_native_func_of(const void *code, unsigned *flags) {
     return id;
 }
 
-/* fil_native_line_of: the frame source's line_of. */
+#if PY_VERSION_HEX >= 0x030A0000
+/*
+ * PyCode_Addr2Line reads a code object's line table from its start on
+ * every call, so the allocations of a long function cost its length each:
+ * importing numpy runs a 7,000-line module whose every statement allocates.
+ * Each thread keeps, for the code objects it asked about last (a small
+ * direct-mapped cache), the line-table range of its last answer, and
+ * _PyCode_CheckLineNumber (what PyCode_Addr2Line calls after starting the
+ * range at the table's head) moves from there, forward or back. A slot is
+ * used only for the same code object with the same line table (the bytes
+ * object, its size, the first line) and the same name of ours in co_extra:
+ * a code object that reuses a dead one's address has its own table, so a
+ * kept range only ever points into the live table it was made for (a code
+ * object dying does not empty the cache: the module that imported it goes
+ * on where it was).
+ */
+#define LINE_SLOTS 256
+typedef struct line_slot {
+    const PyCodeObject *code;
+    const PyObject *table;
+    const void *named;
+    Py_ssize_t size;
+    int first;
+    PyCodeAddressRange range;
+} line_slot_t;
+static __thread line_slot_t line_slots[LINE_SLOTS];
+
+/* The range at the head of co's line table, as PyCode_Addr2Line starts it. */
+static void range_start(PyCodeObject *co, PyCodeAddressRange *r) {
+    r->opaque.lo_next = (const void *)PyBytes_AS_STRING(co->co_linetable);
+    r->opaque.limit = r->opaque.lo_next + PyBytes_GET_SIZE(co->co_linetable);
+    r->opaque.computed_line = co->co_firstlineno;
+    r->ar_start = -1;
+    r->ar_end = 0;
+    r->ar_line = -1;
+}
+#endif
+
+/* fil_native_line_of: the frame source's line_of. Context: any thread of
+ * the program, GIL held or not (the frame's code object is alive). */
 uint32_t fil_native_line_of(const void *code, const void *instr) {
     PyCodeObject *co = (PyCodeObject *)code;
-    int line = PyCode_Addr2Line(co, fil_py_offset(co, instr));
+    int addr = fil_py_offset(co, instr), line;
+#if PY_VERSION_HEX >= 0x030A0000
+    void *named = NULL;
+    if (addr >= 0 && extra_index >= 0 && GET_EXTRA((PyObject *)co, extra_index, &named) == 0 &&
+        named) {
+        line_slot_t *s = &line_slots[((uintptr_t)co * UINT64_C(0x9E3779B97F4A7C15)) >> 56];
+        const PyObject *table = co->co_linetable;
+        if (s->code != co || s->table != table || s->named != named ||
+            s->size != PyBytes_GET_SIZE(table) || s->first != co->co_firstlineno) {
+            s->code = co;
+            s->table = table;
+            s->named = named;
+            s->size = PyBytes_GET_SIZE(table);
+            s->first = co->co_firstlineno;
+            range_start(co, &s->range);
+        }
+        line = _PyCode_CheckLineNumber(addr, &s->range);
+        return line > 0 ? (uint32_t)line : 0;
+    }
+#endif
+    line = PyCode_Addr2Line(co, addr);
     return line > 0 ? (uint32_t)line : 0;
 }
 
