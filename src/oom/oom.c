@@ -405,8 +405,9 @@ static uint64_t rlimit_room(const fil_limits_t *l) {
  * too_big - is memory about to run out where the kernel kills instead of
  * failing (the cgroup limit, system memory)? 1 if less than the safety margin
  * is left there, counted from what the program really uses (the cgroup's
- * usage, MemAvailable + SwapFree), 0 otherwise; *v says which limit and how
- * much may be allocated before the next check.
+ * usage, MemAvailable + SwapFree, less the arena while it is not resident),
+ * 0 otherwise; *v says which limit and how much may be allocated before the
+ * next check.
  *
  * The request's size is deliberately not part of the verdict (invariant 7):
  * a request is address space until it is touched, and a 20 GiB mapping of
@@ -435,6 +436,10 @@ static int too_big(const fil_limits_t *l, uint64_t size, verdict_t *v) {
         v->allow = FIL_UNLIMITED;
         return 0;
     }
+    /* An arena not yet resident is memory a dump will still take: under
+     * these limits it counts as used, as it did when faulted at startup. */
+    uint64_t pending = __atomic_load_n(&resident, __ATOMIC_ACQUIRE) ? 0 : fil_oom_arena_size;
+    v->room = v->room > pending ? v->room - pending : 0;
     v->allow = v->room > fil_oom_cfg.margin ? v->room - fil_oom_cfg.margin : 0;
     return v->room < fil_oom_cfg.margin && size <= rlimit_room(l);
 }
@@ -464,8 +469,9 @@ int fil_oom_check(const char *fn, size_t size) {
     int oom = too_big(&l, size, &v);
     int64_t b = budget_of(&v);
     FIL_ASSERT((uint64_t)b <= budget_cap && (!oom || v.room < fil_oom_cfg.margin));
-    if (!oom)
-        resident_if_short(&v, size, 0); /* before the budget lets others go on */
+    /* Before the budget lets others go on, and before a dump, which must
+     * not meet a page of its arena for the first time. */
+    resident_if_short(&v, size, 0);
     __atomic_store_n(&fil_oom_budget, b, __ATOMIC_RELAXED);
     __atomic_store_n(&refreshing, 0, __ATOMIC_RELEASE);
     if (!oom)
