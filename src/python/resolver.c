@@ -103,51 +103,39 @@ static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const voi
     return skip_shims(fil_py_below(f)) == NULL;
 }
 
-/* 1 if the frames from f (a shim-skipped position) outwards are exactly
- * t->key[0 .. m-1], innermost first: ~6 instructions per frame, no store,
- * no visibility test (an equal code and instruction to a key's make a
- * frame visible: whether a frame shows depends only on them and, on
- * 3.12+, on its owner, and a shim's code is never a key's). */
-static inline int keys_below(fil_frame_t *f, const fil_pythread_t *t, uint32_t m) {
-    const fil_pykey_t *k = t->key + m;
-    while (k != t->key) {
-        k--;
-        if (!f || fil_py_code(f) != k->code || fil_py_instr(f) != k->instr)
-            return 0;
-        f = skip_shims(fil_py_below(f));
-    }
-    return f == NULL;
-}
-
 /*
- * fil_src_near (fil/pyresolve.h): the innermost frame, if visible, the
- * frame below it, and the level of the innermost when the frame below runs
- * the code of the key below that level and the frames below it are the
- * keys: the code of the frame just below picks the one candidate (a
- * sibling of the resolved top, a call one deeper, a return), and one pass
- * checks the rest. Cost: ~15 instructions, ~6 per frame below.
+ * fil_src_near (fil/pyresolve.h): one pass counts the frames below the
+ * innermost (shims skipped), a second collects them into t->scratch and
+ * compares each with the key of its level. Cost: ~4 instructions per
+ * frame, then ~10; no visibility test where the frame is its key's (an
+ * equal code and instruction to a key's make a frame visible: whether a
+ * frame shows depends only on them and, on 3.12+, on its owner, and a
+ * shim's code is never a key's); any other frame is tested.
  */
-static inline int fil_src_near(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top,
-                               fil_pyraw_t *below) {
+static inline int fil_src_near(fil_src_t *s, fil_pythread_t *t, fil_pyraw_t *top,
+                               uint32_t *low) {
     fil_frame_t *f = fil_py_top(s->ts);
     if (!f || fil_py_hidden(f))
         return -1;
     *top = raw_of(f);
     fil_frame_t *b = skip_shims(fil_py_below(f));
-    uint32_t n = t->depth, level;
-    if (!b) /* b: the frame below the innermost, of the level below it */
-        return n <= 2 ? 0 : -1;
-    const void *code = fil_py_code(b);
-    if (n >= 2 && t->key[n - 2].code == code)
-        level = n - 1; /* a sibling of the resolved top, or a loop */
-    else if (n >= 1 && t->key[n - 1].code == code)
-        level = n; /* a call */
-    else if (n >= 3 && t->key[n - 3].code == code)
-        level = n - 2; /* a return */
-    else
-        return -1;
-    *below = raw_of(b);
-    return keys_below(skip_shims(fil_py_below(b)), t, level - 1) ? (int)level : -1;
+    uint32_t m = 0, cap = t->cap;
+    for (f = b; f; f = skip_shims(fil_py_below(f)))
+        if (++m >= cap)
+            return -1; /* no room for the top's entry */
+    uint32_t lo = m, depth = t->depth;
+    for (uint32_t j = 0; b; b = skip_shims(fil_py_below(b)), j++) { /* innermost first */
+        fil_pyraw_t r = raw_of(b);
+        uint32_t level = m - 1 - j;
+        t->scratch[j] = r;
+        if (level < depth && t->key[level].code == r.code && t->key[level].instr == r.instr)
+            continue;
+        if (fil_py_hidden(b))
+            return -1;
+        lo = level;
+    }
+    *low = lo;
+    return (int)m;
 }
 
 static inline int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count) {
