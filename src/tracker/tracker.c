@@ -43,9 +43,10 @@ static uint32_t *dirty;
 static uint64_t node_cap; /* entries in stamp and dirty */
 static uint64_t ndirty;
 static uint32_t epoch = 1;
-/* Chunk 0 of the per-node bytes (nodes below FIL_SEG_BASE), or NULL until
- * it is mapped: spares the segment arithmetic for most charges. */
-static int64_t *bytes0;
+/* Chunk 0 of the per-node bytes and of the peak bytes (nodes below
+ * FIL_SEG_BASE), or NULL until mapped: spares the segment arithmetic for
+ * most charges and snapshot copies. */
+static int64_t *bytes0, *peak0;
 
 /* Grow stamp/dirty to cover node n (>= node_cap). 0, or -1 with them
  * unchanged. */
@@ -76,9 +77,10 @@ static int cover(uint32_t n) {
  * path tests neither. 0, or -1. Context: startup, after fil_stacks_init. */
 int fil_tracker_init(void) {
     if (fil_tracker_table_init() || fil_tracker_maps_init() || cover(FIL_SEG_BASE - 1) ||
-        fil_state_reserve(FIL_SEG_BYTES, 1))
+        fil_state_reserve(FIL_SEG_BYTES, 1) || fil_state_reserve(FIL_SEG_PEAK, 1))
         return -1;
     bytes0 = (int64_t *)(void *)fil_state_chunks[FIL_SEG_BYTES][0];
+    peak0 = (int64_t *)(void *)fil_state_chunks[FIL_SEG_PEAK][0];
     return 0;
 }
 
@@ -102,7 +104,10 @@ static void snapshot_locked(void) {
     __atomic_store_n(&h->snapshot_busy, 1, __ATOMIC_RELEASE);
     for (uint64_t i = 0; i < ndirty; i++) {
         uint32_t n = dirty[i];
-        *fil_state_i64(FIL_SEG_PEAK, n) = *fil_state_i64(FIL_SEG_BYTES, n);
+        if (FIL_LIKELY(n < FIL_SEG_BASE))
+            peak0[n] = bytes0[n];
+        else
+            *fil_state_i64(FIL_SEG_PEAK, n) = *fil_state_i64(FIL_SEG_BYTES, n);
     }
     ndirty = 0;
     epoch++;
@@ -324,17 +329,22 @@ void fil_tracker_remove(void *p) {
     fil_unlock();
 }
 
-/* As fil_tracker_py_add: the owner's section, and in it the common case (no
- * snapshot waits, the block is in a record) before the general path. */
+/* As fil_tracker_py_add: the owner's section, and in it the common case
+ * (the block is in a record) before the general path. A snapshot that
+ * waits for a decrease is settled first, whether or not the block turns
+ * out to be ours: while at_peak the live bytes are the peak's, so copying
+ * them early is the same copy (a program that makes a new peak between
+ * most frees, pure_python.py, took the general path at each). */
 void fil_tracker_py_remove(void *p) {
     uint64_t size;
     uint32_t node;
     if (FIL_LIKELY(fil_lock_owner_enter())) {
-        int fast = !decrease_waits(fil_state);
-        if (FIL_LIKELY(fast) && FIL_LIKELY(py_take_fast((uintptr_t)p, &size, &node)))
+        if (FIL_UNLIKELY(decrease_waits(fil_state)))
+            before_decrease();
+        if (FIL_LIKELY(py_take_fast((uintptr_t)p, &size, &node)))
             apply(node, -(int64_t)size);
         else
-            remove_rest((uintptr_t)p, 1, fast && fil_pool_geom.arena_shift == 20);
+            remove_rest((uintptr_t)p, 1, fil_pool_geom.arena_shift == 20);
         fil_lock_owner_leave();
         return;
     }
