@@ -5,8 +5,8 @@
  * The frame source the resolver wants (see fil/pyresolve.h), written with
  * frames.h's accessors, so that every frame access inlines into the
  * resolver: one indirect call per allocation (from the preload library's
- * fil_stacks_current) and one thread-state lookup. The frames shown are
- * those a traceback shows.
+ * fil_stacks_current, inline in the wrappers) and one thread-state
+ * lookup. The frames shown are those a traceback shows.
  *
  * Context: the allocating thread, guard set, GIL held or not; its own
  * frames cannot change while it is in here.
