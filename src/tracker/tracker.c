@@ -226,25 +226,36 @@ static inline __attribute__((always_inline)) void py_add(uintptr_t p, size_t siz
         py_add_g(p, size, node, fil_pool_geom);
 }
 
-/* Out of line: every case py_add_fast leaves. */
-static __attribute__((noinline)) void py_add_slow(uintptr_t p, size_t size, uint32_t node) {
-    py_add(p, size, covered(node));
+/* Out of line: every case py_add_fast leaves; to_table (its -1): the node
+ * is covered and the block goes to the live table, as py_add would find. */
+static __attribute__((noinline)) void py_add_slow(uintptr_t p, size_t size, uint32_t node,
+                                                  int to_table) {
+    if (to_table)
+        table_add(p, size, node);
+    else
+        py_add(p, size, covered(node));
 }
 
 /*
  * py_add_fast - the common case of a Python object: a covered node, the
  * usual geometry, a block in one of our arenas that fil_pool_put_plain
- * records. 1 if done; 0 with nothing changed otherwise. No call, so that
- * its callers save no registers: ~60 instructions with the charge.
- * Context: lock held.
+ * records. 1 if done; -1 with nothing changed if the node is covered and
+ * the block can only go to the live table (bigger than pymalloc's blocks,
+ * or its record's dictionary full without its pair: py_add would find
+ * the same after a second look); 0 with nothing changed otherwise. No
+ * call, so that its callers save no registers: ~60 instructions with the
+ * charge. Context: lock held.
  */
 static inline __attribute__((always_inline)) int py_add_fast(uintptr_t p, size_t size,
                                                               uint32_t node) {
-    if (FIL_UNLIKELY(node >= node_cap || size - 1 >= 512 || fil_pool_geom.arena_shift != 20))
+    if (FIL_UNLIKELY(node >= node_cap || fil_pool_geom.arena_shift != 20))
         return 0;
+    if (FIL_UNLIKELY(size - 1 >= 512))
+        return -1;
     fil_pool_rec_t *r = fil_pool_rec_of(p, FIL_POOL_GEOM_1M);
-    if (FIL_UNLIKELY(!r || !fil_pool_put_plain(r, p, (uint32_t)size, node, FIL_POOL_GEOM_1M)))
-        return 0;
+    int k = r ? fil_pool_put_plain(r, p, (uint32_t)size, node, FIL_POOL_GEOM_1M) : 0;
+    if (FIL_UNLIKELY(k <= 0))
+        return k;
     fil_state->allocations++;
     apply(node, (int64_t)size);
     return 1;
@@ -292,8 +303,9 @@ void fil_tracker_add(void *p, size_t size, uint32_t node) {
 
 static __attribute__((noinline)) void py_add_locked(uintptr_t p, size_t size, uint32_t node) {
     fil_lock();
-    if (!py_add_fast(p, size, node))
-        py_add_slow(p, size, node);
+    int k = py_add_fast(p, size, node);
+    if (k <= 0)
+        py_add_slow(p, size, node, k);
     fil_unlock();
 }
 
@@ -304,8 +316,9 @@ void fil_tracker_py_add(void *p, size_t size, uint32_t node) {
     if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
         return;
     if (FIL_LIKELY(fil_lock_owner_enter())) {
-        if (FIL_UNLIKELY(!py_add_fast((uintptr_t)p, size, node)))
-            py_add_slow((uintptr_t)p, size, node);
+        int k = py_add_fast((uintptr_t)p, size, node);
+        if (FIL_UNLIKELY(k <= 0))
+            py_add_slow((uintptr_t)p, size, node, k);
         fil_lock_owner_leave();
         return;
     }
@@ -386,6 +399,7 @@ static void relist(uintptr_t old, uint64_t size, uint32_t node, int py) {
  * block is gone and p (size bytes) is charged to node. */
 void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t size,
                              uint32_t node, int py) {
+    int k;
     fil_lock();
     if (!p) {
         if (t->had)
@@ -397,8 +411,8 @@ void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t 
             ; /* the new block is the profiler's */
         else if (!py)
             table_add((uintptr_t)p, size, covered(node));
-        else if (!py_add_fast((uintptr_t)p, size, node))
-            py_add_slow((uintptr_t)p, size, node);
+        else if ((k = py_add_fast((uintptr_t)p, size, node)) <= 0)
+            py_add_slow((uintptr_t)p, size, node, k);
     }
     fil_unlock();
 }
