@@ -122,6 +122,9 @@ typedef struct fil_pythread {
     uint32_t hooked;        /* deep mode (3.9-3.11): our profile hook reports
                              * this thread's frame starts and exits */
     uint32_t in_pymem;      /* 1 while resolving for CPython's object allocator */
+    uint32_t events_seen;   /* 1 once this thread resolved in event mode (it may
+                             * begin mid-run, 3.12+: the walk's chain before it
+                             * names frames by content only) */
 } fil_pythread_t;
 
 /* Flags a code object is named with (the frame source's func_of). TRUSTED: the code object is marked, so its

@@ -43,7 +43,9 @@
  *  instructions at depth 3 for a loop, ~150-300 for the others, instead of
  *  ~600 for a walk that makes new entries.
  *
- *  Event mode (3.12+, sys.monitoring with our own tool id): the extension
+ *  Event mode (3.12+, sys.monitoring with our own tool id, from the first
+ *  stack deeper than FIL_PY_DEEP_ON on: events cost every call, and the
+ *  shortcuts make shallow stacks cheap without them): the extension
  *  reports each frame start and exit with the frame's identity, and the
  *  resolved chain mirrors the live one. Each report is checked against the
  *  mirror (a start must sit on the mirrored top, an exit must be the
@@ -618,6 +620,14 @@ static __attribute__((noinline)) uint32_t resolve_slow(fil_pythread_t *t, fil_sr
         t->mirrored = 0;
     }
     int events = fil_src_events() || t->hooked;
+    if (FIL_UNLIKELY(fil_src_events() && !t->events_seen)) {
+        /* Events began since this thread last resolved: its chain, kept by
+         * walks that compare contents, may name other frames than the live
+         * ones, which the events are checked against. Walk it afresh. */
+        t->events_seen = 1;
+        t->mirrored = 0;
+        t->depth = t->resolved = 0;
+    }
     check_epoch(t, events);
     uint32_t node = events ? from_events(&s, t) : walk(&s, t, 0);
     if (!fil_src_events())

@@ -177,7 +177,9 @@ static inline uint32_t fil_src_epoch(void) {
     return __atomic_load_n(&fil_native_code_epoch, __ATOMIC_ACQUIRE);
 }
 
-static inline int fil_src_events(void) { return fil_native_events; }
+static inline int fil_src_events(void) {
+    return __atomic_load_n(&fil_native_events, __ATOMIC_ACQUIRE);
+}
 
 #if PY_VERSION_HEX < 0x030C0000
 /* Deep mode (fil/pyapi.h): our profile hook, set and removed directly in
@@ -219,9 +221,12 @@ static inline int fil_src_hook(fil_src_t *s, int on) {
 
 static inline int fil_src_hooked(fil_src_t *s) { return s->ts->c_profilefunc == deep_hook; }
 #else
+/* 3.12+: a deep stack asks for sys.monitoring's events (for every thread,
+ * from the next safe point on: monitor.c); no hook of a thread's own. */
 static inline int fil_src_hook(fil_src_t *s, int on) {
     (void)s;
-    (void)on;
+    if (on)
+        fil_native_monitor_request();
     return 0;
 }
 
