@@ -178,7 +178,11 @@ static inline uint32_t fil_src_epoch(void) {
 }
 
 static inline int fil_src_events(void) {
+#if PY_VERSION_HEX >= 0x030C0000
     return __atomic_load_n(&fil_native_events, __ATOMIC_ACQUIRE);
+#else
+    return 0; /* no sys.monitoring: deep mode's hook instead */
+#endif
 }
 
 #if PY_VERSION_HEX < 0x030C0000

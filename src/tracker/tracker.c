@@ -167,7 +167,7 @@ static inline __attribute__((always_inline)) void apply(uint32_t node, int64_t d
     __atomic_store_n(b, *b + delta, __ATOMIC_RELEASE);
     int64_t total = h->total + delta;
     __atomic_store_n(&h->total, total, __ATOMIC_RELEASE);
-    if (total > h->peak_total) {
+    if (delta > 0 && total > h->peak_total) { /* (a decrease makes no peak: no load) */
         __atomic_store_n(&h->peak_total, total, __ATOMIC_RELEASE);
         if (!h->at_peak)
             __atomic_store_n(&h->at_peak, 1, __ATOMIC_RELEASE);
