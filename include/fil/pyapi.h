@@ -125,6 +125,7 @@ typedef struct fil_pythread {
     uint32_t events_seen;   /* 1 once this thread resolved in event mode (it may
                              * begin mid-run, 3.12+: the walk's chain before it
                              * names frames by content only) */
+    unsigned long self;     /* pthread_self() of the thread, once asked (0: not yet) */
 } fil_pythread_t;
 
 /* Flags a code object is named with (the frame source's func_of). TRUSTED: the code object is marked, so its

@@ -73,8 +73,10 @@
  * its guard set; interning takes the lock.
  *
  * The frame source (all static inline, defined before including this):
- *   int fil_src_open(fil_src_t *s)    the calling thread's frames: 0, or
- *                                      -1 if it runs no Python code
+ *   int fil_src_open(fil_src_t *s, fil_pythread_t *t)
+ *                                      the calling thread's frames (t is
+ *                                      its record): 0, or -1 if it runs no
+ *                                      Python code
  *   int fil_src_compare(fil_src_t *s, const fil_pythread_t *t,
  *                       uint32_t assume, uint32_t *lowest, fil_pyraw_t *top)
  *       compare the live frames with t->key as if there were `assume` of
@@ -643,7 +645,7 @@ static __attribute__((noinline)) uint32_t resolve_slow(fil_pythread_t *t, fil_sr
  */
 static inline uint32_t fil_resolve(fil_pythread_t *t) {
     fil_src_t s;
-    if (fil_src_open(&s) != 0)
+    if (fil_src_open(&s, t) != 0)
         return t->base;
     if (FIL_LIKELY(!t->hooked) && !fil_src_events()) {
         uint32_t node = quick(&s, t);

@@ -42,8 +42,8 @@ static inline fil_pyraw_t raw_of(fil_frame_t *f) {
     return (fil_pyraw_t){fil_py_code(f), fil_py_instr(f), f};
 }
 
-static inline int fil_src_open(fil_src_t *s) {
-    s->ts = fil_py_thread_state();
+static inline int fil_src_open(fil_src_t *s, fil_pythread_t *t) {
+    s->ts = fil_py_thread_state(&t->self);
     return s->ts ? 0 : -1;
 }
 
@@ -247,7 +247,7 @@ uint32_t fil_native_resolve(fil_pythread_t *t) { return fil_resolve(t); }
 /* The frame that started or is exiting, checked against the callback's
  * code object: NULL if it is not there (the mirror is then dropped). */
 static fil_frame_t *reported(fil_pythread_t *t, const void *code) {
-    PyThreadState *ts = fil_py_thread_state();
+    PyThreadState *ts = fil_py_thread_state(&t->self);
     fil_frame_t *f = ts ? innermost(ts) : NULL;
     if (!f || fil_py_code(f) != code) {
         t->mirrored = 0;

@@ -334,8 +334,9 @@ typedef struct fil_src {
     fstack_t *st;
 } fil_src_t;
 
-static inline int fil_src_open(fil_src_t *s)
+static inline int fil_src_open(fil_src_t *s, fil_pythread_t *t)
 {
+    (void)t;
     s->st = cur;
     return cur ? 0 : -1;
 }
