@@ -65,15 +65,6 @@ SIGSAFE_SRC := $(shell grep -l 'SIGNAL-SAFE FILE' $(CORE_SRC) $(INTERPOSE_SRC) $
 $(call rel,$(SIGSAFE_SRC)) $(call san,$(SIGSAFE_SRC)): CFLAGS_REL += -fno-jump-tables
 $(call san,$(SIGSAFE_SRC)): CFLAGS_SAN += -fno-jump-tables
 
-# The allocation fast path (the wrappers, the tracker, the live table, the
-# per-thread record) is built for link-time optimisation into the preload
-# library, so that its calls across these files inline. Fat objects: the
-# launcher and the unit tests link their ordinary code. None of them is a
-# signal-context file (those stay plain objects for the lint).
-HOT_SRC := src/interpose/interpose.c src/interpose/pymem.c src/stacks/pythread.c \
-	$(wildcard src/tracker/*.c)
-$(call rel,$(HOT_SRC)): CFLAGS_REL += -flto=auto -ffat-lto-objects
-
 LIBDIR := $(B)/lib/fil-profile
 PRELOAD := $(LIBDIR)/libfilpreload.so
 PKGDIR := $(LIBDIR)/python/filprofiler
@@ -134,7 +125,7 @@ $(CORE_SAN_A): $(call san,$(CORE_SRC))
 $(PRELOAD): $(call rel,$(INTERPOSE_SRC) $(CORE_SRC))
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	$(Q)$(CC) -shared $(OPT) -flto=auto -Wl,-z,defs -Wl,-z,now -o $@ $^ $(LIBS)
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-z,now -o $@ $^ $(LIBS)
 
 $(LAUNCHER): $(call rel,$(CLI_SRC)) $(CORE_A)
 	@mkdir -p $(dir $@)

@@ -311,13 +311,8 @@ static __attribute__((noinline)) void py_add_locked(uintptr_t p, size_t size, ui
 
 /* The owner alone, and the common case, first: a section with no call in
  * it on its common path. When the fast case does not hold, the general
- * path runs in the same section (not a second attempt under the lock).
- * Always inlined, here and (the fast path is link-time optimised: HOT_SRC
- * in the Makefile) in CPython's allocator hooks, which then make no call
- * and save no registers for it; the declaration in fil/tracker.h keeps
- * this an external definition for other callers. */
-__attribute__((always_inline)) inline void fil_tracker_py_add(void *p, size_t size,
-                                                               uint32_t node) {
+ * path runs in the same section (not a second attempt under the lock). */
+void fil_tracker_py_add(void *p, size_t size, uint32_t node) {
     if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
         return;
     if (FIL_LIKELY(fil_lock_owner_enter())) {
@@ -352,9 +347,8 @@ void fil_tracker_remove(void *p) {
  * waits for a decrease is settled first, whether or not the block turns
  * out to be ours: while at_peak the live bytes are the peak's, so copying
  * them early is the same copy (a program that makes a new peak between
- * most frees, pure_python.py, took the general path at each). Always
- * inlined, as fil_tracker_py_add. */
-__attribute__((always_inline)) inline void fil_tracker_py_remove(void *p) {
+ * most frees, pure_python.py, took the general path at each). */
+void fil_tracker_py_remove(void *p) {
     uint64_t size;
     uint32_t node;
     if (FIL_LIKELY(fil_lock_owner_enter())) {
