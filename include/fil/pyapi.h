@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FIL_PYAPI_VERSION 2u
+#define FIL_PYAPI_VERSION 3u
 
 /* Deep mode (3.9-3.11, which have no sys.monitoring): a thread whose
  * stack is deeper than FIL_PY_DEEP_ON frames gets frame start/exit events
@@ -84,16 +84,22 @@ typedef struct fil_pyraw {
     const void *frame;
 } fil_pyraw_t;
 
-/* Per-thread direct-mapped cache (code, instruction, caller's node) ->
+/* Per-thread two-way cache (code, instruction, caller's node) ->
  * node: every call makes a new frame whose ways are empty, and a function
  * called in a loop would otherwise look up its line and probe the intern
- * hash on each call. */
+ * hash on each call. It also keeps how the code was named (function,
+ * flags, role), so that an entry made for a frame of cached code needs no
+ * naming either. Only trusted code is cached. */
 #define FIL_PY_CACHE_BITS 10
 typedef struct fil_pycache {
     const void *code;
     const void *instr;
     uint32_t parent;
     uint32_t node;
+    uint32_t func;  /* the entry's function, flags and role when it was stored, */
+    uint8_t flags;
+    uint8_t role;
+    uint8_t below;  /* under a caller of this role (the role is a function of both) */
 } fil_pycache_t;
 
 /* What the preload library keeps per thread for the extension. Memory from
@@ -116,6 +122,10 @@ typedef struct fil_pythread {
     uint32_t hooked;        /* deep mode (3.9-3.11): our profile hook reports
                              * this thread's frame starts and exits */
     uint32_t in_pymem;      /* 1 while resolving for CPython's object allocator */
+    uint32_t events_seen;   /* 1 once this thread resolved in event mode (it may
+                             * begin mid-run, 3.12+: the walk's chain before it
+                             * names frames by content only) */
+    unsigned long self;     /* pthread_self() of the thread, once asked (0: not yet) */
 } fil_pythread_t;
 
 /* Flags a code object is named with (the frame source's func_of). TRUSTED: the code object is marked, so its

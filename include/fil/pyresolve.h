@@ -33,15 +33,19 @@
  *  Its common cases have a shortcut (quick()): the chain below the
  *  innermost frame is the resolved one, frame for frame, and the innermost
  *  runs the resolved top's code at an instruction its ways know (a loop);
- *  or, up to the caller's instruction, the chain below it is the resolved
- *  one, or that but for its top, or that with one frame more (a sibling
- *  call, a call, a return). The frame source checks that in one pass of a
- *  few loads per frame (no visibility test below the top, see
- *  fil_src_quick and fil_src_near), and the ways or the call cache give
- *  the node: ~40 instructions at depth 3 for a loop, ~100 for the others,
- *  instead of ~160 for the walk and ~500 for a walk that makes a new entry.
+ *  or (near()) every level from the lowest one that differs upwards has
+ *  its node in its entry's ways (while its parent is unchanged) or in the
+ *  call cache, which also names a fresh entry: a sibling call, a call, a
+ *  return, a caller that moved, several levels at once. The frame source
+ *  checks the chain in a pass or two of a few loads per frame (no
+ *  visibility test where a frame is its key's, see fil_src_quick and
+ *  fil_src_near), and the resolved chain becomes the live one: ~40
+ *  instructions at depth 3 for a loop, ~150-300 for the others, instead of
+ *  ~600 for a walk that makes new entries.
  *
- *  Event mode (3.12+, sys.monitoring with our own tool id): the extension
+ *  Event mode (3.12+, sys.monitoring with our own tool id, from the first
+ *  stack deeper than FIL_PY_DEEP_ON on: events cost every call, and the
+ *  shortcuts make shallow stacks cheap without them): the extension
  *  reports each frame start and exit with the frame's identity, and the
  *  resolved chain mirrors the live one. Each report is checked against the
  *  mirror (a start must sit on the mirrored top, an exit must be the
@@ -69,8 +73,10 @@
  * its guard set; interning takes the lock.
  *
  * The frame source (all static inline, defined before including this):
- *   int fil_src_open(fil_src_t *s)    the calling thread's frames: 0, or
- *                                      -1 if it runs no Python code
+ *   int fil_src_open(fil_src_t *s, fil_pythread_t *t)
+ *                                      the calling thread's frames (t is
+ *                                      its record): 0, or -1 if it runs no
+ *                                      Python code
  *   int fil_src_compare(fil_src_t *s, const fil_pythread_t *t,
  *                       uint32_t assume, uint32_t *lowest, fil_pyraw_t *top)
  *       compare the live frames with t->key as if there were `assume` of
@@ -86,14 +92,16 @@
  *       visible frame of t->key[depth-1].code, whose instruction goes into
  *       *instr; else 0. A frame a walk would skip may count as a mismatch
  *       (0): the walk then decides
- *   int fil_src_near(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top,
- *                    fil_pyraw_t *below)
- *       with n = t->depth: the level L of the innermost frame, one of n - 1,
- *       n, n - 2 (>= 0), when it is visible (it goes into *top), and, for
- *       L > 0, the frame below it (into *below) runs t->key[L-1].code and
- *       the frames below that have exactly the keys t->key[0 .. L-2] (code
- *       and instruction, compared as the walk does); else -1. A frame a
- *       walk would skip may count as a mismatch (-1): the walk then decides
+ *   int fil_src_near(fil_src_t *s, fil_pythread_t *t, fil_pyraw_t *top,
+ *                    uint32_t *low)
+ *       the level L of the innermost frame (L < t->cap), when it is
+ *       visible (it goes into *top); the L frames below it, innermost
+ *       first, into t->scratch[0 .. L-1] (code, instruction, frame), and
+ *       into *low the lowest level whose frame is not its key's (code and
+ *       instruction; a level >= t->depth has no key), L if none, where
+ *       every frame from *low up is one the walk would keep; else -1. A
+ *       frame a walk would skip may count as a mismatch (-1): the walk
+ *       then decides
  *   int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count)
  *       the innermost `count` frames, innermost first, into t->scratch
  *   int fil_src_top(fil_src_t *s, fil_pyraw_t *top, fil_pyraw_t *below)
@@ -136,20 +144,41 @@ static inline void fil_resolve_init_entry(fil_pythread_t *t, uint32_t i, const f
         e->way_instr[w] = NULL;
 }
 
-/* Where (code, instr, parent) lives in the call cache. */
+/* The pair of call-cache slots where (code, instr, parent) may live: the
+ * cache is two-way, most recently stored first, so that two keys of a
+ * loop that hash alike do not evict each other at every turn. */
 static inline uint32_t cache_index(const void *code, const void *instr, uint32_t parent) {
     uint64_t h = ((uint64_t)(uintptr_t)code ^ ((uint64_t)(uintptr_t)instr << 7) ^
                   ((uint64_t)parent << 40)) *
                  UINT64_C(0x9e3779b97f4a7c15);
-    return (uint32_t)(h >> (64 - FIL_PY_CACHE_BITS));
+    return (uint32_t)(h >> (64 - FIL_PY_CACHE_BITS)) & ~1u;
 }
 
-/* The call-cache slot of (code, instr, parent); NULL without a cache. */
-static fil_pycache_t *cache_slot(fil_pythread_t *t, const void *code, const void *instr,
-                                 uint32_t parent) {
-    if (FIL_UNLIKELY(!t->cache) && fil_src_map_cache(t) != 0)
+static inline int cache_is(const fil_pycache_t *c, const void *code, const void *instr,
+                           uint32_t parent) {
+    return c->code == code && c->instr == instr && c->parent == parent;
+}
+
+/* The call-cache entry of (code, instr) under parent in t's cache
+ * (mapped), or NULL. */
+static inline const fil_pycache_t *cache_get(const fil_pythread_t *t, const void *code,
+                                             const void *instr, uint32_t parent) {
+    const fil_pycache_t *c = t->cache + cache_index(code, instr, parent);
+    if (!code)
         return NULL;
-    return &t->cache[cache_index(code, instr, parent)];
+    if (cache_is(c, code, instr, parent))
+        return c;
+    return cache_is(c + 1, code, instr, parent) ? c + 1 : NULL;
+}
+
+/* Remember entry e's node for (its code, instr, parent) in front of its
+ * pair. e is trusted and named. */
+static inline void cache_store(fil_pythread_t *t, const fil_pyentry_t *e, const void *instr,
+                               uint32_t parent, uint8_t below) {
+    fil_pycache_t *c = t->cache + cache_index(e->code, instr, parent);
+    if (!cache_is(c, e->code, instr, parent))
+        c[1] = c[0];
+    *c = (fil_pycache_t){e->code, instr, parent, e->node, e->func, e->flags, e->role, below};
 }
 
 /* Notebooks: the body of a cell (code IPython compiled from a cell's text)
@@ -197,6 +226,26 @@ static void name_entry(fil_pythread_t *t, uint32_t i) {
     e->role = e->func == FIL_NONE ? FIL_PYROLE_HIDDEN : role_of(below, e->flags);
 }
 
+/* The role of entry i's caller (FIL_PYROLE_ROOT for the outermost). */
+static inline uint8_t below_role(const fil_pythread_t *t, uint32_t i) {
+    return i ? t->e[i - 1].role : FIL_PYROLE_ROOT;
+}
+
+/* Name entry i (unnamed, trusted code) as the cache entry c of its code
+ * says, when its caller's role is the one c was stored under (a code's
+ * role is a function of its flags and its caller's role): 1, else 0 with
+ * i unchanged. */
+static inline int name_from_cache(fil_pythread_t *t, uint32_t i, const fil_pycache_t *c) {
+    fil_pyentry_t *e = &t->e[i];
+    if (below_role(t, i) != c->below)
+        return 0;
+    e->func = c->func;
+    e->trusted = 1;
+    e->flags = c->flags;
+    e->role = c->role;
+    return 1;
+}
+
 /*
  * The node of entry i under parent at its instruction: its ways, then the
  * call cache, then the line lookup and interning. Names the entry on first
@@ -209,18 +258,23 @@ static uint32_t resolve_entry(fil_pythread_t *t, uint32_t i, uint32_t parent, in
     for (int w = 0; w < FIL_PY_WAYS; w++)
         if (e->way_instr[w] == k->instr && k->instr)
             return e->node = e->way_node[w]; /* only trusted entries fill ways */
-    if (e->role == FIL_PYROLE_UNSET)
+    if (FIL_UNLIKELY(!t->cache))
+        (void)fil_src_map_cache(t);
+    const fil_pycache_t *c = t->cache ? cache_get(t, e->code, k->instr, parent) : NULL;
+    if (e->role == FIL_PYROLE_UNSET && !(c && name_from_cache(t, i, c)))
         name_entry(t, i);
-    fil_pycache_t *c = e->trusted ? cache_slot(t, e->code, k->instr, parent) : NULL;
-    if (c && c->code == e->code && c->instr == k->instr && c->parent == parent) {
+    if (c && (!e->trusted || c->role != e->role || c->below != below_role(t, i)))
+        c = NULL; /* named otherwise: found otherwise */
+    int cached = e->trusted && t->cache;
+    if (c) {
         e->node = c->node;
     } else {
         uint32_t under = e->role == FIL_PYROLE_CELL ? t->base : parent;
         e->node = e->role == FIL_PYROLE_HIDDEN || e->role == FIL_PYROLE_SWALLOWED
                       ? parent
                       : fil_src_intern(under, e->func, fil_src_line_of(e->code, k->instr));
-        if (c && e->node)
-            *c = (fil_pycache_t){e->code, k->instr, parent, e->node};
+        if (cached && e->node)
+            cache_store(t, e, k->instr, parent, below_role(t, i));
     }
     if (e->trusted) {
         uint32_t w = e->next_way++ % FIL_PY_WAYS;
@@ -434,56 +488,112 @@ static void deep_mode(fil_src_t *s, fil_pythread_t *t) {
     }
 }
 
-/* Where the call cache has the node of (code, instr) under parent, or FIL_NONE. */
-static inline uint32_t cache_find(const fil_pythread_t *t, const void *code, const void *instr,
+/* Entry i's instruction is now instr, of node node, under the node its
+ * entry was resolved under (moved_below 0: its ways still hold, and get
+ * this one) or another (1: its ways are of that other parent). */
+static inline void near_keep(fil_pythread_t *t, uint32_t i, const fil_pyraw_t *r, uint32_t node,
+                             int moved_below) {
+    fil_pyentry_t *e = &t->e[i];
+    if (moved_below) {
+        for (int w = 0; w < FIL_PY_WAYS; w++)
+            e->way_instr[w] = NULL;
+    } else if (t->key[i].instr != r->instr) {
+        uint32_t w = e->next_way++ % FIL_PY_WAYS;
+        e->way_instr[w] = r->instr;
+        e->way_node[w] = node;
+    }
+    t->key[i].instr = r->instr;
+    e->frame = r->frame;
+    e->node = node;
+}
+
+/* The node of entry i at r's instruction from the entry alone: its own if
+ * the instruction is its key's, else its ways; only while its parent is
+ * unchanged (moved_below 0). FIL_NONE otherwise. */
+static inline uint32_t near_way(const fil_pythread_t *t, uint32_t i, int moved_below,
+                                const fil_pyraw_t *r) {
+    const fil_pyentry_t *e = &t->e[i];
+    if (moved_below)
+        return FIL_NONE;
+    if (r->instr == t->key[i].instr)
+        return e->node;
+    for (int w = 0; w < FIL_PY_WAYS; w++)
+        if (e->way_instr[w] == r->instr)
+            return e->way_node[w];
+    return FIL_NONE;
+}
+
+/* Level i from the call cache under parent: the entry (same: of the
+ * key's code and named) or a fresh entry named from the cache. The
+ * cache's node, or FIL_NONE (entry i may then be fresh: the caller cuts
+ * the chain below it). */
+static inline uint32_t near_cache(fil_pythread_t *t, uint32_t i, int same, const fil_pyraw_t *r,
                                   uint32_t parent) {
-    const fil_pycache_t *c = t->cache + cache_index(code, instr, parent);
-    return c->code == code && c->instr == instr && c->parent == parent && code ? c->node
-                                                                             : FIL_NONE;
+    const fil_pycache_t *c = cache_get(t, r->code, r->instr, parent);
+    if (!c)
+        return FIL_NONE;
+    if (same)
+        return c->role == t->e[i].role && c->below == below_role(t, i) ? c->node : FIL_NONE;
+    fil_resolve_init_entry(t, i, r);
+    if (!name_from_cache(t, i, c))
+        return FIL_NONE;
+    fil_pyentry_t *e = &t->e[i];
+    e->node = c->node;
+    e->next_way = 1;
+    e->way_instr[0] = r->instr;
+    e->way_node[0] = c->node;
+    return c->node;
 }
 
 /*
- * The walk's other common cases without the walk: the frames below the
- * innermost's caller are resolved keys, its caller runs the code of the
- * key at its level (at its instruction, or at one its ways or the call
- * cache know), and the innermost is at level n - 1 (a sibling of the
- * resolved top: another function called from the same function), n (a
- * call one deeper) or n - 2 (back in the caller). The node is then a
- * function of (code, instruction, the node below) at each of the two
- * levels, which the walk would find the same way: ways hold only trusted
- * entries' instructions, and the call cache only trusted code's nodes (an
- * entry the walk makes finds its node there before any line lookup).
- * Changes nothing. FIL_NONE on a miss: the walk decides then. Out of line:
- * the loop case's caller saves no registers for it.
+ * The walk without its line lookups, for every case the call cache
+ * covers: a sibling call, a call, a return, a loop that called from
+ * another place on its way. The frames below the innermost are collected;
+ * from the lowest level that is not its key's upwards, each node is a
+ * function of (code, instruction, the node below), which the walk would
+ * find the same way: the entry's own node or ways while its parent is
+ * unchanged, else the call cache, which also names a fresh entry (ways
+ * hold only trusted entries' instructions, and the call cache only
+ * trusted code's nodes, each with the roles of its entry and its caller,
+ * which must be the chain's). The levels found become the resolved chain, so the next
+ * allocation there is quick()'s; on a miss the chain is cut where the
+ * miss is, and FIL_NONE: the walk decides then. Out of line: the loop
+ * case's caller saves no registers for it. Cost: ~10 instructions per
+ * frame, a probe per level moved, and ~20 stores per fresh entry.
  */
-static __attribute__((noinline)) uint32_t near_cached(fil_src_t *s, const fil_pythread_t *t) {
-    fil_pyraw_t top, below;
-    int level = fil_src_near(s, t, &top, &below);
-    if (level < 0 || !t->cache)
+static __attribute__((noinline)) uint32_t near(fil_src_t *s, fil_pythread_t *t) {
+    fil_pyraw_t top;
+    uint32_t low;
+    int level = fil_src_near(s, t, &top, &low);
+    if (level < 0 || !t->cache || (uint32_t)level >= t->cap)
         return FIL_NONE;
-    uint32_t parent = t->base;
-    if (level > 0) {
-        const fil_pyentry_t *e = &t->e[level - 1];
-        parent = below.instr == t->key[level - 1].instr ? e->node : FIL_NONE;
-        for (int w = 0; w < FIL_PY_WAYS && parent == FIL_NONE; w++)
-            if (e->way_instr[w] == below.instr)
-                parent = e->way_node[w];
-        if (parent == FIL_NONE)
-            parent = cache_find(t, below.code, below.instr,
-                                level > 1 ? t->e[level - 2].node : t->base);
-        if (parent == FIL_NONE)
+    uint32_t n = (uint32_t)level, parent = low ? t->e[low - 1].node : t->base;
+    int fresh = 0;
+    for (uint32_t i = low; i <= n; i++) {
+        const fil_pyraw_t *r = i < n ? &t->scratch[n - 1 - i] : &top;
+        fresh |= i >= t->depth || t->key[i].code != r->code;
+        uint32_t node = fresh ? FIL_NONE : near_way(t, i, i > low, r);
+        if (node == FIL_NONE)
+            node = near_cache(t, i, !fresh, r, parent);
+        if (node == FIL_NONE) {
+            t->depth = t->resolved = i;
             return FIL_NONE;
+        }
+        if (!fresh)
+            near_keep(t, i, r, node, i > low);
+        parent = node;
     }
-    return cache_find(t, top.code, top.instr, parent);
+    t->depth = t->resolved = n + 1;
+    return parent;
 }
 
 /*
  * The walk's loop case without the walk: the chain is the resolved one but
  * for the innermost frame's instruction, which one of its ways knows (ways
  * hold only trusted entries' instructions, seen at a resolution where the
- * frame was visible); when it is not the loop case, near_cached().
- * FIL_NONE otherwise; the walk decides then (and gives a loop's new
- * instruction a way). Walk mode only (events and deep mode keep their own
+ * frame was visible); when it is not the loop case, or the ways do not
+ * know the instruction, near(). FIL_NONE otherwise; the walk decides
+ * then. Walk mode only (events and deep mode keep their own
  * mirror), and not over stacks deep enough for deep mode, which only a
  * walk turns on.
  */
@@ -493,7 +603,7 @@ static inline uint32_t quick(fil_src_t *s, fil_pythread_t *t) {
         return FIL_NONE;
     const void *instr;
     if (!fil_src_quick(s, t, &instr))
-        return near_cached(s, t);
+        return near(s, t);
     fil_pyentry_t *e = &t->e[n - 1];
     for (int w = 0; w < FIL_PY_WAYS; w++) {
         if (e->way_instr[w] == instr) {
@@ -501,7 +611,7 @@ static inline uint32_t quick(fil_src_t *s, fil_pythread_t *t) {
             return e->node = e->way_node[w];
         }
     }
-    return FIL_NONE; /* the walk gives the instruction a way */
+    return near(s, t); /* the cache may know it, else the walk */
 }
 
 /* Everything but quick(): events, deep mode, the walk. Out of line, so
@@ -512,6 +622,14 @@ static __attribute__((noinline)) uint32_t resolve_slow(fil_pythread_t *t, fil_sr
         t->mirrored = 0;
     }
     int events = fil_src_events() || t->hooked;
+    if (FIL_UNLIKELY(fil_src_events() && !t->events_seen)) {
+        /* Events began since this thread last resolved: its chain, kept by
+         * walks that compare contents, may name other frames than the live
+         * ones, which the events are checked against. Walk it afresh. */
+        t->events_seen = 1;
+        t->mirrored = 0;
+        t->depth = t->resolved = 0;
+    }
     check_epoch(t, events);
     uint32_t node = events ? from_events(&s, t) : walk(&s, t, 0);
     if (!fil_src_events())
@@ -527,7 +645,7 @@ static __attribute__((noinline)) uint32_t resolve_slow(fil_pythread_t *t, fil_sr
  */
 static inline uint32_t fil_resolve(fil_pythread_t *t) {
     fil_src_t s;
-    if (fil_src_open(&s) != 0)
+    if (fil_src_open(&s, t) != 0)
         return t->base;
     if (FIL_LIKELY(!t->hooked) && !fil_src_events()) {
         uint32_t node = quick(&s, t);

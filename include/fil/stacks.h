@@ -16,6 +16,7 @@
 
 #include "fil/common.h"
 #include "fil/pyapi.h"
+#include "fil/runtime.h" /* fil_last_node */
 
 /* Set up the interning tables. 0, or -1. Context: startup. */
 int fil_stacks_init(void);
@@ -40,15 +41,43 @@ fil_pythread_t *fil_stacks_thread(void);
 int fil_stacks_reserve(fil_pythread_t *t, uint32_t n);
 int fil_stacks_map_cache(fil_pythread_t *t);
 
+/* The calling thread's record (initial-exec TLS: this library is
+ * preloaded, so reading it never calls malloc) and the extension's
+ * resolver (NULL until registered; atomic), owned by pythread.c and read
+ * by the inline entry points below. */
+extern __thread fil_pythread_t fil_stacks_me __attribute__((tls_model("initial-exec")));
+extern fil_resolver_fn fil_stacks_resolver;
+
 /* The node allocations of this thread are charged to now (0 if no Python
  * stack), or FIL_NODE_UNTRACKED for an allocation the profiler caused
  * (CPython instrumenting a code object for our sys.monitoring events): the
- * tracker then does not record it (invariant 1). Context: the thread
- * itself, any time; may take the lock. */
-uint32_t fil_stacks_current(void);
+ * tracker then does not record it (invariant 1). Inline, so that an
+ * allocator wrapper makes one call for it, the resolver's (indirect, into
+ * the extension); without a resolver, a TLS load. Context: the thread
+ * itself, guard set, any time; may take the lock. */
+static inline uint32_t fil_stacks_resolve_here(int pymem) {
+    fil_resolver_fn r = __atomic_load_n(&fil_stacks_resolver, __ATOMIC_ACQUIRE);
+    uint32_t node;
+    if (r) {
+        if (pymem)
+            fil_stacks_me.in_pymem = 1;
+        node = r(&fil_stacks_me);
+        if (pymem)
+            fil_stacks_me.in_pymem = 0;
+    } else {
+        node = fil_stacks_me.base;
+    }
+    node = node == FIL_NONE ? 0 : node; /* FIL_NODE_UNTRACKED passes */
+    if (node != FIL_NODE_UNTRACKED)
+        fil_last_node = node; /* where a crash of this thread last allocated */
+    return node;
+}
+
+static inline uint32_t fil_stacks_current(void) { return fil_stacks_resolve_here(0); }
+
 /* The same for an allocation made through CPython's MEM/OBJ allocators
  * (GIL held): the extension may then call the C API to mark code objects. */
-uint32_t fil_stacks_current_pymem(void);
+static inline uint32_t fil_stacks_current_pymem(void) { return fil_stacks_resolve_here(1); }
 
 /* For a new thread: the node of the line that started it (0: none). */
 void fil_stacks_thread_base(uint32_t node);

@@ -4,8 +4,16 @@
  * on CPython 3.12 and newer.
  *
  * With them the preload library keeps each thread's resolved chain as a
- * mirror of the live one (src/stacks/resolve.c), so an allocation costs the
- * same at any stack depth. We take a tool id of our own (4, else 3: the
+ * mirror of the live one (fil/pyresolve.h), so an allocation costs the
+ * same at any stack depth. They are not free: every call and return runs
+ * a callback (calls.py: 2.9x plain Python's instructions with them, 2.0x
+ * without), and the walk's shortcuts make shallow stacks cheap without
+ * them. So they come on only when a thread's stack first gets deep
+ * (FIL_PY_DEEP_ON frames, the walk asks through fil_src_hook), and stay
+ * on: the tool id and callbacks are taken at start, the events are set
+ * by a pending call (Py_AddPendingCall), at a point where the interpreter
+ * may re-instrument the running code, not in the middle of the allocation
+ * that asked. We take a tool id of our own (4, else 3: the
  * ones PEP 669 leaves free), so cProfile (PROFILER_ID), coverage and
  * debuggers keep theirs and nobody's hook replaces another's. Every
  * report is checked against the mirror, and the first mismatch (a greenlet
@@ -80,6 +88,12 @@ static int take_tool_id(PyObject *mon) {
     return -1;
 }
 
+/* Our tool id and its events' mask once the callbacks are registered
+ * (0: not ready); requested: the pending call is queued (once). GIL. */
+static int tool_id;
+static long tool_mask;
+static int requested;
+
 int fil_native_monitor_start(void) {
     static const char *const enters[] = {"PY_START", "PY_RESUME", "PY_THROW", NULL};
     static const char *const exits[] = {"PY_RETURN", "PY_YIELD", "PY_UNWIND", NULL};
@@ -90,22 +104,50 @@ int fil_native_monitor_start(void) {
     PyObject *enter = PyCFunction_New(&enter_def, NULL), *leave = PyCFunction_New(&exit_def, NULL);
     long a = enter ? register_all(mon, id, enters, enter) : -1;
     long b = leave ? register_all(mon, id, exits, leave) : -1;
-    PyObject *r = a > 0 && b > 0 ? PyObject_CallMethod(mon, "set_events", "il", id, a | b) : NULL;
     Py_XDECREF(enter); /* sys.monitoring holds its own references */
     Py_XDECREF(leave);
-    if (!r) {
+    if (a <= 0 || b <= 0) {
         PyErr_Clear();
         PyObject *f = PyObject_CallMethod(mon, "free_tool_id", "i", id);
         Py_XDECREF(f);
         PyErr_Clear();
         return 0;
     }
-    Py_DECREF(r);
+    tool_id = id;
+    tool_mask = a | b;
     return 1;
+}
+
+/* The pending call: set our events. What the interpreter allocates to
+ * instrument the code running now is its own (guard set); code that starts
+ * later is instrumented before its first instruction, which the resolver
+ * recognises (fil_src_top). Event mode begins once they are set.
+ * Context: the main thread, GIL held, between two instructions. */
+static int enable_events(void *unused) {
+    (void)unused;
+    PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
+    int g = fil_native_host->guard_swap(1);
+    PyObject *r = mon ? PyObject_CallMethod(mon, "set_events", "il", tool_id, tool_mask) : NULL;
+    fil_native_host->guard_swap(g);
+    if (r)
+        __atomic_store_n(&fil_native_events, 1, __ATOMIC_RELEASE);
+    Py_XDECREF(r);
+    PyErr_Clear(); /* without events, every thread keeps walking: slower, never wrong */
+    return 0;
+}
+
+void fil_native_monitor_request(void) {
+    if (!tool_id || requested)
+        return;
+    requested = 1;
+    if (Py_AddPendingCall(enable_events, NULL) != 0)
+        requested = 0; /* the queue is full: the next deep walk asks again */
 }
 
 #else
 
 int fil_native_monitor_start(void) { return 0; }
+
+void fil_native_monitor_request(void) {}
 
 #endif

@@ -306,7 +306,8 @@ __attribute__((visibility("default"))) int fil_native_start(const fil_host_api_t
     api->set_python_version(Py_GetVersion());
     api->pymem_install(); /* again, in case PYTHONMALLOC or -X dev replaced ours */
     /* FIL_TEST_WALK_ONLY: walk mode on every version (tests, benchmarks). */
-    fil_native_events = getenv("FIL_TEST_WALK_ONLY") ? 0 : fil_native_monitor_start();
+    if (!getenv("FIL_TEST_WALK_ONLY"))
+        fil_native_monitor_start();
     api->set_resolver(fil_native_resolve);
     return 0;
 }

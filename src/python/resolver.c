@@ -5,8 +5,8 @@
  * The frame source the resolver wants (see fil/pyresolve.h), written with
  * frames.h's accessors, so that every frame access inlines into the
  * resolver: one indirect call per allocation (from the preload library's
- * fil_stacks_current) and one thread-state lookup. The frames shown are
- * those a traceback shows.
+ * fil_stacks_current, inline in the wrappers) and one thread-state
+ * lookup. The frames shown are those a traceback shows.
  *
  * Context: the allocating thread, guard set, GIL held or not; its own
  * frames cannot change while it is in here.
@@ -42,8 +42,8 @@ static inline fil_pyraw_t raw_of(fil_frame_t *f) {
     return (fil_pyraw_t){fil_py_code(f), fil_py_instr(f), f};
 }
 
-static inline int fil_src_open(fil_src_t *s) {
-    s->ts = fil_py_thread_state();
+static inline int fil_src_open(fil_src_t *s, fil_pythread_t *t) {
+    s->ts = fil_py_thread_state(&t->self);
     return s->ts ? 0 : -1;
 }
 
@@ -103,51 +103,39 @@ static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const voi
     return skip_shims(fil_py_below(f)) == NULL;
 }
 
-/* 1 if the frames from f (a shim-skipped position) outwards are exactly
- * t->key[0 .. m-1], innermost first: ~6 instructions per frame, no store,
- * no visibility test (an equal code and instruction to a key's make a
- * frame visible: whether a frame shows depends only on them and, on
- * 3.12+, on its owner, and a shim's code is never a key's). */
-static inline int keys_below(fil_frame_t *f, const fil_pythread_t *t, uint32_t m) {
-    const fil_pykey_t *k = t->key + m;
-    while (k != t->key) {
-        k--;
-        if (!f || fil_py_code(f) != k->code || fil_py_instr(f) != k->instr)
-            return 0;
-        f = skip_shims(fil_py_below(f));
-    }
-    return f == NULL;
-}
-
 /*
- * fil_src_near (fil/pyresolve.h): the innermost frame, if visible, the
- * frame below it, and the level of the innermost when the frame below runs
- * the code of the key below that level and the frames below it are the
- * keys: the code of the frame just below picks the one candidate (a
- * sibling of the resolved top, a call one deeper, a return), and one pass
- * checks the rest. Cost: ~15 instructions, ~6 per frame below.
+ * fil_src_near (fil/pyresolve.h): one pass counts the frames below the
+ * innermost (shims skipped), a second collects them into t->scratch and
+ * compares each with the key of its level. Cost: ~4 instructions per
+ * frame, then ~10; no visibility test where the frame is its key's (an
+ * equal code and instruction to a key's make a frame visible: whether a
+ * frame shows depends only on them and, on 3.12+, on its owner, and a
+ * shim's code is never a key's); any other frame is tested.
  */
-static inline int fil_src_near(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top,
-                               fil_pyraw_t *below) {
+static inline int fil_src_near(fil_src_t *s, fil_pythread_t *t, fil_pyraw_t *top,
+                               uint32_t *low) {
     fil_frame_t *f = fil_py_top(s->ts);
     if (!f || fil_py_hidden(f))
         return -1;
     *top = raw_of(f);
     fil_frame_t *b = skip_shims(fil_py_below(f));
-    uint32_t n = t->depth, level;
-    if (!b) /* b: the frame below the innermost, of the level below it */
-        return n <= 2 ? 0 : -1;
-    const void *code = fil_py_code(b);
-    if (n >= 2 && t->key[n - 2].code == code)
-        level = n - 1; /* a sibling of the resolved top, or a loop */
-    else if (n >= 1 && t->key[n - 1].code == code)
-        level = n; /* a call */
-    else if (n >= 3 && t->key[n - 3].code == code)
-        level = n - 2; /* a return */
-    else
-        return -1;
-    *below = raw_of(b);
-    return keys_below(skip_shims(fil_py_below(b)), t, level - 1) ? (int)level : -1;
+    uint32_t m = 0, cap = t->cap;
+    for (f = b; f; f = skip_shims(fil_py_below(f)))
+        if (++m >= cap)
+            return -1; /* no room for the top's entry */
+    uint32_t lo = m, depth = t->depth;
+    for (uint32_t j = 0; b; b = skip_shims(fil_py_below(b)), j++) { /* innermost first */
+        fil_pyraw_t r = raw_of(b);
+        uint32_t level = m - 1 - j;
+        t->scratch[j] = r;
+        if (level < depth && t->key[level].code == r.code && t->key[level].instr == r.instr)
+            continue;
+        if (fil_py_hidden(b))
+            return -1;
+        lo = level;
+    }
+    *low = lo;
+    return (int)m;
 }
 
 static inline int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count) {
@@ -189,7 +177,13 @@ static inline uint32_t fil_src_epoch(void) {
     return __atomic_load_n(&fil_native_code_epoch, __ATOMIC_ACQUIRE);
 }
 
-static inline int fil_src_events(void) { return fil_native_events; }
+static inline int fil_src_events(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return __atomic_load_n(&fil_native_events, __ATOMIC_ACQUIRE);
+#else
+    return 0; /* no sys.monitoring: deep mode's hook instead */
+#endif
+}
 
 #if PY_VERSION_HEX < 0x030C0000
 /* Deep mode (fil/pyapi.h): our profile hook, set and removed directly in
@@ -231,9 +225,12 @@ static inline int fil_src_hook(fil_src_t *s, int on) {
 
 static inline int fil_src_hooked(fil_src_t *s) { return s->ts->c_profilefunc == deep_hook; }
 #else
+/* 3.12+: a deep stack asks for sys.monitoring's events (for every thread,
+ * from the next safe point on: monitor.c); no hook of a thread's own. */
 static inline int fil_src_hook(fil_src_t *s, int on) {
     (void)s;
-    (void)on;
+    if (on)
+        fil_native_monitor_request();
     return 0;
 }
 
@@ -250,7 +247,7 @@ uint32_t fil_native_resolve(fil_pythread_t *t) { return fil_resolve(t); }
 /* The frame that started or is exiting, checked against the callback's
  * code object: NULL if it is not there (the mirror is then dropped). */
 static fil_frame_t *reported(fil_pythread_t *t, const void *code) {
-    PyThreadState *ts = fil_py_thread_state();
+    PyThreadState *ts = fil_py_thread_state(&t->self);
     fil_frame_t *f = ts ? innermost(ts) : NULL;
     if (!f || fil_py_code(f) != code) {
         t->mirrored = 0;

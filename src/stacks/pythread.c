@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pythread.c - the per-thread record the Python extension resolves call
- * stacks into, and the entry point every allocation asks for its node.
+ * stacks into, and the resolver every allocation asks for its node
+ * (through fil_stacks_current, inline in fil/stacks.h).
  *
  * The preload library knows nothing of Python frames. The extension, built
  * for the running interpreter, registers a resolver (fil/pyresolve.h) that
@@ -22,10 +23,10 @@
 #include "fil/stacks.h"
 #include "fil/sys.h"
 
-static __thread fil_pythread_t me __attribute__((tls_model("initial-exec"))) = {
+__thread fil_pythread_t fil_stacks_me __attribute__((tls_model("initial-exec"))) = {
     .base = FIL_NONE,
 };
-static fil_resolver_fn resolver; /* atomic: set by the extension's start */
+fil_resolver_fn fil_stacks_resolver; /* atomic: set by the extension's start */
 static pthread_key_t exit_key;   /* frees a thread's arrays when it ends */
 static int have_exit_key;
 
@@ -37,10 +38,10 @@ static void on_thread_exit(void *unused) {
 void fil_stacks_set_resolver(fil_resolver_fn fn) {
     if (fn && !have_exit_key && pthread_key_create(&exit_key, on_thread_exit) == 0)
         have_exit_key = 1;
-    __atomic_store_n(&resolver, fn, __ATOMIC_RELEASE);
+    __atomic_store_n(&fil_stacks_resolver, fn, __ATOMIC_RELEASE);
 }
 
-fil_pythread_t *fil_stacks_thread(void) { return &me; }
+fil_pythread_t *fil_stacks_thread(void) { return &fil_stacks_me; }
 
 /* Unmap t's arrays (not the cache). */
 static void free_arrays(const fil_pythread_t *t) {
@@ -76,7 +77,7 @@ int fil_stacks_reserve(fil_pythread_t *t, uint32_t n) {
         s[i] = t->scratch[i];
     }
     free_arrays(t);
-    if (!t->e && t == &me && have_exit_key)
+    if (!t->e && t == &fil_stacks_me && have_exit_key)
         pthread_setspecific(exit_key, e); /* any non-NULL value: run on exit */
     t->key = k;
     t->e = e;
@@ -92,36 +93,15 @@ int fil_stacks_map_cache(fil_pythread_t *t) {
     return t->cache ? 0 : -1;
 }
 
-/*
- * fil_stacks_current - the node this thread's allocations are charged to
- * now. Context: the thread itself, guard set, no lock held; resolving may
- * take the lock to intern. Cost without a resolver: a TLS load.
- */
-uint32_t fil_stacks_current(void) {
-    fil_resolver_fn r = __atomic_load_n(&resolver, __ATOMIC_ACQUIRE);
-    uint32_t node = r ? r(&me) : me.base;
-    node = node == FIL_NONE ? 0 : node; /* FIL_NODE_UNTRACKED passes */
-    if (node != FIL_NODE_UNTRACKED)
-        fil_last_node = node; /* where a crash of this thread last allocated */
-    return node;
-}
-
-uint32_t fil_stacks_current_pymem(void) {
-    me.in_pymem = 1;
-    uint32_t node = fil_stacks_current();
-    me.in_pymem = 0;
-    return node;
-}
-
-void fil_stacks_thread_base(uint32_t node) { me.base = node == 0 ? FIL_NONE : node; }
+void fil_stacks_thread_base(uint32_t node) { fil_stacks_me.base = node == 0 ? FIL_NONE : node; }
 
 void fil_stacks_thread_exit(void) {
-    fil_pythread_t t = me;
-    me.key = NULL;
-    me.e = NULL;
-    me.scratch = NULL;
-    me.cache = NULL;
-    me.cap = me.depth = me.resolved = me.mirrored = 0;
+    fil_pythread_t t = fil_stacks_me;
+    fil_stacks_me.key = NULL;
+    fil_stacks_me.e = NULL;
+    fil_stacks_me.scratch = NULL;
+    fil_stacks_me.cache = NULL;
+    fil_stacks_me.cap = fil_stacks_me.depth = fil_stacks_me.resolved = fil_stacks_me.mirrored = 0;
     free_arrays(&t);
     fil_sys_unmap(t.cache, sizeof(fil_pycache_t) << FIL_PY_CACHE_BITS);
 }

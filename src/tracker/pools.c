@@ -237,13 +237,14 @@ uint32_t fil_pool_entry(fil_pool_rec_t *r, uint32_t node, uint32_t size, uint32_
     uint32_t free_at = FIL_POOL_DICT;
     for (uint32_t n = 0, i = home; n < FIL_POOL_DICT; n++, i = i + 1 < FIL_POOL_DICT ? i + 1 : 0) {
         if (fil_pool_ent_is(&r->ent[i], node, size))
-            return i;
+            return r->last = (uint8_t)i;
         if (!r->ent[i].refs && free_at == FIL_POOL_DICT)
             free_at = i;
     }
     if (free_at < FIL_POOL_DICT) {
         r->ent[free_at].node = node;
         r->ent[free_at].size = (uint16_t)size;
+        r->last = (uint8_t)free_at;
     } else {
         r->full = 1; /* the next misses go to the table without a search */
     }

@@ -69,7 +69,9 @@ typedef struct fil_pool_rec {
     uint8_t cls;  /* block size / 16 the nibbles are laid out for; 0: none yet */
     uint8_t full; /* a hint: 1 after a search found no entry free, until a block
                    * of the record is taken (fil_pool_take) or it is laid out */
-    uint8_t pad[6];
+    uint8_t last; /* a hint: the entry the last search returned (< FIL_POOL_DICT),
+                   * where the fast path looks when a pair is not at its home */
+    uint8_t pad[5];
     fil_pool_ent_t ent[FIL_POOL_DICT];
     uint8_t nib[]; /* geometry.nib_cap / 2 bytes */
 } fil_pool_rec_t;
@@ -215,8 +217,14 @@ fil_pool_put(fil_pool_rec_t *r, uintptr_t p, uint32_t size, uint32_t node, uint6
 /*
  * fil_pool_put_plain - fil_pool_put's common case only: the pool's class
  * is the record's, the block's place is free and (node, size) is at its
- * home in the dictionary. 1 if recorded, 0 (nothing changed) for anything
- * else, which fil_pool_put then handles. ~30 instructions, no call.
+ * home in the dictionary, or at the entry the last search returned (a
+ * pair whose home was taken when it came: pure_python.py's buffer that
+ * str % formats into, made and freed for every row in the same block of a
+ * pool full of older pairs, searched at every turn). 1 if recorded; -1
+ * (nothing changed) if the pair is at neither and the dictionary is full,
+ * where fil_pool_put would answer 0 without a search; 0 (nothing changed)
+ * for anything else, which fil_pool_put then handles. ~30 instructions,
+ * no call.
  */
 static inline __attribute__((always_inline)) int
 fil_pool_put_plain(fil_pool_rec_t *r, uintptr_t p, uint32_t size, uint32_t node,
@@ -226,8 +234,13 @@ fil_pool_put_plain(fil_pool_rec_t *r, uintptr_t p, uint32_t size, uint32_t node,
         return 0; /* also a class not laid out yet, or not pymalloc's (c - 1 >= 32) */
     uint32_t k = fil_pool_index(p, c, g);
     uint32_t e = fil_pool_home(node, size);
-    if (FIL_UNLIKELY(k >= g.nib_cap || !fil_pool_ent_is(&r->ent[e], node, size)))
+    if (FIL_UNLIKELY(k >= g.nib_cap))
         return 0;
+    if (FIL_UNLIKELY(!fil_pool_ent_is(&r->ent[e], node, size))) {
+        e = r->last;
+        if (!fil_pool_ent_is(&r->ent[e], node, size))
+            return r->full ? -1 : 0;
+    }
     uint8_t *b = &r->nib[k >> 1];
     unsigned sh = (k & 1) << 2;
     if (FIL_UNLIKELY((*b >> sh) & 15u))

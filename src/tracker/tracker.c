@@ -43,9 +43,10 @@ static uint32_t *dirty;
 static uint64_t node_cap; /* entries in stamp and dirty */
 static uint64_t ndirty;
 static uint32_t epoch = 1;
-/* Chunk 0 of the per-node bytes (nodes below FIL_SEG_BASE), or NULL until
- * it is mapped: spares the segment arithmetic for most charges. */
-static int64_t *bytes0;
+/* Chunk 0 of the per-node bytes and of the peak bytes (nodes below
+ * FIL_SEG_BASE), or NULL until mapped: spares the segment arithmetic for
+ * most charges and snapshot copies. */
+static int64_t *bytes0, *peak0;
 
 /* Grow stamp/dirty to cover node n (>= node_cap). 0, or -1 with them
  * unchanged. */
@@ -76,9 +77,10 @@ static int cover(uint32_t n) {
  * path tests neither. 0, or -1. Context: startup, after fil_stacks_init. */
 int fil_tracker_init(void) {
     if (fil_tracker_table_init() || fil_tracker_maps_init() || cover(FIL_SEG_BASE - 1) ||
-        fil_state_reserve(FIL_SEG_BYTES, 1))
+        fil_state_reserve(FIL_SEG_BYTES, 1) || fil_state_reserve(FIL_SEG_PEAK, 1))
         return -1;
     bytes0 = (int64_t *)(void *)fil_state_chunks[FIL_SEG_BYTES][0];
+    peak0 = (int64_t *)(void *)fil_state_chunks[FIL_SEG_PEAK][0];
     return 0;
 }
 
@@ -102,7 +104,10 @@ static void snapshot_locked(void) {
     __atomic_store_n(&h->snapshot_busy, 1, __ATOMIC_RELEASE);
     for (uint64_t i = 0; i < ndirty; i++) {
         uint32_t n = dirty[i];
-        *fil_state_i64(FIL_SEG_PEAK, n) = *fil_state_i64(FIL_SEG_BYTES, n);
+        if (FIL_LIKELY(n < FIL_SEG_BASE))
+            peak0[n] = bytes0[n];
+        else
+            *fil_state_i64(FIL_SEG_PEAK, n) = *fil_state_i64(FIL_SEG_BYTES, n);
     }
     ndirty = 0;
     epoch++;
@@ -162,7 +167,7 @@ static inline __attribute__((always_inline)) void apply(uint32_t node, int64_t d
     __atomic_store_n(b, *b + delta, __ATOMIC_RELEASE);
     int64_t total = h->total + delta;
     __atomic_store_n(&h->total, total, __ATOMIC_RELEASE);
-    if (total > h->peak_total) {
+    if (delta > 0 && total > h->peak_total) { /* (a decrease makes no peak: no load) */
         __atomic_store_n(&h->peak_total, total, __ATOMIC_RELEASE);
         if (!h->at_peak)
             __atomic_store_n(&h->at_peak, 1, __ATOMIC_RELEASE);
@@ -221,25 +226,36 @@ static inline __attribute__((always_inline)) void py_add(uintptr_t p, size_t siz
         py_add_g(p, size, node, fil_pool_geom);
 }
 
-/* Out of line: every case py_add_fast leaves. */
-static __attribute__((noinline)) void py_add_slow(uintptr_t p, size_t size, uint32_t node) {
-    py_add(p, size, covered(node));
+/* Out of line: every case py_add_fast leaves; to_table (its -1): the node
+ * is covered and the block goes to the live table, as py_add would find. */
+static __attribute__((noinline)) void py_add_slow(uintptr_t p, size_t size, uint32_t node,
+                                                  int to_table) {
+    if (to_table)
+        table_add(p, size, node);
+    else
+        py_add(p, size, covered(node));
 }
 
 /*
  * py_add_fast - the common case of a Python object: a covered node, the
  * usual geometry, a block in one of our arenas that fil_pool_put_plain
- * records. 1 if done; 0 with nothing changed otherwise. No call, so that
- * its callers save no registers: ~60 instructions with the charge.
- * Context: lock held.
+ * records. 1 if done; -1 with nothing changed if the node is covered and
+ * the block can only go to the live table (bigger than pymalloc's blocks,
+ * or its record's dictionary full without its pair: py_add would find
+ * the same after a second look); 0 with nothing changed otherwise. No
+ * call, so that its callers save no registers: ~60 instructions with the
+ * charge. Context: lock held.
  */
 static inline __attribute__((always_inline)) int py_add_fast(uintptr_t p, size_t size,
                                                               uint32_t node) {
-    if (FIL_UNLIKELY(node >= node_cap || size - 1 >= 512 || fil_pool_geom.arena_shift != 20))
+    if (FIL_UNLIKELY(node >= node_cap || fil_pool_geom.arena_shift != 20))
         return 0;
+    if (FIL_UNLIKELY(size - 1 >= 512))
+        return -1;
     fil_pool_rec_t *r = fil_pool_rec_of(p, FIL_POOL_GEOM_1M);
-    if (FIL_UNLIKELY(!r || !fil_pool_put_plain(r, p, (uint32_t)size, node, FIL_POOL_GEOM_1M)))
-        return 0;
+    int k = r ? fil_pool_put_plain(r, p, (uint32_t)size, node, FIL_POOL_GEOM_1M) : 0;
+    if (FIL_UNLIKELY(k <= 0))
+        return k;
     fil_state->allocations++;
     apply(node, (int64_t)size);
     return 1;
@@ -287,8 +303,9 @@ void fil_tracker_add(void *p, size_t size, uint32_t node) {
 
 static __attribute__((noinline)) void py_add_locked(uintptr_t p, size_t size, uint32_t node) {
     fil_lock();
-    if (!py_add_fast(p, size, node))
-        py_add_slow(p, size, node);
+    int k = py_add_fast(p, size, node);
+    if (k <= 0)
+        py_add_slow(p, size, node, k);
     fil_unlock();
 }
 
@@ -299,8 +316,9 @@ void fil_tracker_py_add(void *p, size_t size, uint32_t node) {
     if (FIL_UNLIKELY(node == FIL_NODE_UNTRACKED))
         return;
     if (FIL_LIKELY(fil_lock_owner_enter())) {
-        if (FIL_UNLIKELY(!py_add_fast((uintptr_t)p, size, node)))
-            py_add_slow((uintptr_t)p, size, node);
+        int k = py_add_fast((uintptr_t)p, size, node);
+        if (FIL_UNLIKELY(k <= 0))
+            py_add_slow((uintptr_t)p, size, node, k);
         fil_lock_owner_leave();
         return;
     }
@@ -324,17 +342,22 @@ void fil_tracker_remove(void *p) {
     fil_unlock();
 }
 
-/* As fil_tracker_py_add: the owner's section, and in it the common case (no
- * snapshot waits, the block is in a record) before the general path. */
+/* As fil_tracker_py_add: the owner's section, and in it the common case
+ * (the block is in a record) before the general path. A snapshot that
+ * waits for a decrease is settled first, whether or not the block turns
+ * out to be ours: while at_peak the live bytes are the peak's, so copying
+ * them early is the same copy (a program that makes a new peak between
+ * most frees, pure_python.py, took the general path at each). */
 void fil_tracker_py_remove(void *p) {
     uint64_t size;
     uint32_t node;
     if (FIL_LIKELY(fil_lock_owner_enter())) {
-        int fast = !decrease_waits(fil_state);
-        if (FIL_LIKELY(fast) && FIL_LIKELY(py_take_fast((uintptr_t)p, &size, &node)))
+        if (FIL_UNLIKELY(decrease_waits(fil_state)))
+            before_decrease();
+        if (FIL_LIKELY(py_take_fast((uintptr_t)p, &size, &node)))
             apply(node, -(int64_t)size);
         else
-            remove_rest((uintptr_t)p, 1, fast && fil_pool_geom.arena_shift == 20);
+            remove_rest((uintptr_t)p, 1, fil_pool_geom.arena_shift == 20);
         fil_lock_owner_leave();
         return;
     }
@@ -376,6 +399,7 @@ static void relist(uintptr_t old, uint64_t size, uint32_t node, int py) {
  * block is gone and p (size bytes) is charged to node. */
 void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t size,
                              uint32_t node, int py) {
+    int k;
     fil_lock();
     if (!p) {
         if (t->had)
@@ -387,8 +411,8 @@ void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t 
             ; /* the new block is the profiler's */
         else if (!py)
             table_add((uintptr_t)p, size, covered(node));
-        else if (!py_add_fast((uintptr_t)p, size, node))
-            py_add_slow((uintptr_t)p, size, node);
+        else if ((k = py_add_fast((uintptr_t)p, size, node)) <= 0)
+            py_add_slow((uintptr_t)p, size, node, k);
     }
     fil_unlock();
 }
