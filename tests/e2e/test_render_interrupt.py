@@ -36,9 +36,12 @@ def gone(pid):
         return True
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_render_interrupted(tmp_path, fp, sig):
-    script = fp.write_script(tmp_path, SCRIPT.format(bench=str(fp.REPO / "tests" / "bench")))
+def signal_once_ended(fp, tmp_path, text, sig):
+    """Run `text` (which prints its pid first) under fil-profile, send sig to
+    the launcher once the program has ended and the render has begun.
+    Returns (launcher's exit status, its stderr, seconds it took to stop,
+    the result folder)."""
+    script = fp.write_script(tmp_path, text.format(bench=str(fp.REPO / "tests" / "bench")))
     out = tmp_path / "out"
     proc = subprocess.Popen([fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
                             cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
@@ -59,11 +62,15 @@ def test_render_interrupted(tmp_path, fp, sig):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    stderr = stderr.decode(errors="replace")
+    return proc.returncode, stderr.decode(errors="replace"), took, fp.latest_result(out)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_render_interrupted(tmp_path, fp, sig):
+    returncode, stderr, took, result = signal_once_ended(fp, tmp_path, SCRIPT, sig)
     assert took < 2.0, "stopping took %.2f s" % took
-    assert proc.returncode == -sig, stderr
+    assert returncode == -sig, stderr
     assert "Stopped by %s while writing the reports" % sig.name in stderr, stderr
-    result = fp.latest_result(out)
     names = sorted(p.name for p in result.iterdir())
     assert not [n for n in names if ".tmp-" in n], names
     summary = json.loads((result / "summary.json").read_text())
@@ -87,31 +94,9 @@ def test_render_of_a_child_interrupted(tmp_path, fp):
     """The program ends as soon as its child (400,000 call stacks) has: the
     child's reports are still being drawn beside the program's own when
     SIGTERM comes, and both stop."""
-    script = fp.write_script(tmp_path, PARENT.format(bench=str(fp.REPO / "tests" / "bench")))
-    out = tmp_path / "out"
-    proc = subprocess.Popen([fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
-                            cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        pid = int(proc.stdout.readline())
-        deadline = time.monotonic() + 120
-        while not gone(pid) and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert gone(pid), "the program did not end"
-        time.sleep(0.05)
-        assert proc.poll() is None, "the reports were already written: the test needs more stacks"
-        sent = time.monotonic()
-        os.kill(proc.pid, signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    stderr = stderr.decode(errors="replace")
+    returncode, stderr, took, result = signal_once_ended(fp, tmp_path, PARENT, signal.SIGTERM)
     assert took < 2.0, "stopping took %.2f s" % took
-    assert proc.returncode == -signal.SIGTERM, stderr
-    result = fp.latest_result(out)
+    assert returncode == -signal.SIGTERM, stderr
     left = [str(p) for p in result.rglob("*") if ".tmp-" in p.name]
     assert not left, left
     (child,) = list((result / "children").iterdir())

@@ -1462,6 +1462,18 @@ static void test_srclines(void)
     free(pool);
 }
 
+/* Fill reqs[0..n) with a pool and scratch of the sizes documented; the
+ * pool (to be freed). */
+static char *fill_lines(fil_srcreq_t *reqs, size_t n)
+{
+    char *pool = malloc(n * FIL_SRC_MAX);
+    size_t cap = fil_srclines_scratch_size(n);
+    void *s = malloc(cap);
+    CHECK(fil_srclines_fill(reqs, n, pool, n * FIL_SRC_MAX, s, cap) == 0);
+    free(s);
+    return pool;
+}
+
 /* Lines straddling the 64 KiB read boundary. */
 static void test_srclines_chunks(void)
 {
@@ -1478,10 +1490,7 @@ static void test_srclines_chunks(void)
         reqs[n++] = (fil_srcreq_t){path, strlen(path), line, 0, 0};
     reqs[n++] = (fil_srcreq_t){path, strlen(path), 65536 / (uint32_t)per + 1, 0, 0};
     reqs[n++] = (fil_srcreq_t){path, strlen(path), 5000, 0, 0};
-    char *pool = malloc(n * FIL_SRC_MAX);
-    size_t cap = fil_srclines_scratch_size(n);
-    void *s = malloc(cap);
-    CHECK(fil_srclines_fill(reqs, n, pool, n * FIL_SRC_MAX, s, cap) == 0);
+    char *pool = fill_lines(reqs, n);
     int ok = 1;
     for (size_t i = 0; i < n; i++) {
         char want[80];
@@ -1492,7 +1501,6 @@ static void test_srclines_chunks(void)
     }
     CHECK(ok);
     unlink(path);
-    free(s);
     free(pool);
 }
 
@@ -1510,10 +1518,7 @@ static void test_srclines_short_lines(void)
     size_t n = 0;
     for (uint32_t line = 1; line <= 20000 && n < 400; line += 1 + line % 97)
         reqs[n++] = (fil_srcreq_t){path, strlen(path), line, 0, 0};
-    char *pool = malloc(n * FIL_SRC_MAX);
-    size_t cap = fil_srclines_scratch_size(n);
-    void *s = malloc(cap);
-    CHECK(fil_srclines_fill(reqs, n, pool, n * FIL_SRC_MAX, s, cap) == 0);
+    char *pool = fill_lines(reqs, n);
     int ok = 1;
     for (size_t i = 0; i < n; i++) {
         char want[64];
@@ -1525,7 +1530,6 @@ static void test_srclines_short_lines(void)
     }
     CHECK(ok);
     unlink(path);
-    free(s);
     free(pool);
 }
 
