@@ -48,14 +48,16 @@ static void command_line(const fil_run_info_t *info, char *buf, size_t len) {
                                 "0123456789-_./=:,+@%";
     size_t k = 0;
     /* As it would be typed: "fil-profile", then each word, in single
-     * quotes when it holds anything a shell would split or expand. */
+     * quotes when it holds anything a shell would split or expand. A
+     * child's command is its own argv, which the program ran. */
 #define PUT(c) (k + 1 < len ? (void)(buf[k++] = (c)) : (void)0)
-    for (const char *s = "fil-profile"; *s; s++)
+    for (const char *s = info->child_index ? "" : "fil-profile"; *s; s++)
         PUT(*s);
     for (int i = 0; i < info->argc; i++) {
         const char *a = info->argv[i];
         int quote = !*a || strspn(a, plain) != strlen(a);
-        PUT(' ');
+        if (k > 0)
+            PUT(' ');
         if (quote)
             PUT('\'');
         for (; *a; a++) {

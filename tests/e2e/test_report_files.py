@@ -161,3 +161,22 @@ def test_the_command_shown_can_be_pasted_into_a_shell(tmp_path, fp):
     words = shlex.split(htmllib.unescape(m.group(1)))
     assert words == ["fil-profile", "run", str(script), "two words", "$HOME", ""], words
     assert words[1:] == fp.load_summary(result)["command"]
+
+
+def test_a_childs_command_is_its_own(tmp_path, fp):
+    """A child's index.html shows the command the program ran (its argv, as
+    its summary.json's "command" says), not one of fil-profile's."""
+    import html as htmllib
+    import re
+    import shlex
+    text = ("import subprocess, sys\n"
+            "subprocess.run([sys.executable, '-c', 'x = bytearray(1000)', 'an arg'], check=True)\n")
+    proc, result = fp.run_fil(tmp_path, text)
+    assert proc.returncode == 0, fp.describe(proc)
+    (row,) = fp.load_summary(result)["children"]
+    page = (result / row["folder"] / "index.html").read_text()
+    m = re.search(r"Command: <code>(.*?)</code>", page)
+    assert m, page[:2000]
+    words = shlex.split(htmllib.unescape(m.group(1)))
+    assert words == row["command"], (words, row["command"])
+    assert words[1:] == ["-c", "x = bytearray(1000)", "an arg"], words
