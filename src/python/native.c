@@ -225,10 +225,15 @@ uint32_t fil_native_func_of(const void *code, unsigned *flags) {
  * PyCode_Addr2Line reads a code object's line table from its start on
  * every call, so the allocations of a long function cost its length each:
  * importing numpy runs a 7,000-line module whose every statement allocates.
- * Each thread keeps, for the code objects it asked about last (a small
- * direct-mapped cache), the line-table range of its last answer, and
+ * The process keeps, for the code objects asked about last (a small
+ * direct-mapped cache), the line-table range of the last answer, and
  * _PyCode_CheckLineNumber (what PyCode_Addr2Line calls after starting the
- * range at the table's head) moves from there, forward or back. A slot is
+ * range at the table's head) moves from there, forward or back. Threads
+ * take a slot with a try-lock and ask PyCode_Addr2Line when it is busy:
+ * no thread-local storage, which a dlopen'ed module gets from malloc on a
+ * thread's first use (inside our allocator, perhaps while memory runs
+ * out); a slot left busy by a thread a fork did not copy only costs that
+ * slot. A slot is
  * used only for the same code object with the same line table (the bytes
  * object, its size, the first line) and the same name of ours in co_extra:
  * a code object that reuses a dead one's address has its own table, so a
@@ -238,14 +243,15 @@ uint32_t fil_native_func_of(const void *code, unsigned *flags) {
  */
 #define LINE_SLOTS 256
 typedef struct line_slot {
+    int busy; /* the try-lock */
+    int first;
     const PyCodeObject *code;
     const PyObject *table;
     const void *named;
     Py_ssize_t size;
-    int first;
     PyCodeAddressRange range;
 } line_slot_t;
-static __thread line_slot_t line_slots[LINE_SLOTS];
+static line_slot_t line_slots[LINE_SLOTS];
 
 /* The range at the head of co's line table, as PyCode_Addr2Line starts it. */
 static void range_start(PyCodeObject *co, PyCodeAddressRange *r) {
@@ -269,17 +275,20 @@ uint32_t fil_native_line_of(const void *code, const void *instr) {
         named) {
         line_slot_t *s = &line_slots[((uintptr_t)co * UINT64_C(0x9E3779B97F4A7C15)) >> 56];
         const PyObject *table = co->co_linetable;
-        if (s->code != co || s->table != table || s->named != named ||
-            s->size != PyBytes_GET_SIZE(table) || s->first != co->co_firstlineno) {
-            s->code = co;
-            s->table = table;
-            s->named = named;
-            s->size = PyBytes_GET_SIZE(table);
-            s->first = co->co_firstlineno;
-            range_start(co, &s->range);
+        if (!__atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE)) {
+            if (s->code != co || s->table != table || s->named != named ||
+                s->size != PyBytes_GET_SIZE(table) || s->first != co->co_firstlineno) {
+                s->code = co;
+                s->table = table;
+                s->named = named;
+                s->size = PyBytes_GET_SIZE(table);
+                s->first = co->co_firstlineno;
+                range_start(co, &s->range);
+            }
+            line = _PyCode_CheckLineNumber(addr, &s->range);
+            __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+            return line > 0 ? (uint32_t)line : 0;
         }
-        line = _PyCode_CheckLineNumber(addr, &s->range);
-        return line > 0 ? (uint32_t)line : 0;
     }
 #endif
     line = PyCode_Addr2Line(co, addr);
