@@ -55,6 +55,8 @@ void fil_write_size(fil_writer_t *w, uint64_t bytes);
 /* The same, truncated instead of rounded: for an amount that must not read
  * as reaching a bound it is below ("49.9 MiB left, less than 50.0 MiB"). */
 void fil_write_size_down(fil_writer_t *w, uint64_t bytes);
+/* Nanoseconds as seconds with three decimals, truncated: "12.345". */
+void fil_write_seconds(fil_writer_t *w, uint64_t ns);
 /* XML text/attribute escaping of n bytes (& < > " ' and control characters;
  * bytes that are not valid UTF-8 become U+FFFD) so any input gives valid XML. */
 void fil_write_xml(fil_writer_t *w, const char *s, size_t n);

@@ -204,20 +204,10 @@ static void u64_or_null(fil_writer_t *w, int known, uint64_t v) {
         fil_write_str(w, "null");
 }
 
-/* ns as seconds with three decimals: "12.345". */
-static void write_seconds(fil_writer_t *w, uint64_t ns) {
-    uint64_t ms = ns / 1000000u;
-    char d[4] = {(char)('0' + ms % 1000 / 100), (char)('0' + ms % 100 / 10), (char)('0' + ms % 10),
-                 0};
-    fil_write_u64(w, ms / 1000);
-    fil_write_char(w, '.');
-    fil_write_str(w, d);
-}
-
 /* Seconds from the start of the run to CLOCK_REALTIME t, or null. */
 static void write_moment(fil_writer_t *w, const fil_run_info_t *info, uint64_t t) {
     if (info && t && t >= info->start_ns)
-        write_seconds(w, t - info->start_ns);
+        fil_write_seconds(w, t - info->start_ns);
     else
         fil_write_str(w, "null");
 }
@@ -442,12 +432,12 @@ static void write_timeline(const fil_run_info_t *info, fil_writer_t *w) {
     uint32_t peak = n ? fil_timeline_peak(info->timeline, n) : FIL_NONE;
     key(w, "peak_seconds");
     if (peak != FIL_NONE)
-        write_seconds(w, info->timeline[peak].t_ns);
+        fil_write_seconds(w, info->timeline[peak].t_ns);
     else
         fil_write_str(w, "null");
     key(w, "timeline_interval_seconds");
     if (n)
-        write_seconds(w, info->timeline_step_ns);
+        fil_write_seconds(w, info->timeline_step_ns);
     else
         fil_write_str(w, "null");
     key(w, "timeline");
@@ -455,7 +445,7 @@ static void write_timeline(const fil_run_info_t *info, fil_writer_t *w) {
     for (uint32_t i = 0; i < n && !w->failed; i++) {
         const fil_time_point_t *p = &info->timeline[i];
         fil_write_str(w, i ? (i % 4 ? ", [" : ",\n    [") : "\n    [");
-        write_seconds(w, p->t_ns);
+        fil_write_seconds(w, p->t_ns);
         fil_write_str(w, ", ");
         fil_write_u64(w, p->tracked);
         fil_write_str(w, ", ");
@@ -530,7 +520,7 @@ static void write_tree(const fil_run_info_t *info, fil_writer_t *w) {
         fil_write_str(w, ",\n    \"");
         fil_write_str(w, m->what);
         fil_write_str(w, "\": {\"seconds\": ");
-        write_seconds(w, m->t_ns);
+        fil_write_seconds(w, m->t_ns);
         fil_write_str(w, ", \"tracked_bytes\": ");
         fil_write_u64(w, m->total);
         fil_write_str(w, ", \"graph\": \"tree-");

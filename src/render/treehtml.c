@@ -83,17 +83,6 @@ static void children_table(fil_writer_t *w, const fil_run_info_t *in) {
     fil_write_str(w, "</table>\n</section>\n");
 }
 
-/* ms as "1.234 s". */
-static void seconds(fil_writer_t *w, uint64_t ns) {
-    uint64_t ms = ns / 1000000u;
-    fil_write_u64(w, ms / 1000);
-    fil_write_char(w, '.');
-    fil_write_char(w, (char)('0' + ms % 1000 / 100));
-    fil_write_char(w, (char)('0' + ms % 100 / 10));
-    fil_write_char(w, (char)('0' + ms % 10));
-    fil_write_str(w, " s");
-}
-
 /* One moment of the tree: what each process held, and the graph. */
 static void moment(fil_writer_t *w, const fil_tree_moment_t *m) {
     int peak = m->what[0] == 'p';
@@ -103,7 +92,8 @@ static void moment(fil_writer_t *w, const fil_tree_moment_t *m) {
     fil_write_str(w, peak ? "The whole tree's tracked memory, sampled every 10 ms by the "
                             "launcher, was highest at "
                           : "When a process ran out of memory or the OOM killer struck, at ");
-    seconds(w, m->t_ns);
+    fil_write_seconds(w, m->t_ns);
+    fil_write_str(w, " s");
     fil_write_str(w, ": ");
     fil_write_size(w, m->total);
     fil_write_str(w, " in all. ");

@@ -242,6 +242,17 @@ void fil_write_size_down(fil_writer_t *w, uint64_t bytes)
     write_size(w, bytes, 1);
 }
 
+/* See fil/report.h. SIGNAL CONTEXT: caller memory only. */
+void fil_write_seconds(fil_writer_t *w, uint64_t ns)
+{
+    uint64_t ms = ns / 1000000u;
+    fil_write_u64(w, ms / 1000);
+    fil_write_char(w, '.');
+    fil_write_char(w, (char)('0' + ms % 1000 / 100));
+    fil_write_char(w, (char)('0' + ms % 100 / 10));
+    fil_write_char(w, (char)('0' + ms % 10));
+}
+
 /*
  * Write out everything pending. 0, or -1 if any write since init failed.
  * SIGNAL CONTEXT: caller memory only.
