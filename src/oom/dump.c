@@ -96,12 +96,16 @@ int fil_oom_stderr(void) {
     return fd >= 0 ? 2 : -1; /* the program closed our copy (closerange): its fd 2 */
 }
 
+void fil_oom_line(fil_writer_t *w, char *buf, size_t len) {
+    fil_writer_init(w, fil_oom_stderr(), buf, len);
+    fil_write_str(w, FIL_MSG_PREFIX);
+    fil_write_str(w, fil_oom_cfg.who);
+}
+
 void fil_oom_say(const char *a, const char *b, const char *c) {
     char buf[1024];
     fil_writer_t w;
-    fil_writer_init(&w, fil_oom_stderr(), buf, sizeof buf);
-    fil_write_str(&w, FIL_MSG_PREFIX);
-    fil_write_str(&w, fil_oom_cfg.who);
+    fil_oom_line(&w, buf, sizeof buf);
     fil_write_str(&w, a);
     fil_write_str(&w, b ? b : "");
     fil_write_str(&w, c ? c : "");
@@ -215,9 +219,7 @@ static int lost(int tid) {
 static void say_margin(void) {
     char buf[256];
     fil_writer_t w;
-    fil_writer_init(&w, fil_oom_stderr(), buf, sizeof buf);
-    fil_write_str(&w, FIL_MSG_PREFIX);
-    fil_write_str(&w, fil_oom_cfg.who);
+    fil_oom_line(&w, buf, sizeof buf);
     fil_write_str(&w, "Predicted: ");
     fil_write_size_down(&w, fil_state->oom.headroom); /* never reads as the margin itself */
     fil_write_str(&w, fil_state->oom.limit_kind == FIL_LIMIT_CGROUP

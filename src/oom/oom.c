@@ -351,9 +351,7 @@ static void resident_if_short(const verdict_t *v, uint64_t size, int startup) {
         return;
     char buf[256];
     fil_writer_t w;
-    fil_writer_init(&w, fil_oom_stderr(), buf, sizeof buf);
-    fil_write_str(&w, FIL_MSG_PREFIX);
-    fil_write_str(&w, fil_oom_cfg.who);
+    fil_oom_line(&w, buf, sizeof buf);
     fil_write_str(&w, "emergency arena made resident (");
     fil_write_size(&w, fil_oom_arena_size);
     fil_write_str(&w, "): ");

@@ -38,6 +38,9 @@ typedef struct fil_oom_config {
  * elsewhere (pytest's capture, a daemon's log); fd 2 if that copy is gone;
  * -1 if the program started with no stderr. SIGNAL CONTEXT: fstat only. */
 int fil_oom_stderr(void);
+/* Start a line of ours on fil_oom_stderr() in w (over buf): the prefix and
+ * the process's "pid N: " when it is a child. SIGNAL CONTEXT. */
+void fil_oom_line(fil_writer_t *w, char *buf, size_t len);
 
 extern fil_oom_config_t fil_oom_cfg;
 
