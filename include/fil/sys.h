@@ -73,6 +73,18 @@ static inline int fil_sys_fd_high(int fd) {
     return moved;
 }
 
+/*
+ * Fault in the pages of [p + from, p + to) for writing without changing a
+ * byte: each page gets an atomic add of 0, so memory another thread is
+ * writing meanwhile keeps what it wrote (a plain store of a marker would
+ * overwrite it). A page written this way is the process's own, never the
+ * shared zero page nor a fork's shared copy. Any context.
+ */
+static inline void fil_sys_touch_pages(char *p, size_t from, size_t to) {
+    for (size_t i = from; i < to; i += 4096)
+        __atomic_fetch_add((volatile unsigned char *)p + i, 0, __ATOMIC_RELAXED);
+}
+
 /* Round n up to a multiple of the 4 KiB page. */
 static inline size_t fil_page_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
 

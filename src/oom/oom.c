@@ -154,23 +154,30 @@ static void read_config(void) {
     }
 }
 
-/* Pre-fault [from, to) of p: the memory is ours from now on (each page is
- * written, so none is a zero page the kernel could take back). */
-static void prefault(char *p, size_t from, size_t to) {
-    for (size_t i = from; i < to; i += 4096)
-        p[i] = 1;
-}
+/* Pre-fault [from, to) of p: the memory is ours from now on. A dump may be
+ * drawing in these pages (it waits for the lock only a bounded time), so
+ * the touch keeps their contents (fil_sys_touch_pages). */
+static void prefault(char *p, size_t from, size_t to) { fil_sys_touch_pages(p, from, to); }
+
+static int resident_claimed; /* a thread is in make_resident, or was */
 
 /*
- * make_resident - fault in every page of the arena, once. A dump may be
- * using the arena meanwhile, and it holds the lock while it does (with a
- * bounded wait for it), so the pages are written 64 KiB at a time under the
- * lock, never holding it long. 1 if this call made it resident, else 0.
+ * make_resident - fault in every page of the arena, once. One thread does
+ * it; any other that asks meanwhile goes on at once (a dump faults what is
+ * left itself), so threads running short together do not queue for the
+ * lock page by page. A dump may be using the arena meanwhile: it holds the
+ * lock while it does, but waits for it only a bounded time and then draws
+ * without it. So the pages are touched 64 KiB at a time under the lock,
+ * never holding it long, and the touch keeps what a dump already wrote
+ * there. 1 if this call made it resident, else 0.
  * Context: lock not held; guard set.
  */
 static int make_resident(void) {
     const size_t step = 64u << 10;
-    if (__atomic_load_n(&resident, __ATOMIC_ACQUIRE))
+    int none = 0;
+    if (__atomic_load_n(&resident, __ATOMIC_ACQUIRE) ||
+        !__atomic_compare_exchange_n(&resident_claimed, &none, 1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
         return 0;
     for (size_t at = 0;; at += step) {
         fil_lock();
@@ -307,6 +314,8 @@ void fil_oom_child(const char *dir, const char *display, int forked) {
     memcpy(fil_oom_cfg.display_dir, display, n);
     fil_oom_cfg.display_dir[n] = 0;
     set_who(getpid());
+    if (forked)
+        resident_claimed = resident; /* the thread that was making it resident is not here */
     if (forked && fil_oom_arena && resident)
         prefault(fil_oom_arena, 0, fil_oom_arena_size);
 }
