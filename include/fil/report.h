@@ -137,6 +137,10 @@ typedef struct fil_fold_opts {
 /* The key of every remainder frame made by fil_tree_fold / fil_tree_reverse. */
 #define FIL_FOLD_KEY (UINT64_MAX - 1000)
 
+/* The bytes a frame needs to be kept by fil_tree_fold with o, in a tree
+ * that holds total bytes: the larger of the two thresholds. */
+uint64_t fil_fold_threshold(const fil_fold_opts_t *o, uint64_t total);
+
 /* Scratch for fil_tree_fold of a tree of `count` nodes. */
 size_t fil_fold_scratch_size(uint32_t count, uint32_t max_nodes);
 /* Nodes fil_tree_fold makes at most: kept ones plus one remainder each,
@@ -208,6 +212,10 @@ size_t fil_svg_scratch_size(uint32_t count);
  * without scripts the drawing is complete and static. 0, or -1. */
 int fil_write_svg(const fil_tree_t *t, const fil_svg_opts_t *o, fil_writer_t *w,
                   void *scratch, size_t cap);
+/* The bytes a frame needs to get a box of its own in fil_write_svg with o,
+ * in a tree that holds total bytes: anything smaller is summed into a
+ * remainder box. */
+uint64_t fil_svg_min_bytes(const fil_svg_opts_t *o, uint64_t total);
 
 /* ---- reversed tree ------------------------------------------------------ */
 
@@ -218,14 +226,15 @@ uint32_t fil_reverse_max_out(uint32_t max_nodes);
 /* Build the reversed tree of `in` (each stack read leaf first; frames merged
  * by key) into scratch and describe it in *out (callbacks delegate frame() to
  * in). Reversed frames are made biggest first (by the bytes of the stacks
- * through them) until max_nodes are made; a frame at level max_depth (0:
- * any) gets no callers. What is left out is summed, per reversed parent,
+ * through them) until max_nodes are made or the next holds fewer than
+ * min_bytes (a flame graph would not draw it: fil_svg_min_bytes); a frame at
+ * level max_depth (0: any) gets no callers. What is left out is summed, per reversed parent,
  * into one remainder frame (key FIL_FOLD_KEY, raw label "[N smaller call
  * stacks]" or "[N call stacks with deeper callers]"), so totals stay exact.
  * 0, or -1 if scratch is too small or in is malformed. `in` and the scratch
  * must outlive *out. */
 int fil_tree_reverse(const fil_tree_t *in, fil_tree_t *out, uint32_t max_nodes,
-                     uint32_t max_depth, void *scratch, size_t cap);
+                     uint32_t max_depth, uint64_t min_bytes, void *scratch, size_t cap);
 
 /* ---- source lines ------------------------------------------------------- */
 

@@ -423,6 +423,17 @@ static int body_prof(void *c, fil_writer_t *w)
     return r;
 }
 
+/* Sum of the self bytes of every node of t. */
+static uint64_t tree_total(const fil_tree_t *t)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < t->count; i++) {
+        uint64_t b = t->self_bytes(t->ctx, i);
+        sum = sum + b < sum ? UINT64_MAX : sum + b;
+    }
+    return sum;
+}
+
 /* The flame graph. 0, or -1. */
 static int body_svg(void *c, fil_writer_t *w)
 {
@@ -437,11 +448,13 @@ static int body_reversed(void *c, fil_writer_t *w)
     fil_tree_t rev;
     uint32_t budget = rev_budget(j->tree->count);
     size_t rcap = fil_reverse_scratch_size(j->tree->count, budget);
-    if (rcap > j->work_cap ||
-        fil_tree_reverse(j->tree, &rev, budget, REV_MAX_DEPTH, j->work, rcap) != 0)
-        return -1;
     fil_svg_opts_t o = j->opts;
     o.reversed = 1;
+    /* Frames too narrow to be drawn are not made, only summed. */
+    uint64_t min = fil_svg_min_bytes(&o, tree_total(j->tree));
+    if (rcap > j->work_cap ||
+        fil_tree_reverse(j->tree, &rev, budget, REV_MAX_DEPTH, min, j->work, rcap) != 0)
+        return -1;
     return fil_write_svg(&rev, &o, w, (char *)j->work + rcap, j->work_cap - rcap);
 }
 
@@ -454,16 +467,6 @@ static const char *name(char *buf, const char *prefix, const char *suffix)
     return buf;
 }
 
-/* Sum of the self bytes of every node of t. */
-static uint64_t tree_total(const fil_tree_t *t)
-{
-    uint64_t sum = 0;
-    for (uint32_t i = 0; i < t->count; i++) {
-        uint64_t b = t->self_bytes(t->ctx, i);
-        sum = sum + b < sum ? UINT64_MAX : sum + b;
-    }
-    return sum;
-}
 
 /* One top lines table of tree t. */
 static void index_table(fil_writer_t *w, const char *heading, const char *intro,

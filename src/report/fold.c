@@ -183,8 +183,8 @@ static fold_state_t *carve(uint32_t count, uint32_t max_nodes, void *scratch, si
     return S;
 }
 
-/* The threshold in bytes for total (see fil_fold_opts_t). SIGNAL CONTEXT. */
-static uint64_t threshold(const fil_fold_opts_t *o, uint64_t total)
+/* The threshold in bytes for total (see fil/report.h). SIGNAL CONTEXT. */
+uint64_t fil_fold_threshold(const fil_fold_opts_t *o, uint64_t total)
 {
     uint64_t rel = 0;
     if (o->min_whole > 0) {
@@ -302,7 +302,7 @@ int fil_tree_fold(const fil_tree_t *in, const fil_fold_opts_t *o, fil_tree_t *ou
     S->next = 0;
     if (fil_report_stats(in, W.par, W.incl, NULL, W.depth, W.nstk, &total) < 0)
         return -1;
-    choose(S, &W, o, threshold(o, total));
+    choose(S, &W, o, fil_fold_threshold(o, total));
     W.rem = W.order; /* order is no longer needed: one slot per kept node + top */
     for (uint32_t k = 0; k <= S->kept; k++)
         W.rem[k] = FIL_NONE;

@@ -19,7 +19,8 @@
  * bytes; the others are heapsorted by the key of their next frame (skipped
  * when already in order, as in a recursion) and each run of one key becomes
  * a child candidate. Made frames are numbered in the order they are made, so
- * parents come before children. When max_nodes frames are made, or a frame
+ * parents come before children. When max_nodes frames are made, or the
+ * biggest left holds less than min_bytes (it would not be drawn), or a frame
  * sits at level max_depth, what is left is summed into one remainder frame
  * per made parent (plus one at the top level), appended after; totals stay
  * exact. A candidate's segment is disjoint from every other waiting one, so
@@ -358,7 +359,7 @@ static void rev_frame(void *ctx, uint32_t node, fil_frame_t *out)
  * then left empty). SIGNAL CONTEXT: caller memory only.
  */
 int fil_tree_reverse(const fil_tree_t *in, fil_tree_t *out, uint32_t max_nodes, uint32_t max_depth,
-                     void *scratch, size_t cap)
+                     uint64_t min_bytes, void *scratch, size_t cap)
 {
     rev_state_t *S;
     uint64_t top_ended = 0;
@@ -377,7 +378,9 @@ int fil_tree_reverse(const fil_tree_t *in, fil_tree_t *out, uint32_t max_nodes, 
     if (load(S) < 0)
         return -1;
     group(S, FIL_NONE, 1, 0, S->nst, &top_ended); /* nothing ends at the top */
-    while (S->nheap > 0 && S->made < S->max_made)
+    /* The heap gives the biggest first, and a frame's callers hold no more
+     * than it does: once the top is under min_bytes, so is all that is left. */
+    while (S->nheap > 0 && S->made < S->max_made && S->cbytes[S->heap[0]] >= min_bytes)
         make(S, heap_pop(S));
     while (S->nheap > 0) {
         uint32_t c = heap_pop(S);

@@ -416,6 +416,26 @@ static void geometry(svg_ctx_t *S, const fil_svg_opts_t *o)
     S->top = S->details_y + 8;
 }
 
+/* The fold of a drawing S: boxes of at least FIL_SVG_MIN_CENTIPX of the
+ * drawing's range, which it returns (centi-px). SIGNAL CONTEXT. */
+static uint64_t fold_opts(const svg_ctx_t *S, fil_fold_opts_t *fo)
+{
+    uint64_t range = 100 * ((uint64_t)S->width - 2 * FIL_SVG_SIDE);
+    *fo = (fil_fold_opts_t){FIL_SVG_MAX_NODES, FIL_SVG_MAX_DEPTH, 1, FIL_SVG_MIN_CENTIPX, range};
+    return range;
+}
+
+/* See fil/report.h. SIGNAL CONTEXT: none needed. */
+uint64_t fil_svg_min_bytes(const fil_svg_opts_t *o, uint64_t total)
+{
+    static const fil_svg_opts_t defaults = {0};
+    svg_ctx_t S = {0};
+    fil_fold_opts_t fo;
+    geometry(&S, o ? o : &defaults);
+    fold_opts(&S, &fo);
+    return fil_fold_threshold(&fo, total);
+}
+
 /*
  * Write the flamegraph of t (see fil/report.h) and flush w. o may be NULL
  * (defaults). 0, or -1 if scratch is too small, the tree is malformed or a
@@ -428,13 +448,12 @@ int fil_write_svg(const fil_tree_t *t, const fil_svg_opts_t *o, fil_writer_t *w,
     fil_report_svg_layout_t L;
     svg_ctx_t S = {.L = &L, .w = w};
     fil_tree_t folded;
-    fil_fold_opts_t fo = {FIL_SVG_MAX_NODES, FIL_SVG_MAX_DEPTH, 1, FIL_SVG_MIN_CENTIPX, 0};
+    fil_fold_opts_t fo;
     size_t fcap = fold_part(t->count);
     uint64_t range;
     o = o ? o : &defaults;
     geometry(&S, o);
-    range = 100 * ((uint64_t)S.width - 2 * FIL_SVG_SIDE);
-    fo.min_whole = range;
+    range = fold_opts(&S, &fo);
     if (fcap > cap || fil_tree_fold(t, &fo, &folded, scratch, fcap) < 0)
         return -1;
     if (fil_report_svg_layout(&L, &folded, range, (char *)scratch + fcap, cap - fcap) < 0)

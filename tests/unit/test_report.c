@@ -894,7 +894,7 @@ static void test_reverse(void)
         uint64_t key, bytes;
     } roots[] = {{3, 50000}, {4, 5000}, {2, 1000}, {6, 4000}, {7, 500}, {8, 1}};
     uint64_t total = 0;
-    CHECK(fil_tree_reverse(&t, &r, 64, 0, s, cap) == 0);
+    CHECK(fil_tree_reverse(&t, &r, 64, 0, 0, s, cap) == 0);
     for (uint32_t i = 0; i < r.count; i++) {
         uint32_t p = r.parent(r.ctx, i);
         CHECK(p == FIL_NONE || p < i);
@@ -966,7 +966,7 @@ static void test_reverse_budget(void)
         void *s = malloc(cap);
         uint64_t total = 0, rem_bytes = 0, stacks = 0;
         uint32_t rems = 0;
-        CHECK(fil_tree_reverse(&t, &r, max, 0, s, cap) == 0);
+        CHECK(fil_tree_reverse(&t, &r, max, 0, 0, s, cap) == 0);
         CHECK(r.count <= 2 * max + 1);
         for (uint32_t i = 0; i < r.count; i++) {
             uint64_t n;
@@ -991,14 +991,14 @@ static void test_reverse_budget(void)
     /* A depth limit of 1: each allocating line, its callers folded. */
     size_t cap = fil_reverse_scratch_size(t.count, 100);
     void *s = malloc(cap);
-    CHECK(fil_tree_reverse(&t, &r, 100, 1, s, cap) == 0);
+    CHECK(fil_tree_reverse(&t, &r, 100, 1, 0, s, cap) == 0);
     for (uint32_t i = 0; i < r.count; i++) {
         uint64_t n;
         uint32_t p = r.parent(r.ctx, i);
         CHECK(p == FIL_NONE || (r.parent(r.ctx, p) == FIL_NONE && is_remainder(&r, i, &n)));
     }
     free(s);
-    CHECK(fil_tree_reverse(&t, &r, 18, 0, NULL, 0) == -1 && r.count == 0);
+    CHECK(fil_tree_reverse(&t, &r, 18, 0, 0, NULL, 0) == -1 && r.count == 0);
 }
 
 /* ---- budgets: many tiny stacks, deep stacks --------------------------------- */
@@ -1084,7 +1084,7 @@ static void test_budget_many_tiny(void)
      * the 30003 that did not fit are one top-level box. */
     size_t cap = fil_reverse_scratch_size(t.count, 20000);
     void *s = malloc(cap);
-    CHECK(fil_tree_reverse(&t, &r, 20000, 200, s, cap) == 0);
+    CHECK(fil_tree_reverse(&t, &r, 20000, 200, 0, s, cap) == 0);
     CHECK(tree_sum(&r) == total && r.count <= 40001);
     CHECK(r.key(r.ctx, 0) == 4 && inclusive(&r, 0) == BIG_BYTES);
     o = svg_of(&r, "many reversed", NULL, 1);
@@ -1099,6 +1099,27 @@ static void test_budget_many_tiny(void)
           strncmp(o.data, "/usr/lib/python3/dist-packages/numpy/core/numeric.py:205 (ones);"
                           "main.py:5 (main);main.py:1 (<module>) 500000000\n", 100) == 0);
     free(o.data);
+
+    /* Reversed as the renderer does it, with the drawing's threshold: the
+     * tiny lines are too narrow to be drawn, so none is made. The big stack
+     * is whole, the 50000 tiny ones are one top-level box, and the totals
+     * are the same. A tiny line is below the threshold, the big one above. */
+    uint64_t min = fil_svg_min_bytes(NULL, total);
+    CHECK(min > TINY_BYTES && min <= BIG_BYTES);
+    CHECK_U64(min, (total * FIL_SVG_MIN_CENTIPX + 100 * (1200 - 20) - 1) / (100 * (1200 - 20)));
+    CHECK(fil_tree_reverse(&t, &r, 20000, 200, min, s, cap) == 0);
+    CHECK(tree_sum(&r) == total);
+    CHECK_U64(r.count, 4); /* ones, main, <module>, one remainder */
+    o = svg_of(&r, "many reversed", NULL, 1);
+    CHECK(o.rc == 0 && xml_well_formed(o.data, o.len));
+    check_big_whole(o.data, 1);
+    CHECK(frame_bytes(o.data, "[50000 smaller call stacks]") == (uint64_t)TINY * TINY_BYTES);
+    CHECK(frame_bytes(o.data, "all") == total);
+    CHECK(count_of(o.data, "<g class=\"frame\" ") == 5);
+    free(o.data);
+    /* A threshold of one byte makes what no threshold makes. */
+    CHECK(fil_tree_reverse(&t, &r, 20000, 200, 1, s, cap) == 0);
+    CHECK(tree_sum(&r) == total && r.count > 20000);
     free(s);
 
     /* .prof within a 1 MiB budget: the big line whole, the rest folded into
@@ -1395,7 +1416,7 @@ static void test_golden(void)
     o = svg_of(&t, "Peak tracked memory usage: 59.1 KiB", "fil-profile run main.py", 0);
     check_golden("small.svg", &o);
     free(o.data);
-    CHECK(fil_tree_reverse(&t, &r, 1000, 0, s, cap) == 0);
+    CHECK(fil_tree_reverse(&t, &r, 1000, 0, 0, s, cap) == 0);
     o = svg_of(&r, "Peak tracked memory usage: 59.1 KiB (reversed)", "fil-profile run main.py", 1);
     check_golden("small-reversed.svg", &o);
     CHECK(xml_well_formed(o.data, o.len));
@@ -1829,7 +1850,7 @@ static void check_bounds(const fil_tree_t *t, uint32_t max_nodes, int fd)
 
         sz = fil_reverse_scratch_size(t->count, max_nodes);
         b = guarded(sz, mis);
-        CHECK(fil_tree_reverse(t, &r, max_nodes, 3, b + GUARD + mis, sz) == 0);
+        CHECK(fil_tree_reverse(t, &r, max_nodes, 3, 0, b + GUARD + mis, sz) == 0);
         CHECK(r.count <= fil_reverse_max_out(max_nodes));
         {
             size_t psz = fil_prof_scratch_size(r.count), ssz = fil_svg_scratch_size(r.count);
@@ -1896,7 +1917,7 @@ static void test_scratch_bounds(void)
     fil_writer_init(&w, fd, wbuf, sizeof(wbuf));
     CHECK(fil_write_prof(&t, &w, tiny, 8) == -1);
     CHECK(fil_write_svg(&t, NULL, &w, tiny, sizeof(tiny)) == -1);
-    CHECK(fil_tree_reverse(&t, &r, 5, 0, tiny, sizeof(tiny)) == -1);
+    CHECK(fil_tree_reverse(&t, &r, 5, 0, 0, tiny, sizeof(tiny)) == -1);
     close(fd);
 }
 
@@ -1908,7 +1929,7 @@ static void test_reverse_generated(void)
     size_t cap = fil_reverse_scratch_size(t.count, 100000);
     void *s = malloc(cap);
     uint64_t by_key[13] = {0};
-    CHECK(fil_tree_reverse(&t, &r, 100000, 0, s, cap) == 0);
+    CHECK(fil_tree_reverse(&t, &r, 100000, 0, 0, s, cap) == 0);
     for (uint32_t i = 0; i < t.count; i++)
         by_key[t.key(t.ctx, i)] += t.self_bytes(t.ctx, i);
     for (uint64_t k = 0; k < 13; k++) {
