@@ -45,3 +45,44 @@ def test_lines_of_a_long_module(fp, tmp_path):
         if not fp.within(got, 4096 + 64 * i, 0.02):
             wrong.append((i + 2, got))
     assert not wrong, wrong[:5]
+
+
+RELOADED = """
+import gc
+import importlib
+import pathlib
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, ".")
+keep = []
+SOURCE = '''
+def f():
+    for _ in range(4):
+        keep.append(bytearray(SIZE))
+'''
+pathlib.Path("mod.py").write_text(SOURCE.replace("SIZE", "100 * 1024"))
+import mod
+mod.keep = keep
+mod.f()
+mod.f()
+# The same function, its allocation at the same offset four lines lower:
+# the new code object (perhaps at the dead one's address) has its own lines.
+pathlib.Path("mod.py").write_text("\\n\\n\\n\\n" + SOURCE.replace("SIZE", "300 * 1024"))
+del mod.f
+gc.collect()
+mod = importlib.reload(mod)
+mod.keep = keep
+mod.f()
+mod.f()
+"""
+
+
+def test_a_reloaded_module_gets_its_new_lines(fp, tmp_path):
+    """Lookups are answered from the last answers of a code object: a
+    module reloaded with its lines moved is attributed to its new lines."""
+    proc, result = fp.run_fil(tmp_path, RELOADED, cwd=tmp_path)
+    assert proc.returncode == 0, fp.describe(proc)
+    entries, _ = fp.check_peak_report(result)
+    assert fp.within(fp.bytes_last_frame(entries, "mod.py", 4), 8 * 100 * KIB, 0.01), entries
+    assert fp.within(fp.bytes_last_frame(entries, "mod.py", 8), 8 * 300 * KIB, 0.01), entries
