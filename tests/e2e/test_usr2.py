@@ -68,6 +68,17 @@ def wait_reports(out, n, timeout=60):
     return on_demand_folders(out)
 
 
+def wait_latest(out, folder, timeout=10):
+    """DIR/latest comes to point at folder. The launcher moves it once the
+    folder is complete, i.e. just after it wrote summary.json, which is what
+    wait_reports waits for."""
+    deadline = time.monotonic() + timeout
+    while (out / "latest").resolve() != folder.resolve():
+        assert time.monotonic() < deadline, "latest is %s, not %s" % (
+            (out / "latest").resolve(), folder)
+        time.sleep(0.01)
+
+
 def start(fp, tmp_path, script, opts=()):
     out = tmp_path / "out"
     proc = subprocess.Popen([fp.FIL, "run", "--no-browser", "-o", str(out), *opts, str(script)],
@@ -88,6 +99,21 @@ def program_pid(launcher_pid, timeout=30):
     raise AssertionError("no child of the launcher")
 
 
+def stop(proc):
+    """Kill the launcher if it is still there, and its program first: a
+    failed test must not leave the program waiting for a step for ever."""
+    if proc.poll() is not None:
+        return
+    kids = Path("/proc/%d/task/%d/children" % (proc.pid, proc.pid))
+    for pid in (kids.read_text().split() if kids.exists() else []):
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.kill()
+    proc.wait()
+
+
 def usr2_then_wait(proc, moment):
     """Once moment() returns, SIGUSR2 to the launcher; then its output (the
     launcher is killed if it outlives the test)."""
@@ -96,9 +122,7 @@ def usr2_then_wait(proc, moment):
         os.kill(proc.pid, signal.SIGUSR2)
         return proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def check_now(fp, folder, script_text, marker, size, gone=None):
@@ -135,7 +159,7 @@ def test_usr2_twice_writes_two_reports_and_the_program_goes_on(tmp_path, fp):
         wait_file(tmp_path / "step1")
         os.kill(program_pid(proc.pid), signal.SIGUSR2)  # to the program
         first = wait_reports(out, 1)[0]
-        assert (out / "latest").resolve() == first.resolve()
+        wait_latest(out, first)
         (tmp_path / "go1").touch()
         wait_file(tmp_path / "step2")
         os.kill(proc.pid, signal.SIGUSR2)  # to fil-profile
@@ -143,9 +167,7 @@ def test_usr2_twice_writes_two_reports_and_the_program_goes_on(tmp_path, fp):
         (tmp_path / "go2").touch()
         stdout, stderr = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     assert proc.returncode == direct.returncode == 7, stderr.decode()
     assert stdout == direct.stdout == b"start\nend 52428800\n", stdout
     s1, _ = check_now(fp, first, STEPPED, "FIRST", 30 * MIB)
@@ -213,9 +235,7 @@ def test_program_with_its_own_usr2_handler_keeps_it(tmp_path, fp):
         os.kill(proc.pid, signal.SIGUSR2)  # fil-profile forwards it
         stdout, stderr = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     assert proc.returncode == 0, stderr.decode()
     assert stdout == b"True\nhandled 3\n", (stdout, stderr.decode())
     assert not on_demand_folders(out), "a report was taken from the program's own SIGUSR2"
