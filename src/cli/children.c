@@ -217,14 +217,21 @@ static int make_folder(child_t *c) {
     return -1;
 }
 
-/* c's memory cgroup and its OOM-kill counts (with its v1 subtree's:
- * fil_cli_oom_tree_read), if it moved (or first). */
+/*
+ * c's memory cgroup and its OOM-kill counts (with its v1 subtree's:
+ * fil_cli_oom_tree_read), if it moved (or first). A look at a dying child
+ * is not taken (fil_cli_proc_dying, read after the counts): on cgroup v1
+ * an exiting task shows in the root cgroup, which is no move, and the
+ * counts may already hold its own kill. Such a look replaced the cgroup
+ * the child had been seen in, and its baseline, with the root's; the
+ * child's kill was then found only through the cgroup it registered in.
+ */
 static void watch_cgroup(child_t *c) {
     char dir[PATH_MAX];
     uint64_t n;
     fil_cli_oom_tree_t now;
     if (fil_cli_oom_kills_of(c->pid, dir, sizeof dir, &n) != 0 || !strcmp(dir, c->cg) ||
-        fil_cli_oom_tree_read(dir, &now) != 0)
+        fil_cli_oom_tree_read(dir, &now) != 0 || fil_cli_proc_dying("", c->pid))
         return;
     if (!c->cg_known) {
         snprintf(c->cg0, sizeof c->cg0, "%s", dir);

@@ -127,6 +127,7 @@ typedef struct fil_cli_oom_tree {
 } fil_cli_oom_tree_t;
 int fil_cli_oom_tree_read(const char *where, fil_cli_oom_tree_t *t);
 int fil_cli_oom_tree_rose(const fil_cli_oom_tree_t *then, const fil_cli_oom_tree_t *now);
+int fil_cli_proc_dying(const char *root, pid_t pid);
 
 /* supervise.c */
 typedef struct fil_cli_child {

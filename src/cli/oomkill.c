@@ -16,12 +16,14 @@
  * never signal context.
  *
  * For the children (children.c): the counter of a process's own cgroup
- * (fil_cli_oom_kills_of), and records of a cgroup's counts with its v1
- * subtree's and whether a kill came since (fil_cli_oom_tree_*).
+ * (fil_cli_oom_kills_of), records of a cgroup's counts with its v1 subtree's
+ * and whether a kill came since (fil_cli_oom_tree_*), and whether a process
+ * is dying, when a look at its cgroup tells nothing (fil_cli_proc_dying).
  */
 #include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -323,4 +325,44 @@ int fil_cli_oom_tree_rose(const fil_cli_oom_tree_t *then, const fil_cli_oom_tree
             return 1;
     }
     return 0;
+}
+
+#define PF_EXITING_FLAG 0x4u /* task->flags: the task has begun to exit */
+/* After the command in /proc/PID/stat: fields 3 (state), 9 (flags) and 31
+ * (signal: the pending signals); each %*s skips one field. */
+#define SKIP5 " %*s %*s %*s %*s %*s"
+#define STAT_FIELDS " %c" SKIP5 " %llu" SKIP5 SKIP5 SKIP5 SKIP5 " %*s %llu"
+
+/*
+ * Is process pid dying: gone, a zombie, past the start of its exit (the
+ * flags field of /proc/PID/stat), or with SIGKILL pending (its `signal`
+ * field)? Read below root ("" in production). 1 if so or if the file cannot
+ * be read, else 0.
+ *
+ * A cgroup v1 hierarchy shows an exiting task in its root cgroup ("/" in
+ * /proc/PID/cgroup), so a look at a dying child must not be taken as a
+ * move. And the kernel counts an OOM kill before it sends the SIGKILL: a
+ * look whose count may already hold the child's own kill shows the child
+ * dying when this is read after it. Context: supervisor.
+ */
+int fil_cli_proc_dying(const char *root, pid_t pid)
+{
+    char file[64], line[1024];
+    unsigned long long flags, pending;
+    char state;
+    FILE *f;
+    const char *rest;
+    int n;
+
+    snprintf(file, sizeof file, "/proc/%d/stat", (int)pid);
+    f = open_under(root, file);
+    if (!f)
+        return 1;
+    n = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    rest = n ? strrchr(line, ')') : NULL; /* the command may hold spaces and ')' */
+    if (!rest || sscanf(rest + 1, STAT_FIELDS, &state, &flags, &pending) != 3)
+        return 1;
+    return state == 'Z' || state == 'X' || (flags & PF_EXITING_FLAG) ||
+           (pending & (1ull << (SIGKILL - 1)));
 }

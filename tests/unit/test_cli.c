@@ -599,6 +599,39 @@ static void test_oom_trees(const char *tmp)
     CHECK_INT(fil_cli_oom_tree_read(where, &then), -1);
 }
 
+/* A process is dying when /proc/PID/stat says so: a zombie, PF_EXITING in
+ * its flags, SIGKILL among its pending signals, or no such file. */
+static void test_proc_dying(const char *tmp)
+{
+    /* fields 3..31 of a real line; %s is the state, then flags and signal */
+    static const char fmt[] =
+        "4242 (a (b) c) %s 1 1 1 0 -1 %s 99 0 0 0 0 0 0 0 20 0 1 0 3071078 3133440 410 "
+        "18446744073709551615 94519569076224 94519569096105 140728062880080 0 0 %s 0 0 0 "
+        "0 0 0 17 0 0 0 0 0 0\n";
+    struct {
+        const char *state, *flags, *signal;
+        int dying;
+    } cases[] = {
+        {"R", "4194304", "0", 0},
+        {"S", "4194560", "16384", 0}, /* SIGTERM pending: not yet */
+        {"R", "4194308", "0", 1},     /* PF_EXITING */
+        {"D", "4194304", "256", 1},   /* SIGKILL pending */
+        {"Z", "4194304", "0", 1},
+    };
+    char root[512], text[512];
+
+    snprintf(root, sizeof root, "%s/procs", tmp);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(text, sizeof text, fmt, cases[k].state, cases[k].flags, cases[k].signal);
+        put(root, "/proc/4242/stat", text);
+        CHECK_INT(fil_cli_proc_dying(root, 4242), cases[k].dying);
+    }
+    put(root, "/proc/4242/stat", "4242 (cut");
+    CHECK_INT(fil_cli_proc_dying(root, 4242), 1);
+    CHECK_INT(fil_cli_proc_dying(root, 4343), 1); /* gone */
+    CHECK_INT(fil_cli_proc_dying("", getpid()), 0);
+}
+
 /* Start sample.c's timeline afresh. */
 static void timeline_reset(void)
 {
@@ -688,6 +721,7 @@ int main(void)
     test_result_dir(tmp);
     test_oom_kills(tmp);
     test_oom_trees(tmp);
+    test_proc_dying(tmp);
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_summary("test_cli");
 }
