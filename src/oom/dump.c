@@ -65,6 +65,18 @@ int fil_oom_dump_busy(void) {
     return __atomic_load_n(&dump_owner, __ATOMIC_SEQ_CST) > 0 && !fil_oom_dumped();
 }
 
+/* A fork child inherits the parent's dump_owner and dump_word: a dump
+ * claimed by a parent thread (which is not in the child) made the child's
+ * first out-of-memory wait for ever for a dump that never completes, and a
+ * completed one left the child without a dump of its own (one per
+ * process, into its own folder). */
+void fil_oom_fork_rearm(void) {
+    dump_owner = 0;
+    dump_ends = 0;
+    dump_word = 0;
+    dumps_complete = 0;
+}
+
 uint32_t fil_oom_dump_count(void) { return __atomic_load_n(&dumps_complete, __ATOMIC_ACQUIRE); }
 
 /* Sleep until dump_word is no longer w, or 20 ms have passed (a re-arming

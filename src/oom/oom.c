@@ -323,7 +323,8 @@ static void set_who(int pid) {
  * on stderr say its pid. In a fork child the inherited arena pages are
  * shared with the parent until written, so if the arena is resident they
  * are written now, while memory is plentiful: a dump never faults in a page
- * that was meant to be resident.
+ * that was meant to be resident. A fork child's dump is armed afresh
+ * (fil_oom_fork_rearm).
  * Context: start-up or fork child, single-threaded.
  */
 void fil_oom_child(const char *dir, const char *display, int forked) {
@@ -334,8 +335,10 @@ void fil_oom_child(const char *dir, const char *display, int forked) {
     memcpy(fil_oom_cfg.display_dir, display, n);
     fil_oom_cfg.display_dir[n] = 0;
     set_who(getpid());
-    if (forked)
+    if (forked) {
         resident_claimed = resident; /* the thread that was making it resident is not here */
+        fil_oom_fork_rearm();
+    }
     if (forked && fil_oom_arena && resident)
         prefault(fil_oom_arena, 0, fil_oom_arena_size);
 }

@@ -59,6 +59,10 @@ extern int fil_oom_arena_moving;
  * perhaps without the lock. SIGNAL CONTEXT. */
 int fil_oom_dump_busy(void);
 
+/* A fork child's dump is armed: the parent's claim and its dumps are the
+ * parent's. Context: fork child, single-threaded. */
+void fil_oom_fork_rearm(void);
+
 /* The one-shot dump (invariant 3). Fills the header's oom record, renders
  * the report from the live state with the arena, prints the headline.
  * kind/limit/room: the limit blamed and the headroom it had left; addr: the
