@@ -82,10 +82,10 @@ typedef struct child {
     const fil_state_header_t *h; /* read-only map of its header */
     const char *map; size_t map_size; /* the whole file, for moments */
     char cg[PATH_MAX];     /* its memory cgroup's counter file, "" unknown */
-    uint64_t cg_before;    /* its count (with the subtree's) when first seen there */
+    fil_cli_oom_tree_t cg_then;  /* its counts (and its v1 subtree's) when first seen there */
     int cg_known;
-    char cg0[PATH_MAX];    /* the cgroup it registered in, and its count then */
-    uint64_t cg0_before;
+    char cg0[PATH_MAX];    /* the cgroup it registered in, and its counts then */
+    fil_cli_oom_tree_t cg0_then;
     fil_child_row_t row;
     proc_copy_t copy[2];   /* its bytes at the peak moment and the oom moment */
 } child_t;
@@ -112,6 +112,7 @@ static pthread_t thread;
 static int started;
 static volatile int stopping;
 static uint64_t deadline_mono;
+static uint64_t cgroup_every_ns = CGROUP_EVERY_NS; /* FIL_TEST_CGROUP_LOOK_MS (tests) */
 static const fil_state_header_t *main_h; /* the sampler's map of the main header */
 static const char *main_map; static size_t main_map_size;
 
@@ -216,20 +217,28 @@ static int make_folder(child_t *c) {
     return -1;
 }
 
-/* c's memory cgroup folder and its oom_kill count (with its subtree's:
- * fil_cli_oom_kills_dir), if it moved (or first). */
+/*
+ * c's memory cgroup and its OOM-kill counts (with its v1 subtree's:
+ * fil_cli_oom_tree_read), if it moved (or first). A look at a dying child
+ * is not taken (fil_cli_proc_dying, read after the counts): on cgroup v1
+ * an exiting task shows in the root cgroup, which is no move, and the
+ * counts may already hold its own kill. Such a look replaced the cgroup
+ * the child had been seen in, and its baseline, with the root's; the
+ * child's kill was then found only through the cgroup it registered in.
+ */
 static void watch_cgroup(child_t *c) {
     char dir[PATH_MAX];
     uint64_t n;
+    fil_cli_oom_tree_t now;
     if (fil_cli_oom_kills_of(c->pid, dir, sizeof dir, &n) != 0 || !strcmp(dir, c->cg) ||
-        fil_cli_oom_kills_dir(dir, &n) != 0)
+        fil_cli_oom_tree_read(dir, &now) != 0 || fil_cli_proc_dying("", c->pid))
         return;
     if (!c->cg_known) {
         snprintf(c->cg0, sizeof c->cg0, "%s", dir);
-        c->cg0_before = n;
+        c->cg0_then = now;
     }
+    c->cg_then = now;
     snprintf(c->cg, sizeof c->cg, "%s", dir);
-    c->cg_before = n;
     c->cg_known = 1;
 }
 
@@ -238,16 +247,17 @@ static void watch_cgroup(child_t *c) {
  * Both its first cgroup (with its subtree) and the last one it was seen
  * in are asked: a process that moves itself into a child cgroup can be
  * killed there before the next look, and then seen in it still dying,
- * with the kill already counted in that cgroup's baseline. reg_lock held.
+ * with the kill already counted in that cgroup's baseline. Each cgroup's
+ * count is compared with its own (fil_cli_oom_tree_rose). reg_lock held.
  */
 static int oom_kill_rose(const child_t *c) {
-    uint64_t after;
+    fil_cli_oom_tree_t now;
     if (!c->cg_known)
         return 0;
-    if (fil_cli_oom_kills_dir(c->cg, &after) == 0 && after > c->cg_before)
+    if (fil_cli_oom_tree_read(c->cg, &now) == 0 && fil_cli_oom_tree_rose(&c->cg_then, &now))
         return 1;
-    return strcmp(c->cg0, c->cg) && fil_cli_oom_kills_dir(c->cg0, &after) == 0 &&
-           after > c->cg0_before;
+    return strcmp(c->cg0, c->cg) && fil_cli_oom_tree_read(c->cg0, &now) == 0 &&
+           fil_cli_oom_tree_rose(&c->cg0_then, &now);
 }
 
 /* ---- registration ------------------------------------------------------ */
@@ -443,8 +453,8 @@ static void child_info(const child_t *c, fil_run_info_t *in) {
     in->exit_status = c->row.exit_known ? c->row.exit_status : 0;
     in->term_signal = c->row.term_signal;
     in->oom_kill_known = c->cg_known;
-    in->oom_kills_before = c->cg_before;
-    in->oom_kills_after = c->cg_before + (uint64_t)c->row.oom_killed;
+    in->oom_kills_before = c->cg_then.e[0].count;
+    in->oom_kills_after = c->cg_then.e[0].count + (uint64_t)c->row.oom_killed;
     in->options = cfg.options;
     in->children_profiled = 1;
     in->child_index = 1;
@@ -742,7 +752,7 @@ static int round_once(uint64_t *last_cg) {
     for (uint32_t j = first_child; j < np; j++)
         if ((p[j].revents & POLLIN) && children[idx[j]]->phase == LIVE)
             ended(idx[j]);
-    if (now - *last_cg > CGROUP_EVERY_NS) {
+    if (now - *last_cg > cgroup_every_ns) {
         *last_cg = now;
         for (uint32_t i = 0; i < nchildren; i++)
             if (children[i]->phase == LIVE)
@@ -784,6 +794,12 @@ int fil_cli_children_start(const fil_cli_children_cfg_t *c, char *name) {
     struct sockaddr_un a;
     unsigned rnd = 0;
     cfg = *c;
+    /* For tests: look at the children's cgroups every N ms instead (a large
+     * N: only when each registers, as if every move came right before its
+     * process died). */
+    const char *look = getenv("FIL_TEST_CGROUP_LOOK_MS");
+    if (look && *look)
+        cgroup_every_ns = strtoull(look, NULL, 10) * 1000000u;
     if (syscall(SYS_getrandom, &rnd, sizeof rnd, 0) != (long)sizeof rnd)
         rnd = (unsigned)real_ns();
     snprintf(name, FIL_CHILDREN_NAME_MAX + 1, "fil-profile-%d-%08x", (int)getpid(), rnd);

@@ -114,7 +114,20 @@ int fil_cli_join(const char *dir, const char *name, char *buf, size_t len);
 /* oomkill.c */
 int fil_cli_oom_kills(const char *root, uint64_t *count);
 int fil_cli_oom_kills_of(pid_t pid, char *dir, size_t len, uint64_t *count);
-int fil_cli_oom_kills_dir(const char *dir, uint64_t *count);
+/* The OOM-kill counts of a cgroup and, on v1, of each cgroup below it:
+ * see fil_cli_oom_tree_read. */
+#define FIL_CLI_OOM_TREE_MAX 256
+typedef struct fil_cli_oom_tree {
+    uint32_t n;   /* entries in e */
+    int complete; /* every cgroup of the subtree is in e */
+    struct {
+        uint64_t ino;   /* the cgroup folder's inode */
+        uint64_t count; /* its own oom_kill count (v2: its subtree's) */
+    } e[FIL_CLI_OOM_TREE_MAX + 1];
+} fil_cli_oom_tree_t;
+int fil_cli_oom_tree_read(const char *where, fil_cli_oom_tree_t *t);
+int fil_cli_oom_tree_rose(const fil_cli_oom_tree_t *then, const fil_cli_oom_tree_t *now);
+int fil_cli_proc_dying(const char *root, pid_t pid);
 
 /* supervise.c */
 typedef struct fil_cli_child {

@@ -14,14 +14,23 @@
  * points are the fallback. Every path is read below `root` ("" in
  * production) so tests can use a fake tree. Stdio is fine: supervisor only,
  * never signal context.
+ *
+ * For the children (children.c): the counter of a process's own cgroup
+ * (fil_cli_oom_kills_of), records of a cgroup's counts with its v1 subtree's
+ * and whether a kill came since (fil_cli_oom_tree_*), and whether a process
+ * is dying, when a look at its cgroup tells nothing (fil_cli_proc_dying).
  */
 #include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+
+#define TREE_MAX_DEPTH 8
 
 /* One hierarchy the launcher belongs to. */
 typedef struct cg_hier {
@@ -186,7 +195,7 @@ int fil_cli_oom_kills(const char *root, uint64_t *count)
 
 /*
  * The OOM-kill count of process pid's memory cgroup into *count, and the
- * file it is read from into where (for fil_cli_oom_kills_dir). 0, or -1.
+ * file it is read from into where (for fil_cli_oom_tree_read). 0, or -1.
  * Context: supervisor (the children thread).
  */
 int fil_cli_oom_kills_of(pid_t pid, char *where, size_t len, uint64_t *count)
@@ -197,62 +206,163 @@ int fil_cli_oom_kills_of(pid_t pid, char *where, size_t len, uint64_t *count)
     return oom_kills("", file, where, len, count);
 }
 
-#define TREE_MAX_DIRS 256 /* a bigger v1 subtree: its own counter only */
-#define TREE_MAX_DEPTH 8
+/*
+ * Per-cgroup records of the OOM-kill counters (fil_cli_oom_tree_t).
+ *
+ * A v2 memory.events counts the cgroup's whole subtree, and keeps counting
+ * the kills of a child cgroup after that child is removed; a v1
+ * memory.oom_control counts only the cgroup itself. So on v1 a record holds
+ * the count of the cgroup and of each cgroup below it (up to
+ * FIL_CLI_OOM_TREE_MAX of them), each under the cgroup's inode, and a rise
+ * is judged cgroup by cgroup: a process that moved itself into a child
+ * cgroup and was OOM-killed there before the launcher saw the move is still
+ * found. The counts are never added up: a sum goes down when some other
+ * cgroup of the subtree that had kills is removed (another test run
+ * creating and removing its own cgroups beside ours), which hid the kill of
+ * ours (the child's row said SIGKILL but not OOM-killed).
+ */
 
-/* Add the oom_kill counts of the cgroups below dir (v1) to *sum, counting
- * the folders visited in *dirs. 0, or -1 past TREE_MAX_DIRS. */
-static int add_below(const char *dir, int depth, unsigned *dirs, uint64_t *sum)
+/* The inode of directory dir, or 0. */
+static uint64_t dir_ino(const char *dir)
+{
+    struct stat st;
+
+    return stat(dir, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* Add (ino, count of dir/memory.oom_control) to t, if it has room. */
+static void tree_add(fil_cli_oom_tree_t *t, uint64_t ino, const char *dir)
+{
+    uint64_t v;
+
+    if (t->n > FIL_CLI_OOM_TREE_MAX) {
+        t->complete = 0;
+        return;
+    }
+    if (read_oom_kill(dir, "/memory.oom_control", &v) == 0) {
+        t->e[t->n].ino = ino;
+        t->e[t->n].count = v;
+        t->n++;
+    }
+}
+
+/* Record the v1 cgroups below dir into t (depth-first, up to
+ * TREE_MAX_DEPTH levels). */
+static void add_below(const char *dir, int depth, fil_cli_oom_tree_t *t)
 {
     char sub[PATH_MAX];
-    uint64_t v;
     struct dirent *e;
-    int r = 0;
     DIR *d = depth < TREE_MAX_DEPTH ? opendir(dir) : NULL;
 
-    if (!d)
-        return 0;
-    while (r == 0 && (e = readdir(d)) != NULL) {
+    if (!d) {
+        if (depth >= TREE_MAX_DEPTH)
+            t->complete = 0;
+        return;
+    }
+    while (t->complete && (e = readdir(d)) != NULL) {
         if (e->d_type != DT_DIR || e->d_name[0] == '.')
             continue;
-        if (++*dirs > TREE_MAX_DIRS) {
-            r = -1;
-            break;
-        }
         if ((size_t)snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= sizeof sub)
             continue;
-        if (read_oom_kill(sub, "/memory.oom_control", &v) == 0)
-            *sum += v;
-        r = add_below(sub, depth + 1, dirs, sum);
+        tree_add(t, (uint64_t)e->d_ino, sub);
+        add_below(sub, depth + 1, t);
     }
     closedir(d);
-    return r;
 }
 
 /*
- * The count in the file fil_cli_oom_kills_of named. A v2 memory.events
- * counts the cgroup's whole subtree; a v1 memory.oom_control only the
- * cgroup itself, so the counts of the cgroups below it are added (up to
- * TREE_MAX_DIRS of them): a process that moved itself into a child cgroup
- * and was OOM-killed there before the launcher saw the move still shows
- * as a rise. 0, or -1. Context: supervisor (the children thread).
+ * Read the counter file `where` (as fil_cli_oom_kills_of named it) into t:
+ * e[0] is the cgroup itself; on v1 the cgroups below it follow (t->complete
+ * clear if some were left out). 0, or -1 if the file cannot be read.
+ * Context: supervisor (the children thread).
  */
-int fil_cli_oom_kills_dir(const char *where, uint64_t *count)
+int fil_cli_oom_tree_read(const char *where, fil_cli_oom_tree_t *t)
 {
     static const char v1[] = "/memory.oom_control";
     char dir[PATH_MAX];
     size_t n = strlen(where), k = sizeof v1 - 1;
-    unsigned dirs = 0;
-    uint64_t sum;
+    const char *slash = strrchr(where, '/');
 
-    if (read_oom_kill("", where, count) != 0)
+    t->n = 0;
+    t->complete = 1;
+    if (!slash || (size_t)(slash - where) >= sizeof dir ||
+        read_oom_kill("", where, &t->e[0].count) != 0)
         return -1;
-    if (n <= k || n - k >= sizeof dir || strcmp(where + n - k, v1))
-        return 0;
-    memcpy(dir, where, n - k);
-    dir[n - k] = 0;
-    sum = *count;
-    if (add_below(dir, 0, &dirs, &sum) == 0)
-        *count = sum;
+    memcpy(dir, where, (size_t)(slash - where));
+    dir[slash - where] = 0;
+    t->e[0].ino = dir_ino(dir);
+    t->n = 1;
+    if (n > k && !strcmp(where + n - k, v1))
+        add_below(dir, 0, t);
     return 0;
+}
+
+/* then's count for inode ino into *count. 1 if then has it, else 0. */
+static int tree_find(const fil_cli_oom_tree_t *then, uint64_t ino, uint64_t *count)
+{
+    for (uint32_t i = 0; i < then->n; i++)
+        if (then->e[i].ino == ino) {
+            *count = then->e[i].count;
+            return 1;
+        }
+    return 0;
+}
+
+/*
+ * Did some cgroup of record `now` have an OOM kill since record `then` (both
+ * of the same counter file, by fil_cli_oom_tree_read)? A cgroup in both is
+ * compared with itself; one that is not in a complete `then` was made since
+ * (or removed and made again: a new inode), so each of its kills is newer
+ * than `then`. 1 or 0. Context: any.
+ */
+int fil_cli_oom_tree_rose(const fil_cli_oom_tree_t *then, const fil_cli_oom_tree_t *now)
+{
+    for (uint32_t i = 0; i < now->n; i++) {
+        uint64_t was;
+
+        if (tree_find(then, now->e[i].ino, &was) ? now->e[i].count > was
+                                                  : then->complete && now->e[i].count > 0)
+            return 1;
+    }
+    return 0;
+}
+
+#define PF_EXITING_FLAG 0x4u /* task->flags: the task has begun to exit */
+/* After the command in /proc/PID/stat: fields 3 (state), 9 (flags) and 31
+ * (signal: the pending signals); each %*s skips one field. */
+#define SKIP5 " %*s %*s %*s %*s %*s"
+#define STAT_FIELDS " %c" SKIP5 " %llu" SKIP5 SKIP5 SKIP5 SKIP5 " %*s %llu"
+
+/*
+ * Is process pid dying: gone, a zombie, past the start of its exit (the
+ * flags field of /proc/PID/stat), or with SIGKILL pending (its `signal`
+ * field)? Read below root ("" in production). 1 if so or if the file cannot
+ * be read, else 0.
+ *
+ * A cgroup v1 hierarchy shows an exiting task in its root cgroup ("/" in
+ * /proc/PID/cgroup), so a look at a dying child must not be taken as a
+ * move. And the kernel counts an OOM kill before it sends the SIGKILL: a
+ * look whose count may already hold the child's own kill shows the child
+ * dying when this is read after it. Context: supervisor.
+ */
+int fil_cli_proc_dying(const char *root, pid_t pid)
+{
+    char file[64], line[1024];
+    unsigned long long flags, pending;
+    char state;
+    FILE *f;
+    const char *rest;
+    int n;
+
+    snprintf(file, sizeof file, "/proc/%d/stat", (int)pid);
+    f = open_under(root, file);
+    if (!f)
+        return 1;
+    n = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    rest = n ? strrchr(line, ')') : NULL; /* the command may hold spaces and ')' */
+    if (!rest || sscanf(rest + 1, STAT_FIELDS, &state, &flags, &pending) != 3)
+        return 1;
+    return state == 'Z' || state == 'X' || (flags & PF_EXITING_FLAG) ||
+           (pending & (1ull << (SIGKILL - 1)));
 }

@@ -31,6 +31,7 @@
  */
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -59,6 +60,22 @@ static uint32_t dumps_complete; /* dumps completed in this process */
 #define RETRY 2 /* lost(): the dump was re-armed meanwhile, claim it again */
 
 int fil_oom_dumped(void) { return (int)(__atomic_load_n(&dump_word, __ATOMIC_ACQUIRE) & 1); }
+
+int fil_oom_dump_busy(void) {
+    return __atomic_load_n(&dump_owner, __ATOMIC_SEQ_CST) > 0 && !fil_oom_dumped();
+}
+
+/* A fork child inherits the parent's dump_owner and dump_word: a dump
+ * claimed by a parent thread (which is not in the child) made the child's
+ * first out-of-memory wait for ever for a dump that never completes, and a
+ * completed one left the child without a dump of its own (one per
+ * process, into its own folder). */
+void fil_oom_fork_rearm(void) {
+    dump_owner = 0;
+    dump_ends = 0;
+    dump_word = 0;
+    dumps_complete = 0;
+}
 
 uint32_t fil_oom_dump_count(void) { return __atomic_load_n(&dumps_complete, __ATOMIC_ACQUIRE); }
 
@@ -186,7 +203,24 @@ static int draw(char *title, size_t tlen) {
     mem.used = 0;
     if (fil_render_summary(&v, NULL, NULL, fil_oom_cfg.dir, "in-process", &mem) != 0)
         r = -1;
+    FIL_ASSERT(fil_oom_arena == mem.base); /* the arena did not move under the dump */
     return r;
+}
+
+/*
+ * The dump could not get the lock in time and draws without it: wait while
+ * size_arena may be moving the arena (it holds the lock for one mremap and
+ * has signals blocked, so it is another thread, and it soon clears the
+ * flag; it leaves the arena where it is once it sees this dump claimed).
+ * With size_arena this is Dekker's handshake: the claim, then the look at
+ * the flag here; the flag, then the look at the claim there. Without it a
+ * growth could move the arena while the dump drew in its old pages.
+ * SIGNAL CONTEXT: sched_yield only.
+ */
+static void arena_settled(void) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the claim before the look */
+    while (__atomic_load_n(&fil_oom_arena_moving, __ATOMIC_SEQ_CST))
+        sched_yield();
 }
 
 /*
@@ -256,6 +290,8 @@ static void write_dump(fil_dump_reason_t reason, const char *fn, uint64_t reques
     if (fil_oom_test_hook)
         fil_oom_test_hook(); /* FIL_TEST_MALLOC_IN_DUMP: must abort */
     int locked = fil_lock_timed(2000); /* the holder may be this crashed thread */
+    if (!locked)
+        arena_settled();
     char title[512];
     int r = draw(title, sizeof title);
     struct timespec ts;

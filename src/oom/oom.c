@@ -37,6 +37,8 @@
  */
 #include <errno.h>
 #include <link.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -61,6 +63,7 @@ __thread int64_t fil_oom_local __attribute__((tls_model("initial-exec")));
 fil_oom_config_t fil_oom_cfg;
 char *fil_oom_arena;
 size_t fil_oom_arena_size;
+int fil_oom_arena_moving;
 /* Nodes the arena is sized for; reaching it zeroes the budget so the next
  * allocation grows the arena. Written under the lock. */
 uint32_t fil_oom_arena_nodes;
@@ -210,12 +213,29 @@ static int size_arena(uint64_t nodes) {
     if (!fil_oom_arena) {
         p = fil_sys_pages_huge(size);
     } else {
-        fil_lock(); /* a dump holds the lock while it uses the arena */
-        long r = syscall(SYS_mremap, fil_oom_arena, old_size, size, MREMAP_MAYMOVE);
-        p = (r < 0 && r > -4096) ? NULL : (char *)r;
+        /* A dump holds the lock while it uses the arena, unless it could not
+         * get it in time: then it draws without it, and the arena must not
+         * move under it. So the move is announced (fil_oom_arena_moving),
+         * then a claimed dump is looked for (the dump looks at the flag after
+         * its claim: arena_settled in dump.c); with one, the arena stays as
+         * it is (the dump draws what fits). Signals are blocked meanwhile: a
+         * dump of this very thread cannot come between the move and the new
+         * address, and would wait for the flag for ever. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        fil_lock();
+        __atomic_store_n(&fil_oom_arena_moving, 1, __ATOMIC_SEQ_CST);
+        p = NULL;
+        if (!fil_oom_dump_busy()) {
+            long r = syscall(SYS_mremap, fil_oom_arena, old_size, size, MREMAP_MAYMOVE);
+            p = (r < 0 && r > -4096) ? NULL : (char *)r;
+        }
         if (p)
             fil_oom_arena = p; /* still old_size usable until the tail is faulted */
+        __atomic_store_n(&fil_oom_arena_moving, 0, __ATOMIC_RELEASE);
         fil_unlock();
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (!p)
         return -1;
@@ -303,7 +323,8 @@ static void set_who(int pid) {
  * on stderr say its pid. In a fork child the inherited arena pages are
  * shared with the parent until written, so if the arena is resident they
  * are written now, while memory is plentiful: a dump never faults in a page
- * that was meant to be resident.
+ * that was meant to be resident. A fork child's dump is armed afresh
+ * (fil_oom_fork_rearm).
  * Context: start-up or fork child, single-threaded.
  */
 void fil_oom_child(const char *dir, const char *display, int forked) {
@@ -314,8 +335,10 @@ void fil_oom_child(const char *dir, const char *display, int forked) {
     memcpy(fil_oom_cfg.display_dir, display, n);
     fil_oom_cfg.display_dir[n] = 0;
     set_who(getpid());
-    if (forked)
+    if (forked) {
         resident_claimed = resident; /* the thread that was making it resident is not here */
+        fil_oom_fork_rearm();
+    }
     if (forked && fil_oom_arena && resident)
         prefault(fil_oom_arena, 0, fil_oom_arena_size);
 }

@@ -49,6 +49,19 @@ extern fil_oom_config_t fil_oom_cfg;
  * current. */
 extern char *fil_oom_arena;
 extern size_t fil_oom_arena_size;
+/* 1 while size_arena may move the arena (mremap, under the lock, with
+ * signals blocked); a dump that draws without the lock waits until it is 0
+ * (dump.c), and size_arena does not move the arena once a dump is claimed
+ * (fil_oom_dump_busy). */
+extern int fil_oom_arena_moving;
+
+/* 1 if a dump is claimed and not complete: it may be drawing in the arena,
+ * perhaps without the lock. SIGNAL CONTEXT. */
+int fil_oom_dump_busy(void);
+
+/* A fork child's dump is armed: the parent's claim and its dumps are the
+ * parent's. Context: fork child, single-threaded. */
+void fil_oom_fork_rearm(void);
 
 /* The one-shot dump (invariant 3). Fills the header's oom record, renders
  * the report from the live state with the arena, prints the headline.

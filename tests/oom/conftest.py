@@ -107,7 +107,7 @@ def base_env(env=None):
     e = dict(os.environ)
     e["FIL_PYTHON"] = PYTHON
     for name in ("PYTHONMALLOC", "PYTHONPATH", "PYTHONSTARTUP", "FIL_TEST_FAIL_AFTER",
-                 "FIL_TEST_MALLOC_IN_DUMP", "OPENBLAS_NUM_THREADS"):
+                 "FIL_TEST_MALLOC_IN_DUMP", "FIL_TEST_CGROUP_LOOK_MS", "OPENBLAS_NUM_THREADS"):
         e.pop(name, None)
     # One BLAS thread: keeps numpy's address-space baseline small and stable.
     e["OPENBLAS_NUM_THREADS"] = "1"

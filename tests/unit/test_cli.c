@@ -518,6 +518,120 @@ static void test_oom_kills(const char *tmp)
     CHECK_INT(fil_cli_oom_kills(root, &n), -1);
 }
 
+/* Remove root + rel: a fake cgroup folder and its counter file. */
+static void drop_cgroup(const char *root, const char *rel)
+{
+    char path[1024];
+
+    snprintf(path, sizeof path, "%s%s/memory.oom_control", root, rel);
+    CHECK_INT(unlink(path), 0);
+    snprintf(path, sizeof path, "%s%s", root, rel);
+    CHECK_INT(rmdir(path), 0);
+}
+
+/* The counts of a v1 subtree are compared cgroup by cgroup: a removed
+ * cgroup's kills neither hide a kill elsewhere nor count as one. */
+static void test_oom_trees(const char *tmp)
+{
+    static fil_cli_oom_tree_t then, now; /* 4 KiB each */
+    char root[512], where[600], rel[64];
+
+    snprintf(root, sizeof root, "%s/tree", tmp);
+    snprintf(where, sizeof where, "%s/P/memory.oom_control", root);
+    put(root, "/P/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
+    put(root, "/P/ours/memory.oom_control", "oom_kill 0\n");
+    put(root, "/P/other/memory.oom_control", "oom_kill 1\n");
+    put(root, "/P/other/deep/memory.oom_control", "oom_kill 2\n");
+    CHECK_INT(fil_cli_oom_tree_read(where, &then), 0);
+    CHECK_INT(then.n, 4);
+    CHECK_INT(then.complete, 1);
+    CHECK_INT(fil_cli_oom_tree_read(where, &now), 0);
+    CHECK_INT(fil_cli_oom_tree_rose(&then, &now), 0);
+
+    /* the other cgroups go (3 kills), ours has one: still a rise (a sum
+     * would have gone from 3 to 1) */
+    drop_cgroup(root, "/P/other/deep");
+    drop_cgroup(root, "/P/other");
+    CHECK_INT(fil_cli_oom_tree_read(where, &now), 0);
+    CHECK_INT(fil_cli_oom_tree_rose(&then, &now), 0); /* a removal is no kill */
+    put(root, "/P/ours/memory.oom_control", "oom_kill 1\n");
+    CHECK_INT(fil_cli_oom_tree_read(where, &now), 0);
+    CHECK_INT(fil_cli_oom_tree_rose(&then, &now), 1);
+
+    /* a cgroup made since: its kills are new ones */
+    put(root, "/P/memory.oom_control", "oom_kill 0\n");
+    put(root, "/P/ours/memory.oom_control", "oom_kill 0\n");
+    CHECK_INT(fil_cli_oom_tree_read(where, &then), 0);
+    put(root, "/P/new/memory.oom_control", "oom_kill 0\n");
+    CHECK_INT(fil_cli_oom_tree_read(where, &now), 0);
+    CHECK_INT(fil_cli_oom_tree_rose(&then, &now), 0);
+    put(root, "/P/new/memory.oom_control", "oom_kill 1\n");
+    CHECK_INT(fil_cli_oom_tree_read(where, &now), 0);
+    CHECK_INT(fil_cli_oom_tree_rose(&then, &now), 1);
+
+    /* past FIL_CLI_OOM_TREE_MAX cgroups: the record is incomplete, and a
+     * cgroup not in it is not judged; those in it still are */
+    for (int i = 0; i < FIL_CLI_OOM_TREE_MAX + 10; i++) {
+        snprintf(rel, sizeof rel, "/P/many/c%03d/memory.oom_control", i);
+        put(root, rel, "oom_kill 4\n");
+    }
+    CHECK_INT(fil_cli_oom_tree_read(where, &then), 0);
+    CHECK_INT(then.n, FIL_CLI_OOM_TREE_MAX + 1);
+    CHECK_INT(then.complete, 0);
+    CHECK_INT(fil_cli_oom_tree_read(where, &now), 0);
+    CHECK_INT(fil_cli_oom_tree_rose(&then, &now), 0);
+    put(root, "/P/memory.oom_control", "oom_kill 1\n");
+    CHECK_INT(fil_cli_oom_tree_read(where, &now), 0);
+    CHECK_INT(fil_cli_oom_tree_rose(&then, &now), 1);
+
+    /* v2: memory.events already counts the subtree; only the file itself */
+    snprintf(where, sizeof where, "%s/v2/memory.events", root);
+    put(root, "/v2/memory.events", "oom 1\noom_kill 1\n");
+    put(root, "/v2/sub/memory.oom_control", "oom_kill 5\n");
+    CHECK_INT(fil_cli_oom_tree_read(where, &then), 0);
+    CHECK_INT(then.n, 1);
+    CHECK_INT(then.e[0].count, 1);
+    put(root, "/v2/memory.events", "oom 2\noom_kill 2\n");
+    CHECK_INT(fil_cli_oom_tree_read(where, &now), 0);
+    CHECK_INT(fil_cli_oom_tree_rose(&then, &now), 1);
+
+    snprintf(where, sizeof where, "%s/none/memory.oom_control", root);
+    CHECK_INT(fil_cli_oom_tree_read(where, &then), -1);
+}
+
+/* A process is dying when /proc/PID/stat says so: a zombie, PF_EXITING in
+ * its flags, SIGKILL among its pending signals, or no such file. */
+static void test_proc_dying(const char *tmp)
+{
+    /* fields 3..31 of a real line; %s is the state, then flags and signal */
+    static const char fmt[] =
+        "4242 (a (b) c) %s 1 1 1 0 -1 %s 99 0 0 0 0 0 0 0 20 0 1 0 3071078 3133440 410 "
+        "18446744073709551615 94519569076224 94519569096105 140728062880080 0 0 %s 0 0 0 "
+        "0 0 0 17 0 0 0 0 0 0\n";
+    struct {
+        const char *state, *flags, *signal;
+        int dying;
+    } cases[] = {
+        {"R", "4194304", "0", 0},
+        {"S", "4194560", "16384", 0}, /* SIGTERM pending: not yet */
+        {"R", "4194308", "0", 1},     /* PF_EXITING */
+        {"D", "4194304", "256", 1},   /* SIGKILL pending */
+        {"Z", "4194304", "0", 1},
+    };
+    char root[512], text[512];
+
+    snprintf(root, sizeof root, "%s/procs", tmp);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(text, sizeof text, fmt, cases[k].state, cases[k].flags, cases[k].signal);
+        put(root, "/proc/4242/stat", text);
+        CHECK_INT(fil_cli_proc_dying(root, 4242), cases[k].dying);
+    }
+    put(root, "/proc/4242/stat", "4242 (cut");
+    CHECK_INT(fil_cli_proc_dying(root, 4242), 1);
+    CHECK_INT(fil_cli_proc_dying(root, 4343), 1); /* gone */
+    CHECK_INT(fil_cli_proc_dying("", getpid()), 0);
+}
+
 /* Start sample.c's timeline afresh. */
 static void timeline_reset(void)
 {
@@ -606,6 +720,8 @@ int main(void)
     }
     test_result_dir(tmp);
     test_oom_kills(tmp);
+    test_oom_trees(tmp);
+    test_proc_dying(tmp);
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_summary("test_cli");
 }
