@@ -240,16 +240,8 @@ uint32_t fil_native_func_of(const void *code, unsigned *flags) {
  * kept range only ever points into the live table it was made for (a code
  * object dying does not empty the cache: the module that imported it goes
  * on where it was).
- *
- * Most lookups (three in four while numpy or multiprocessing is imported)
- * ask again for an offset asked before: the import machinery's functions
- * allocate at the same few call sites for every module. So each slot also
- * keeps its code object's last answers, by offset (direct-mapped), and
- * those are answered without moving the range at all.
  */
 #define LINE_SLOTS 256
-#define LINE_ANSWER_BITS 5
-#define LINE_ANSWERS (1 << LINE_ANSWER_BITS) /* answers kept per slot */
 typedef struct line_slot {
     int busy; /* the try-lock */
     int first;
@@ -258,8 +250,6 @@ typedef struct line_slot {
     const void *named;
     Py_ssize_t size;
     PyCodeAddressRange range;
-    int addr[LINE_ANSWERS]; /* -1: none */
-    int line[LINE_ANSWERS];
 } line_slot_t;
 static line_slot_t line_slots[LINE_SLOTS];
 
@@ -294,16 +284,8 @@ uint32_t fil_native_line_of(const void *code, const void *instr) {
                 s->size = PyBytes_GET_SIZE(table);
                 s->first = co->co_firstlineno;
                 range_start(co, &s->range);
-                memset(s->addr, 0xff, sizeof s->addr);
             }
-            unsigned k = ((unsigned)addr * 0x9E3779B1u) >> (32 - LINE_ANSWER_BITS);
-            if (s->addr[k] == addr) {
-                line = s->line[k];
-            } else {
-                line = _PyCode_CheckLineNumber(addr, &s->range);
-                s->addr[k] = addr;
-                s->line[k] = line;
-            }
+            line = _PyCode_CheckLineNumber(addr, &s->range);
             __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
             return line > 0 ? (uint32_t)line : 0;
         }
