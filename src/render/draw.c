@@ -465,13 +465,58 @@ static uint64_t tree_total(const fil_tree_t *t)
     return sum;
 }
 
+/*
+ * The top lines of t (at most max <= FIL_TOP_MEMO_ROWS) and its total: for
+ * a tree of tree_init over a view with a memo, and without the failed
+ * request (whose bytes would count), the lines found the first time they
+ * were asked for in this report (a prefix of the FIL_TOP_MEMO_ROWS first:
+ * fil_top_lines orders rows totally, and a row's figures do not depend on
+ * the others); else computed. Their number, or -1. SIGNAL CONTEXT: caller
+ * memory only.
+ */
+static int top_lines(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, uint64_t *total,
+                     void *scratch, size_t cap)
+{
+    const tree_ctx_t *c = t->frame == t_frame ? t->ctx : NULL;
+    fil_top_memo_t *m = c ? c->v->memo : NULL;
+    int k = c ? c->kind : 0;
+    if (!m || k < 0 || k > 2 || (c->nextra && c->request_mode != REQ_NONE) ||
+        max > FIL_TOP_MEMO_ROWS) {
+        int n = fil_top_lines(t, rows, max, scratch, cap);
+        *total = tree_total(t);
+        return n;
+    }
+    if (!m->known[k]) {
+        m->n[k] = fil_top_lines(t, m->rows[k], FIL_TOP_MEMO_ROWS, scratch, cap);
+        m->total[k] = tree_total(t);
+        m->known[k] = 1;
+    }
+    int n = m->n[k] < (int)max ? m->n[k] : (int)max;
+    for (int r = 0; r < n; r++)
+        rows[r] = m->rows[k][r];
+    *total = m->total[k];
+    return n;
+}
+
+/* See render_internal.h. SIGNAL CONTEXT: caller memory only. */
+int fil_render_top_rows(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, fil_bump_t *mem)
+{
+    size_t used = mem->used, cap = fil_top_lines_scratch_size(t->count);
+    void *scratch = fil_bump(mem, cap);
+    uint64_t total;
+    int n = scratch ? top_lines(t, rows, max, &total, scratch, cap) : -1;
+    mem->used = used;
+    return n;
+}
+
 /* One top lines table of tree t. */
 static void index_table(fil_writer_t *w, const char *heading, const char *intro,
                         const fil_tree_t *t, void *scratch, size_t cap)
 {
     fil_top_line_t rows[TOP_ROWS];
-    int n = fil_top_lines(t, rows, TOP_ROWS, scratch, cap);
-    fil_html_top_lines(w, heading, intro, t, rows, n > 0 ? (uint32_t)n : 0, tree_total(t));
+    uint64_t total;
+    int n = top_lines(t, rows, TOP_ROWS, &total, scratch, cap);
+    fil_html_top_lines(w, heading, intro, t, rows, n > 0 ? (uint32_t)n : 0, total);
 }
 
 /* The header class of the death report: "oom", "crash" or "killed". */
