@@ -53,6 +53,11 @@ typedef struct tree_ctx {
     size_t request_len;
     const char *own_dir; /* directory all the program's files share, or NULL */
     size_t own_len;      /* its length, '/' included */
+    /* Copies of the state nodes' parent, self bytes and key (flatten()),
+     * or NULL: every writer reads them several times, and a view's
+     * accessors check and locate each record. */
+    const uint32_t *fpar;
+    const uint64_t *fself, *fkey;
 } tree_ctx_t;
 
 /* Async-signal-safe: ask the render in progress to stop. */
@@ -103,6 +108,8 @@ int fil_render_take_failure(char *name, size_t len)
 static uint32_t t_parent(void *c, uint32_t i)
 {
     tree_ctx_t *t = c;
+    if (i < t->n && t->fpar)
+        return t->fpar[i];
     if (i >= t->n)
         return i == t->n ? t->extra_parent : i - 1;
     if (i == 0)
@@ -115,6 +122,8 @@ static uint32_t t_parent(void *c, uint32_t i)
 static uint64_t t_self(void *c, uint32_t i)
 {
     tree_ctx_t *t = c;
+    if (i < t->n && t->fself)
+        return t->fself[i];
     if (i >= t->n) {
         if (i != t->n + t->nextra - 1 || t->request_mode == REQ_NONE)
             return 0;
@@ -129,6 +138,8 @@ static uint64_t t_self(void *c, uint32_t i)
 static uint64_t t_key(void *c, uint32_t i)
 {
     tree_ctx_t *t = c;
+    if (i < t->n && t->fkey)
+        return t->fkey[i];
     if (i >= t->n)
         return UINT64_MAX - 2 - (i - t->n);
     if (i == 0)
@@ -235,6 +246,30 @@ static void find_own_dir(tree_ctx_t *t)
         t->own_len = 0;
 }
 
+/* Bytes flatten() takes for n state nodes. */
+static size_t flat_size(uint64_t n)
+{
+    return n * (4 + 8 + 8) + 24;
+}
+
+/* Copy the parent, self bytes and key of every state node of t into mem
+ * (read from then on); nothing if mem is too small. SIGNAL CONTEXT:
+ * caller memory only. */
+static void flatten(tree_ctx_t *t, fil_bump_t *mem)
+{
+    uint32_t n = t->n;
+    uint64_t *self = fil_bump(mem, (size_t)n * 8), *key = fil_bump(mem, (size_t)n * 8);
+    uint32_t *par = fil_bump(mem, (size_t)n * 4);
+    if (!self || !key || !par)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        par[i] = t_parent(t, i);
+        self[i] = t_self(t, i);
+        key[i] = t_key(t, i);
+    }
+    t->fpar = par, t->fself = self, t->fkey = key;
+}
+
 /* Set up the adapter. Context: any; no allocation. */
 static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *tree)
 {
@@ -293,7 +328,8 @@ size_t fil_render_scratch_size(uint64_t nodes)
     if (s > work)
         work = s;
     size_t files = n * sizeof(fil_srcreq_t) + n * FIL_SRC_MAX + fil_srclines_scratch_size(n) +
-                   n * 8 + sizeof(fil_tree_t) + sizeof(tree_ctx_t) + WBUF + work + 256;
+                   n * 8 + flat_size(n) + sizeof(fil_tree_t) + sizeof(tree_ctx_t) + WBUF + work +
+                   256;
     size_t summary = WBUF + sizeof(fil_tree_t) + sizeof(tree_ctx_t) +
                      fil_render_answer_scratch((uint32_t)n) + 256;
     return files > summary ? files : summary;
@@ -538,6 +574,8 @@ static fil_tree_t *held_tree(job_t *j, int kind, char *work, size_t *head)
     tree_init(ot, j->t->v, kind, otree);
     ot->src = j->t->src;
     ot->pool = j->t->pool;
+    ot->fpar = j->t->fpar; /* the same nodes: only the bytes differ */
+    ot->fkey = j->t->fkey;
     ot->request_mode = REQ_NONE;
     return otree;
 }
@@ -695,6 +733,7 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
     if (!tree || !t || !wbuf)
         return -1;
     tree_init(t, v, kind, tree);
+    flatten(t, mem);
     find_sources(t, mem);
     job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, NULL, NULL, NULL, 0};
     if (page)
