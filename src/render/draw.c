@@ -39,6 +39,13 @@ enum { REQ_DRAWN = 0, REQ_TRUE = 1, REQ_NONE = 2 };
 /* Set by fil_render_interrupt(); read by every writer of a render. */
 static volatile int render_stop;
 
+/* A function's strings as t_frame gives them (flatten()). */
+typedef struct fstr {
+    const char *file, *name;
+    uint32_t file_len, name_len;
+    uint32_t own_start;
+} fstr_t;
+
 typedef struct tree_ctx {
     const fil_view_t *v;
     int kind;
@@ -58,6 +65,8 @@ typedef struct tree_ctx {
      * accessors check and locate each record. */
     const uint32_t *fpar;
     const uint64_t *fself, *fkey;
+    const fstr_t *fstr; /* [nfstr]: functions 0..nfstr-1 (at most one per node), or NULL */
+    uint32_t nfstr;
 } tree_ctx_t;
 
 /* Async-signal-safe: ask the render in progress to stop. */
@@ -171,6 +180,19 @@ static void t_frame(void *c, uint32_t i, fil_frame_t *f)
         extra_frame(t, i, f);
         return;
     }
+    uint32_t func = t->fkey && i > 0 ? (uint32_t)(t->fkey[i] >> 32) : FIL_NONE;
+    if (func < t->nfstr) { /* the function's strings, found once (flatten) */
+        const fstr_t *fs = &t->fstr[func];
+        f->file = fs->file, f->file_len = fs->file_len;
+        f->func = fs->name, f->func_len = fs->name_len;
+        f->line = (uint32_t)t->fkey[i];
+        f->own_start = fs->own_start;
+        if (t->src && t->src[i].text_len) {
+            f->source = t->pool + t->src[i].text_off;
+            f->source_len = t->src[i].text_len;
+        }
+        return;
+    }
     const fil_node_t *nd = fil_view_node(t->v, i);
     const fil_func_t *fn = nd->func < t->v->funcs ? t->v->at(t->v, FIL_SEG_FUNCS, nd->func) : NULL;
     if (i == 0 || !fn) {
@@ -249,7 +271,31 @@ static void find_own_dir(tree_ctx_t *t)
 /* Bytes flatten() takes for n state nodes. */
 static size_t flat_size(uint64_t n)
 {
-    return n * (4 + 8 + 8) + 24;
+    return n * (4 + 8 + 8 + sizeof(fstr_t)) + 32;
+}
+
+/* The strings of functions 0..t->nfstr-1 as t_frame reads them from the
+ * view, with the program's directory (find_own_dir) found. SIGNAL
+ * CONTEXT: caller memory only. */
+static void flatten_funcs(tree_ctx_t *t, fstr_t *fs, uint32_t nf)
+{
+    const fil_view_t *v = t->v;
+    for (uint32_t k = 0; k < nf; k++) {
+        const fil_func_t *fn = v->at(v, FIL_SEG_FUNCS, k);
+        const char *p;
+        size_t len;
+        if (fil_view_string(v, fn->file, &p, &len) != 0)
+            p = "?", len = 1;
+        fs[k].file = p, fs[k].file_len = (uint32_t)len;
+        fs[k].own_start = t->own_len && len > t->own_len && memcmp(p, t->own_dir, t->own_len) == 0
+                              ? (uint32_t)t->own_len
+                              : 0;
+        if (fil_view_string(v, fn->name, &p, &len) != 0)
+            p = "?", len = 1;
+        fs[k].name = p, fs[k].name_len = (uint32_t)len;
+    }
+    t->fstr = fs;
+    t->nfstr = nf;
 }
 
 /* Copy the parent, self bytes and key of every state node of t into mem
@@ -268,6 +314,10 @@ static void flatten(tree_ctx_t *t, fil_bump_t *mem)
         key[i] = t_key(t, i);
     }
     t->fpar = par, t->fself = self, t->fkey = key;
+    uint32_t nf = t->v->funcs < n ? (uint32_t)t->v->funcs : n;
+    fstr_t *fs = fil_bump(mem, (size_t)nf * sizeof *fs);
+    if (fs)
+        flatten_funcs(t, fs, nf);
 }
 
 /* Set up the adapter. Context: any; no allocation. */
@@ -576,6 +626,8 @@ static fil_tree_t *held_tree(job_t *j, int kind, char *work, size_t *head)
     ot->pool = j->t->pool;
     ot->fpar = j->t->fpar; /* the same nodes: only the bytes differ */
     ot->fkey = j->t->fkey;
+    ot->fstr = j->t->fstr;
+    ot->nfstr = j->t->nfstr;
     ot->request_mode = REQ_NONE;
     return otree;
 }
