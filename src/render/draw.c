@@ -271,7 +271,7 @@ static void find_own_dir(tree_ctx_t *t)
 /* Bytes flatten() takes for n state nodes. */
 static size_t flat_size(uint64_t n)
 {
-    return n * (4 + 8 + 8 + sizeof(fstr_t)) + 32;
+    return n * (4 + 8 + 8 + sizeof(fstr_t) + 8 + 4 + 4) + sizeof(fil_tree_stats_t) + 64;
 }
 
 /* The strings of functions 0..t->nfstr-1 as t_frame reads them from the
@@ -298,10 +298,28 @@ static void flatten_funcs(tree_ctx_t *t, fstr_t *fs, uint32_t nf)
     t->nfstr = nf;
 }
 
+/* The figures of tree (its nodes' parents and bytes flat in par and
+ * self) for every writer (fil_tree_t.stats), when it is the state's tree
+ * alone (no failed request, whose bytes a writer may count otherwise).
+ * SIGNAL CONTEXT: caller memory only. */
+static void keep_stats(fil_tree_t *tree, uint32_t *par, uint64_t *self, fil_bump_t *mem)
+{
+    uint32_t n = tree->count;
+    fil_tree_stats_t *s = fil_bump(mem, sizeof *s);
+    uint64_t *incl = fil_bump(mem, (size_t)n * 8);
+    uint32_t *depth = fil_bump(mem, (size_t)n * 4), *nstk = fil_bump(mem, (size_t)n * 4);
+    uint64_t total;
+    if (!s || !incl || !depth || !nstk ||
+        fil_report_stats(tree, par, incl, self, depth, nstk, &total) != 0)
+        return;
+    *s = (fil_tree_stats_t){par, depth, nstk, incl, self, total};
+    tree->stats = s;
+}
+
 /* Copy the parent, self bytes and key of every state node of t into mem
- * (read from then on); nothing if mem is too small. SIGNAL CONTEXT:
- * caller memory only. */
-static void flatten(tree_ctx_t *t, fil_bump_t *mem)
+ * (read from then on), and the figures of the tree when it has no extra
+ * node; nothing if mem is too small. SIGNAL CONTEXT: caller memory only. */
+static void flatten(tree_ctx_t *t, fil_tree_t *tree, fil_bump_t *mem)
 {
     uint32_t n = t->n;
     uint64_t *self = fil_bump(mem, (size_t)n * 8), *key = fil_bump(mem, (size_t)n * 8);
@@ -318,6 +336,8 @@ static void flatten(tree_ctx_t *t, fil_bump_t *mem)
     fstr_t *fs = fil_bump(mem, (size_t)nf * sizeof *fs);
     if (fs)
         flatten_funcs(t, fs, nf);
+    if (tree->count == n) /* par and self are what stats writes: the same values */
+        keep_stats(tree, par, self, mem);
 }
 
 /* Set up the adapter. Context: any; no allocation. */
@@ -343,6 +363,7 @@ static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *
     tree->self_bytes = t_self;
     tree->key = t_key;
     tree->frame = t_frame;
+    tree->stats = NULL;
 }
 
 /* The reversed frames budget for a tree of n nodes: REV_MAX_NODES, or less
@@ -785,7 +806,7 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
     if (!tree || !t || !wbuf)
         return -1;
     tree_init(t, v, kind, tree);
-    flatten(t, mem);
+    flatten(t, tree, mem);
     find_sources(t, mem);
     job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, NULL, NULL, NULL, 0};
     if (page)
