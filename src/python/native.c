@@ -273,8 +273,8 @@ static void range_start(PyCodeObject *co, PyCodeAddressRange *r) {
  * are not (importing numpy: 51,000 of 62,000 lookups; pandas: 161,000 of
  * 195,000). So the last answers are kept by (code object, instruction)
  * in a direct-mapped table, each entry taken with a try-lock and used
- * only for the same object, line table, first line and name of ours, as
- * a line slot is: a code object that reuses a dead one's address has its
+ * only for the same object, line table (and its size), first line and
+ * name of ours, as a line slot is: a code object that reuses a dead one's address has its
  * own line table.
  */
 #define LINE_MEMO 2048
@@ -286,6 +286,7 @@ typedef struct line_memo {
     const PyObject *table;
     const void *named;
     uint32_t line;
+    uint32_t size; /* of the line table */
 } line_memo_t;
 static line_memo_t line_memo[LINE_MEMO];
 
@@ -301,7 +302,8 @@ static int memo_get(const PyCodeObject *co, const void *instr, const void *named
     if (__atomic_exchange_n(&m->busy, 1, __ATOMIC_ACQUIRE))
         return 0;
     if (m->code == co && m->instr == instr && m->table == co->co_linetable &&
-        m->named == named && m->first == co->co_firstlineno) {
+        m->named == named && m->first == co->co_firstlineno &&
+        m->size == (uint32_t)PyBytes_GET_SIZE(co->co_linetable)) {
         *line = m->line;
         hit = 1;
     }
@@ -318,6 +320,7 @@ static void memo_put(const PyCodeObject *co, const void *instr, const void *name
     m->table = co->co_linetable;
     m->named = named;
     m->first = co->co_firstlineno;
+    m->size = (uint32_t)PyBytes_GET_SIZE(co->co_linetable);
     m->line = line;
     __atomic_store_n(&m->busy, 0, __ATOMIC_RELEASE);
 }
