@@ -9,11 +9,12 @@
  * in scratch); the strings that hold the same path are found next (each
  * string's bytes hashed once), and the distinct pairs are heapsorted by
  * (the path's first string, line): each file is opened once and read
- * front to back a chunk at a time (64 KiB scratch buffer), stopping as soon as its
- * last wanted line is done. A wanted line is captured byte by byte into a
- * small stack buffer: leading blanks skipped, trailing blanks and CR
- * dropped, and a line longer than FIL_SRC_MAX cut on a UTF-8 boundary with
- * "..." appended. Each distinct (file, line) is copied once into the pool;
+ * front to back a chunk at a time (64 KiB scratch buffer), stopping as
+ * soon as its last wanted line is done. A wanted line's end is found with
+ * the newline scan and its bytes captured at once into a small stack
+ * buffer: leading blanks skipped, trailing blanks and CR dropped, and a
+ * line longer than FIL_SRC_MAX cut on a UTF-8 boundary with "..."
+ * appended. Each distinct (file, line) is copied once into the pool;
  * duplicate requests share the text. Paths that are empty, too long, hold a
  * NUL or name no real file ("<string>", "<frozen ...>", "<stdin>") are not
  * opened. Files are opened O_NONBLOCK so a FIFO cannot hang a dump, and
@@ -197,19 +198,34 @@ static void line_reset(src_line_t *l)
     l->started = 0;
 }
 
-/* Feed one byte (not the newline) of a wanted line. SIGNAL CONTEXT. */
-static void line_feed(src_line_t *l, char c)
+/* 1 for the bytes a captured line drops at its ends (a CR included). */
+static int is_blank(char c)
 {
-    int blank = c == ' ' || c == '\t' || c == '\f' || c == '\r';
-    l->seen++;
-    if (!l->started && blank)
-        return;
-    l->started = 1;
-    if (l->kept < sizeof(l->buf))
-        l->buf[l->kept++] = c;
-    l->len++;
-    if (!blank)
-        l->end = l->len;
+    return c == ' ' || c == '\t' || c == '\f' || c == '\r';
+}
+
+/* Capture s[0..n) (no newline among them), the next bytes of a wanted
+ * line: leading blanks skipped, the first bytes kept, the length up to the
+ * last non-blank byte noted. SIGNAL CONTEXT: memcpy only. */
+static void line_feed_run(src_line_t *l, const char *s, size_t n)
+{
+    size_t i = 0, j = n;
+    l->seen += n;
+    if (!l->started) {
+        while (i < n && is_blank(s[i]))
+            i++;
+        if (i == n)
+            return;
+        l->started = 1;
+    }
+    size_t room = sizeof(l->buf) - l->kept, take = n - i < room ? n - i : room;
+    memcpy(l->buf + l->kept, s + i, take);
+    l->kept += take;
+    while (j > i && is_blank(s[j - 1]))
+        j--;
+    if (j > i)
+        l->end = l->len + (j - i);
+    l->len += n - i;
 }
 
 /*
@@ -310,6 +326,20 @@ static size_t skip_lines(const char *s, size_t i, size_t n, uint64_t *need)
     return n;
 }
 
+/* The position of the first newline of s[i..n), or n. SIGNAL CONTEXT:
+ * no call. */
+static size_t find_newline(const char *s, size_t i, size_t n)
+{
+    for (; i + 16 <= n; i += 16) {
+        unsigned m = newlines16(s + i);
+        if (m)
+            return i + (unsigned)__builtin_ctz(m);
+    }
+    while (i < n && s[i] != '\n')
+        i++;
+    return i;
+}
+
 /*
  * Read fd line by line and store the lines wanted by order[k..k_end)
  * (sorted by line, none 0). Lines nobody wants are skipped counting
@@ -332,13 +362,14 @@ static void scan_file(src_ctx_t *C, int fd, size_t k, size_t k_end)
                 lineno = want - need; /* need > 0: the file goes on in the next chunk */
                 continue;
             }
-            char c = C->chunk[i++];
-            if (c == '\n') {
+            size_t e = find_newline(C->chunk, i, n); /* the wanted line, at once */
+            line_feed_run(&cur, C->chunk + i, e - i);
+            i = e;
+            if (e < n) {
+                i++;
                 k = line_store(C, &cur, k, k_end);
                 line_reset(&cur);
                 lineno++;
-            } else {
-                line_feed(&cur, c);
             }
         }
     }
