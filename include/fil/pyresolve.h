@@ -95,11 +95,12 @@
  *   int fil_src_near(fil_src_t *s, fil_pythread_t *t, fil_pyraw_t *top,
  *                    uint32_t *low)
  *       the level L of the innermost frame (L < t->cap), when it is
- *       visible (it goes into *top); the L frames below it, innermost
- *       first, into t->scratch[0 .. L-1] (code, instruction, frame), and
- *       into *low the lowest level whose frame is not its key's (code and
- *       instruction; a level >= t->depth has no key), L if none, where
- *       every frame from *low up is one the walk would keep; else -1. A
+ *       visible (it goes into *top); into *low the lowest level whose
+ *       frame is not its key's (code and instruction; a level >= t->depth
+ *       has no key), L if none, where every frame from *low up is one the
+ *       walk would keep; and the L - *low frames below the innermost down
+ *       to level *low, innermost first, into t->scratch[0 .. L-*low-1]
+ *       (code, instruction, frame: level i at t->scratch[L-1-i]); else -1. A
  *       frame a walk would skip may count as a mismatch (-1): the walk
  *       then decides
  *   int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count)
