@@ -399,11 +399,16 @@ size_t fil_render_scratch_size(uint64_t nodes)
     if (s > work)
         work = s;
     size_t files = n * sizeof(fil_srcreq_t) + n * FIL_SRC_MAX + fil_srclines_scratch_size(n) +
-                   n * 8 + flat_size(n) + sizeof(fil_tree_t) + sizeof(tree_ctx_t) + WBUF + work +
-                   256;
+                   n * 8 + sizeof(fil_tree_t) + sizeof(tree_ctx_t) + WBUF + work + 256;
     size_t summary = WBUF + sizeof(fil_tree_t) + sizeof(tree_ctx_t) +
                      fil_render_answer_scratch((uint32_t)n) + 256;
     return files > summary ? files : summary;
+}
+
+/* See render_internal.h. Context: any. */
+size_t fil_render_fast_scratch_size(uint64_t nodes)
+{
+    return fil_render_scratch_size(nodes) + flat_size(nodes);
 }
 
 /* See render_internal.h. Context: any; caller memory only. */
@@ -800,13 +805,17 @@ static int body_index(void *c, fil_writer_t *w)
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
                      const char *subtitle, const fil_render_page_t *page, fil_bump_t *mem)
 {
+    /* The flat copies only with room for them on top of what the writers
+     * need (the launcher's memory; the dump's arena is sized without). */
+    int room = mem->cap - mem->used >= fil_render_fast_scratch_size(v->nodes);
     fil_tree_t *tree = fil_bump(mem, sizeof *tree);
     tree_ctx_t *t = fil_bump(mem, sizeof *t);
     char *wbuf = fil_bump(mem, WBUF);
     if (!tree || !t || !wbuf)
         return -1;
     tree_init(t, v, kind, tree);
-    flatten(t, tree, mem);
+    if (room)
+        flatten(t, tree, mem);
     find_sources(t, mem);
     job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, NULL, NULL, NULL, 0};
     if (page)

@@ -116,6 +116,12 @@ typedef struct fil_render_page {
 
 /* Memory fil_render_files needs for a view with `nodes` nodes. */
 size_t fil_render_scratch_size(uint64_t nodes);
+/* The same, plus room for the flat copies of the nodes' figures, labels
+ * and per-node statistics that spare the writers the view's accessors
+ * (68 bytes a node): what the launcher maps; the dump's arena is sized
+ * with fil_render_scratch_size, and fil_render_files makes the copies only
+ * when they fit on top of it. */
+size_t fil_render_fast_scratch_size(uint64_t nodes);
 
 /* Write <prefix>.prof, <prefix>.svg, <prefix>-reversed.svg (and index.html
  * for the peak) into dir. title is the SVG title. For FIL_RENDER_OOM the

@@ -88,7 +88,7 @@ int fil_render_live_peak(const char *dir, const char *title, char *err, size_t e
     fil_view_t v;
     fil_view_open_live(&v);
     size_t frozen = fil_page_round(fil_view_freeze_size(v.nodes));
-    fil_bump_t mem = {NULL, frozen + fil_page_round(fil_render_scratch_size(v.nodes)), 0};
+    fil_bump_t mem = {NULL, frozen + fil_page_round(fil_render_fast_scratch_size(v.nodes)), 0};
     mem.base = fil_sys_pages(mem.cap);
     int ok = mem.base && fil_view_freeze(&v, &mem) == 0;
     fil_unlock();
@@ -207,7 +207,7 @@ int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info
     if (!base)
         return -1;
     if (fil_view_open_file(&v, base, size, err, errlen) == 0) {
-        fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes)), 0};
+        fil_bump_t mem = {NULL, fil_page_round(fil_render_fast_scratch_size(v.nodes)), 0};
         fil_top_memo_t memo = {{0}, {0}, {0}, {{{0}}}};
         v.memo = &memo; /* the program ended: its state no longer changes */
         mem.base = fil_sys_pages(mem.cap);
@@ -276,7 +276,7 @@ int fil_render_on_demand(int state_fd, const char *dir, const fil_run_info_t *in
         return -1;
     if (fil_view_open_file(&v, base, size, err, errlen) == 0) {
         size_t frozen = fil_view_freeze_size(v.nodes);
-        fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes) + frozen), 0};
+        fil_bump_t mem = {NULL, fil_page_round(fil_render_fast_scratch_size(v.nodes) + frozen), 0};
         mem.base = fil_sys_pages(mem.cap);
         if (mem.base && fil_view_freeze(&v, &mem) == 0) {
             fil_bump_t work = {mem.base + mem.used, mem.cap - mem.used, 0};
