@@ -95,11 +95,12 @@
  *   int fil_src_near(fil_src_t *s, fil_pythread_t *t, fil_pyraw_t *top,
  *                    uint32_t *low)
  *       the level L of the innermost frame (L < t->cap), when it is
- *       visible (it goes into *top); the L frames below it, innermost
- *       first, into t->scratch[0 .. L-1] (code, instruction, frame), and
- *       into *low the lowest level whose frame is not its key's (code and
- *       instruction; a level >= t->depth has no key), L if none, where
- *       every frame from *low up is one the walk would keep; else -1. A
+ *       visible (it goes into *top); into *low the lowest level whose
+ *       frame is not its key's (code and instruction; a level >= t->depth
+ *       has no key), L if none, where every frame from *low up is one the
+ *       walk would keep; and the L - *low frames below the innermost down
+ *       to level *low, innermost first, into t->scratch[0 .. L-*low-1]
+ *       (code, instruction, frame: level i at t->scratch[L-1-i]); else -1. A
  *       frame a walk would skip may count as a mismatch (-1): the walk
  *       then decides
  *   int fil_src_fill(fil_src_t *s, fil_pythread_t *t, uint32_t count)
@@ -546,6 +547,34 @@ static inline uint32_t near_cache(fil_pythread_t *t, uint32_t i, int same, const
 }
 
 /*
+ * The rest of near()'s chain from level i (its first miss) up to the top
+ * at level n, as the walk resolves it: near() has collected the frames
+ * (t->scratch, and top) and the levels below i are found, so the walk's
+ * own passes over the chain would only find them again. Entry i is kept
+ * when the walk would keep it (the lowest level that moved, same code:
+ * keep), the others are fresh; each is resolved through its ways, the
+ * call cache, then its line and interning. Only for a chain too shallow
+ * for deep mode (the walk's caller would then turn nothing on or off).
+ */
+static uint32_t near_rest(fil_pythread_t *t, uint32_t i, uint32_t n, int keep,
+                          const fil_pyraw_t *top, uint32_t parent) {
+    for (; i <= n; i++) {
+        const fil_pyraw_t *r = i < n ? &t->scratch[n - 1 - i] : top;
+        if (keep) { /* the same code, moved on: its ways still hold */
+            t->key[i].instr = r->instr;
+            t->e[i].frame = r->frame;
+            t->e[i].code = r->code;
+            keep = 0;
+        } else {
+            fil_resolve_init_entry(t, i, r);
+        }
+        parent = resolve_entry(t, i, parent, 0);
+    }
+    t->depth = t->resolved = n + 1;
+    return parent;
+}
+
+/*
  * The walk without its line lookups, for every case the call cache
  * covers: a sibling call, a call, a return, a loop that called from
  * another place on its way. The frames below the innermost are collected;
@@ -556,8 +585,10 @@ static inline uint32_t near_cache(fil_pythread_t *t, uint32_t i, int same, const
  * hold only trusted entries' instructions, and the call cache only
  * trusted code's nodes, each with the roles of its entry and its caller,
  * which must be the chain's). The levels found become the resolved chain, so the next
- * allocation there is quick()'s; on a miss the chain is cut where the
- * miss is, and FIL_NONE: the walk decides then. Out of line: the loop
+ * allocation there is quick()'s; on a miss (a new call stack) the rest is
+ * resolved from the frames collected (near_rest), as the walk would, or,
+ * over a stack deep enough for deep mode, the chain is cut where the miss
+ * is, and FIL_NONE: the walk decides then. Out of line: the loop
  * case's caller saves no registers for it. Cost: ~10 instructions per
  * frame, a probe per level moved, and ~20 stores per fresh entry.
  */
@@ -576,6 +607,10 @@ static __attribute__((noinline)) uint32_t near(fil_src_t *s, fil_pythread_t *t) 
         if (node == FIL_NONE)
             node = near_cache(t, i, !fresh, r, parent);
         if (node == FIL_NONE) {
+            if (n < FIL_PY_DEEP_ON) /* a new call stack: resolve it from here */
+                return near_rest(t, i, n, i == low && !fresh &&
+                                              t->e[i].role != FIL_PYROLE_UNSET,
+                                 &top, parent);
             t->depth = t->resolved = i;
             return FIL_NONE;
         }

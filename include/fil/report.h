@@ -105,6 +105,14 @@ typedef struct fil_frame {
  * library, or a "<...>" pseudo-file), 0 if it is the program's own. */
 int fil_path_is_library(const char *path, size_t n);
 
+/* Per-node figures of a tree, as fil_report_stats computes them, kept by
+ * the tree's owner when several writers draw the same tree. */
+typedef struct fil_tree_stats {
+    const uint32_t *par, *depth, *nstk;
+    const uint64_t *incl, *self;
+    uint64_t total;
+} fil_tree_stats_t;
+
 typedef struct fil_tree {
     uint32_t count; /* nodes 0..count-1; parent(i) < i or FIL_NONE */
     void *ctx;      /* passed to every callback */
@@ -114,7 +122,18 @@ typedef struct fil_tree {
      * merge frames in the reversed tree. */
     uint64_t (*key)(void *ctx, uint32_t node);
     void (*frame)(void *ctx, uint32_t node, fil_frame_t *out);
+    /* The figures of the nodes, found once, or NULL: the writers then
+     * compute them from the callbacks. */
+    const fil_tree_stats_t *stats;
 } fil_tree_t;
+
+/* Fill par[i], incl[i] (self + descendants, saturating), depth[i]
+ * (top-level = 1) and, if nstk is not NULL, nstk[i] (nodes with self bytes
+ * in the subtree, saturating) for every node of t; self[i] too if self is
+ * not NULL. *total gets the sum. 0, or -1 if a parent is out of order.
+ * Copies t->stats when it is set. */
+int fil_report_stats(const fil_tree_t *t, uint32_t *par, uint64_t *incl, uint64_t *self,
+                     uint32_t *depth, uint32_t *nstk, uint64_t *total);
 
 /* ---- bounded, folded trees ------------------------------------------- */
 

@@ -264,6 +264,68 @@ static void range_start(PyCodeObject *co, PyCodeAddressRange *r) {
 }
 #endif
 
+#if PY_VERSION_HEX >= 0x030A0000
+/*
+ * Most line lookups are of an instruction asked about before: a new call
+ * stack is mostly frames already seen at the same place under another
+ * caller (the import system's frames of every nested import, a library
+ * function called from a new line), whose nodes are new but whose lines
+ * are not (importing numpy: 51,000 of 62,000 lookups; pandas: 161,000 of
+ * 195,000). So the last answers are kept by (code object, instruction)
+ * in a direct-mapped table, each entry taken with a try-lock and used
+ * only for the same object, line table (and its size), first line and
+ * name of ours, as a line slot is: a code object that reuses a dead one's address has its
+ * own line table.
+ */
+#define LINE_MEMO 2048
+typedef struct line_memo {
+    int busy; /* the try-lock */
+    int first;
+    const PyCodeObject *code;
+    const void *instr;
+    const PyObject *table;
+    const void *named;
+    uint32_t line;
+    uint32_t size; /* of the line table */
+} line_memo_t;
+static line_memo_t line_memo[LINE_MEMO];
+
+static line_memo_t *memo_of(const PyCodeObject *co, const void *instr) {
+    uint64_t h = ((uintptr_t)co ^ (uint64_t)(uintptr_t)instr << 9) * UINT64_C(0x9E3779B97F4A7C15);
+    return &line_memo[h >> (64 - 11)];
+}
+
+/* The kept line of (co, instr) into *line: 1, else 0. */
+static int memo_get(const PyCodeObject *co, const void *instr, const void *named, uint32_t *line) {
+    line_memo_t *m = memo_of(co, instr);
+    int hit = 0;
+    if (__atomic_exchange_n(&m->busy, 1, __ATOMIC_ACQUIRE))
+        return 0;
+    if (m->code == co && m->instr == instr && m->table == co->co_linetable &&
+        m->named == named && m->first == co->co_firstlineno &&
+        m->size == (uint32_t)PyBytes_GET_SIZE(co->co_linetable)) {
+        *line = m->line;
+        hit = 1;
+    }
+    __atomic_store_n(&m->busy, 0, __ATOMIC_RELEASE);
+    return hit;
+}
+
+static void memo_put(const PyCodeObject *co, const void *instr, const void *named, uint32_t line) {
+    line_memo_t *m = memo_of(co, instr);
+    if (__atomic_exchange_n(&m->busy, 1, __ATOMIC_ACQUIRE))
+        return;
+    m->code = co;
+    m->instr = instr;
+    m->table = co->co_linetable;
+    m->named = named;
+    m->first = co->co_firstlineno;
+    m->size = (uint32_t)PyBytes_GET_SIZE(co->co_linetable);
+    m->line = line;
+    __atomic_store_n(&m->busy, 0, __ATOMIC_RELEASE);
+}
+#endif
+
 /* fil_native_line_of: the frame source's line_of. Context: any thread of
  * the program, GIL held or not (the frame's code object is alive). */
 uint32_t fil_native_line_of(const void *code, const void *instr) {
@@ -273,6 +335,9 @@ uint32_t fil_native_line_of(const void *code, const void *instr) {
     void *named = NULL;
     if (addr >= 0 && extra_index >= 0 && GET_EXTRA((PyObject *)co, extra_index, &named) == 0 &&
         named) {
+        uint32_t kept;
+        if (memo_get(co, instr, named, &kept))
+            return kept;
         line_slot_t *s = &line_slots[((uintptr_t)co * UINT64_C(0x9E3779B97F4A7C15)) >> 56];
         const PyObject *table = co->co_linetable;
         if (!__atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE)) {
@@ -287,6 +352,7 @@ uint32_t fil_native_line_of(const void *code, const void *instr) {
             }
             line = _PyCode_CheckLineNumber(addr, &s->range);
             __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+            memo_put(co, instr, named, line > 0 ? (uint32_t)line : 0);
             return line > 0 ? (uint32_t)line : 0;
         }
     }

@@ -105,9 +105,11 @@ static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const voi
 
 /*
  * fil_src_near (fil/pyresolve.h): one pass counts the frames below the
- * innermost (shims skipped), a second collects them into t->scratch and
- * compares each with the key of its level. Cost: ~4 instructions per
- * frame, then ~10; no visibility test where the frame is its key's (an
+ * innermost (shims skipped), a second compares each with the key of its
+ * level, a third collects those from the lowest that differs up into
+ * t->scratch (a new call stack: a few). Cost: ~4 instructions per frame,
+ * then ~8, then ~6 per frame collected; no visibility test where the
+ * frame is its key's (an
  * equal code and instruction to a key's make a frame visible: whether a
  * frame shows depends only on them and, on 3.12+, on its owner, and a
  * shim's code is never a key's); any other frame is tested.
@@ -123,17 +125,18 @@ static inline int fil_src_near(fil_src_t *s, fil_pythread_t *t, fil_pyraw_t *top
     for (f = b; f; f = skip_shims(fil_py_below(f)))
         if (++m >= cap)
             return -1; /* no room for the top's entry */
-    uint32_t lo = m, depth = t->depth;
-    for (uint32_t j = 0; b; b = skip_shims(fil_py_below(b)), j++) { /* innermost first */
-        fil_pyraw_t r = raw_of(b);
+    uint32_t lo = m, depth = t->depth, j = 0;
+    for (f = b; f; f = skip_shims(fil_py_below(f)), j++) { /* innermost first */
         uint32_t level = m - 1 - j;
-        t->scratch[j] = r;
-        if (level < depth && t->key[level].code == r.code && t->key[level].instr == r.instr)
+        if (level < depth && t->key[level].code == fil_py_code(f) &&
+            t->key[level].instr == fil_py_instr(f))
             continue;
-        if (fil_py_hidden(b))
+        if (fil_py_hidden(f))
             return -1;
         lo = level;
     }
+    for (j = 0, f = b; j < m - lo; f = skip_shims(fil_py_below(f)), j++)
+        t->scratch[j] = raw_of(f); /* only the levels from lo up are read */
     *low = lo;
     return (int)m;
 }

@@ -38,16 +38,6 @@ size_t fil_render_answer_scratch(uint32_t count)
     return (rows > path ? rows : path) + src + 64;
 }
 
-/* See render_internal.h. SIGNAL CONTEXT: caller memory only. */
-int fil_render_top_rows(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, fil_bump_t *mem)
-{
-    size_t used = mem->used, cap = fil_top_lines_scratch_size(t->count);
-    void *scratch = fil_bump(mem, cap);
-    int n = scratch ? fil_top_lines(t, rows, max, scratch, cap) : -1;
-    mem->used = used;
-    return n;
-}
-
 /* A JSON string or null. SIGNAL CONTEXT. */
 static void json_str_or_null(fil_writer_t *w, const char *s, size_t n)
 {

@@ -39,6 +39,13 @@ enum { REQ_DRAWN = 0, REQ_TRUE = 1, REQ_NONE = 2 };
 /* Set by fil_render_interrupt(); read by every writer of a render. */
 static volatile int render_stop;
 
+/* A function's strings as t_frame gives them (flatten()). */
+typedef struct fstr {
+    const char *file, *name;
+    uint32_t file_len, name_len;
+    uint32_t own_start;
+} fstr_t;
+
 typedef struct tree_ctx {
     const fil_view_t *v;
     int kind;
@@ -53,6 +60,13 @@ typedef struct tree_ctx {
     size_t request_len;
     const char *own_dir; /* directory all the program's files share, or NULL */
     size_t own_len;      /* its length, '/' included */
+    /* Copies of the state nodes' parent, self bytes and key (flatten()),
+     * or NULL: every writer reads them several times, and a view's
+     * accessors check and locate each record. */
+    const uint32_t *fpar;
+    const uint64_t *fself, *fkey;
+    const fstr_t *fstr; /* [nfstr]: functions 0..nfstr-1 (at most one per node), or NULL */
+    uint32_t nfstr;
 } tree_ctx_t;
 
 /* Async-signal-safe: ask the render in progress to stop. */
@@ -103,6 +117,8 @@ int fil_render_take_failure(char *name, size_t len)
 static uint32_t t_parent(void *c, uint32_t i)
 {
     tree_ctx_t *t = c;
+    if (i < t->n && t->fpar)
+        return t->fpar[i];
     if (i >= t->n)
         return i == t->n ? t->extra_parent : i - 1;
     if (i == 0)
@@ -115,6 +131,8 @@ static uint32_t t_parent(void *c, uint32_t i)
 static uint64_t t_self(void *c, uint32_t i)
 {
     tree_ctx_t *t = c;
+    if (i < t->n && t->fself)
+        return t->fself[i];
     if (i >= t->n) {
         if (i != t->n + t->nextra - 1 || t->request_mode == REQ_NONE)
             return 0;
@@ -129,6 +147,8 @@ static uint64_t t_self(void *c, uint32_t i)
 static uint64_t t_key(void *c, uint32_t i)
 {
     tree_ctx_t *t = c;
+    if (i < t->n && t->fkey)
+        return t->fkey[i];
     if (i >= t->n)
         return UINT64_MAX - 2 - (i - t->n);
     if (i == 0)
@@ -158,6 +178,19 @@ static void t_frame(void *c, uint32_t i, fil_frame_t *f)
     memset(f, 0, sizeof *f);
     if (i >= t->n) {
         extra_frame(t, i, f);
+        return;
+    }
+    uint32_t func = t->fkey && i > 0 ? (uint32_t)(t->fkey[i] >> 32) : FIL_NONE;
+    if (func < t->nfstr) { /* the function's strings, found once (flatten) */
+        const fstr_t *fs = &t->fstr[func];
+        f->file = fs->file, f->file_len = fs->file_len;
+        f->func = fs->name, f->func_len = fs->name_len;
+        f->line = (uint32_t)t->fkey[i];
+        f->own_start = fs->own_start;
+        if (t->src && t->src[i].text_len) {
+            f->source = t->pool + t->src[i].text_off;
+            f->source_len = t->src[i].text_len;
+        }
         return;
     }
     const fil_node_t *nd = fil_view_node(t->v, i);
@@ -235,6 +268,78 @@ static void find_own_dir(tree_ctx_t *t)
         t->own_len = 0;
 }
 
+/* Bytes flatten() takes for n state nodes. */
+static size_t flat_size(uint64_t n)
+{
+    return n * (4 + 8 + 8 + sizeof(fstr_t) + 8 + 4 + 4) + sizeof(fil_tree_stats_t) + 64;
+}
+
+/* The strings of functions 0..t->nfstr-1 as t_frame reads them from the
+ * view, with the program's directory (find_own_dir) found. SIGNAL
+ * CONTEXT: caller memory only. */
+static void flatten_funcs(tree_ctx_t *t, fstr_t *fs, uint32_t nf)
+{
+    const fil_view_t *v = t->v;
+    for (uint32_t k = 0; k < nf; k++) {
+        const fil_func_t *fn = v->at(v, FIL_SEG_FUNCS, k);
+        const char *p;
+        size_t len;
+        if (fil_view_string(v, fn->file, &p, &len) != 0)
+            p = "?", len = 1;
+        fs[k].file = p, fs[k].file_len = (uint32_t)len;
+        fs[k].own_start = t->own_len && len > t->own_len && memcmp(p, t->own_dir, t->own_len) == 0
+                              ? (uint32_t)t->own_len
+                              : 0;
+        if (fil_view_string(v, fn->name, &p, &len) != 0)
+            p = "?", len = 1;
+        fs[k].name = p, fs[k].name_len = (uint32_t)len;
+    }
+    t->fstr = fs;
+    t->nfstr = nf;
+}
+
+/* The figures of tree (its nodes' parents and bytes flat in par and
+ * self) for every writer (fil_tree_t.stats), when it is the state's tree
+ * alone (no failed request, whose bytes a writer may count otherwise).
+ * SIGNAL CONTEXT: caller memory only. */
+static void keep_stats(fil_tree_t *tree, uint32_t *par, uint64_t *self, fil_bump_t *mem)
+{
+    uint32_t n = tree->count;
+    fil_tree_stats_t *s = fil_bump(mem, sizeof *s);
+    uint64_t *incl = fil_bump(mem, (size_t)n * 8);
+    uint32_t *depth = fil_bump(mem, (size_t)n * 4), *nstk = fil_bump(mem, (size_t)n * 4);
+    uint64_t total;
+    if (!s || !incl || !depth || !nstk ||
+        fil_report_stats(tree, par, incl, self, depth, nstk, &total) != 0)
+        return;
+    *s = (fil_tree_stats_t){par, depth, nstk, incl, self, total};
+    tree->stats = s;
+}
+
+/* Copy the parent, self bytes and key of every state node of t into mem
+ * (read from then on), and the figures of the tree when it has no extra
+ * node; nothing if mem is too small. SIGNAL CONTEXT: caller memory only. */
+static void flatten(tree_ctx_t *t, fil_tree_t *tree, fil_bump_t *mem)
+{
+    uint32_t n = t->n;
+    uint64_t *self = fil_bump(mem, (size_t)n * 8), *key = fil_bump(mem, (size_t)n * 8);
+    uint32_t *par = fil_bump(mem, (size_t)n * 4);
+    if (!self || !key || !par)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        par[i] = t_parent(t, i);
+        self[i] = t_self(t, i);
+        key[i] = t_key(t, i);
+    }
+    t->fpar = par, t->fself = self, t->fkey = key;
+    uint32_t nf = t->v->funcs < n ? (uint32_t)t->v->funcs : n;
+    fstr_t *fs = fil_bump(mem, (size_t)nf * sizeof *fs);
+    if (fs)
+        flatten_funcs(t, fs, nf);
+    if (tree->count == n) /* par and self are what stats writes: the same values */
+        keep_stats(tree, par, self, mem);
+}
+
 /* Set up the adapter. Context: any; no allocation. */
 static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *tree)
 {
@@ -258,6 +363,7 @@ static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *
     tree->self_bytes = t_self;
     tree->key = t_key;
     tree->frame = t_frame;
+    tree->stats = NULL;
 }
 
 /* The reversed frames budget for a tree of n nodes: REV_MAX_NODES, or less
@@ -297,6 +403,12 @@ size_t fil_render_scratch_size(uint64_t nodes)
     size_t summary = WBUF + sizeof(fil_tree_t) + sizeof(tree_ctx_t) +
                      fil_render_answer_scratch((uint32_t)n) + 256;
     return files > summary ? files : summary;
+}
+
+/* See render_internal.h. Context: any. */
+size_t fil_render_fast_scratch_size(uint64_t nodes)
+{
+    return fil_render_scratch_size(nodes) + flat_size(nodes);
 }
 
 /* See render_internal.h. Context: any; caller memory only. */
@@ -468,13 +580,58 @@ static const char *name(char *buf, const char *prefix, const char *suffix)
 }
 
 
+/*
+ * The top lines of t (at most max <= FIL_TOP_MEMO_ROWS) and its total: for
+ * a tree of tree_init over a view with a memo, and without the failed
+ * request (whose bytes would count), the lines found the first time they
+ * were asked for in this report (a prefix of the FIL_TOP_MEMO_ROWS first:
+ * fil_top_lines orders rows totally, and a row's figures do not depend on
+ * the others); else computed. Their number, or -1. SIGNAL CONTEXT: caller
+ * memory only.
+ */
+static int top_lines(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, uint64_t *total,
+                     void *scratch, size_t cap)
+{
+    const tree_ctx_t *c = t->frame == t_frame ? t->ctx : NULL;
+    fil_top_memo_t *m = c ? c->v->memo : NULL;
+    int k = c ? c->kind : 0;
+    if (!m || k < 0 || k > 2 || (c->nextra && c->request_mode != REQ_NONE) ||
+        max > FIL_TOP_MEMO_ROWS) {
+        int n = fil_top_lines(t, rows, max, scratch, cap);
+        *total = tree_total(t);
+        return n;
+    }
+    if (!m->known[k]) {
+        m->n[k] = fil_top_lines(t, m->rows[k], FIL_TOP_MEMO_ROWS, scratch, cap);
+        m->total[k] = tree_total(t);
+        m->known[k] = 1;
+    }
+    int n = m->n[k] < (int)max ? m->n[k] : (int)max;
+    for (int r = 0; r < n; r++)
+        rows[r] = m->rows[k][r];
+    *total = m->total[k];
+    return n;
+}
+
+/* See render_internal.h. SIGNAL CONTEXT: caller memory only. */
+int fil_render_top_rows(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, fil_bump_t *mem)
+{
+    size_t used = mem->used, cap = fil_top_lines_scratch_size(t->count);
+    void *scratch = fil_bump(mem, cap);
+    uint64_t total;
+    int n = scratch ? top_lines(t, rows, max, &total, scratch, cap) : -1;
+    mem->used = used;
+    return n;
+}
+
 /* One top lines table of tree t. */
 static void index_table(fil_writer_t *w, const char *heading, const char *intro,
                         const fil_tree_t *t, void *scratch, size_t cap)
 {
     fil_top_line_t rows[TOP_ROWS];
-    int n = fil_top_lines(t, rows, TOP_ROWS, scratch, cap);
-    fil_html_top_lines(w, heading, intro, t, rows, n > 0 ? (uint32_t)n : 0, tree_total(t));
+    uint64_t total;
+    int n = top_lines(t, rows, TOP_ROWS, &total, scratch, cap);
+    fil_html_top_lines(w, heading, intro, t, rows, n > 0 ? (uint32_t)n : 0, total);
 }
 
 /* The header class of the death report: "oom", "crash" or "killed". */
@@ -496,6 +653,10 @@ static fil_tree_t *held_tree(job_t *j, int kind, char *work, size_t *head)
     tree_init(ot, j->t->v, kind, otree);
     ot->src = j->t->src;
     ot->pool = j->t->pool;
+    ot->fpar = j->t->fpar; /* the same nodes: only the bytes differ */
+    ot->fkey = j->t->fkey;
+    ot->fstr = j->t->fstr;
+    ot->nfstr = j->t->nfstr;
     ot->request_mode = REQ_NONE;
     return otree;
 }
@@ -647,12 +808,17 @@ static int body_index(void *c, fil_writer_t *w)
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
                      const char *subtitle, const fil_render_page_t *page, fil_bump_t *mem)
 {
+    /* The flat copies only with room for them on top of what the writers
+     * need (the launcher's memory; the dump's arena is sized without). */
+    int room = mem->cap - mem->used >= fil_render_fast_scratch_size(v->nodes);
     fil_tree_t *tree = fil_bump(mem, sizeof *tree);
     tree_ctx_t *t = fil_bump(mem, sizeof *t);
     char *wbuf = fil_bump(mem, WBUF);
     if (!tree || !t || !wbuf)
         return -1;
     tree_init(t, v, kind, tree);
+    if (room)
+        flatten(t, tree, mem);
     find_sources(t, mem);
     job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, NULL, NULL, NULL, 0};
     if (page)

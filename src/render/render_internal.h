@@ -18,6 +18,22 @@
 #include "fil/state.h"
 
 struct fil_view;
+
+/* The top lines of a view's trees, found once per report: the index page,
+ * the launcher's stderr answer and summary.json ask for the same lines of
+ * the same tree (10, 5 and 20 rows: each a prefix of the 20, the order
+ * being total). One slot per tree kind (FIL_RENDER_*), for the trees
+ * without the failed request (fil_render_tree, the index page's tables).
+ * Only for a view that does not change while it is drawn (a file view of
+ * an ended program, a frozen one). */
+#define FIL_TOP_MEMO_ROWS FIL_SUMMARY_TOP
+typedef struct fil_top_memo {
+    int known[3];     /* 1 once the slot holds its tree's lines */
+    int n[3];         /* rows, or -1 (the tree could not be read) */
+    uint64_t total[3];/* the tree's total bytes */
+    fil_top_line_t rows[3][FIL_TOP_MEMO_ROWS];
+} fil_top_memo_t;
+
 /* Address of element i of segment seg (FIL_SEG_* order), already checked to
  * be below the view's count for that segment. */
 typedef const void *(*fil_view_at_fn)(const struct fil_view *v, int seg, uint64_t i);
@@ -42,6 +58,7 @@ typedef struct fil_view {
     fil_view_at_fn inner_at;      /* a frozen view's at() before freezing */
     uint64_t stop_nodes;          /* fil_view_at_stop: nodes stop[] holds */
     int at_stop;                  /* 1: a view as of a stop signal (fil_view_at_stop) */
+    fil_top_memo_t *memo;         /* the top lines found so far, or NULL: none kept */
 } fil_view_t;
 
 /* Simple bump allocator over one region. */
@@ -99,6 +116,12 @@ typedef struct fil_render_page {
 
 /* Memory fil_render_files needs for a view with `nodes` nodes. */
 size_t fil_render_scratch_size(uint64_t nodes);
+/* The same, plus room for the flat copies of the nodes' figures, labels
+ * and per-node statistics that spare the writers the view's accessors
+ * (68 bytes a node): what the launcher maps; the dump's arena is sized
+ * with fil_render_scratch_size, and fil_render_files makes the copies only
+ * when they fit on top of it. */
+size_t fil_render_fast_scratch_size(uint64_t nodes);
 
 /* Write <prefix>.prof, <prefix>.svg, <prefix>-reversed.svg (and index.html
  * for the peak) into dir. title is the SVG title. For FIL_RENDER_OOM the
@@ -129,7 +152,8 @@ fil_tree_t *fil_render_tree(const fil_view_t *v, int kind, fil_bump_t *mem);
 /* Scratch the answer functions below need on a tree of `count` nodes. */
 size_t fil_render_answer_scratch(uint32_t count);
 /* The top lines of t (at most max) into rows, with scratch from mem
- * (restored). Their number, or -1. */
+ * (restored); for a tree of fil_render_tree over a view with a memo, found
+ * once per report. Their number, or -1. */
 int fil_render_top_rows(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, fil_bump_t *mem);
 /* JSON: the array of rows[0..n) (label, file, line, function, source, bytes,
  * with callees, the program's calling line), of `total` bytes. */

@@ -88,13 +88,15 @@ int fil_render_live_peak(const char *dir, const char *title, char *err, size_t e
     fil_view_t v;
     fil_view_open_live(&v);
     size_t frozen = fil_page_round(fil_view_freeze_size(v.nodes));
-    fil_bump_t mem = {NULL, frozen + fil_page_round(fil_render_scratch_size(v.nodes)), 0};
+    fil_bump_t mem = {NULL, frozen + fil_page_round(fil_render_fast_scratch_size(v.nodes)), 0};
     mem.base = fil_sys_pages(mem.cap);
     int ok = mem.base && fil_view_freeze(&v, &mem) == 0;
     fil_unlock();
     int r = -1;
     if (ok) {
         fil_bump_t work = {mem.base + frozen, mem.cap - frozen, 0};
+        fil_top_memo_t memo = {{0}, {0}, {0}, {{{0}}}};
+        v.memo = &memo; /* frozen: every file reads the same copy */
         if (fil_render_files(&v, FIL_RENDER_PEAK, dir, title, NULL, NULL, &work) == 0) {
             work.used = 0;
             r = fil_render_summary(&v, NULL, NULL, dir, NULL, &work);
@@ -168,7 +170,9 @@ static unsigned render_finished(const fil_view_t *v, const char *dir, const fil_
     uint64_t budget = info->child_index ? FIL_RENDER_CHILD_PROF_BYTES : 0;
     fil_render_page_t page = {NULL, NULL, info, budget}, plain = {NULL, NULL, NULL, budget};
     fil_view_t at_stop = *v;
+    fil_top_memo_t stop_memo = {{0}, {0}, {0}, {{{0}}}};
     const fil_view_t *dv = v; /* what was held at the death */
+    at_stop.memo = &stop_memo; /* its own lines, not v's */
     if (v->h->oom.dump_state != 2 && fil_view_at_stop(&at_stop, info->term_signal))
         dv = &at_stop;
     command_line(info, sub, sizeof sub);
@@ -203,7 +207,9 @@ int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info
     if (!base)
         return -1;
     if (fil_view_open_file(&v, base, size, err, errlen) == 0) {
-        fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes)), 0};
+        fil_bump_t mem = {NULL, fil_page_round(fil_render_fast_scratch_size(v.nodes)), 0};
+        fil_top_memo_t memo = {{0}, {0}, {0}, {{{0}}}};
+        v.memo = &memo; /* the program ended: its state no longer changes */
         mem.base = fil_sys_pages(mem.cap);
         rendered = (int)render_finished(&v, dir, info, &mem);
         fil_sys_unmap(mem.base, mem.cap);
@@ -270,10 +276,12 @@ int fil_render_on_demand(int state_fd, const char *dir, const fil_run_info_t *in
         return -1;
     if (fil_view_open_file(&v, base, size, err, errlen) == 0) {
         size_t frozen = fil_view_freeze_size(v.nodes);
-        fil_bump_t mem = {NULL, fil_page_round(fil_render_scratch_size(v.nodes) + frozen), 0};
+        fil_bump_t mem = {NULL, fil_page_round(fil_render_fast_scratch_size(v.nodes) + frozen), 0};
         mem.base = fil_sys_pages(mem.cap);
         if (mem.base && fil_view_freeze(&v, &mem) == 0) {
             fil_bump_t work = {mem.base + mem.used, mem.cap - mem.used, 0};
+            fil_top_memo_t memo = {{0}, {0}, {0}, {{{0}}}};
+            v.memo = &memo; /* frozen: every file reads the same copy */
             r = render_now(&v, dir, info, &work);
         }
         fil_sys_unmap(mem.base, mem.cap);

@@ -167,7 +167,7 @@ int fil_render_tree_view(const fil_tree_proc_t *procs, uint32_t n, const char *d
         c.count += 1 + q->count;
         c.n++;
     }
-    fil_tree_t t = {c.count, &c, c_parent, c_self, c_key, c_frame};
+    fil_tree_t t = {c.count, &c, c_parent, c_self, c_key, c_frame, NULL};
     if (c.n > 0 && write_file(dir, name, ".svg", &t, title, subtitle) == 0 &&
         write_file(dir, name, ".prof", &t, title, subtitle) == 0)
         r = 0;

@@ -207,9 +207,10 @@ static uint64_t choose_anchors(prof_ctx_t *P, uint64_t budget)
             P->order[m++] = i;
         P->flag[i] = 0;
     }
-    fil_report_heapsort(P->order, m, fil_report_bigger_first, P->incl);
-    for (uint32_t k = 0; k < m; k++) {
-        uint32_t i = P->order[k];
+    size_t left = m;
+    fil_report_heap_first(P->order, m, fil_report_bigger_first, P->incl);
+    while (left > 0) { /* biggest first, until the budget: no need to sort the rest */
+        uint32_t i = fil_report_heap_next(P->order, &left, fil_report_bigger_first, P->incl);
         uint64_t c = path_cost(P, i) + REM_COST + COUNT_COST;
         if (P->self[i] > 0)
             c += path_cost(P, i) + COUNT_COST;
@@ -231,9 +232,10 @@ static void choose_lines(prof_ctx_t *P, uint64_t used, uint64_t budget, uint32_t
             P->order[m++] = i;
         lines += (P->flag[i] & F_WRITTEN) != 0;
     }
-    fil_report_heapsort(P->order, m, fil_report_bigger_first, P->self);
-    for (uint32_t k = 0; k < m && lines < max_lines; k++) {
-        uint32_t i = P->order[k];
+    size_t left = m;
+    fil_report_heap_first(P->order, m, fil_report_bigger_first, P->self);
+    while (left > 0 && lines < max_lines) {
+        uint32_t i = fil_report_heap_next(P->order, &left, fil_report_bigger_first, P->self);
         uint64_t c = path_cost(P, i) + COUNT_COST;
         if (used + c > budget)
             break; /* so every stack left out is no bigger than those written */

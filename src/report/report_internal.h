@@ -33,6 +33,10 @@ size_t fil_report_scratch_total(const uint64_t *bytes, int n);
 /* Heapsort of n 32-bit items; less(ctx, x, y) is a strict weak order. */
 typedef int (*fil_report_less_fn)(void *ctx, uint32_t x, uint32_t y);
 void fil_report_heapsort(uint32_t *a, size_t n, fil_report_less_fn less, void *ctx);
+/* The elements of a[0..n) in `less` order, taken one at a time: make the
+ * heap, then take its first element *n times at most (each O(log n)). */
+void fil_report_heap_first(uint32_t *a, size_t n, fil_report_less_fn less, void *ctx);
+uint32_t fil_report_heap_next(uint32_t *a, size_t *n, fil_report_less_fn less, void *ctx);
 
 /* Length (1..4) of the valid UTF-8 sequence at s, storing its code point in
  * *cp, or 0 if the bytes at s are not valid UTF-8 (overlong, surrogate,
@@ -72,12 +76,7 @@ size_t fil_report_label_len(const fil_report_label_t *l);
 
 /* ---- per-node figures shared by the writers (fold.c) ---------------------- */
 
-/* Fill par[i], incl[i] (self + descendants, saturating), depth[i]
- * (top-level = 1) and, if nstk is not NULL, nstk[i] (nodes with self bytes
- * in the subtree, saturating) for every node of t; self[i] too if self is
- * not NULL. *total gets the sum. 0, or -1 if a parent is out of order. */
-int fil_report_stats(const fil_tree_t *t, uint32_t *par, uint64_t *incl, uint64_t *self,
-                     uint32_t *depth, uint32_t *nstk, uint64_t *total);
+/* fil_report_stats (fil/report.h) fills the per-node figures. */
 /* Order for heapsorting nodes by (bytes descending, index ascending), with
  * ctx the bytes array. */
 int fil_report_bigger_first(void *ctx, uint32_t x, uint32_t y);

@@ -392,5 +392,6 @@ int fil_tree_reverse(const fil_tree_t *in, fil_tree_t *out, uint32_t max_nodes, 
     out->self_bytes = rev_self;
     out->key = rev_key;
     out->frame = rev_frame;
+    out->stats = NULL;
     return 0;
 }

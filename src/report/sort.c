@@ -121,3 +121,69 @@ void fil_report_heapsort(uint32_t *a, size_t n, fil_report_less_fn less, void *c
         sift_from_top(a, end, less, ctx);
     }
 }
+
+/* Restore the heap property below `root` in a[0..n) for a heap whose top
+ * is the first in `less` order. SIGNAL CONTEXT: caller memory only. */
+static void first_sift_down(uint32_t *a, size_t root, size_t n, fil_report_less_fn less,
+                            void *ctx)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && less(ctx, a[child + 1], a[child]))
+            child++;
+        if (!less(ctx, a[child], a[root]))
+            return;
+        uint32_t t = a[root];
+        a[root] = a[child];
+        a[child] = t;
+        root = child;
+    }
+}
+
+/*
+ * Make a[0..n) a heap whose top is the first element in `less` order, for
+ * callers that take elements in order until they have enough
+ * (fil_report_heap_next): O(n) to build and O(log n) per element taken,
+ * instead of sorting the whole array. SIGNAL CONTEXT: caller memory only.
+ */
+void fil_report_heap_first(uint32_t *a, size_t n, fil_report_less_fn less, void *ctx)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        first_sift_down(a, i, n, less, ctx);
+}
+
+/*
+ * Take the first element of the heap a[0..*n) (fil_report_heap_first):
+ * successive calls give the elements in `less` order, the order
+ * fil_report_heapsort sorts them in (callers make it total). *n > 0.
+ * SIGNAL CONTEXT: caller memory only.
+ */
+uint32_t fil_report_heap_next(uint32_t *a, size_t *n, fil_report_less_fn less, void *ctx)
+{
+    uint32_t top = a[0];
+    size_t m = --*n;
+    if (m == 0)
+        return top;
+    uint32_t x = a[m];
+    size_t j = 0;
+    for (;;) { /* the hole down along the first children, then x up (sift_from_top) */
+        size_t child = 2 * j + 1;
+        if (child >= m)
+            break;
+        if (child + 1 < m && less(ctx, a[child + 1], a[child]))
+            child++;
+        a[j] = a[child];
+        j = child;
+    }
+    while (j > 0) {
+        size_t parent = (j - 1) / 2;
+        if (!less(ctx, x, a[parent]))
+            break;
+        a[j] = a[parent];
+        j = parent;
+    }
+    a[j] = x;
+    return top;
+}

@@ -18,9 +18,8 @@
 #include "fil/sys.h"
 
 typedef struct slot {
-    uint64_t hash; /* full hash of the key, 0 = empty */
+    uint32_t hash; /* hash of the key (never 0), 0 = empty; its low bits place it */
     uint32_t index;
-    uint32_t pad;
 } slot_t;
 
 typedef struct table {
@@ -38,6 +37,13 @@ static uint64_t mix(uint64_t h) {
     h *= UINT64_C(0xc4ceb9fe1a85ec53);
     h ^= h >> 33;
     return h ? h : 1;
+}
+
+/* The 32 bits of a mixed hash a slot keeps (8-byte slots: half the pages
+ * a table of numpy's 43,000 call stacks touches as it doubles). */
+static uint32_t slot_hash(uint64_t h) {
+    uint32_t x = (uint32_t)h ^ (uint32_t)(h >> 32);
+    return x ? x : 1;
 }
 
 static uint64_t hash_bytes(uint64_t h, const char *s, size_t n) {
@@ -73,7 +79,7 @@ static int table_grow(table_t *t) {
 }
 
 /* Insert (hash, index) at a slot known to be free. Context: lock held. */
-static void table_put(table_t *t, uint64_t hash, uint32_t index) {
+static void table_put(table_t *t, uint32_t hash, uint32_t index) {
     uint64_t j = hash & (t->cap - 1);
     while (t->slots[j].hash)
         j = (j + 1) & (t->cap - 1);
@@ -133,7 +139,8 @@ uint32_t fil_stacks_intern_func(const char *file, size_t flen, const char *name,
         flen = FIL_STRING_MAX;
     if (nlen > FIL_STRING_MAX)
         nlen = FIL_STRING_MAX;
-    uint64_t h = mix(hash_bytes(hash_bytes(first_line * UINT64_C(31), file, flen), name, nlen));
+    uint32_t h =
+        slot_hash(mix(hash_bytes(hash_bytes(first_line * UINT64_C(31), file, flen), name, nlen)));
     uint32_t found = FIL_NONE;
     fil_lock();
     for (uint64_t j = h & (func_table.cap - 1); func_table.slots[j].hash;
@@ -183,7 +190,7 @@ static uint32_t add_node(uint32_t parent, uint32_t func, uint32_t line) {
  * Context: lock held.
  */
 uint32_t fil_stacks_intern_node_locked(uint32_t parent, uint32_t func, uint32_t line) {
-    uint64_t h = node_hash(parent, func, line);
+    uint32_t h = slot_hash(node_hash(parent, func, line));
     for (uint64_t j = h & (node_table.cap - 1); node_table.slots[j].hash;
          j = (j + 1) & (node_table.cap - 1)) {
         if (node_table.slots[j].hash != h)

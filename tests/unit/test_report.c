@@ -77,7 +77,7 @@ static fil_tree_t make_tree(ttree_t *tt, const tnode_t *nodes, uint32_t count)
 {
     tt->nodes = nodes;
     tt->count = count;
-    return (fil_tree_t){count, tt, t_parent, t_self, t_key, t_frame};
+    return (fil_tree_t){count, tt, t_parent, t_self, t_key, t_frame, NULL};
 }
 
 #define N FIL_NONE
