@@ -670,8 +670,14 @@ void fil_cli_children_sample(const fil_state_header_t *h, uint64_t t_ns) {
         dumping |= c->h->oom.dump_state != 0 && c->h->oom.reason != FIL_REASON_SIGNAL;
     }
     if (nchildren && sum > 0 && (uint64_t)sum > tree_max) {
-        tree_max = (uint64_t)sum;
         take_moment(0, t_ns, FIL_NONE);
+        /* The copy is what the moment shows. It can hold less than the
+         * totals said: a state that grew a chunk after it was mapped, bytes
+         * freed in between. Then the next sample at this height takes the
+         * moment again, instead of keeping a copy short of a process's
+         * memory as the tree's peak. */
+        uint64_t got = moments[0].taken ? moments[0].total : 0;
+        tree_max = got < (uint64_t)sum ? got : (uint64_t)sum;
     }
     if (dumping && !moments[1].taken)
         take_moment(1, t_ns, FIL_NONE);
