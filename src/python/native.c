@@ -241,14 +241,31 @@ uint32_t fil_native_func_of(const void *code, unsigned *flags) {
  * object dying does not empty the cache: the module that imported it goes
  * on where it was).
  */
+/* Which code object, and which line table: what a kept range or answer is
+ * used for only. */
+typedef struct code_id {
+    const PyCodeObject *code;
+    const PyObject *table;
+    const void *named; /* our name in co_extra */
+    Py_ssize_t size;   /* of the line table */
+    int first;         /* co_firstlineno */
+} code_id_t;
+
+static code_id_t code_id(const PyCodeObject *co, const void *named) {
+    code_id_t id = {co, co->co_linetable, named, PyBytes_GET_SIZE(co->co_linetable),
+                    co->co_firstlineno};
+    return id;
+}
+
+static int same_code(const code_id_t *a, const code_id_t *b) {
+    return a->code == b->code && a->table == b->table && a->named == b->named &&
+           a->size == b->size && a->first == b->first;
+}
+
 #define LINE_SLOTS 256
 typedef struct line_slot {
     int busy; /* the try-lock */
-    int first;
-    const PyCodeObject *code;
-    const PyObject *table;
-    const void *named;
-    Py_ssize_t size;
+    code_id_t id;
     PyCodeAddressRange range;
 } line_slot_t;
 static line_slot_t line_slots[LINE_SLOTS];
@@ -262,9 +279,7 @@ static void range_start(PyCodeObject *co, PyCodeAddressRange *r) {
     r->ar_end = 0;
     r->ar_line = -1;
 }
-#endif
 
-#if PY_VERSION_HEX >= 0x030A0000
 /*
  * Most line lookups are of an instruction asked about before: a new call
  * stack is mostly frames already seen at the same place under another
@@ -273,37 +288,31 @@ static void range_start(PyCodeObject *co, PyCodeAddressRange *r) {
  * are not (importing numpy: 51,000 of 62,000 lookups; pandas: 161,000 of
  * 195,000). So the last answers are kept by (code object, instruction)
  * in a direct-mapped table, each entry taken with a try-lock and used
- * only for the same object, line table (and its size), first line and
- * name of ours, as a line slot is: a code object that reuses a dead one's address has its
- * own line table.
+ * only for the same code_id as a line slot is: a code object that reuses
+ * a dead one's address has its own line table.
  */
-#define LINE_MEMO 2048
+#define LINE_MEMO_BITS 11
+#define LINE_MEMO (1 << LINE_MEMO_BITS)
 typedef struct line_memo {
     int busy; /* the try-lock */
-    int first;
-    const PyCodeObject *code;
-    const void *instr;
-    const PyObject *table;
-    const void *named;
     uint32_t line;
-    uint32_t size; /* of the line table */
+    const void *instr;
+    code_id_t id;
 } line_memo_t;
 static line_memo_t line_memo[LINE_MEMO];
 
 static line_memo_t *memo_of(const PyCodeObject *co, const void *instr) {
     uint64_t h = ((uintptr_t)co ^ (uint64_t)(uintptr_t)instr << 9) * UINT64_C(0x9E3779B97F4A7C15);
-    return &line_memo[h >> (64 - 11)];
+    return &line_memo[h >> (64 - LINE_MEMO_BITS)];
 }
 
-/* The kept line of (co, instr) into *line: 1, else 0. */
-static int memo_get(const PyCodeObject *co, const void *instr, const void *named, uint32_t *line) {
-    line_memo_t *m = memo_of(co, instr);
+/* The kept line of (id, instr) into *line: 1, else 0. */
+static int memo_get(const code_id_t *id, const void *instr, uint32_t *line) {
+    line_memo_t *m = memo_of(id->code, instr);
     int hit = 0;
     if (__atomic_exchange_n(&m->busy, 1, __ATOMIC_ACQUIRE))
         return 0;
-    if (m->code == co && m->instr == instr && m->table == co->co_linetable &&
-        m->named == named && m->first == co->co_firstlineno &&
-        m->size == (uint32_t)PyBytes_GET_SIZE(co->co_linetable)) {
+    if (m->instr == instr && same_code(&m->id, id)) {
         *line = m->line;
         hit = 1;
     }
@@ -311,16 +320,12 @@ static int memo_get(const PyCodeObject *co, const void *instr, const void *named
     return hit;
 }
 
-static void memo_put(const PyCodeObject *co, const void *instr, const void *named, uint32_t line) {
-    line_memo_t *m = memo_of(co, instr);
+static void memo_put(const code_id_t *id, const void *instr, uint32_t line) {
+    line_memo_t *m = memo_of(id->code, instr);
     if (__atomic_exchange_n(&m->busy, 1, __ATOMIC_ACQUIRE))
         return;
-    m->code = co;
+    m->id = *id;
     m->instr = instr;
-    m->table = co->co_linetable;
-    m->named = named;
-    m->first = co->co_firstlineno;
-    m->size = (uint32_t)PyBytes_GET_SIZE(co->co_linetable);
     m->line = line;
     __atomic_store_n(&m->busy, 0, __ATOMIC_RELEASE);
 }
@@ -335,24 +340,19 @@ uint32_t fil_native_line_of(const void *code, const void *instr) {
     void *named = NULL;
     if (addr >= 0 && extra_index >= 0 && GET_EXTRA((PyObject *)co, extra_index, &named) == 0 &&
         named) {
+        code_id_t id = code_id(co, named);
         uint32_t kept;
-        if (memo_get(co, instr, named, &kept))
+        if (memo_get(&id, instr, &kept))
             return kept;
         line_slot_t *s = &line_slots[((uintptr_t)co * UINT64_C(0x9E3779B97F4A7C15)) >> 56];
-        const PyObject *table = co->co_linetable;
         if (!__atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE)) {
-            if (s->code != co || s->table != table || s->named != named ||
-                s->size != PyBytes_GET_SIZE(table) || s->first != co->co_firstlineno) {
-                s->code = co;
-                s->table = table;
-                s->named = named;
-                s->size = PyBytes_GET_SIZE(table);
-                s->first = co->co_firstlineno;
+            if (!same_code(&s->id, &id)) {
+                s->id = id;
                 range_start(co, &s->range);
             }
             line = _PyCode_CheckLineNumber(addr, &s->range);
             __atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
-            memo_put(co, instr, named, line > 0 ? (uint32_t)line : 0);
+            memo_put(&id, instr, line > 0 ? (uint32_t)line : 0);
             return line > 0 ? (uint32_t)line : 0;
         }
     }
