@@ -97,7 +97,7 @@ typedef struct fil_run_info {
     char *const *argv;         /* e.g. {"run", "x.py", "--rows", "10"} or {"python", "-c", "..."} */
     const char *python;        /* interpreter used */
     uint64_t start_ns, end_ns; /* CLOCK_REALTIME at fork and at reap */
-    int exit_status;           /* as a shell reports it: code, or 128+N */
+    int exit_status;           /* as a shell reports it: code, or 128+N; -1: not known */
     int term_signal;           /* N if the program died of signal N, else 0 */
     int oom_kill_known;        /* 1 if the cgroup OOM-kill counter could be read */
     uint64_t oom_kills_before; /* cgroup oom_kill counter before the run */
@@ -147,6 +147,15 @@ int fil_render_tree_view(const fil_tree_proc_t *procs, uint32_t n, const char *d
  * Context: supervisor process, single-threaded. */
 int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info, char *err,
                        size_t errlen);
+
+/* Let the calling thread keep the working memory of one fil_render_reports
+ * or fil_render_on_demand for the next (on: 1), or give back what it kept
+ * and keep no more (0). A launcher thread that draws one child's reports
+ * after another then maps and faults in its working memory once, not for
+ * each child; it gives it back whenever it has nothing more to draw, so
+ * the memory is held no longer than the renders need it. Context: the
+ * supervisor, the thread itself. */
+void fil_render_keep_scratch(int on);
 
 /* Render a report of a program that is still running, from its state in
  * state_fd, into the existing directory dir: what it holds now

@@ -411,6 +411,12 @@ size_t fil_render_fast_scratch_size(uint64_t nodes)
     return fil_render_scratch_size(nodes) + flat_size(nodes);
 }
 
+/* See render_internal.h. Context: any. */
+size_t fil_render_side_scratch_size(uint64_t nodes)
+{
+    return fil_prof_scratch_size((uint32_t)(nodes + EXTRA_MAX + 1)) + WBUF + 1024;
+}
+
 /* See render_internal.h. Context: any; caller memory only. */
 fil_tree_t *fil_render_tree(const fil_view_t *v, int kind, fil_bump_t *mem)
 {
@@ -803,6 +809,65 @@ static int body_index(void *c, fil_writer_t *w)
     return fil_html_end(w, "peak-memory.prof");
 }
 
+/* The .prof written on a second thread (fil_render_page_t's side_run):
+ * its own copy of the tree's adapter, with no source text (the .prof has
+ * none, and the first thread reads it in meanwhile) and the failed
+ * request at its true size, its own scratch and buffer. What failed is
+ * handed back, since failures are noted per thread. Launcher only. */
+typedef struct side_job {
+    fil_tree_t tree;
+    tree_ctx_t t;
+    job_t j;
+    const char *dir;
+    char name[64];
+    char *wbuf;
+    int bad;
+    int fail_errno;
+    char fail_name[64];
+} side_job_t;
+
+static void side_prof(void *arg)
+{
+    side_job_t *s = arg;
+    s->bad = write_file(s->dir, s->name, body_prof, &s->j, s->wbuf);
+    s->fail_errno = fil_render_take_failure(s->fail_name, sizeof s->fail_name);
+}
+
+/* Start the .prof of job j on a second thread, if the page offers one and
+ * mem has room for it; the handle, or NULL (then it is written in turn). */
+static void *start_side(side_job_t *s, const job_t *j, const tree_ctx_t *t,
+                        const fil_render_page_t *page, const char *dir, const char *file,
+                        fil_bump_t *mem)
+{
+    size_t need = fil_render_side_scratch_size(t->v->nodes);
+    if (!page || !page->side_run || !page->side_wait ||
+        mem->cap - mem->used < need + fil_render_scratch_size(t->v->nodes))
+        return NULL;
+    size_t used = mem->used;
+    s->wbuf = fil_bump(mem, WBUF);
+    s->j = *j;
+    s->j.work_cap = fil_prof_scratch_size(j->tree->count);
+    s->j.work = fil_bump(mem, s->j.work_cap);
+    if (!s->wbuf || !s->j.work) {
+        mem->used = used;
+        return NULL;
+    }
+    s->t = *t;
+    s->t.src = NULL;
+    s->tree = *j->tree;
+    s->tree.ctx = &s->t;
+    s->j.tree = &s->tree;
+    s->j.t = &s->t;
+    s->dir = dir;
+    memcpy(s->name, file, strlen(file) + 1);
+    s->bad = 0;
+    s->fail_errno = 0;
+    void *h = page->side_run(side_prof, s);
+    if (!h)
+        mem->used = used;
+    return h;
+}
+
 /* See render_internal.h. Context: supervisor, or SIGNAL CONTEXT (dump)
  * with mem the emergency arena. */
 int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char *title,
@@ -814,27 +879,38 @@ int fil_render_files(const fil_view_t *v, int kind, const char *dir, const char 
     fil_tree_t *tree = fil_bump(mem, sizeof *tree);
     tree_ctx_t *t = fil_bump(mem, sizeof *t);
     char *wbuf = fil_bump(mem, WBUF);
+    side_job_t *side = room && page && page->side_run ? fil_bump(mem, sizeof *side) : NULL;
     if (!tree || !t || !wbuf)
         return -1;
     tree_init(t, v, kind, tree);
     if (room)
         flatten(t, tree, mem);
-    find_sources(t, mem);
     job_t j = {tree, t, {title, subtitle, 1, 0, 0}, NULL, 0, subtitle, NULL, NULL, NULL, 0};
     if (page)
         j.death = page->death, j.now = page->now, j.info = page->info,
         j.prof_bytes = page->prof_bytes;
-    j.work_cap = mem->cap - ((mem->used + 7) & ~(size_t)7);
-    j.work = fil_bump(mem, j.work_cap);
     const char *prefix = kind == FIL_RENDER_PEAK  ? "peak-memory"
                          : kind == FIL_RENDER_NOW ? "current-memory"
                                                   : "out-of-memory";
     char nm[64];
+    /* The .prof needs no source text: on a second thread it is written
+     * while the source lines are read and the graphs drawn. */
+    void *h = side ? start_side(side, &j, t, page, dir, name(nm, prefix, ".prof"), mem) : NULL;
+    find_sources(t, mem);
+    j.work_cap = mem->cap - ((mem->used + 7) & ~(size_t)7);
+    j.work = fil_bump(mem, j.work_cap);
     int bad = 0;
-    bad |= write_file(dir, name(nm, prefix, ".prof"), body_prof, &j, wbuf);
+    if (!h)
+        bad |= write_file(dir, name(nm, prefix, ".prof"), body_prof, &j, wbuf);
     bad |= write_file(dir, name(nm, prefix, ".svg"), body_svg, &j, wbuf);
     bad |= write_file(dir, name(nm, prefix, "-reversed.svg"), body_reversed, &j, wbuf);
     if (kind == FIL_RENDER_PEAK)
         bad |= write_file(dir, "index.html", body_index, &j, wbuf);
+    if (h) {
+        page->side_wait(h);
+        bad |= side->bad;
+        if (side->fail_errno)
+            fil_render_note_failure(side->fail_name, side->fail_errno);
+    }
     return bad ? -1 : 0;
 }

@@ -107,7 +107,18 @@ typedef struct fil_render_page {
     const char *now;            /* headline of a report on demand, or NULL */
     const fil_run_info_t *info; /* the timeline and the moments it marks; may be NULL */
     uint64_t prof_bytes;        /* the .prof's byte budget; 0: FIL_PROF_MAX_BYTES */
+    /* A second thread for the .prof (the launcher's exit render; NULL in a
+     * dump, which draws on one thread): side_run starts fn(arg) and
+     * returns a handle for side_wait, or NULL if it could not (the .prof is
+     * then written in turn). Used only when mem holds
+     * fil_render_side_scratch_size on top of fil_render_fast_scratch_size. */
+    void *(*side_run)(void (*fn)(void *), void *arg);
+    void (*side_wait)(void *handle);
 } fil_render_page_t;
+
+/* The extra memory of fil_render_files's .prof on a second thread: its
+ * writer's own scratch and buffer. */
+size_t fil_render_side_scratch_size(uint64_t nodes);
 
 /* The .prof budget of a child process's own reports: a tree of many
  * workers stays small to write and to keep; what does not fit is summed

@@ -15,6 +15,9 @@
  * what is held now (current-memory.*), the peak so far (peak-memory.*),
  * index.html and summary.json.
  */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -24,6 +27,97 @@
 #include "fil/state_writer.h"
 #include "fil/sys.h"
 #include "render_internal.h"
+
+/* The working memory a launcher thread keeps between renders
+ * (fil_render_keep_scratch): one mapping, reused by the next render that
+ * fits in it. A render initialises every byte it reads (a report's files
+ * already share one mapping one after the other), so nothing is cleared;
+ * the debug build fills it with 0xa5 before every render to prove that. */
+static __thread struct {
+    char *base;
+    size_t cap;
+    int keep;
+} kept;
+
+void fil_render_keep_scratch(int on) {
+    kept.keep = on;
+    if (!on && kept.base) {
+        fil_sys_unmap(kept.base, kept.cap);
+        kept.base = NULL;
+    }
+}
+
+/* Working memory of at least mem->cap bytes for an exit render or a
+ * report on demand: the kept mapping if it is big enough, else a new one
+ * (mem->cap is then what it holds). */
+static void take_scratch(fil_bump_t *mem) {
+    if (kept.base && kept.cap >= mem->cap) {
+        mem->base = kept.base;
+        mem->cap = kept.cap;
+        kept.base = NULL;
+    } else {
+        if (kept.base) { /* too small for this render: gone, this one is kept instead */
+            fil_sys_unmap(kept.base, kept.cap);
+            kept.base = NULL;
+        }
+        mem->base = fil_sys_pages(mem->cap);
+    }
+#ifdef FIL_DEBUG
+    if (mem->base)
+        memset(mem->base, 0xa5, mem->cap);
+#endif
+}
+
+/* Keep mem's mapping for the next render, or give it back. */
+static void give_scratch(fil_bump_t *mem) {
+    if (kept.keep && mem->base && !kept.base) {
+        kept.base = mem->base;
+        kept.cap = mem->cap;
+    } else {
+        fil_sys_unmap(mem->base, mem->cap);
+    }
+}
+
+/* fil_render_files's second thread, for the program's own exit render:
+ * the program has ended, so a core is free, and the .prof (the biggest
+ * file of a program with many call stacks) is written beside the graphs.
+ * It blocks every signal, as the launcher's other threads do: a stop
+ * signal reaches the main thread, and the render's stop flag ends both. */
+typedef struct side_thread {
+    pthread_t thread;
+    void (*fn)(void *);
+    void *arg;
+} side_thread_t;
+
+static void *side_main(void *p) {
+    side_thread_t *s = p;
+    s->fn(s->arg);
+    return NULL;
+}
+
+static void *side_run(void (*fn)(void *), void *arg) {
+    side_thread_t *s = malloc(sizeof *s);
+    sigset_t all, old;
+    if (!s)
+        return NULL;
+    s->fn = fn;
+    s->arg = arg;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&s->thread, NULL, side_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void side_wait(void *h) {
+    side_thread_t *s = h;
+    pthread_join(s->thread, NULL);
+    free(s);
+}
 
 /* Title strings built with the report writer into a fixed buffer. */
 static void peak_title(const fil_view_t *v, char *buf, size_t len) {
@@ -168,7 +262,12 @@ static unsigned render_finished(const fil_view_t *v, const char *dir, const fil_
     unsigned r = 0;
     const char *oom_source = NULL;
     uint64_t budget = info->child_index ? FIL_RENDER_CHILD_PROF_BYTES : 0;
-    fil_render_page_t page = {NULL, NULL, info, budget}, plain = {NULL, NULL, NULL, budget};
+    fil_render_page_t page = {NULL, NULL, info, budget, NULL, NULL},
+                      plain = {NULL, NULL, NULL, budget, NULL, NULL};
+    if (!info->child_index) { /* a child's renders already run side by side */
+        page.side_run = plain.side_run = side_run;
+        page.side_wait = plain.side_wait = side_wait;
+    }
     fil_view_t at_stop = *v;
     fil_top_memo_t stop_memo = {{0}, {0}, {0}, {{{0}}}};
     const fil_view_t *dv = v; /* what was held at the death */
@@ -207,12 +306,18 @@ int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info
     if (!base)
         return -1;
     if (fil_view_open_file(&v, base, size, err, errlen) == 0) {
-        fil_bump_t mem = {NULL, fil_page_round(fil_render_fast_scratch_size(v.nodes)), 0};
+        size_t side = info->child_index ? 0 : fil_render_side_scratch_size(v.nodes);
+        size_t alone = fil_page_round(fil_render_fast_scratch_size(v.nodes));
+        fil_bump_t mem = {NULL, fil_page_round(alone + side), 0};
         fil_top_memo_t memo = {{0}, {0}, {0}, {{{0}}}};
         v.memo = &memo; /* the program ended: its state no longer changes */
-        mem.base = fil_sys_pages(mem.cap);
+        take_scratch(&mem);
+        if (!mem.base && side) { /* an inherited RLIMIT_AS, say: one thread's memory */
+            mem.cap = alone;
+            take_scratch(&mem);
+        }
         rendered = (int)render_finished(&v, dir, info, &mem);
-        fil_sys_unmap(mem.base, mem.cap);
+        give_scratch(&mem);
     }
     munmap(base, size);
     return rendered;
@@ -240,7 +345,8 @@ static int render_now(const fil_view_t *v, const char *dir, const fil_run_info_t
                       fil_bump_t *mem) {
     char title[512], sub[1024], now[512], held[512];
     uint64_t budget = info->child_index ? FIL_RENDER_CHILD_PROF_BYTES : 0;
-    fil_render_page_t page = {NULL, now, info, budget}, plain = {NULL, NULL, NULL, budget};
+    fil_render_page_t page = {NULL, now, info, budget, NULL, NULL},
+                      plain = {NULL, NULL, NULL, budget, NULL, NULL};
     unsigned r = 0;
     size_t mark = mem->used;
     command_line(info, sub, sizeof sub);
@@ -277,14 +383,14 @@ int fil_render_on_demand(int state_fd, const char *dir, const fil_run_info_t *in
     if (fil_view_open_file(&v, base, size, err, errlen) == 0) {
         size_t frozen = fil_view_freeze_size(v.nodes);
         fil_bump_t mem = {NULL, fil_page_round(fil_render_fast_scratch_size(v.nodes) + frozen), 0};
-        mem.base = fil_sys_pages(mem.cap);
+        take_scratch(&mem);
         if (mem.base && fil_view_freeze(&v, &mem) == 0) {
             fil_bump_t work = {mem.base + mem.used, mem.cap - mem.used, 0};
             fil_top_memo_t memo = {{0}, {0}, {0}, {{{0}}}};
             v.memo = &memo; /* frozen: every file reads the same copy */
             r = render_now(&v, dir, info, &work);
         }
-        fil_sys_unmap(mem.base, mem.cap);
+        give_scratch(&mem);
     }
     munmap(base, size);
     if (r != 0 && errlen && !err[0]) {

@@ -291,6 +291,45 @@ static void test_peak_report(int fd)
     remove_dir(dir);
 }
 
+/* The program's own exit render writes its .prof on a second thread while
+ * the graphs are drawn; a child's render writes it first, on the same
+ * thread. Both make the same files. */
+static void test_side_thread_same_files(int fd)
+{
+    static const char *const files[] = {"out-of-memory.prof", "out-of-memory.svg",
+                                        "out-of-memory-reversed.svg", "peak-memory.prof",
+                                        "peak-memory.svg", "peak-memory-reversed.svg"};
+    char one[64], two[64], err[256];
+    fil_run_info_t program = run_info(SIGKILL), child = run_info(SIGKILL);
+    child.child_index = 1;
+    fresh_dir(one, sizeof one);
+    fresh_dir(two, sizeof two);
+    CHECK(fil_render_reports(fd, one, &program, err, sizeof err) ==
+          (int)(FIL_RENDERED_PEAK | FIL_RENDERED_OOM_POSTMORTEM | FIL_RENDERED_SUMMARY));
+    CHECK(fil_render_reports(fd, two, &child, err, sizeof err) ==
+          (int)(FIL_RENDERED_PEAK | FIL_RENDERED_OOM_POSTMORTEM | FIL_RENDERED_SUMMARY));
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        size_t n1 = 0, n2 = 0;
+        char *a = slurp_len(one, files[i], &n1), *b = slurp_len(two, files[i], &n2);
+        CHECK(a && b && n1 > 0);
+        if (a && b && strstr(files[i], ".svg")) { /* a child's subtitle has no "fil-profile " */
+            char *sa = strstr(a, "<text class=\"subtitle\""), *sb = strstr(b, "<text class=\"subtitle\"");
+            char *ea = sa ? strchr(sa, '\n') : NULL, *eb = sb ? strchr(sb, '\n') : NULL;
+            CHECK(ea && eb && sa - a == sb - b && memcmp(a, b, (size_t)(sa - a)) == 0);
+            if (ea && eb) {
+                CHECK(n1 - (size_t)(ea - a) == n2 - (size_t)(eb - b) &&
+                      memcmp(ea, eb, n1 - (size_t)(ea - a)) == 0);
+            }
+        } else if (a && b) {
+            CHECK(n1 == n2 && memcmp(a, b, n1) == 0);
+        }
+        free(a);
+        free(b);
+    }
+    remove_dir(one);
+    remove_dir(two);
+}
+
 static void test_postmortem_report(int fd)
 {
     char dir[64], err[256];
@@ -1091,6 +1130,7 @@ int main(void)
 
     test_peak_report(fd);
     test_postmortem_report(fd);
+    test_side_thread_same_files(fd);
     test_answers(fd);
     test_on_demand(fd);
     test_on_demand_busy_snapshot(orig, size);
