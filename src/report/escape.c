@@ -68,7 +68,7 @@ static size_t utf8_walk(const char *s, size_t n, size_t max_chars, size_t *chars
     size_t i = 0, k = 0;
     while (i < n && k < max_chars) {
         uint32_t cp;
-        size_t len = fil_report_utf8_seq(u + i, n - i, &cp);
+        size_t len = u[i] < 0x80 ? 1 : fil_report_utf8_seq(u + i, n - i, &cp);
         i += len ? len : 1;
         k++;
     }

@@ -131,6 +131,11 @@ static void write_frame(const fil_tree_t *t, uint32_t node, fil_writer_t *w)
         write_sanitized(w, l.part[i], l.len[i]);
 }
 
+/* What turns each byte into the one the file holds: ';', '\n' and '\r'
+ * into '?', every other byte into itself (x ^ 0). */
+static const unsigned char sanitize_xor[256] = {
+    ['\n'] = '\n' ^ '?', ['\r'] = '\r' ^ '?', [';'] = ';' ^ '?'};
+
 /* Append the label of `node` to the kept line text at `at`, as
  * write_frame writes it; its end, or 0 if it does not fit. SIGNAL
  * CONTEXT: caller memory only. */
@@ -147,12 +152,12 @@ static uint32_t keep_frame(prof_ctx_t *P, uint32_t node, uint32_t at)
         b[at++] = ';';
     }
     for (int i = 0; i < l.n; i++) {
+        const unsigned char *u = (const unsigned char *)l.part[i];
         if (l.len[i] > PREFIX_CAP - at)
             return 0;
-        for (size_t k = 0; k < l.len[i]; k++) {
-            char c = l.part[i][k];
-            b[at++] = c == ';' || c == '\n' || c == '\r' ? '?' : c;
-        }
+        for (size_t k = 0; k < l.len[i]; k++) /* a table's load per byte, no branch */
+            b[at + k] = (char)(u[k] ^ sanitize_xor[u[k]]);
+        at += (uint32_t)l.len[i];
     }
     return at;
 }

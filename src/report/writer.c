@@ -113,14 +113,26 @@ void fil_write_char(fil_writer_t *w, char c)
  */
 size_t fil_fmt_u64(char *buf, uint64_t v)
 {
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
     char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    for (size_t i = 0; i < n; i++)
-        buf[i] = tmp[n - 1 - i];
+    size_t at = sizeof tmp, n;
+    while (v >= 100) { /* two digits a step, from the right */
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        tmp[--at] = pairs[d + 1];
+        tmp[--at] = pairs[d];
+    }
+    if (v >= 10) {
+        tmp[--at] = pairs[v * 2 + 1];
+        tmp[--at] = pairs[v * 2];
+    } else {
+        tmp[--at] = (char)('0' + v);
+    }
+    n = sizeof tmp - at;
+    memcpy(buf, tmp + at, n);
     buf[n] = '\0';
     return n;
 }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +422,16 @@ static void test_numbers(void)
     char buf[21];
     CHECK(fil_fmt_u64(buf, 0) == 1 && strcmp(buf, "0") == 0);
     CHECK(fil_fmt_u64(buf, UINT64_MAX) == 20 && strcmp(buf, "18446744073709551615") == 0);
+    /* Every digit count, odd and even, and the edges of a two-digit step. */
+    for (uint64_t v = 1, k = 1; k <= 19; v *= 10, k++) {
+        char want[21];
+        snprintf(want, sizeof want, "%" PRIu64, v - 1);
+        CHECK(fil_fmt_u64(buf, v - 1) == strlen(want) && strcmp(buf, want) == 0);
+        snprintf(want, sizeof want, "%" PRIu64, v);
+        CHECK(fil_fmt_u64(buf, v) == k && strcmp(buf, want) == 0);
+        snprintf(want, sizeof want, "%" PRIu64, v * 7 + 3);
+        CHECK(fil_fmt_u64(buf, v * 7 + 3) == strlen(want) && strcmp(buf, want) == 0);
+    }
     check_num(fil_write_u64, 1234567890, "1234567890");
     check_num(write_i64_u, (uint64_t)INT64_MIN, "-9223372036854775808");
     check_num(write_i64_u, (uint64_t)-42, "-42");
