@@ -305,6 +305,8 @@ static child_t *new_entry(void) {
         child_t **n = realloc(children, ncap * sizeof *n);
         if (!n)
             return NULL;
+        /* realloc leaves the new slots as they were: a spare is one that is not NULL */
+        memset(n + cap_children, 0, (ncap - cap_children) * sizeof *n);
         children = n;
         cap_children = ncap;
     }
@@ -450,7 +452,7 @@ static void child_info(const child_t *c, fil_run_info_t *in) {
     in->python = cfg.python;
     in->start_ns = c->h->start_ns;
     in->end_ns = real_ns();
-    in->exit_status = c->row.exit_known ? c->row.exit_status : 0;
+    in->exit_status = c->row.exit_known ? c->row.exit_status : -1; /* -1: null, not known */
     in->term_signal = c->row.term_signal;
     in->oom_kill_known = c->cg_known;
     in->oom_kills_before = c->cg_then.e[0].count;
@@ -458,6 +460,10 @@ static void child_info(const child_t *c, fil_run_info_t *in) {
     in->options = cfg.options;
     in->children_profiled = 1;
     in->child_index = 1;
+    if (c->row.running) { /* a report of this moment (fil_render_on_demand), not of an exit */
+        in->now_ns = in->end_ns;
+        in->sequence = 1;
+    }
 }
 
 /* Render c's reports (the render reads only c's own state; its entry does
@@ -524,8 +530,12 @@ static int enqueue(child_t *c) {
     return 0;
 }
 
+/* A renderer keeps its working memory from one child to the next while
+ * children wait (a Pool's workers end together), and gives it back when
+ * none does. */
 static void *renderer(void *arg) {
     (void)arg;
+    fil_render_keep_scratch(1);
     pthread_mutex_lock(&reg_lock);
     for (;;) {
         while (qhead == qtail && !renderers_quit)
@@ -537,8 +547,15 @@ static void *renderer(void *arg) {
         render_child(c);
         pthread_mutex_lock(&reg_lock);
         close_child(c);
+        if (qhead == qtail) { /* none waits */
+            pthread_mutex_unlock(&reg_lock);
+            fil_render_keep_scratch(0);
+            fil_render_keep_scratch(1);
+            pthread_mutex_lock(&reg_lock);
+        }
     }
     pthread_mutex_unlock(&reg_lock);
+    fil_render_keep_scratch(0);
     return NULL;
 }
 
@@ -711,17 +728,22 @@ static void settle_ended(uint64_t now, int force) {
     }
 }
 
-/* Is any child still live? reg_lock held. */
+/* Is any child still live, or ended without its report queued? reg_lock
+ * held. One being rendered is the renderers' (it kept the program's own
+ * report waiting for every child's render: a Pool's eight workers end
+ * together at the end of the run). */
 static int any_live(void) {
     for (uint32_t i = 0; i < nchildren; i++)
-        if (children[i]->phase != DONE)
+        if (children[i]->phase == LIVE || children[i]->phase == ENDED)
             return 1;
     return 0;
 }
 
 /* One round: poll, accept, notes, ends. Returns 1 to stop. */
 static int round_once(uint64_t *last_cg) {
-    uint32_t cap = 2 + MAX_CONNS + nchildren, np = 0;
+    /* Sized by what is open (only this thread adds connections and
+     * children): a round every 20 ms used to clear room for MAX_CONNS. */
+    uint32_t cap = 2 + (uint32_t)nconns + nchildren, np = 0;
     struct pollfd *p = calloc(cap, sizeof *p);
     uint32_t *idx = calloc(cap, sizeof *idx);
     int done = 0;
@@ -940,6 +962,18 @@ uint32_t fil_cli_children_moments(fil_tree_moment_t *out) {
     return n;
 }
 
+/* A descriptor of c's state of its own (the caller closes it), or -1: the
+ * one c keeps once its reports are written, or the one its renderer reads
+ * while they are (never closed under us: a child with a moment's copy
+ * keeps it, close_child). */
+static int child_state_fd(const child_t *c) {
+    pthread_mutex_lock(&reg_lock);
+    int fd = c->keep_fd >= 0 ? c->keep_fd : c->memfd;
+    fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    pthread_mutex_unlock(&reg_lock);
+    return fd;
+}
+
 /* Draw the graph of moment k (tree-<what>.svg and .prof). 0, or -1. */
 static int draw_moment(int k, const char *what, const char *head, const char *subtitle) {
     const moment_t *m = &moments[k];
@@ -953,11 +987,14 @@ static int draw_moment(int k, const char *what, const char *head, const char *su
         procs[i].label = labels[i];
         procs[i].bytes = who == FIL_NONE ? m->main.bytes : children[who]->copy[k].bytes;
         procs[i].nbytes = who == FIL_NONE ? m->main.n : children[who]->copy[k].n;
-        procs[i].state_fd = who == FIL_NONE ? cfg.state_fd : children[who]->keep_fd;
+        procs[i].state_fd = who == FIL_NONE ? cfg.state_fd : child_state_fd(children[who]);
     }
     snprintf(name, sizeof name, "tree-%s", what);
     if (procs && labels)
         r = fil_render_tree_view(procs, m->nprocs, cfg.absdir, name, head, subtitle);
+    for (uint32_t i = 0; procs && i < m->nprocs; i++)
+        if (m->who[i] != FIL_NONE && procs[i].state_fd >= 0)
+            close(procs[i].state_fd);
     free(procs);
     free(labels);
     return r;
@@ -966,12 +1003,13 @@ static int draw_moment(int k, const char *what, const char *head, const char *su
 /*
  * fil_cli_children_draw_moments - draw the graphs of the moments `in`
  * (what fil_cli_children_moments gave) into the main result folder. The
- * number drawn. Context: after fil_cli_children_stop; any one thread.
+ * number drawn, while the renderers may still draw the children's own
+ * reports (each state is only read). Context: after
+ * fil_cli_children_stop; any one thread.
  */
 uint32_t fil_cli_children_draw_moments(const fil_tree_moment_t *in, uint32_t n,
                                        const char *subtitle) {
     uint32_t drawn = 0;
-    fil_cli_children_wait_reports(); /* a child's frames are read from the state it keeps then */
     for (uint32_t i = 0; i < n; i++)
         drawn += draw_moment(in[i].what[0] == 'p' ? 0 : 1, in[i].what, in[i].headline,
                              subtitle) == 0;

@@ -352,7 +352,9 @@ static void write_run(const fil_run_info_t *info, fil_writer_t *w) {
     else
         fil_write_str(w, "null");
     key(w, "exit_status");
-    if (info && !info->now_ns) /* a report on demand: the program is still running */
+    /* null in a report on demand (the program is still running) and for a
+     * child whose end is not known (exit_status -1) */
+    if (info && !info->now_ns && info->exit_status >= 0)
         fil_write_u64(w, (uint64_t)info->exit_status);
     else
         fil_write_str(w, "null");

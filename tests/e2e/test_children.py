@@ -342,3 +342,31 @@ def test_child_prof_keeps_to_its_budget(fp, tmp_path):
     assert sum(n for _, n in entries) == row["peak_bytes"]
     assert any("smaller call stacks" in frames[-1] for frames, _ in entries if frames)
     assert fp.within(fp.bytes_last_frame(entries, "<string>", 16), 30 * MIB, 0.02)
+
+
+MANY_CHILDREN = """
+import os
+
+for i in range(40):
+    pid = os.fork()
+    if pid == 0:
+        keep = bytearray(100000)  # CHILD
+        os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 3, status
+print("forked", i + 1)
+"""
+
+
+def test_more_children_than_the_registry_first_holds(fp, tmp_path):
+    """The registry starts with room for 16 children and grows: the 17th
+    fork child crashed the launcher (SIGSEGV, no report) when the grown
+    array's new slots were read as spare entries."""
+    proc, result = fp.run_fil(tmp_path, MANY_CHILDREN)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"forked 40\n"
+    _, summary = fp.check_peak_report(result)
+    rows = summary["children"]
+    assert len(rows) == 40, [c["folder"] for c in rows]
+    assert len({c["pid"] for c in rows}) == 40
+    assert all(c["exit_status"] == 3 for c in rows), [c["exit_status"] for c in rows]
