@@ -217,6 +217,18 @@ int fil_view_freeze(fil_view_t *v, fil_bump_t *mem) {
                        before.peak_total != after.peak_total;
     h->at_peak = after.at_peak;
     h->peak_total = after.peak_total;
+    /* Only the v->nodes counters counted at open were copied, while the
+     * header's peak_total also holds the bytes of call stacks made since
+     * (a program making new ones at its peak): a consistent snapshot
+     * over all nodes sums to peak_total, so the copied part is the peak
+     * this report can draw, and claims. */
+    if (!h->snapshot_busy && !h->at_peak) {
+        uint64_t sum = 0;
+        for (uint64_t i = 0; i < v->nodes; i++)
+            sum += (uint64_t)peak[i];
+        if ((int64_t)sum < h->peak_total)
+            h->peak_total = (int64_t)sum;
+    }
     v->frozen_h = h;
     v->frozen_bytes = bytes;
     v->frozen_peak = peak;

@@ -288,3 +288,60 @@ def test_usr2_to_the_launcher_at_once_waits_for_the_program(tmp_path, fp, when):
     assert stdout == b"done\n"
     assert len(on_demand_folders(out)) == 1, stderr.decode()
     assert b"Report on demand at " in stderr, stderr.decode()
+
+
+# A new call stack for every block it keeps: nodes are made while the
+# launcher copies the counters of a report on demand.
+NEW_STACKS = """
+import os
+import time
+
+open("started", "w").close()
+keep = []
+t0 = time.monotonic()
+i = 0
+while time.monotonic() - t0 < 1.5:
+    ns = {}
+    exec("def f%d():\\n    return bytearray(2000)\\n" % i, ns)
+    keep.append(ns["f%d" % i]())
+    i += 1
+print("made", len(keep) == i)
+"""
+
+
+def test_reports_on_demand_while_call_stacks_are_made_sum_to_their_peak(tmp_path, fp):
+    """A report on demand copies the counters of the nodes there were when
+    it began; the peak it claimed (the header's, which also counted the
+    nodes made since) was more than its peak-memory.prof held. (A report
+    whose copy of the peak never held still through its tries says so in
+    peak_snapshot_incomplete.)"""
+    script = tmp_path / "script.py"
+    script.write_text(NEW_STACKS)
+    proc, out = start(fp, tmp_path, script)
+    try:
+        wait_file(tmp_path / "started")
+        pid = program_pid(proc.pid)
+        time.sleep(0.2)
+        for _ in range(40):
+            try:
+                os.kill(pid, signal.SIGUSR2)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, stderr.decode()
+    assert stdout == b"made True\n"
+    folders = on_demand_folders(out)
+    assert len(folders) >= 10, stderr.decode()
+    wrong, checked = [], 0
+    for folder in folders:
+        summary = fp.load_summary(folder)
+        if summary["peak_snapshot_incomplete"]:
+            continue  # the peak moved through every one of the copy's tries: said so
+        checked += 1
+        total = fp.prof_total(fp.parse_prof(folder / "peak-memory.prof"))
+        if total != summary["peak_bytes"]:
+            wrong.append((folder.name, total, summary["peak_bytes"]))
+    assert checked >= 5 and not wrong, (checked, wrong)
