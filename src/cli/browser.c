@@ -29,6 +29,7 @@ void fil_cli_open_browser(const char *path)
     if (fork() != 0)
         return; /* parent (or fork failed): never wait */
     setsid();
+    fil_cli_restore_sigpipe();
     fd = open("/dev/null", O_RDWR);
     if (fd >= 0) {
         dup2(fd, 0);

@@ -148,6 +148,14 @@ typedef struct fil_cli_child {
  * would kill the launcher): the supervisor then treats it as sent while
  * the program starts. */
 void fil_cli_usr2_catch_early(void);
+/* Ignore SIGPIPE in the launcher: a stderr whose reader went away
+ * (`fil-profile run x.py 2>&1 | head -1`) must not kill it and change the
+ * exit status; its writes just fail. What it execs (the program, a probe,
+ * xdg-open) gets the original disposition back with
+ * fil_cli_restore_sigpipe. Context: the start of main; restore: a forked
+ * child before exec. */
+void fil_cli_ignore_sigpipe(void);
+void fil_cli_restore_sigpipe(void);
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
 int fil_cli_find_program(const char *name, char *out, size_t len);

@@ -596,8 +596,9 @@ static void warn_dropped(const launch_t *l)
         return;
     if (stacks || allocs)
         say("warning: %" PRIu64 " call stacks and %" PRIu64 " allocations could not be "
-            "recorded (the state file could not grow: did the program close the profiler's "
-            "descriptor?); that memory is shown under the nearest recorded caller",
+            "recorded (the state file could not grow: no address space or memory left under "
+            "a limit, or the program closed the profiler's descriptor); that memory is shown "
+            "under the nearest recorded caller",
             stacks, allocs);
 }
 
@@ -693,6 +694,7 @@ int main(int argc, char **argv)
     char err[512];
 
     fil_cli_usr2_catch_early();
+    fil_cli_ignore_sigpipe();
     if (argc < 2) { /* nothing asked: say how to ask */
         fputs(usage_text, stderr);
         return FIL_CLI_EXIT_USAGE;

@@ -84,6 +84,28 @@ void fil_cli_usr2_catch_early(void)
     sigaction(SIGUSR2, &sa, NULL); /* exec puts the default action back for the program */
 }
 
+/* SIGPIPE's disposition as the launcher found it (fil_cli_ignore_sigpipe). */
+static struct sigaction orig_sigpipe;
+static int sigpipe_saved;
+
+/* See cli.h. Context: the start of main. */
+void fil_cli_ignore_sigpipe(void)
+{
+    struct sigaction ign;
+
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigpipe_saved = sigaction(SIGPIPE, &ign, &orig_sigpipe) == 0;
+}
+
+/* See cli.h. Context: a forked child before exec. */
+void fil_cli_restore_sigpipe(void)
+{
+    if (sigpipe_saved)
+        sigaction(SIGPIPE, &orig_sigpipe, NULL);
+}
+
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 #define N_FORWARDED (int)(sizeof forwarded / sizeof forwarded[0])
 
@@ -122,7 +144,7 @@ static int set_as_limit(uint64_t limit)
 }
 
 /*
- * In the forked child: restore the mask and SIGCHLD, apply the memory limit,
+ * In the forked child: restore the mask, SIGCHLD and SIGPIPE, apply the memory limit,
  * let the state fd survive exec, exec. Never returns: on failure it prints
  * why, sends errno through errfd and _exits 127. Context: child after fork
  * of a single-threaded parent (stdio is safe here).
@@ -135,6 +157,7 @@ static void child_exec(const fil_cli_child_t *c, const struct sigaction *oldchld
     ssize_t n;
 
     sigaction(SIGCHLD, oldchld, NULL);
+    fil_cli_restore_sigpipe();
     sigprocmask(SIG_SETMASK, oldmask, NULL);
     if (c->has_memory_limit && set_as_limit(c->memory_limit) != 0) {
         what = "cannot set the memory limit for";
@@ -344,6 +367,7 @@ static void probe_exec(const fil_cli_child_t *c, int outfd)
 {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
+    fil_cli_restore_sigpipe();
     if (null >= 0) {
         dup2(null, 0);
         dup2(outfd >= 0 ? outfd : null, 1);

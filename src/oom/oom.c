@@ -285,9 +285,34 @@ static void find_self(void) {
     dl_iterate_phdr(self_segments, (void *)me);
 }
 
+/* SIGPIPE held back while the start-up lines of --verbose are written:
+ * Python has not made it harmless yet, so a stderr whose reader has gone
+ * (`2>&1 | head -1`) would end the program before it ran. The writes just
+ * fail; a SIGPIPE they raised is taken back (one pending before is left). */
+static int hold_sigpipe(sigset_t *old) {
+    sigset_t pipe, pending;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, old);
+    return sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+static void release_sigpipe(const sigset_t *old, int was_pending) {
+    sigset_t pipe, pending;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        struct timespec now = {0, 0};
+        sigtimedwait(&pipe, NULL, &now);
+    }
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 static void say_limits(void) {
     char buf[1024];
     fil_writer_t w;
+    sigset_t old;
+    int was_pending = hold_sigpipe(&old);
     fil_writer_init(&w, 2, buf, sizeof buf);
     fil_write_str(&w, FIL_MSG_PREFIX "limits: ");
     fil_limits_write_json(&fil_state->limits, &w);
@@ -299,6 +324,7 @@ static void say_limits(void) {
     fil_write_str(&w, fil_oom_cfg.detection ? ", predictive detection on\n"
                                             : ", predictive detection off\n");
     fil_writer_flush(&w);
+    release_sigpipe(&old, was_pending);
 }
 
 /* "[pid N] " into who. */
