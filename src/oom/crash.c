@@ -9,8 +9,10 @@
  * has no faulting address (its si_addr holds the sender's pid) and is dumped
  * directly; a real fault is handed to libsigsegv. SIGBUS, SIGABRT, SIGFPE and
  * SIGILL get a plain sigaction handler (on the alternate stack, reset to the
- * default action on entry). Every handler dumps once, then lets the signal
- * take its default action, so the exit status stays 128+N. A thread that
+ * default action on entry; none for one the program was started ignoring).
+ * Every handler dumps once, then hands the signal to the handler the
+ * program had before ours (faulthandler's traceback still comes), then to
+ * the default action, so the exit status stays 128+N. A thread that
  * crashes while another thread dumps waits inside fil_oom_dump until that
  * dump is complete (and for good if its owner ends the process), so a
  * second crash never cuts a dump short.
@@ -39,18 +41,36 @@ static void dump_for(int sig, const void *addr, int known) {
     fil_oom_dump(FIL_REASON_SIGNAL, NULL, 0, node, sig, known ? &a : NULL, FIL_LIMIT_NONE, 0, 0);
 }
 
-/* Make sig deadly again and deliver it now. */
-static void die_of(int sig) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, NULL);
+struct sigaction fil_oom_crash_prior[FIL_OOM_NCRASH];
+
+/* Put action a in for sig and deliver sig now. */
+static void deliver(int sig, const struct sigaction *a) {
+    sigaction(sig, a, NULL);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, sig);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
     raise(sig);
+}
+
+/* After the dump, sig goes where it would have gone without us: to the
+ * handler the program had when ours went in (faulthandler prints its
+ * traceback, then dies of sig itself), then, if that handler returns, to
+ * the default action, so the exit status stays 128+sig. */
+static void die_of(int sig) {
+    static const int crash[FIL_OOM_NCRASH] = FIL_OOM_CRASH_SIGS;
+    for (int i = 0; i < FIL_OOM_NCRASH; i++) {
+        const struct sigaction *p = &fil_oom_crash_prior[i];
+        int handler = (p->sa_flags & SA_SIGINFO) ? p->sa_sigaction != NULL
+                                                 : p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN;
+        if (crash[i] == sig && handler)
+            deliver(sig, p);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    deliver(sig, &sa);
 }
 
 /* libsigsegv: a fault. Returning 0 lets the default action happen. */

@@ -107,6 +107,12 @@ int fil_oom_on_fault(void *addr, int serious);
 void fil_oom_on_segv(int sig, siginfo_t *si, void *uc);
 /* libsigsegv's own SIGSEGV action, which fil_oom_on_segv hands real faults to. */
 extern struct sigaction fil_oom_segv_prev;
+/* The actions the program had for the crash signals when ours went in
+ * (faulthandler's, with -X faulthandler), indexed by FIL_OOM_CRASH_SIGS:
+ * after the dump the signal goes to it, as it would have without us. */
+#define FIL_OOM_CRASH_SIGS {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}
+#define FIL_OOM_NCRASH 5
+extern struct sigaction fil_oom_crash_prior[FIL_OOM_NCRASH];
 void fil_oom_on_overflow(int emergency, stackoverflow_context_t scp);
 void fil_oom_on_signal(int sig, siginfo_t *si, void *uc);
 

@@ -61,3 +61,21 @@ def test_no_fault_address_for_sent_signals(oom, tmp_path, how):
     o = run.summary()["out_of_memory"]
     assert o["kind"] == "signal", o
     assert o["fault_address"] is None, o
+
+
+@pytest.mark.parametrize("how, sig, says", [
+    ("segv", signal.SIGSEGV, "Fatal Python error: Segmentation fault"),
+    ("abort", signal.SIGABRT, "Fatal Python error: Aborted"),
+])
+def test_faulthandler_still_speaks_after_the_dump(oom, tmp_path, how, sig, says):
+    """With PYTHONFAULTHANDLER (or -X faulthandler) Python prints the
+    traceback of a crash: the dump comes first, then the signal goes on to
+    faulthandler's handler, as it would have without the profiler, and
+    the launcher still dies of the signal."""
+    script = oom.program("crash.py")
+    run = oom.run_fil(tmp_path, script, how, env={"PYTHONFAULTHANDLER": "1"})
+    assert run.returncode == -sig, run.describe()
+    assert says in run.stderr, run.describe()
+    assert "crash.py" in run.stderr.split(says, 1)[1], run.describe()
+    oom.assert_oom_files(run)
+    assert run.summary()["out_of_memory"]["signal"] == sig.name
