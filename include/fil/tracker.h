@@ -43,6 +43,11 @@ void fil_tracker_realloc_end(const fil_realloc_t *t, void *old, void *p, size_t 
  * nothing can. Context: pymalloc, GIL held, no lock held. */
 void *fil_tracker_arena_new(size_t size);
 void fil_tracker_arena_del(void *p, size_t size);
+/* 1 if a request of `size` bytes to the arena allocator is not one of
+ * pymalloc's arenas: CPython 3.11+ takes its stack of frames from there
+ * too (a chunk of 16 KiB, or what one frame needs). 0 while pymalloc's
+ * geometry is not known. */
+int fil_tracker_arena_foreign(size_t size);
 
 /* Anonymous mappings, page-granular; partial unmaps split ranges. */
 void fil_tracker_map(void *p, size_t len, uint32_t node);

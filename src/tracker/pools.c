@@ -138,6 +138,12 @@ static int radix_set(uintptr_t a, uint8_t v) {
     return 0;
 }
 
+/* See fil/tracker.h. */
+int fil_tracker_arena_foreign(size_t size) {
+    unsigned s = fil_pool_geom.arena_shift;
+    return s && size != (size_t)1 << s;
+}
+
 /*
  * fil_tracker_arena_new - an arena of `size` bytes for pymalloc, S-aligned
  * with its pool records below it when possible, else a plain mapping;

@@ -94,3 +94,38 @@ def test_deep_recursion_report(tmp_path, fp, depth):
             tops.append((int(g.get("data-b")), title.split("\n")[0]))
     big = [b for b, label in tops if label.endswith(":%d (down)" % big_line)]
     assert len(big) == 1 and big[0] >= 10 * MIB, sorted(tops, reverse=True)[:4]
+
+
+FRAMES = """
+import sys, threading
+sys.setrecursionlimit(1_000_000)
+
+def down(n):
+    if n == 0:
+        return 0
+    return down(n - 1) + 1  # @recurse
+
+threading.stack_size(1 << 30)  # room for 3.9/3.10, whose frames recurse in C
+done = []
+t = threading.Thread(target=lambda: done.append(down(int(sys.argv[1]))))
+t.start()
+t.join()
+print(done[0])
+"""
+
+
+def test_the_frames_of_a_deep_recursion_are_counted(tmp_path, fp):
+    """The frames themselves hold memory: heap objects up to 3.10, chunks of
+    the interpreter's own frame stack (taken from the arena allocator) from
+    3.11 on, which were counted nowhere. A recursion 100,000 deep that
+    allocates nothing else puts at least 100 bytes a frame on its line."""
+    depth = 100_000
+    script = fp.write_script(tmp_path, FRAMES)
+    proc, result = fp.run_fil(tmp_path, script, str(depth))
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"%d\n" % depth
+    entries, summary = fp.check_peak_report(result)
+    line = fp.line_of(FRAMES, "@recurse")
+    held = fp.bytes_at_line(entries, "script.py", line)
+    assert held >= 100 * depth, (held, fp.fmt_prof(entries))
+    assert held <= summary["peak_bytes"]
