@@ -73,6 +73,8 @@ static void put_utf8(char *buf, size_t cap, size_t *n, Py_UCS4 cp) {
         tmp[0] = (char)(0xF0 | cp >> 18), tmp[1] = (char)(0x80 | (cp >> 12 & 0x3F));
         tmp[2] = (char)(0x80 | (cp >> 6 & 0x3F)), tmp[3] = (char)(0x80 | (cp & 0x3F)), k = 4;
     }
+    if (cp >= 0xDC80 && cp <= 0xDCFF) /* a byte that was not UTF-8 (surrogateescape) */
+        tmp[0] = (char)(cp - 0xDC00), k = 1;
     if (*n + k <= cap) {
         memcpy(buf + *n, tmp, k);
         *n += k;
@@ -81,9 +83,12 @@ static void put_utf8(char *buf, size_t cap, size_t *n, Py_UCS4 cp) {
 
 /*
  * The UTF-8 text of str s: a pointer to its own storage when it is ASCII,
- * else encoded into buf (cap bytes, cut on a character boundary). Surrogates
- * (which a file name may carry) are encoded as themselves, like
- * "surrogatepass". Context: any; reads s only (str objects are immutable).
+ * else encoded into buf (cap bytes, cut on a character boundary). A file
+ * name's bytes that were not UTF-8 come back as themselves (Python decoded
+ * them to U+DC80..U+DCFF, "surrogateescape"), so the path is the one on
+ * disk: its source lines can be read, and the .prof records it as it is;
+ * any other surrogate is encoded as itself, like "surrogatepass".
+ * Context: any; reads s only (str objects are immutable).
  */
 static const char *utf8_of(PyObject *s, char *buf, size_t cap, size_t *len) {
     if (!s || !PyUnicode_Check(s)) {

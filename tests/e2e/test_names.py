@@ -5,6 +5,7 @@ both SVGs are well-formed XML showing the real names, and the .prof keeps one
 frame per `;`-separated field (flamegraph.pl compatible).
 """
 
+import os
 import re
 
 import pytest
@@ -92,3 +93,25 @@ def test_function_names_needing_escapes(tmp_path, fp):
     for svg in ("peak-memory.svg", "peak-memory-reversed.svg"):
         text = "\n".join(fp.svg_texts(fp.check_svg(result / svg)))
         assert "<lambda>" in text and "<genexpr>" in text, svg
+
+
+def test_script_name_that_is_not_utf8(tmp_path, fp):
+    """A script whose name holds bytes that are not UTF-8: the .prof records
+    the path as it is on disk (so a tool can open it), the source line is
+    found, and the SVGs and summary.json stay valid (one U+FFFD per byte)."""
+    raw_name = b"bad\xff\xfe name.py"
+    script = fp.write_script(tmp_path, SCRIPT, name=os.fsdecode(raw_name))
+    proc, result = fp.run_fil(tmp_path, script)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"named ok\n"
+    for svg in ("peak-memory.svg", "peak-memory-reversed.svg"):
+        fp.check_svg(result / svg)
+    prof = (result / "peak-memory.prof").read_bytes()
+    line = fp.line_of(SCRIPT, "HELD")
+    want = os.fsencode(str(script)) + b":%d (fn)" % line
+    assert want in prof, prof[:2000]
+    summary = fp.load_summary(result)
+    top = summary["top_lines"][0]
+    assert top["line"] == line and top["function"] == "fn", top
+    assert top["source"] == "return bytearray(24 * 1024 * 1024)  # HELD", top
+    assert top["file"].count("\ufffd") == 2, top["file"]
