@@ -330,6 +330,9 @@ static int parse_tail(int argc, char *const *argv, int *i, fil_cli_args_t *a, ch
         r = our_option(argc, argv, i, a, err, errlen);
         if (r == STEP_NOT_OURS && a->python_form)
             r = python_option(argc, argv, i, a, err, errlen);
+        if (r == STEP_NOT_OURS && !a->python_form && !strncmp(arg, "-c", 2))
+            return fail(err, errlen, "unknown option '%s' (to run code: fil-profile python -c CODE)",
+                        arg);
         if (r == STEP_NOT_OURS)
             return fail(err, errlen, "unknown option '%s'", arg);
         if (r != STEP_TAKEN)
