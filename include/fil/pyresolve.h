@@ -120,6 +120,9 @@
  *       deep mode: put our profile hook on the calling thread (1 if it is
  *       on now) or take it off (0); 0 where there is no deep mode
  *   int fil_src_hooked(fil_src_t *s)   1 if our hook is still the thread's
+ *   int fil_src_blind(fil_src_t *s)    1 if the thread runs inside a trace,
+ *                                      profile or monitoring callback, where
+ *                                      no frame start or exit is reported
  */
 #ifndef FIL_PYRESOLVE_H
 #define FIL_PYRESOLVE_H
@@ -666,9 +669,17 @@ static __attribute__((noinline)) uint32_t resolve_slow(fil_pythread_t *t, fil_sr
         t->depth = t->resolved = 0;
     }
     check_epoch(t, events);
-    uint32_t node = events ? from_events(&s, t) : walk(&s, t, 0);
+    /* Inside a trace, profile or monitoring callback (a Python tracer, and
+     * what it calls) no start or exit is reported: the mirror would keep
+     * the callers' instructions of the last report, and the frames the
+     * callback runs, popped and pushed again at the same addresses, would
+     * look like its top. A walk then, and no mirror left behind. */
+    int blind = events && fil_src_blind(&s);
+    uint32_t node = events && !blind ? from_events(&s, t) : walk(&s, t, 0);
     if (!fil_src_events())
         deep_mode(&s, t);
+    if (blind)
+        t->mirrored = 0;
     return node;
 }
 

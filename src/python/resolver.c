@@ -243,6 +243,12 @@ static inline int fil_src_hooked(fil_src_t *s) {
 }
 #endif
 
+/* While a trace, profile or sys.monitoring callback runs (sys.settrace's
+ * function, a tool's callback, all they call), the interpreter reports no
+ * frame start or exit to any hook or tool, ours included: its tracing
+ * count is up. */
+static inline int fil_src_blind(fil_src_t *s) { return s->ts->tracing != 0; }
+
 #include "fil/pyresolve.h"
 
 uint32_t fil_native_resolve(fil_pythread_t *t) { return fil_resolve(t); }

@@ -346,3 +346,53 @@ def test_deep_recursion(tmp_path, fp):
     frames = max(stacks, key=lambda s: s[1])[0]
     assert fp.parse_frame(frames[0])[2] == "<module>", frames[:3]
     assert frames[64] == "[%d frames elided]" % (3002 - 128), frames[62:66]
+
+
+TRACER = """
+import sys
+
+sys.setrecursionlimit(5000)
+MIB = 1024 * 1024
+held = []
+
+
+def tracer(frame, event, arg):
+    if event == "line" and frame.f_code is traced.__code__:
+        held.append(bytearray(frame.f_lineno * MIB))  # IN_TRACER
+    return tracer
+
+
+def traced():
+    a = 1  # LINE_A
+    b = 2  # LINE_B
+    c = 3  # LINE_C
+    return a + b + c  # LINE_D
+
+
+def down(n):
+    if n == 0:
+        held.append(bytes(64))  # deep: events (3.12+) or the deep hook (3.9-3.11)
+        sys.settrace(tracer)
+        traced()
+        sys.settrace(None)
+        return 0
+    return down(n - 1) + 1
+
+
+print(down(600))
+"""
+
+
+def test_python_tracer_over_a_deep_stack(tmp_path, fp):
+    """A Python trace function allocating at each line event of a function,
+    600 frames deep (where the profiler follows calls by events, which the
+    interpreter does not report while a tracer runs): each array is under
+    the line of the traced function that was running, with its bytes."""
+    entries = _run(fp, tmp_path, TRACER)
+    in_tracer = fp.line_of(TRACER, "IN_TRACER")
+    for marker in ("LINE_A", "LINE_B", "LINE_C", "LINE_D"):
+        line = fp.line_of(TRACER, marker)
+        got = sum(n for frames, n in entries
+                  if len(frames) > 1 and fp.frame_is(frames[-1], "script.py", in_tracer)
+                  and fp.frame_is(frames[-2], "script.py", line))
+        assert fp.within(got, line * MIB, 0.01), (marker, got, fp.fmt_prof(entries))

@@ -463,6 +463,12 @@ static inline int fil_src_hooked(fil_src_t *s)
     (void)s;
     return hook_on;
 }
+static int blind_on; /* the fake thread runs inside a tracing callback */
+static inline int fil_src_blind(fil_src_t *s)
+{
+    (void)s;
+    return blind_on;
+}
 
 #include "fil/pyresolve.h"
 
