@@ -10,12 +10,14 @@
  * without), and the walk's shortcuts make shallow stacks cheap without
  * them. So they come on only when a thread's stack first gets deep
  * (FIL_PY_DEEP_ON frames, the walk asks through fil_src_hook), and stay
- * on: the tool id and callbacks are taken at start, the events are set
- * by a pending call (Py_AddPendingCall), at a point where the interpreter
- * may re-instrument the running code, not in the middle of the allocation
+ * on: a pending call (Py_AddPendingCall) takes the tool id, registers the
+ * callbacks and sets the events, at a point where the interpreter may
+ * re-instrument the running code, not in the middle of the allocation
  * that asked. We take a tool id of our own (4, else 3: the
  * ones PEP 669 leaves free), so cProfile (PROFILER_ID), coverage and
- * debuggers keep theirs and nobody's hook replaces another's. Every
+ * debuggers keep theirs and nobody's hook replaces another's; and only
+ * then, so that a program that takes one of them for itself (as PEP 669
+ * lets any tool) before its stack first gets deep still gets it. Every
  * report is checked against the mirror, and the first mismatch (a greenlet
  * switch, events lost) only sends the next allocation back to the walk, so
  * the events make attribution faster, never wrong.
@@ -88,19 +90,24 @@ static int take_tool_id(PyObject *mon) {
     return -1;
 }
 
-/* Our tool id and its events' mask once the callbacks are registered
- * (0: not ready); requested: the pending call is queued (once). GIL. */
-static int tool_id;
-static long tool_mask;
+/* usable: sys.monitoring may be asked (set at start); requested: the
+ * pending call is queued (once). GIL. */
+static int usable;
 static int requested;
 
 int fil_native_monitor_start(void) {
+    usable = PySys_GetObject("monitoring") != NULL; /* borrowed */
+    return usable;
+}
+
+/* Take a tool id and register our callbacks: the tool id and its events'
+ * mask, or -1 (no id free, or a failure: none is kept). GIL. */
+static int take_tool(PyObject *mon, long *mask) {
     static const char *const enters[] = {"PY_START", "PY_RESUME", "PY_THROW", NULL};
     static const char *const exits[] = {"PY_RETURN", "PY_YIELD", "PY_UNWIND", NULL};
-    PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
-    int id = mon ? take_tool_id(mon) : -1;
+    int id = take_tool_id(mon);
     if (id < 0)
-        return 0;
+        return -1;
     PyObject *enter = PyCFunction_New(&enter_def, NULL), *leave = PyCFunction_New(&exit_def, NULL);
     long a = enter ? register_all(mon, id, enters, enter) : -1;
     long b = leave ? register_all(mon, id, exits, leave) : -1;
@@ -111,23 +118,30 @@ int fil_native_monitor_start(void) {
         PyObject *f = PyObject_CallMethod(mon, "free_tool_id", "i", id);
         Py_XDECREF(f);
         PyErr_Clear();
-        return 0;
+        return -1;
     }
-    tool_id = id;
-    tool_mask = a | b;
-    return 1;
+    *mask = a | b;
+    return id;
 }
 
-/* The pending call: set our events. What the interpreter allocates to
- * instrument the code running now is its own (guard set); code that starts
- * later is instrumented before its first instruction, which the resolver
+/* The pending call: take a tool id and set our events. What this and the
+ * interpreter allocate for it (our callbacks, the instrumentation of the
+ * code running now) is our own (guard set); code that starts later is
+ * instrumented before its first instruction, which the resolver
  * recognises (fil_src_top). Event mode begins once they are set.
  * Context: the main thread, GIL held, between two instructions. */
 static int enable_events(void *unused) {
     (void)unused;
     PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
     int g = fil_native_host->guard_swap(1);
-    PyObject *r = mon ? PyObject_CallMethod(mon, "set_events", "il", tool_id, tool_mask) : NULL;
+    long mask = 0;
+    int id = mon ? take_tool(mon, &mask) : -1;
+    PyObject *r = id >= 0 ? PyObject_CallMethod(mon, "set_events", "il", id, mask) : NULL;
+    if (id >= 0 && !r) {
+        PyErr_Clear();
+        PyObject *f = PyObject_CallMethod(mon, "free_tool_id", "i", id);
+        Py_XDECREF(f);
+    }
     fil_native_host->guard_swap(g);
     if (r)
         __atomic_store_n(&fil_native_events, 1, __ATOMIC_RELEASE);
@@ -137,7 +151,7 @@ static int enable_events(void *unused) {
 }
 
 void fil_native_monitor_request(void) {
-    if (!tool_id || requested)
+    if (!usable || requested)
         return;
     requested = 1;
     if (Py_AddPendingCall(enable_events, NULL) != 0)

@@ -396,3 +396,40 @@ def test_python_tracer_over_a_deep_stack(tmp_path, fp):
                   if len(frames) > 1 and fp.frame_is(frames[-1], "script.py", in_tracer)
                   and fp.frame_is(frames[-2], "script.py", line))
         assert fp.within(got, line * MIB, 0.01), (marker, got, fp.fmt_prof(entries))
+
+
+TOOL_IDS = """
+import sys
+
+sys.setrecursionlimit(5000)
+MIB = 1024 * 1024
+mon = sys.monitoring
+mon.use_tool_id(4, "the program's own tool")
+mon.use_tool_id(3, "and another")
+held = []
+
+
+def down(n):
+    if n == 0:
+        held.append(bytearray(20 * MIB))  # AT_BOTTOM
+        return 0
+    return down(n - 1) + 1
+
+
+print(down(600))
+print(mon.get_tool(3), mon.get_tool(4))
+mon.free_tool_id(4)
+mon.use_tool_id(4, "again")
+print(mon.get_tool(4))
+"""
+
+
+def test_program_takes_the_free_tool_ids(tmp_path, fp):
+    """3.12+: a program that takes the tool ids PEP 669 leaves free (3 and
+    4) before its stack gets deep gets them, as without the profiler, and
+    its deep stack is still charged right (by walks, with no id left)."""
+    if fp.python_version() < (3, 12):
+        pytest.skip("sys.monitoring is 3.12+")
+    entries = _run(fp, tmp_path, TOOL_IDS)
+    got = _held(fp, entries, TOOL_IDS, "AT_BOTTOM")
+    assert fp.within(got, 20 * MIB, 0.01), fp.fmt_prof(entries)
