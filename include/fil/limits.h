@@ -45,8 +45,9 @@ typedef struct fil_limits {
  * 0 always (a machine without /proc still gets rlimits). */
 int fil_limits_read(fil_limits_t *l, const char *root);
 
-/* Re-read mem_available, swap_free, cgroup_usage, vm_size, vm_data.
- * SIGNAL CONTEXT safe. 0, or -1 if nothing could be read. */
+/* Re-read mem_available, swap_free, cgroup_usage, vm_size, vm_data and the
+ * soft rlimit_as and rlimit_data (/proc/self/limits: the program may have
+ * changed its own). SIGNAL CONTEXT safe. 0, or -1 if nothing could be read. */
 int fil_limits_refresh(fil_limits_t *l, const char *root);
 
 /* Smallest headroom over all limits, in bytes (FIL_UNLIMITED if none):

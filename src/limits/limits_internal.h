@@ -105,6 +105,12 @@ int fil_limits_read_commit(const char *root, uint64_t *commit_limit, uint64_t *c
 int fil_limits_read_statm(const char *root, uint64_t page_size, uint64_t *vm_size,
                           uint64_t *vm_data);
 
+/* /proc/self/limits below root: the soft "Max address space" and "Max data
+ * size" in bytes (FIL_UNLIMITED for "unlimited"), what getrlimit(2) says
+ * now. A field not found is left unchanged. Returns the number of fields
+ * found, or -1 if the file cannot be read.
+ * Context: SIGNAL CONTEXT: stack buffers only. */
+int fil_limits_read_rlimits(const char *root, uint64_t *as, uint64_t *data);
 /* Decode mountinfo octal escapes ("\040" -> ' ') in place. Returns s.
  * Context: any thread, pure. */
 char *fil_limits_unescape(char *s);

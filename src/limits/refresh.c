@@ -9,11 +9,14 @@
  * afterwards the out-of-memory path calls fil_limits_refresh() from whatever
  * context it is in (possibly a signal handler, possibly a thread interrupted
  * inside malloc) to update the moving figures: MemAvailable, SwapFree, the
- * chosen cgroup's usage and the process's own size. It only opens the files
- * whose names were settled at startup, reads them into stack buffers and
- * parses them by hand. The static limits (rlimits, MemTotal, the cgroup's
- * limit and directory) are never changed here, so a refresh racing with a
- * reader of the same struct can only make a figure slightly stale.
+ * chosen cgroup's usage, the process's own size, and its soft RLIMIT_AS and
+ * RLIMIT_DATA (a program may set its own with setrlimit, lowering them or
+ * raising them up to the hard limit, after startup). It only opens the
+ * files whose names were settled at startup, reads them into stack buffers
+ * and parses them by hand. The static limits (MemTotal, the cgroup's limit
+ * and directory) are never changed here, and every caller refreshes a copy
+ * of its own, so a refresh racing with a reader of the same struct can only
+ * make a figure slightly stale.
  */
 #include <string.h>
 
@@ -128,6 +131,47 @@ int fil_limits_read_statm(const char *root, uint64_t page_size, uint64_t *vm_siz
     return 0;
 }
 
+/* The soft limit at p, after a /proc/self/limits line's name: blanks, then
+ * "unlimited" or a number of bytes (values >= FIL_UNLIMITED_MIN become
+ * FIL_UNLIMITED). 0, or -1 on junk. Context: SIGNAL CONTEXT: pure. */
+static int soft_limit_of(const char *p, uint64_t *out)
+{
+    uint64_t v;
+
+    p = fil_limits_skip_blanks(p);
+    if (strncmp(p, "unlimited", 9) == 0) {
+        *out = FIL_UNLIMITED;
+        return 0;
+    }
+    if (fil_limits_parse_u64(&p, &v) < 0)
+        return -1;
+    *out = v >= FIL_UNLIMITED_MIN ? FIL_UNLIMITED : v;
+    return 0;
+}
+
+/* See limits_internal.h. Context: SIGNAL CONTEXT: stack buffers only. */
+int fil_limits_read_rlimits(const char *root, uint64_t *as, uint64_t *data)
+{
+    static const char as_name[] = "Max address space", data_name[] = "Max data size";
+    char path[FIL_LIMITS_PATH_MAX];
+    char buf[256];
+    fil_limits_lines_t lr;
+    char *line;
+    int found = 0;
+
+    if (fil_limits_path(path, sizeof path, root, "/proc/self/limits", NULL, NULL) < 0 ||
+        fil_limits_lines_open(&lr, path, buf, sizeof buf) < 0)
+        return -1;
+    while (found < 2 && fil_limits_lines_next(&lr, &line) >= 0) {
+        if (strncmp(line, as_name, sizeof as_name - 1) == 0)
+            found += soft_limit_of(line + sizeof as_name - 1, as) == 0;
+        else if (strncmp(line, data_name, sizeof data_name - 1) == 0)
+            found += soft_limit_of(line + sizeof data_name - 1, data) == 0;
+    }
+    fil_limits_lines_close(&lr);
+    return found;
+}
+
 /* Bytes of inactive file cache charged to cgroup dir (v1 memory.stat
  * "total_inactive_file", v2 "inactive_file"); 0 if unreadable.
  * Context: SIGNAL CONTEXT: stack buffers only. */
@@ -168,12 +212,16 @@ int fil_limits_cgroup_usage(const char *root, const char *dir, int version, uint
     return 0;
 }
 
-/* Re-read mem_available, swap_free, cgroup_usage, vm_size and vm_data; the
- * rest of *l is left alone. 0 if at least one source could be read, else -1.
+/* Re-read mem_available, swap_free, cgroup_usage, vm_size, vm_data,
+ * rlimit_as and rlimit_data; the rest of *l is left alone. 0 if at least one
+ * source could be read, else -1.
  * Context: SIGNAL CONTEXT: stack buffers only, no locks. */
 int fil_limits_refresh(fil_limits_t *l, const char *root)
 {
     int ok = 0;
+
+    if (fil_limits_read_rlimits(root, &l->rlimit_as, &l->rlimit_data) > 0)
+        ok = 1;
 
     if (fil_limits_read_meminfo(root, NULL, &l->mem_available, &l->swap_free) > 0)
         ok = 1;

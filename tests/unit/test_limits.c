@@ -204,7 +204,7 @@ static void make_tree(char *root, size_t cap)
 /* Remove what make_tree and the test created. */
 static void remove_tree(const char *root)
 {
-    const char *rel[] = {"proc/meminfo", "proc/self/statm", "cg/memory.current",
+    const char *rel[] = {"proc/meminfo", "proc/self/statm", "proc/self/limits", "cg/memory.current",
                          "cg/memory.stat", "cg/memory.usage_in_bytes", "proc/self",
                          "proc", "cg", ""};
     char path[1024];
@@ -257,6 +257,27 @@ static void test_refresh(void)
     put_file(root, "cg/memory.stat", "inactive_file 1\ntotal_inactive_file 1073741825\n");
     CHECK(fil_limits_refresh(&l, root) == 0);
     CHECK_U64(l.cgroup_usage, 0); /* more cache than usage: clamped */
+
+    /* The soft rlimits the program set itself (setrlimit after startup),
+     * as /proc/self/limits shows them: lowered, then raised again. */
+    l.cgroup_version = 0;
+    put_meminfo(root, 4000000, 3000000, 1000);
+    put_file(root, "proc/self/limits",
+             "Limit                     Soft Limit           Hard Limit           Units     \n"
+             "Max cpu time              unlimited            unlimited            seconds   \n"
+             "Max data size             536870912            unlimited            bytes     \n"
+             "Max stack size            8388608              unlimited            bytes     \n"
+             "Max address space         838860800            unlimited            bytes     \n");
+    CHECK(fil_limits_refresh(&l, root) == 0);
+    CHECK_U64(l.rlimit_as, 800 * MIB);
+    CHECK_U64(l.rlimit_data, 512 * MIB);
+    check_headroom(&l, FIL_LIMIT_RLIMIT_DATA, 512 * MIB, 512 * MIB - 200 * page());
+    put_file(root, "proc/self/limits",
+             "Max data size             unlimited            unlimited            bytes     \n"
+             "Max address space         unlimited            unlimited            bytes     \n");
+    CHECK(fil_limits_refresh(&l, root) == 0);
+    CHECK_U64(l.rlimit_as, FIL_UNLIMITED);
+    CHECK_U64(l.rlimit_data, FIL_UNLIMITED);
     remove_tree(root);
 }
 
@@ -457,6 +478,9 @@ static void test_real_machine(void)
     rl.rlim_cur = (rlim_t)want;
     CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
     CHECK(fil_limits_read(&l, "") == 0);
+    CHECK_U64(l.rlimit_as, want);
+    l.rlimit_as = FIL_UNLIMITED;
+    CHECK(fil_limits_refresh(&l, "") == 0); /* a limit set after startup */
     CHECK(setrlimit(RLIMIT_AS, &saved) == 0);
     CHECK_U64(l.rlimit_as, want);
     fil_limits_headroom(&l, &k, &lim);
