@@ -49,6 +49,7 @@
 
 const fil_host_api_t *fil_native_host; /* NULL when not profiled */
 static Py_ssize_t extra_index = -1;    /* our co_extra slot */
+PyInterpreterState *fil_native_interp; /* where we started: the slot and tool id are its */
 uint32_t fil_native_code_epoch;        /* bumped when a marked code object dies */
 
 /* co_extra free function: a code object we named is being destroyed.
@@ -201,12 +202,16 @@ static uint32_t intern_code(PyCodeObject *co, unsigned *flags) {
  * fil_native_func_of: the frame source's func_of. The co_extra value is
  * 1 + (function << FUNC_SHIFT | flags), so 0 means "not named yet". The slot is read
  * and written only for an allocation CPython's object allocator made
- * (FIL_PYFUNC_MAY_MARK: GIL held, no lock of the interpreter's held);
- * otherwise the function is interned by content and the code left unmarked.
+ * (FIL_PYFUNC_MAY_MARK: GIL held, no lock of the interpreter's held), and
+ * only in the interpreter that gave us the slot: a slot index is an
+ * interpreter's own, and in a subinterpreter ours is nobody's (setting it
+ * fails) or another extension's. Otherwise the function is interned by
+ * content and the code left unmarked. A failure to mark leaves whatever
+ * exception the program was raising as it was.
  */
 uint32_t fil_native_func_of(const void *code, unsigned *flags) {
     PyCodeObject *co = (PyCodeObject *)code;
-    int gil = (*flags & FIL_PYFUNC_MAY_MARK) != 0;
+    int gil = (*flags & FIL_PYFUNC_MAY_MARK) != 0 && PyInterpreterState_Get() == fil_native_interp;
     *flags = 0;
     void *x = NULL;
     if (gil && GET_EXTRA((PyObject *)co, extra_index, &x) == 0 && x) {
@@ -217,10 +222,21 @@ uint32_t fil_native_func_of(const void *code, unsigned *flags) {
     uint32_t id = intern_code(co, flags);
     if (id != FIL_NONE && gil) {
         uintptr_t v = ((uintptr_t)id << FUNC_SHIFT | (*flags & STORED_FLAGS)) + 1;
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *raising = PyErr_GetRaisedException();
+#else
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+#endif
         if (SET_EXTRA((PyObject *)co, extra_index, (void *)v) == 0)
             *flags |= FIL_PYFUNC_TRUSTED;
         else
             PyErr_Clear();
+#if PY_VERSION_HEX >= 0x030C0000
+        PyErr_SetRaisedException(raising);
+#else
+        PyErr_Restore(type, value, tb);
+#endif
     }
     return id;
 }
@@ -381,6 +397,7 @@ __attribute__((visibility("default"))) int fil_native_start(const fil_host_api_t
         return -1;
     fil_native_host = api;
     extra_index = REQUEST_EXTRA(code_died);
+    fil_native_interp = PyInterpreterState_Get();
     if (extra_index < 0)
         return -1;
     api->set_python_version(Py_GetVersion());

@@ -18,6 +18,10 @@ uint32_t fil_native_func_of(const void *code, unsigned *flags);
 uint32_t fil_native_line_of(const void *code, const void *instr);
 extern uint32_t fil_native_code_epoch;
 
+/* The interpreter the extension started in (the main one): our co_extra
+ * slot and sys.monitoring tool id are that interpreter's only. */
+extern PyInterpreterState *fil_native_interp;
+
 /* 1 in event mode (3.12+: set once, when the first deep stack asked for
  * events and they are on; read without the GIL, atomically). */
 extern int fil_native_events;
@@ -31,9 +35,9 @@ uint32_t fil_native_resolve(fil_pythread_t *t);
 void fil_native_started(const void *code);
 void fil_native_exiting(const void *code);
 
-/* Get ready for frame start/exit events (monitor.c): a tool id of our
- * own and its callbacks, no event yet. 1 if ready, 0 if this interpreter
- * has no sys.monitoring or no free tool id. Context: GIL held, at start. */
+/* Get ready for frame start/exit events (monitor.c): nothing is taken
+ * yet. 1 if this interpreter has sys.monitoring, else 0. Context: GIL
+ * held, at start. */
 int fil_native_monitor_start(void);
 /* Ask for the events (once; they come on at the main thread's next safe
  * point, and stay on). Context: GIL held, inside CPython's allocator. */

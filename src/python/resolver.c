@@ -246,8 +246,15 @@ static inline int fil_src_hooked(fil_src_t *s) {
 /* While a trace, profile or sys.monitoring callback runs (sys.settrace's
  * function, a tool's callback, all they call), the interpreter reports no
  * frame start or exit to any hook or tool, ours included: its tracing
- * count is up. */
-static inline int fil_src_blind(fil_src_t *s) { return s->ts->tracing != 0; }
+ * count is up. On 3.12+ our events are set in the main interpreter only:
+ * a subinterpreter's frames are never reported. */
+static inline int fil_src_blind(fil_src_t *s) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (s->ts->interp != fil_native_interp)
+        return 1;
+#endif
+    return s->ts->tracing != 0;
+}
 
 #include "fil/pyresolve.h"
 

@@ -433,3 +433,71 @@ def test_program_takes_the_free_tool_ids(tmp_path, fp):
     entries = _run(fp, tmp_path, TOOL_IDS)
     got = _held(fp, entries, TOOL_IDS, "AT_BOTTOM")
     assert fp.within(got, 20 * MIB, 0.01), fp.fmt_prof(entries)
+
+
+SUBINTERPRETER = """
+import sys
+
+try:
+    import _xxsubinterpreters as interpreters
+except ImportError:
+    import _interpreters as interpreters
+
+sys.setrecursionlimit(5000)
+
+
+def down(n):
+    return down(n - 1) if n else bytearray(64)
+
+
+down(600)  # deep: events from here on (3.12+), in the main interpreter
+interp = interpreters.create()
+interpreters.run_string(interp, '''
+MIB = 1024 * 1024
+held = []
+
+
+def helper(n):
+    held.append(bytearray(n * MIB))  # IN_HELPER
+
+
+def body():
+    helper(11)  # CALL_11
+    helper(12)  # CALL_12
+    helper(13)  # CALL_13
+    try:
+        raise ValueError("raised and caught in the subinterpreter")
+    except ValueError:
+        helper(14)  # CALL_14
+
+
+body()
+''')
+interpreters.destroy(interp)
+print("ok")
+"""
+
+
+def test_subinterpreter(tmp_path, fp):
+    """Code run in a subinterpreter (which has its own co_extra slots and
+    sys.monitoring, neither of them ours) runs as without the profiler (it
+    crashed with SIGSEGV: naming a code object there failed and cleared the
+    exception being raised), and each array is under the line that called
+    the function, also once the main interpreter's stack went deep."""
+    probe = subprocess.run([fp.PYTHON, "-c", "import _xxsubinterpreters"], capture_output=True)
+    if probe.returncode != 0 and subprocess.run([fp.PYTHON, "-c", "import _interpreters"],
+                                                capture_output=True).returncode != 0:
+        pytest.skip("no subinterpreter module in %s" % fp.PYTHON)
+    entries = _run(fp, tmp_path, SUBINTERPRETER)
+    inner = SUBINTERPRETER.split("'''")[1].split("\n")  # its line 1 is empty
+
+    def line_in(marker):
+        return 1 + next(i for i, l in enumerate(inner) if l.endswith("# " + marker))
+
+    in_helper = line_in("IN_HELPER")
+    for n in (11, 12, 13, 14):
+        line = line_in("CALL_%d" % n)
+        got = sum(b for frames, b in entries
+                  if len(frames) > 1 and frames[-1] == "<string>:%d (helper)" % in_helper
+                  and fp.parse_frame(frames[-2])[:2] == ("<string>", line))
+        assert fp.within(got, n * MIB, 0.01), (n, got, fp.fmt_prof(entries))
