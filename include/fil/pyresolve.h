@@ -120,9 +120,11 @@
  *       deep mode: put our profile hook on the calling thread (1 if it is
  *       on now) or take it off (0); 0 where there is no deep mode
  *   int fil_src_hooked(fil_src_t *s)   1 if our hook is still the thread's
- *   int fil_src_blind(fil_src_t *s)    1 if the thread runs inside a trace,
- *                                      profile or monitoring callback, where
- *                                      no frame start or exit is reported
+ *   int fil_src_blind(fil_src_t *s)    1 if no frame start or exit of the
+ *                                      thread is reported now: it runs inside
+ *                                      a trace, profile or monitoring
+ *                                      callback (or, 3.12+, in an interpreter
+ *                                      our events are not set in)
  */
 #ifndef FIL_PYRESOLVE_H
 #define FIL_PYRESOLVE_H

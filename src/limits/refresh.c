@@ -222,7 +222,6 @@ int fil_limits_refresh(fil_limits_t *l, const char *root)
 
     if (fil_limits_read_rlimits(root, &l->rlimit_as, &l->rlimit_data) > 0)
         ok = 1;
-
     if (fil_limits_read_meminfo(root, NULL, &l->mem_available, &l->swap_free) > 0)
         ok = 1;
     if (fil_limits_read_statm(root, fil_limits_page_size, &l->vm_size, &l->vm_data) == 0)
