@@ -41,7 +41,7 @@ typedef struct fil_child_hello {
     uint64_t magic;
     uint32_t type;     /* FIL_CHILD_MSG_STATE or FIL_CHILD_MSG_NOTES */
     uint32_t kind;     /* FIL_CHILD_EXEC or FIL_CHILD_FORK (fil/state.h) */
-    int32_t parent;    /* getppid() of the registering process */
+    int32_t parent;    /* its parent: the forking pid (read before fork) or getppid() */
     int32_t pad;
 } fil_child_hello_t;
 

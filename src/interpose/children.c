@@ -58,6 +58,7 @@ static char registry[FIL_CHILDREN_NAME_MAX + 1];
 static int conn = -1;
 static int registered;          /* 1 once this process's state is the launcher's */
 static fil_child_reply_t reply; /* the launcher's answer (folder) */
+static int32_t parent; /* the process that started this one, as registered */
 
 typedef pid_t (*waitpid_fn)(pid_t, int *, int);
 typedef pid_t (*wait4_fn)(pid_t, int *, int, struct rusage *);
@@ -107,7 +108,7 @@ static int dial(void) {
 
 /* Send the hello (with fd when fd >= 0). 0, or -1. */
 static int hello(int s, uint32_t type, uint32_t kind, int fd) {
-    fil_child_hello_t h = {FIL_CHILD_MAGIC, type, kind, (int32_t)getppid(), 0};
+    fil_child_hello_t h = {FIL_CHILD_MAGIC, type, kind, parent, 0};
     struct iovec iov = {&h, sizeof h};
     union {
         char buf[CMSG_SPACE(sizeof(int))];
@@ -135,8 +136,10 @@ static int hello(int s, uint32_t type, uint32_t kind, int fd) {
 }
 
 /* Send the hello of this process's state (kind FIL_CHILD_EXEC or _FORK,
- * the memfd with it). The connection, or -1 (no launcher). */
-static int send_state(uint32_t kind) {
+ * the memfd with it), started by process from. The connection, or -1 (no
+ * launcher). */
+static int send_state(uint32_t kind, pid_t from) {
+    parent = (int32_t)from;
     int s = dial();
     if (s >= 0 && hello(s, FIL_CHILD_MSG_STATE, kind, fil_state_fd()) != 0) {
         close(s);
@@ -166,13 +169,13 @@ static int take_reply(int s, uint32_t kind) {
     registered = 1;
     fil_state_set_owner(reply.launcher, reply.fd);
     fil_state->child_kind = kind;
-    fil_state->parent_pid = (int32_t)getppid();
+    fil_state->parent_pid = parent;
     return 0;
 }
 
 /* Register this process's state and wait for the answer. 0, or -1. */
-static int register_state(uint32_t kind) {
-    int s = send_state(kind);
+static int register_state(uint32_t kind, pid_t from) {
+    int s = send_state(kind, from);
     return s < 0 ? -1 : take_reply(s, kind);
 }
 
@@ -181,7 +184,7 @@ static int register_state(uint32_t kind) {
 static int pending = -1;
 
 int fil_children_send_exec(void) {
-    pending = send_state(FIL_CHILD_EXEC);
+    pending = send_state(FIL_CHILD_EXEC, getppid());
     return pending < 0 ? -1 : 0;
 }
 
@@ -211,7 +214,7 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void fil_children_forked(void) {
+void fil_children_forked(pid_t from) {
     if (conn >= 0) { /* the parent's connection: its notes are its own */
         close(conn);
         conn = -1;
@@ -220,7 +223,7 @@ void fil_children_forked(void) {
     if (!__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE))
         return;
     if (!registry[0] || fil_state_fork_child() != 0 || fil_tracker_fork_child() != 0 ||
-        register_state(FIL_CHILD_FORK) != 0) {
+        register_state(FIL_CHILD_FORK, from) != 0) {
         __atomic_store_n(&fil_active, 0, __ATOMIC_RELEASE);
         fil_exec_stop();
         return;

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* What exec'd programs get back (fil_exec_setup). */
 enum {
@@ -40,9 +41,10 @@ void fil_children_oom_dir(void);
 /* 1 if this process registered as a child (its dumps go to its folder). */
 int fil_children_registered(void);
 /* In a fork() child, right after the fork: switch to a state of its own
- * and register it, or stop tracking. Context: fork child, guard set,
- * single-threaded. */
-void fil_children_forked(void);
+ * and register it (from: the pid of the process that forked, taken before
+ * the fork, since that process may be gone by now), or stop tracking.
+ * Context: fork child, guard set, single-threaded. */
+void fil_children_forked(pid_t from);
 /* Record how this process exits (exit status) in its state. Any context
  * (aligned stores only; nothing in a vfork child). */
 void fil_children_note_exit(int status);

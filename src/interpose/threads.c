@@ -92,13 +92,14 @@ FIL_API pid_t fork(void) {
         fil_interpose_resolve();
     int g = fil_guard, tracked = __atomic_load_n(&fil_active, __ATOMIC_ACQUIRE) && !g;
     fil_guard = 1;
+    pid_t self = getpid(); /* the child's parent, even once it has exited */
     if (tracked)
         fil_lock();
     pid_t pid = real_fork();
     if (tracked)
         fil_unlock(); /* in the child too: its copy of the lock is ours */
     if (pid == 0)
-        fil_children_forked();
+        fil_children_forked(self);
     fil_guard = g;
     return pid;
 }
