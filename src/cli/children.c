@@ -194,6 +194,25 @@ static void short_name(const child_t *c, char *out, size_t len) {
     out[k] = 0;
 }
 
+/*
+ * Can c be told its folder (fil_child_reply_t's dir and display)? A child
+ * that cannot runs unprofiled and is not listed, and the first one says
+ * why, rather than being listed with reports nobody wrote. reg_lock held.
+ */
+static int fits_reply(const child_t *c) {
+    static int warned;
+    if (strlen(c->dir) < FIL_CHILD_DIR_MAX &&
+        strlen(cfg.shown) + 1 + strlen(c->folder) < FIL_CHILD_DIR_MAX)
+        return 1;
+    if (!warned)
+        fprintf(stderr, FIL_MSG_PREFIX "warning: child processes are not profiled (the first: "
+                        "pid %d): the path of a report folder would be longer than %d bytes "
+                        "(choose a shorter -o)\n", (int)c->pid, FIL_CHILD_DIR_MAX - 1);
+    warned = 1;
+    errno = ENAMETOOLONG;
+    return 0;
+}
+
 /* Make c's folder: children/<pid>-<name>[-N]. 0, or -1. */
 static int make_folder(child_t *c) {
     char base[PATH_MAX], name[64];
@@ -207,7 +226,8 @@ static int make_folder(child_t *c) {
         else
             snprintf(c->folder, sizeof c->folder, "children/%d-%s-%d", (int)c->pid, name, k);
         if ((size_t)snprintf(c->dir, sizeof c->dir, "%s/%s", cfg.absdir, c->folder) >=
-            sizeof c->dir)
+                sizeof c->dir ||
+            !fits_reply(c))
             return -1;
         if (mkdir(c->dir, 0755) == 0)
             return 0;

@@ -3,7 +3,10 @@
 
 - a fork child whose parent exits at once (a daemon's double fork): its
   parent_pid is the process that forked it, not the one it was handed to
-  (init, a subreaper) by the time it registered.
+  (init, a subreaper) by the time it registered;
+- a result folder whose path leaves no room to tell a child its own (over
+  2 KiB): the children run unprofiled, are not listed (no rows with a peak
+  of 0 and reports nobody wrote), and stderr says why once.
 """
 
 import json
@@ -52,3 +55,29 @@ def test_double_fork_parent_pid(fp, tmp_path):
         assert rows[mid]["kind"] == "fork" and rows[pid]["kind"] == "fork", rows
         assert fp.within(rows[pid]["peak_bytes"], 2 * MIB, 0.02), rows[pid]
 
+
+POOL = """
+import multiprocessing as mp
+
+def work(n):
+    return len(bytearray(n * 1024 * 1024))
+
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(2) as p:
+        print(sum(p.map(work, [5, 6])))
+"""
+
+
+def test_result_path_too_long_for_children(fp, tmp_path):
+    deep = Path(tmp_path, *["d" * 200] * 10)
+    deep.mkdir(parents=True)
+    proc, result = fp.run_fil(tmp_path, POOL, out=deep)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout.split() == [b"11534336"], fp.describe(proc)
+    err = proc.stderr.decode()
+    assert err.count("child processes are not profiled") == 1, err
+    summary = fp.load_summary(result)
+    assert summary["children"] == [], summary["children"]
+    assert summary["process_tree"] is None, summary["process_tree"]
+    assert not list(Path(result).glob("children/*")), list(Path(result).glob("children/*"))
+    assert "Profiled" not in err, err
