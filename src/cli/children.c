@@ -239,7 +239,10 @@ static int make_folder(child_t *c) {
 
 /*
  * c's memory cgroup and its OOM-kill counts (with its v1 subtree's:
- * fil_cli_oom_tree_read), if it moved (or first). A look at a dying child
+ * fil_cli_oom_tree_read), and those of the cgroup it registered in, as they
+ * are while it is alive: a kill counted before a look that finds it alive
+ * and not dying is another process's (a sibling the OOM killer chose, the
+ * child then killed by its parent with SIGKILL). A look at a dying child
  * is not taken (fil_cli_proc_dying, read after the counts): on cgroup v1
  * an exiting task shows in the root cgroup, which is no move, and the
  * counts may already hold its own kill. Such a look replaced the cgroup
@@ -249,14 +252,18 @@ static int make_folder(child_t *c) {
 static void watch_cgroup(child_t *c) {
     char dir[PATH_MAX];
     uint64_t n;
-    fil_cli_oom_tree_t now;
-    if (fil_cli_oom_kills_of(c->pid, dir, sizeof dir, &n) != 0 || !strcmp(dir, c->cg) ||
-        fil_cli_oom_tree_read(dir, &now) != 0 || fil_cli_proc_dying("", c->pid))
+    fil_cli_oom_tree_t now, now0;
+    if (fil_cli_oom_kills_of(c->pid, dir, sizeof dir, &n) != 0 ||
+        fil_cli_oom_tree_read(dir, &now) != 0)
         return;
-    if (!c->cg_known) {
+    int first = !c->cg_known, in0 = first || !strcmp(dir, c->cg0);
+    int read0 = !in0 && fil_cli_oom_tree_read(c->cg0, &now0) == 0;
+    if (fil_cli_proc_dying("", c->pid))
+        return;
+    if (first)
         snprintf(c->cg0, sizeof c->cg0, "%s", dir);
-        c->cg0_then = now;
-    }
+    if (in0 || read0)
+        c->cg0_then = in0 ? now : now0;
     c->cg_then = now;
     snprintf(c->cg, sizeof c->cg, "%s", dir);
     c->cg_known = 1;

@@ -210,6 +210,7 @@ int fil_cli_report_request(void);
 void fil_cli_sampler_timeline(fil_run_info_t *info);
 uint64_t fil_cli_sampler_overhead_ns(uint64_t *samples);
 uint64_t fil_cli_sampler_peak_rss(void);
+int fil_cli_sampler_oom_kills_alive(uint64_t *count);
 
 /* say.c */
 /* Print one FIL_MSG_PREFIX line to stderr, control characters as '?'. */

@@ -427,6 +427,12 @@ static int run_child(launch_t *l)
     }
     in->peak_rss = program_peak_rss(l);
     read_oom_kills(l, &in->oom_kills_after);
+    /* Kills counted while the program was still alive and not dying were
+     * of other processes of its cgroup (a child the OOM killer chose). */
+    uint64_t alive;
+    if (fil_cli_sampler_oom_kills_alive(&alive) == 0 && alive > in->oom_kills_before &&
+        alive <= in->oom_kills_after)
+        in->oom_kills_before = alive;
     end_children(l);
 out:
     free(argv);

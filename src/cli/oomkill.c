@@ -2,9 +2,11 @@
 /*
  * oomkill.c - the kernel OOM-kill counter of the launcher's memory cgroup.
  *
- * Read before fork and after reap: if it grew while the program ran and the
- * program died of SIGKILL, the kernel's OOM killer is the likely culprit,
- * and the report says so. The cgroup comes from /proc/self/cgroup (the child
+ * Read before fork, by the sampler while the program is alive and not dying
+ * (sample.c), and after reap: if it grew after the program was last seen
+ * alive and the program died of SIGKILL, the kernel's OOM killer is the
+ * likely culprit, and the report says so (a kill before then was of another
+ * process of the cgroup, such as a child). The cgroup comes from /proc/self/cgroup (the child
  * starts in the same one): a cgroup v1 line whose controller list holds
  * "memory" (its counter is `oom_kill N` in memory.oom_control), else the v2
  * line "0::/path" (`oom_kill N` in memory.events, which counts the subtree).

@@ -55,6 +55,7 @@
 
 #define SAMPLE_NS UINT64_C(10000000) /* 10 ms between samples */
 #define MAX_POINTS 2000u             /* points kept, whatever the length of the run */
+#define OOM_LOOK_EVERY 10u           /* samples between looks at the OOM-kill count */
 
 /* The timeline: points[0..npoints), each the maxima of [t_ns, t_ns + step_ns).
  * Protected by tl_lock (written by the sampler, copied by the reporter and,
@@ -83,6 +84,9 @@ static uint64_t prev_peak;         /* peak_total at the last sample (sampler) */
 static uint64_t last_rss;          /* last RSS read (sampler) */
 static uint64_t hwm;               /* highest VmHWM or RSS read (sampler) */
 static uint64_t cost_ns, nsamples; /* CPU time the samples took (sampler) */
+static pid_t main_pid;             /* the program */
+static uint64_t alive_kills;       /* cgroup OOM-kill count when last seen alive (sampler) */
+static int alive_kills_known;      /* ... it was read */
 
 /* CLOCK_REALTIME in ns (the clock of start_ns and the header's times). */
 static uint64_t realtime_ns(void)
@@ -222,6 +226,15 @@ static void take_sample(void)
         }
     }
     add_point(t > cfg.info->start_ns ? t - cfg.info->start_ns : 0, tracked, rss);
+    /* The OOM-kill count while the program is alive and not dying (read
+     * first, then the program's state): a kill of another process of the
+     * cgroup (one of its children) before then is not the program's. */
+    uint64_t kills;
+    if (nsamples % OOM_LOOK_EVERY == 0 && main_pid > 0 && fil_cli_oom_kills("", &kills) == 0 &&
+        !fil_cli_proc_dying("", main_pid)) {
+        alive_kills = kills;
+        alive_kills_known = 1;
+    }
     /* The process tree's total, and its moments (children.c). */
     fil_cli_children_sample(h && __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == FIL_STATE_MAGIC
                                 ? h
@@ -382,6 +395,7 @@ static int start_thread(pthread_t *t, void *(*fn)(void *))
 void fil_cli_sampler_started(pid_t pid, void *cfgp)
 {
     fil_cli_children_main_pid(pid);
+    main_pid = pid;
     static fil_run_info_t run; /* the run as it started: main.c fills in the end later */
     char path[64];
     int req[2];
@@ -478,4 +492,15 @@ uint64_t fil_cli_sampler_overhead_ns(uint64_t *samples)
 uint64_t fil_cli_sampler_peak_rss(void)
 {
     return hwm;
+}
+
+/* The cgroup OOM-kill count the sampler last read while the program was
+ * alive and not dying into *count: 0, or -1 if none was read. Main thread,
+ * once the sampler is stopped. */
+int fil_cli_sampler_oom_kills_alive(uint64_t *count)
+{
+    if (!alive_kills_known)
+        return -1;
+    *count = alive_kills;
+    return 0;
 }

@@ -13,6 +13,9 @@ cgroup (the memcg fixture; skipped where none is writable): its post-mortem
 comes from its own state (the leaking line holds more than 60% of the
 limit), its row says SIGKILL, 137 and OOM-killed, and the tree's view at
 that moment has it with what it held; the parent's page says OOM-killed.
+A kill of one process of the cgroup is not the others': a sibling killed
+with SIGKILL by its parent after that, and then the parent itself, are
+"killed (SIGKILL)", not OOM-killed.
 """
 
 import re
@@ -168,3 +171,25 @@ def test_oom_kill_seen_when_another_cgroup_with_kills_is_removed(oom, tmp_path, 
     finally:
         if gone.exists():
             oom.rmdir_retry(gone)
+
+
+def test_oom_kill_of_a_sibling_is_not_a_later_sigkill(oom, tmp_path, memcg):
+    version, cg = memcg
+    script = oom.program("sibling_oom_kill.py")
+    run = oom.run_fil(tmp_path, script, opts=["--disable-oom-detection"],
+                      command=oom.in_cgroup(cg), timeout=120)
+    assert run.returncode == -9, run.describe()
+    assert run.stdout == "leaker -9 sleeper -9\n", run.describe()
+    s = run.summary()
+    assert s["out_of_memory"]["kind"] == "killed", s["out_of_memory"]
+    assert s["out_of_memory"]["oom_kill_confirmed"] is False, s["out_of_memory"]
+    assert "The program was killed (SIGKILL)" in run.stderr, run.describe()
+    rows = sorted(s["children"], key=lambda c: c["peak_bytes"])
+    assert len(rows) == 2, rows
+    sleeper, leaker = rows
+    assert leaker["oom_killed"] is True and leaker["out_of_memory"] is True, leaker
+    assert sleeper["signal"] == "SIGKILL" and sleeper["exit_status"] == 137, sleeper
+    assert sleeper["oom_killed"] is False and sleeper["out_of_memory"] is False, sleeper
+    assert page_row(run, sleeper)[1] == "was killed (SIGKILL)"
+    assert "Child process %d was killed by the kernel" % sleeper["pid"] not in run.stderr
+    assert "Child process %d was killed by the kernel" % leaker["pid"] in run.stderr
