@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -345,6 +346,19 @@ static child_t *new_entry(void) {
     return c;
 }
 
+/* Say once that children run unprofiled for want of a descriptor (three
+ * for each live child: its state, a pidfd, its connection). */
+static void out_of_fds(void) {
+    static int warned;
+    struct rlimit rl;
+    if (warned || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    warned = 1;
+    fprintf(stderr, FIL_MSG_PREFIX "warning: some child processes are not profiled: the "
+                    "launcher ran out of file descriptors (ulimit -n %llu: it needs three for "
+                    "each live child process)\n", (unsigned long long)rl.rlim_cur);
+}
+
 /* Register the process behind connection s (its hello h, its memfd).
  * 0 with the reply sent, or -1. */
 static int take_child(int s, pid_t pid, const fil_child_hello_t *h, int memfd) {
@@ -367,6 +381,8 @@ static int take_child(int s, pid_t pid, const fil_child_hello_t *h, int memfd) {
         c->memfd = memfd;
         c->argv = read_cmdline(pid, &c->argc);
         c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (c->pidfd < 0 && (errno == EMFILE || errno == ENFILE))
+            out_of_fds();
         ok = c->pidfd >= 0 && make_folder(c) == 0;
         void *hm = mmap(NULL, FIL_STATE_HEADER_SIZE, PROT_READ, MAP_SHARED, memfd, 0);
         c->h = hm == MAP_FAILED ? NULL : hm;
@@ -405,13 +421,18 @@ static void accept_one(void) {
     socklen_t len = sizeof cr;
     fil_child_hello_t h;
     int fd;
-    if (s < 0)
+    if (s < 0) {
+        if (errno == EMFILE || errno == ENFILE)
+            out_of_fds();
         return;
+    }
     if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || cr.uid != getuid() ||
         recv_hello(s, &h, &fd) != 0 || nconns >= MAX_CONNS) {
         close(s);
         return;
     }
+    if (h.type == FIL_CHILD_MSG_STATE && fd < 0)
+        out_of_fds(); /* its state could not be taken in (MSG_CTRUNC) */
     if (h.type == FIL_CHILD_MSG_STATE && (fd < 0 || stopping || take_child(s, cr.pid, &h, fd) != 0)) {
         close(s);
         return;

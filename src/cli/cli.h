@@ -130,6 +130,12 @@ int fil_cli_oom_tree_rose(const fil_cli_oom_tree_t *then, const fil_cli_oom_tree
 int fil_cli_proc_dying(const char *root, pid_t pid);
 
 /* supervise.c */
+/* Raise the launcher's own soft RLIMIT_NOFILE to its hard limit (at most
+ * 65536): it holds three descriptors for each live child process (its
+ * state, a pidfd, its connection), so that a tree of hundreds of live
+ * Python processes is profiled whole under the usual soft 1024. The
+ * program, and so every process it starts, gets the limit back. */
+void fil_cli_raise_nofile(void);
 typedef struct fil_cli_child {
     const char *python;      /* resolved interpreter path */
     const char *const *argv; /* NULL-terminated exec argv */

@@ -299,6 +299,7 @@ static void start_children(launch_t *l)
     if (l->a->no_children)
         return;
     c.start_ns = l->info.start_ns;
+    fil_cli_raise_nofile();
     if (fil_cli_children_start(&c, l->children) == 0)
         l->info.children_profiled = 1;
     else

@@ -132,6 +132,33 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The launcher's RLIMIT_NOFILE as it found it, when fil_cli_raise_nofile
+ * raised its own: the program gets it back. */
+static struct rlimit nofile;
+static int nofile_raised;
+
+#define NOFILE_MAX 65536
+
+void fil_cli_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (nofile_raised || getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur >= NOFILE_MAX ||
+        nofile.rlim_cur >= nofile.rlim_max)
+        return;
+    rl = nofile;
+    rl.rlim_cur = rl.rlim_max > NOFILE_MAX ? NOFILE_MAX : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        nofile_raised = 1;
+}
+
+/* In a child about to exec the program: the limit the user gave. */
+static void restore_nofile(void)
+{
+    if (nofile_raised)
+        setrlimit(RLIMIT_NOFILE, &nofile);
+}
+
 /* Set the soft RLIMIT_AS to limit (capped at the hard limit). 0, or -1. */
 static int set_as_limit(uint64_t limit)
 {
@@ -144,7 +171,7 @@ static int set_as_limit(uint64_t limit)
 }
 
 /*
- * In the forked child: restore the mask, SIGCHLD and SIGPIPE, apply the memory limit,
+ * In the forked child: restore the mask, SIGCHLD, SIGPIPE and RLIMIT_NOFILE, apply the memory limit,
  * let the state fd survive exec, exec. Never returns: on failure it prints
  * why, sends errno through errfd and _exits 127. Context: child after fork
  * of a single-threaded parent (stdio is safe here).
@@ -158,6 +185,7 @@ static void child_exec(const fil_cli_child_t *c, const struct sigaction *oldchld
 
     sigaction(SIGCHLD, oldchld, NULL);
     fil_cli_restore_sigpipe();
+    restore_nofile();
     sigprocmask(SIG_SETMASK, oldmask, NULL);
     if (c->has_memory_limit && set_as_limit(c->memory_limit) != 0) {
         what = "cannot set the memory limit for";
@@ -368,6 +396,7 @@ static void probe_exec(const fil_cli_child_t *c, int outfd)
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
     fil_cli_restore_sigpipe();
+    restore_nofile();
     if (null >= 0) {
         dup2(null, 0);
         dup2(outfd >= 0 ? outfd : null, 1);
