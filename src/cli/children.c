@@ -163,27 +163,51 @@ static char **read_cmdline(pid_t pid, int *argc) {
     return v;
 }
 
+/* The name for -c code: what multiprocessing started, or "command". */
+static const char *code_name(const char *code) {
+    return strstr(code, "forkserver")         ? "forkserver"
+           : strstr(code, "resource_tracker") ? "resource-tracker"
+           : strstr(code, "multiprocessing")  ? "spawn"
+                                              : "command";
+}
+
 /* A short name for the folder: what multiprocessing started, the script,
- * or the program. Only [A-Za-z0-9._-] kept. */
+ * or the program. The interpreter's options are read as Python reads them:
+ * a cluster of flags (-uB), -c and -m ending the options with their
+ * argument attached (-mjson.tool) or next, -X and -W taking one, attached
+ * or next (-X importtime is no script). Only [A-Za-z0-9._-] kept. */
 static void short_name(const child_t *c, char *out, size_t len) {
     const char *name = c->kind == FIL_CHILD_FORK ? "fork" : "python";
-    for (int i = 1; c->kind != FIL_CHILD_FORK && i < c->argc; i++) {
+    for (int i = 1, done = c->kind == FIL_CHILD_FORK; !done && i < c->argc; i++) {
         const char *a = c->argv[i];
-        if (!strcmp(a, "-c") && i + 1 < c->argc) {
-            const char *code = c->argv[i + 1];
-            name = strstr(code, "forkserver") ? "forkserver"
-                   : strstr(code, "resource_tracker") ? "resource-tracker"
-                   : strstr(code, "multiprocessing") ? "spawn"
-                                                     : "command";
-            break;
+        if (a[0] != '-' || !a[1]) {
+            if (a[0] != '-')
+                name = strrchr(a, '/') ? strrchr(a, '/') + 1 : a;
+            break; /* the script, or "-": the program comes from stdin */
         }
-        if (!strcmp(a, "-m") && i + 1 < c->argc) {
-            name = c->argv[i + 1];
-            break;
+        if (a[1] == '-') { /* a long option; --check-hash-based-pycs takes a word */
+            if (!strcmp(a, "--") && i + 1 < c->argc) {
+                a = c->argv[i + 1]; /* the script, even if it starts with '-' */
+                name = strrchr(a, '/') ? strrchr(a, '/') + 1 : a;
+                break;
+            }
+            if (!strcmp(a, "--check-hash-based-pycs"))
+                i++;
+            continue;
         }
-        if (a[0] != '-') {
-            name = strrchr(a, '/') ? strrchr(a, '/') + 1 : a;
-            break;
+        for (const char *f = a + 1; *f; f++) {
+            const char *arg = f[1] ? f + 1 : i + 1 < c->argc ? c->argv[i + 1] : NULL;
+            if (*f == 'c' || *f == 'm') {
+                if (arg)
+                    name = *f == 'c' ? code_name(arg) : arg;
+                done = 1;
+                break;
+            }
+            if (*f == 'X' || *f == 'W') {
+                if (!f[1])
+                    i++; /* its argument is the next word */
+                break;
+            }
         }
     }
     size_t k = 0;

@@ -11,7 +11,10 @@
   three descriptors for each): every one is profiled (before: about 80,
   the others ran unprofiled and unlisted without a word), and the program
   still sees its own 256; under a hard 256, stderr says once that some
-  were not profiled.
+  were not profiled;
+- a child's folder is named for its script whatever interpreter options
+  come first: -X importtime and -W ignore take a word (before: folders
+  "importtime", "ignore"), -mjson.tool and -uc CODE carry theirs attached.
 """
 
 import json
@@ -150,3 +153,29 @@ def test_many_live_children_under_a_hard_nofile(fp, tmp_path):
     err = proc.stderr.decode()
     assert err.count("some child processes are not profiled: the launcher ran out of file "
                      "descriptors (ulimit -n 256") == 1, err
+
+
+NAMES = """
+import os
+import subprocess
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+job = os.path.join(here, "job.py")
+with open(job, "w") as f:
+    f.write("held = bytearray(1024 * 1024)\\n")
+for opts in (["-X", "importtime"], ["-Xdev"], ["-W", "ignore"], ["-Wignore"], ["-uB"],
+             ["--check-hash-based-pycs", "default"], ["-I", "-X", "utf8", "-W", "error"]):
+    subprocess.run([sys.executable, *opts, job], stderr=subprocess.DEVNULL, check=True)
+subprocess.run([sys.executable, "-mjson.tool"], input=b"{}", stdout=subprocess.DEVNULL,
+               check=True)
+subprocess.run([sys.executable, "-uc", "pass"], check=True)
+"""
+
+
+def test_folder_named_after_the_script_past_options(fp, tmp_path):
+    proc, result = fp.run_fil(tmp_path, NAMES)
+    assert proc.returncode == 0, fp.describe(proc)
+    rows = fp.load_summary(result)["children"]
+    names = [r["folder"].split("-", 1)[1] for r in sorted(rows, key=lambda r: r["pid"])]
+    assert names == ["job.py"] * 7 + ["json.tool", "command"], names
