@@ -205,13 +205,18 @@ typedef struct newenv {
  * except ours, then the carried ones, then LD_PRELOAD with our library
  * first and env's other preloads after it. stack has ENV_ON_STACK slots.
  * Returns the vector (env itself when nothing is carried or no room can
- * be had). Context: any, vfork child included.
+ * be had, and when env has a FIL_STATE_FD of its own: a fil-profile the
+ * tree runs starting its program, which is that launcher's to profile).
+ * Context: any, vfork child included.
  */
 static char *const *with_ours(char *const *env, newenv_t *e, char **stack) {
     size_t n = count(env), k = 0, need = n + ncarried + 2;
     const char *theirs = NULL;
     if (!carrying)
         return env;
+    for (size_t i = 0; i < n; i++)
+        if (named(env[i], "FIL_STATE_FD"))
+            return env; /* stripped from every environ here: only a launcher sets it */
     e->v = stack;
     e->mapped = 0;
     if (need > ENV_ON_STACK) {

@@ -14,7 +14,12 @@
   were not profiled;
 - a child's folder is named for its script whatever interpreter options
   come first: -X importtime and -W ignore take a word (before: folders
-  "importtime", "ignore"), -mjson.tool and -uc CODE carry theirs attached.
+  "importtime", "ignore"), -mjson.tool and -uc CODE carry theirs attached;
+- a fil-profile the program runs (a profiled test suite that profiles a
+  script) profiles its own program: exit status, peak and report are the
+  inner run's, and the outer run does not list that program (before: the
+  outer launcher took it as its child and the inner one said "did not
+  start a Python interpreter under the profiler", exit 127).
 """
 
 import json
@@ -179,3 +184,35 @@ def test_folder_named_after_the_script_past_options(fp, tmp_path):
     rows = fp.load_summary(result)["children"]
     names = [r["folder"].split("-", 1)[1] for r in sorted(rows, key=lambda r: r["pid"])]
     assert names == ["job.py"] * 7 + ["json.tool", "command"], names
+
+
+NESTED = """
+import os
+import subprocess
+import sys
+
+fil, out = sys.argv[1], sys.argv[2]
+job = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inner.py")
+with open(job, "w") as f:
+    f.write("import sys\\nheld = bytearray(20 * 1024 * 1024)  # INNER\\nsys.exit(4)\\n")
+r = subprocess.run([fil, "run", "--no-browser", "-o", out, job], stderr=subprocess.PIPE)
+sys.stderr.buffer.write(r.stderr)
+print("inner exit", r.returncode)
+"""
+
+
+def test_fil_profile_run_by_the_program(fp, tmp_path):
+    inner_out = tmp_path / "inner-out"
+    proc, result = fp.run_fil(tmp_path, NESTED, fp.FIL, str(inner_out))
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"inner exit 4\n", fp.describe(proc)
+    assert b"did not start" not in proc.stderr, fp.describe(proc)
+    inner = fp.latest_result(inner_out)
+    assert inner is not None, fp.describe(proc)
+    s = fp.load_summary(inner)
+    assert s["exit_status"] == 4, s["exit_status"]
+    assert fp.within(s["peak_bytes"], 20 * MIB, 0.1), s["peak_bytes"]
+    entries = fp.parse_prof(inner / "peak-memory.prof")
+    assert fp.within(fp.bytes_at_line(entries, "inner.py", 2), 20 * MIB, 0.02), fp.fmt_prof(entries)
+    outer = fp.load_summary(result)["children"]
+    assert not [c for c in outer if any("inner.py" in a for a in c["command"])], outer
