@@ -211,7 +211,9 @@ def test_fil_profile_run_by_the_program(fp, tmp_path):
     assert inner is not None, fp.describe(proc)
     s = fp.load_summary(inner)
     assert s["exit_status"] == 4, s["exit_status"]
-    assert fp.within(s["peak_bytes"], 20 * MIB, 0.1), s["peak_bytes"]
+    # the peak holds the interpreter's start-up too (4.9 MB on pyenv's 3.11.7, 1.3 MB
+    # on Debian's 3.11); the line holds the 20 MiB
+    assert 20 * MIB <= s["peak_bytes"] <= 30 * MIB, s["peak_bytes"]
     entries = fp.parse_prof(inner / "peak-memory.prof")
     assert fp.within(fp.bytes_at_line(entries, "inner.py", 2), 20 * MIB, 0.02), fp.fmt_prof(entries)
     outer = fp.load_summary(result)["children"]
