@@ -457,7 +457,15 @@ static void accept_one(void) {
     }
     if (h.type == FIL_CHILD_MSG_STATE && fd < 0)
         out_of_fds(); /* its state could not be taken in (MSG_CTRUNC) */
-    if (h.type == FIL_CHILD_MSG_STATE && (fd < 0 || stopping || take_child(s, cr.pid, &h, fd) != 0)) {
+    /* After the program's end a hello is still taken until the grace is
+     * over: a child started just before the end (its hello was queued when
+     * the stop byte came, in the same poll) is listed and reported as it
+     * is then, not run unseen. */
+    pthread_mutex_lock(&reg_lock);
+    int too_late = stopping && mono_ns() > deadline_mono;
+    pthread_mutex_unlock(&reg_lock);
+    if (h.type == FIL_CHILD_MSG_STATE &&
+        (fd < 0 || too_late || take_child(s, cr.pid, &h, fd) != 0)) {
         close(s);
         return;
     }
