@@ -19,7 +19,8 @@
  * The tree's view: the sampler (sample.c) calls fil_cli_children_sample
  * every 10 ms with the main program's header; the sum of every live
  * process's header total is the tree's tracked memory, and at each new
- * maximum every process's per-node bytes are copied (a moment). So the
+ * maximum every process's per-node bytes are copied (a moment), which
+ * becomes the tree's peak if it holds more than the peak's copy. So the
  * tree's peak is sampled (it can be missed by up to 10 ms, and the
  * processes are read one after another, microseconds apart), while each
  * figure of a process is one its tracker really stored. A moment is also
@@ -88,7 +89,7 @@ typedef struct child {
     char cg0[PATH_MAX];    /* the cgroup it registered in, and its counts then */
     fil_cli_oom_tree_t cg0_then;
     fil_child_row_t row;
-    proc_copy_t copy[2];   /* its bytes at the peak moment and the oom moment */
+    proc_copy_t copy[3];   /* its bytes at the peak moment, the oom moment, a try */
 } child_t;
 
 typedef struct moment {
@@ -104,7 +105,7 @@ typedef struct moment {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static child_t **children; /* each entry malloc'd: pointers stay valid */
 static uint32_t nchildren, cap_children; /* children[nchildren] may be a spare entry */
-static moment_t moments[2]; /* 0: the tree's peak, 1: out of memory */
+static moment_t moments[3]; /* 0: the tree's peak, 1: out of memory, 2: a try at 0 */
 static uint64_t tree_max;
 static fil_cli_children_cfg_t cfg;
 static int listen_fd = -1, stop_pipe[2] = {-1, -1};
@@ -751,6 +752,30 @@ static void take_moment(int which, uint64_t t_ns, uint32_t dead) {
     }
 }
 
+/* The totals said sum, more than the tree's peak so far: copy the moment
+ * (a try) and keep it as the peak if it holds more than the peak's copy.
+ * The copy is what a moment shows, and it can hold less than the totals
+ * said: bytes freed between the two reads (the program releases its
+ * memory just as a total rose by a few bytes), a state that grew a chunk
+ * after it was mapped. Such a copy does not replace a fuller one; while
+ * the peak's copy holds less than the totals, the next sample at this
+ * height tries again. reg_lock held. */
+static void try_peak(uint64_t t_ns, uint64_t sum) {
+    take_moment(2, t_ns, FIL_NONE);
+    if (moments[2].taken && (!moments[0].taken || moments[2].total > moments[0].total)) {
+        moment_t m = moments[0];
+        moments[0] = moments[2];
+        moments[2] = m;
+        for (uint32_t i = 0; i < nchildren; i++) {
+            proc_copy_t p = children[i]->copy[0];
+            children[i]->copy[0] = children[i]->copy[2];
+            children[i]->copy[2] = p;
+        }
+    }
+    uint64_t got = moments[0].taken ? moments[0].total : 0;
+    tree_max = got < sum ? got : sum;
+}
+
 /* The sampler's part (sample.c): see the file comment. */
 void fil_cli_children_sample(const fil_state_header_t *h, uint64_t t_ns) {
     if (!started)
@@ -766,16 +791,8 @@ void fil_cli_children_sample(const fil_state_header_t *h, uint64_t t_ns) {
         sum += __atomic_load_n(&c->h->total, __ATOMIC_ACQUIRE);
         dumping |= c->h->oom.dump_state != 0 && c->h->oom.reason != FIL_REASON_SIGNAL;
     }
-    if (nchildren && sum > 0 && (uint64_t)sum > tree_max) {
-        take_moment(0, t_ns, FIL_NONE);
-        /* The copy is what the moment shows. It can hold less than the
-         * totals said: a state that grew a chunk after it was mapped, bytes
-         * freed in between. Then the next sample at this height takes the
-         * moment again, instead of keeping a copy short of a process's
-         * memory as the tree's peak. */
-        uint64_t got = moments[0].taken ? moments[0].total : 0;
-        tree_max = got < (uint64_t)sum ? got : (uint64_t)sum;
-    }
+    if (nchildren && sum > 0 && (uint64_t)sum > tree_max)
+        try_peak(t_ns, (uint64_t)sum);
     if (dumping && !moments[1].taken)
         take_moment(1, t_ns, FIL_NONE);
     pthread_mutex_unlock(&reg_lock);

@@ -235,7 +235,7 @@ def test_tree_view_per_process(fp, tmp_path):
             by_root.setdefault(frames[0], 0)
             by_root[frames[0]] += n
     got = sorted(by_root.values())
-    assert len(got) == 3, (roots, by_root)
+    assert len(got) == 3, (by_root, peak["seconds"], held)
     for want, n in zip((20 * MIB, 30 * MIB, 50 * MIB), got):
         assert fp.within(n, want, 0.02), (got, by_root)
     assert all(fp.is_bracket_frame(r) and r.startswith("[pid ") for r in roots), roots
