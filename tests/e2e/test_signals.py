@@ -60,12 +60,30 @@ print("not interrupted")
 """
 
 
-def spawn(fp, tmp_path, script, *args, fil=True, stderr=subprocess.DEVNULL):
+NAP = """
+import os, time
+print("ready", os.getpid(), flush=True)
+time.sleep(0.5)
+print("napped")
+"""
+
+SENT = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
+
+
+def default_signals():
+    """In the child: the signals the tests send at their defaults, as from a
+    shell, whatever the test run inherited (under nohup SIGHUP is ignored)."""
+    for s in SENT:
+        signal.signal(s, signal.SIG_DFL)
+
+
+def spawn(fp, tmp_path, script, *args, fil=True, stderr=subprocess.DEVNULL,
+          preexec=default_signals):
     out = tmp_path / "fil-out"
     cmd = ([fp.FIL, "run", "--no-browser", "-o", str(out)] if fil else [fp.PYTHON])
     cmd += [str(script), *args]
     p = subprocess.Popen(cmd, cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
-                         stderr=stderr, start_new_session=True)
+                         stderr=stderr, start_new_session=True, preexec_fn=preexec)
     line = p.stdout.readline()
     assert line.startswith(b"ready"), line
     return p, line
@@ -142,6 +160,22 @@ def test_launcher_dies_of_the_programs_signal(fp, tmp_path, sig):
     words = {signal.SIGTERM: "terminated", signal.SIGHUP: "terminated",
              signal.SIGINT: "interrupted"}[sig]
     assert "The program was %s (%s)" % (words, sig.name) in err, err
+
+
+def test_an_ignored_hangup_stays_ignored(fp, tmp_path):
+    """Under nohup (SIGHUP ignored from the start) a hangup of the group is
+    ignored by the launcher and the program alike, as by plain Python."""
+    def nohup():
+        default_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    script = fp.write_script(tmp_path, NAP)
+    for fil in (False, True):
+        p, _ = spawn(fp, tmp_path, script, fil=fil, stderr=subprocess.PIPE, preexec=nohup)
+        os.killpg(p.pid, signal.SIGHUP)
+        out, err = finish(p)
+        assert p.returncode == 0, ("profiled" if fil else "plain", p.returncode, err)
+        assert out == "napped\n", out
+    assert fp.load_summary(fp.latest_result(tmp_path / "fil-out"))["exit_status"] == 0
 
 
 def core_path(pid):
