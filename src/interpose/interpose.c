@@ -120,12 +120,18 @@ void fil_interpose_resolve_alloc(void) {
 
 static inline int enter(void) { return fil_enter(1); }
 
+/* A request for more than PTRDIFF_MAX bytes (a negative size cast to
+ * size_t) is refused by the C library on its arguments alone (NULL/ENOMEM)
+ * without looking for memory, as an overflowing calloc is: not an
+ * out-of-memory condition, and nothing to track. */
+static inline int impossible(size_t size) { return FIL_UNLIKELY(size > (size_t)PTRDIFF_MAX); }
+
 static inline void leave(void) { fil_guard = 0; }
 
 FIL_API void *malloc(size_t size) {
     if (FIL_UNLIKELY(!ready()))
         return boot_alloc(size);
-    if (!enter())
+    if (impossible(size) || !enter())
         return next.malloc(size);
     void *p = fil_oom_precheck("malloc", size) ? NULL : next.malloc(size);
     if (p)
@@ -136,8 +142,9 @@ FIL_API void *malloc(size_t size) {
     return p;
 }
 
-/* n * m overflowing is the allocator's own failure (NULL/ENOMEM), not an
- * out-of-memory condition: passed straight through, before any check. */
+/* n * m overflowing, or beyond PTRDIFF_MAX, is the allocator's own failure
+ * (NULL/ENOMEM), not an out-of-memory condition: passed straight through,
+ * before any check. */
 FIL_API void *calloc(size_t n, size_t m) {
     size_t size;
     if (FIL_UNLIKELY(!ready())) {
@@ -145,7 +152,7 @@ FIL_API void *calloc(size_t n, size_t m) {
             return NULL;
         return boot_alloc(size); /* static storage: already zero */
     }
-    if (__builtin_mul_overflow(n, m, &size) || !enter())
+    if (__builtin_mul_overflow(n, m, &size) || impossible(size) || !enter())
         return next.calloc(n, m);
     void *p = fil_oom_precheck("calloc", size) ? NULL : next.calloc(n, m);
     if (p)
@@ -178,7 +185,7 @@ static void *do_realloc(const char *fn, void *old, size_t size) {
                                ? size : (size_t)(boot + sizeof boot - (char *)old));
         return p;
     }
-    if (!enter())
+    if (impossible(size) || !enter()) /* old is left as it was */
         return next.realloc(old, size);
     if (old && size == 0) { /* a free */
         fil_tracker_remove(old);
@@ -234,7 +241,7 @@ FIL_API int posix_memalign(void **out, size_t align, size_t size) {
         *out = p;
         return 0;
     }
-    if (!enter())
+    if (impossible(size) || !enter())
         return pm(out, align, size);
     int r = fil_oom_precheck("posix_memalign", size) ? ENOMEM : pm(out, align, size);
     aligned_done("posix_memalign", r == 0 ? *out : NULL, size, size, r);
@@ -243,7 +250,7 @@ FIL_API int posix_memalign(void **out, size_t align, size_t size) {
 
 FIL_API void *aligned_alloc(size_t align, size_t size) {
     ready();
-    if (!enter())
+    if (impossible(size) || !enter())
         return next.aligned_alloc(align, size);
     void *p = fil_oom_precheck("aligned_alloc", size) ? NULL : next.aligned_alloc(align, size);
     return aligned_done("aligned_alloc", p, size, size, p ? 0 : errno);
@@ -251,7 +258,7 @@ FIL_API void *aligned_alloc(size_t align, size_t size) {
 
 FIL_API void *memalign(size_t align, size_t size) {
     ready();
-    if (!enter())
+    if (impossible(size) || !enter())
         return next.memalign(align, size);
     void *p = fil_oom_precheck("memalign", size) ? NULL : next.memalign(align, size);
     return aligned_done("memalign", p, size, size, p ? 0 : errno);
@@ -259,7 +266,7 @@ FIL_API void *memalign(size_t align, size_t size) {
 
 FIL_API void *valloc(size_t size) {
     ready();
-    if (!enter())
+    if (impossible(size) || !enter())
         return next.valloc(size);
     void *p = fil_oom_precheck("valloc", size) ? NULL : next.valloc(size);
     return aligned_done("valloc", p, size, size, p ? 0 : errno);
@@ -269,7 +276,7 @@ FIL_API void *pvalloc(size_t size) {
     ready();
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t rounded = size ? (size + page - 1) & ~(page - 1) : page;
-    if (!enter())
+    if (impossible(size) || !enter())
         return next.pvalloc(size);
     void *p = fil_oom_precheck("pvalloc", rounded) ? NULL : next.pvalloc(size);
     return aligned_done("pvalloc", p, rounded, rounded, p ? 0 : errno);

@@ -4,6 +4,9 @@ allocator) does, compared with plain Python on the same program (issue 8):
 
 - calloc(2**62, 16), whose n*m overflows: NULL/ENOMEM as glibc says, no
   out-of-memory dump, exit 0;
+- every allocator asked for more than PTRDIFF_MAX bytes (a negative size
+  cast to size_t): NULL/ENOMEM, which glibc returns without trying, the
+  program goes on, no out-of-memory dump;
 - aligned_alloc(0, n) and aligned_alloc(3, n): what this C library returns
   (glibc 2.36: memory), not our own EINVAL;
 - an LD_PRELOADed jemalloc: malloc_usable_size() on blocks our malloc
@@ -57,6 +60,44 @@ print("calloc", p, ctypes.get_errno() == 12)
 def test_calloc_overflow_is_enomem_not_oom(fp, tmp_path):
     proc, _ = same_as_plain(fp, tmp_path, CALLOC)
     assert proc.stdout == b"calloc None True\n"
+
+
+BEYOND_PTRDIFF = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+vp, sz = ctypes.c_void_p, ctypes.c_size_t
+for name, args in [("malloc", [sz]), ("calloc", [sz, sz]), ("realloc", [vp, sz]),
+                   ("reallocarray", [vp, sz, sz]), ("aligned_alloc", [sz, sz]),
+                   ("memalign", [sz, sz]), ("valloc", [sz]), ("pvalloc", [sz])]:
+    getattr(libc, name).restype = vp
+    getattr(libc, name).argtypes = args
+libc.free.argtypes = [vp]
+libc.posix_memalign.argtypes = [ctypes.POINTER(vp), sz, sz]
+out = vp()
+old = libc.malloc(100)
+for n in (2**63, 2**64 - 4096, 2**64 - 1):
+    for name, call in [("malloc", lambda: libc.malloc(n)),
+                       ("calloc", lambda: libc.calloc(1, n)),
+                       ("realloc", lambda: libc.realloc(old, n)),
+                       ("reallocarray", lambda: libc.reallocarray(old, 1, n)),
+                       ("aligned_alloc", lambda: libc.aligned_alloc(4096, n)),
+                       ("memalign", lambda: libc.memalign(4096, n)),
+                       ("valloc", lambda: libc.valloc(n)),
+                       ("pvalloc", lambda: libc.pvalloc(n)),
+                       ("posix_memalign", lambda: None if libc.posix_memalign(
+                           ctypes.byref(out), 4096, n) == 12 else "not ENOMEM")]:
+        ctypes.set_errno(0)
+        print(name, hex(n), call(), ctypes.get_errno())
+libc.free(old)
+print("still running")
+"""
+
+
+def test_requests_beyond_ptrdiff_max_fail_as_libc_says(fp, tmp_path):
+    proc, _ = same_as_plain(fp, tmp_path, BEYOND_PTRDIFF)
+    lines = proc.stdout.decode().splitlines()
+    assert lines[-1] == "still running" and len(lines) == 28, proc.stdout
+    assert all(l.endswith(" None 12") for l in lines[:-1]), proc.stdout
 
 
 ALIGNED = """
