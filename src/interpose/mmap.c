@@ -82,7 +82,8 @@ FIL_API void *mremap(void *old, size_t old_len, size_t len, int flags, ...) {
     if (!enter())
         return (void *)syscall(SYS_mremap, old, old_len, len, flags, want);
     uint32_t node = fil_stacks_current();
-    if (!fil_tracker_unmap(old, old_len)) { /* not an anonymous mapping we track */
+    fil_remap_t was;
+    if (!fil_tracker_remap_begin(old, old_len, &was)) { /* not an anonymous mapping we track */
         fil_guard = 0;
         return (void *)syscall(SYS_mremap, old, old_len, len, flags, want);
     }
@@ -93,7 +94,7 @@ FIL_API void *mremap(void *old, size_t old_len, size_t len, int flags, ...) {
         fil_tracker_map(p, len, node);
     } else {
         int e = errno;
-        fil_tracker_map(old, old_len, node);
+        fil_tracker_remap_undo(&was); /* still where it was, charged where it was */
         if (e == ENOMEM && len > old_len &&
             fil_oom_mapping_exhausted(len - old_len, MAP_PRIVATE, PROT_WRITE))
             fil_oom_failed("mremap", len);

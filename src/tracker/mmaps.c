@@ -64,11 +64,23 @@ static int insert_at(uint64_t i, uintptr_t start, uint64_t len, uint32_t node) {
 }
 
 int fil_tracker_maps_add(uintptr_t start, uint64_t len, uint32_t node) {
-    fil_tracker_maps_remove(start, len);
+    fil_tracker_maps_remove(start, len, NULL);
     return insert_at(first_after(start), start, len, node);
 }
 
-uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len) {
+/* Note a removed piece (ascending addresses) in *s. */
+static void save_piece(fil_remap_t *s, uintptr_t start, uint64_t len, uint32_t node) {
+    if (s->n < FIL_REMAP_PIECES) {
+        s->piece[s->n].start = start;
+        s->piece[s->n].len = len;
+        s->piece[s->n].node = node;
+        s->n++;
+    } else { /* the last piece stretches to the end of this one */
+        s->piece[FIL_REMAP_PIECES - 1].len = start + len - s->piece[FIL_REMAP_PIECES - 1].start;
+    }
+}
+
+uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len, fil_remap_t *saved) {
     uintptr_t end = start + len;
     uint64_t removed = 0;
     uint64_t i = first_after(start);
@@ -79,6 +91,8 @@ uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len) {
         uintptr_t cut_hi = rend < end ? rend : end;
         fil_tracker_charge_locked(r.node, -(int64_t)(cut_hi - cut_lo));
         removed += cut_hi - cut_lo;
+        if (saved)
+            save_piece(saved, cut_lo, cut_hi - cut_lo, r.node);
         if (r.start < cut_lo && cut_hi < rend) { /* hole in the middle: split */
             ranges[i].len = cut_lo - r.start;
             if (insert_at(i + 1, cut_hi, rend - cut_hi, r.node) != 0)

@@ -436,9 +436,30 @@ void fil_tracker_map(void *p, size_t len, uint32_t node) {
 uint64_t fil_tracker_unmap(void *p, size_t len) {
     fil_lock();
     uint64_t n = fil_tracker_maps_remove((uintptr_t)p & ~(uintptr_t)4095,
-                                         pages(len + ((uintptr_t)p & 4095)));
+                                         pages(len + ((uintptr_t)p & 4095)), NULL);
     fil_unlock();
     return n;
+}
+
+uint64_t fil_tracker_remap_begin(void *p, size_t len, fil_remap_t *t) {
+    t->n = 0;
+    fil_lock();
+    uint64_t n = fil_tracker_maps_remove((uintptr_t)p & ~(uintptr_t)4095,
+                                         pages(len + ((uintptr_t)p & 4095)), t);
+    fil_unlock();
+    return n;
+}
+
+/* Not an allocation: the count of allocations stays. */
+void fil_tracker_remap_undo(const fil_remap_t *t) {
+    fil_lock();
+    for (uint32_t i = 0; i < t->n; i++) {
+        if (fil_tracker_maps_add(t->piece[i].start, t->piece[i].len, t->piece[i].node) == 0)
+            fil_tracker_charge_locked(t->piece[i].node, (int64_t)t->piece[i].len);
+        else
+            fil_state->dropped++;
+    }
+    fil_unlock();
 }
 
 

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fil/tracker.h"
+
 /* Live malloc-family table (table.c). */
 int fil_tracker_table_init(void);
 /* 0 if inserted; 1 if addr was already live (it is replaced and its old
@@ -22,8 +24,9 @@ int fil_tracker_maps_init(void);
 /* 0, or -1 if full. */
 int fil_tracker_maps_add(uintptr_t start, uint64_t len, uint32_t node);
 /* Remove [start, start+len) from all ranges, calling charge(node, -bytes)
- * for each piece removed. Returns the bytes removed. */
-uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len);
+ * for each piece removed, and noting the pieces in *saved if not NULL.
+ * Returns the bytes removed. */
+uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len, fil_remap_t *saved);
 
 /* A fork child forgets its parent's blocks (table.c, mmaps.c, pools.c). */
 int fil_tracker_table_forget(void);

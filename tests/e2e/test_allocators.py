@@ -2,7 +2,7 @@
 """Every C allocator the profiler interposes, called from Python through
 ctypes: malloc, calloc, realloc, reallocarray, posix_memalign, aligned_alloc,
 memalign, valloc, pvalloc, anonymous mmap (Python's mmap module and libc's),
-partial munmap and mremap. Each allocates a distinct size from a distinct
+partial munmap and mremap (also one that fails). Each allocates a distinct size from a distinct
 line; the peak report must charge each line its size.
 
 The functions are looked up with ctypes.CDLL(None), i.e. in the process's
@@ -111,6 +111,7 @@ MIB = 1024 * 1024
 PROT_RW = mmap.PROT_READ | mmap.PROT_WRITE
 FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
 MREMAP_MAYMOVE = 1
+MAP_FIXED = 0x10
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
@@ -118,7 +119,13 @@ libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_i
 libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 libc.mremap.restype = ctypes.c_void_p
 libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+# The page after p[:n] becomes a mapping of its own: p cannot grow in place.
+def blocked_after(p, n):
+    assert libc.mprotect(p + n, 4096, mmap.PROT_READ) == 0
 
 # Unmapped before the peak: must not appear.
 gone = mmap.mmap(-1, 48 * MIB)  # M_GONE
@@ -138,6 +145,21 @@ assert grow not in (None, MAP_FAILED)
 grown = libc.mremap(grow, 8 * MIB, 24 * MIB, MREMAP_MAYMOVE)  # M_MREMAP
 assert grown not in (None, MAP_FAILED)
 ctypes.memset(grown, 1, 24 * MIB)
+
+# mremap failing (the next page is taken, no MREMAP_MAYMOVE) leaves the
+# mapping where it was, and charged where it was.
+stay = libc.mmap(None, 12 * MIB + 4096, PROT_RW, FLAGS, -1, 0)  # M_STAY
+assert stay not in (None, MAP_FAILED)
+blocked_after(stay, 12 * MIB)
+assert libc.mremap(stay, 12 * MIB, 20 * MIB, 0) == MAP_FAILED  # M_STAY_FAILS
+# The same over one mapping made by two lines.
+two = libc.mmap(None, 16 * MIB + 4096, PROT_RW, FLAGS, -1, 0)  # M_TWO_FIRST
+assert two not in (None, MAP_FAILED)
+blocked_after(two, 16 * MIB)
+assert libc.mmap(two + 8 * MIB, 8 * MIB, PROT_RW, FLAGS | MAP_FIXED, -1, 0) == two + 8 * MIB  # M_TWO_SECOND
+assert libc.mremap(two, 16 * MIB, 32 * MIB, 0) == MAP_FAILED  # M_TWO_FAILS
+# The peak is now, after the failures.
+assert libc.mmap(None, MIB, PROT_RW, FLAGS, -1, 0) not in (None, MAP_FAILED)
 print("mapped")
 """
 
@@ -182,5 +204,15 @@ def test_mremap_grows_the_mapping(mmap_report, fp):
         from_line, from_bytes, line, got, fp.fmt_prof(entries))
     assert abs((from_bytes + got) - 24 * MIB) <= fp.PAGE, msg
     assert abs(got - 24 * MIB) <= fp.PAGE, msg
-    held = (64 + 16 + 24) * MIB
+    held = (64 + 16 + 24 + 12 + 16) * MIB
     assert held <= summary["peak_bytes"] <= held + 30 * MIB, summary["peak_bytes"]
+
+
+@pytest.mark.parametrize("marker, expected", [
+    ("M_STAY", 12 * MIB + 4096), ("M_STAY_FAILS", 0),
+    ("M_TWO_FIRST", 8 * MIB + 4096), ("M_TWO_SECOND", 8 * MIB), ("M_TWO_FAILS", 0)])
+def test_failed_mremap_leaves_the_charge_where_it_was(mmap_report, fp, marker, expected):
+    entries, _ = mmap_report
+    line, got = _line_bytes(fp, entries, marker)
+    assert abs(got - expected) <= 4096, "%s line %d: %d, expected %d\n%s" % (
+        marker, line, got, expected, fp.fmt_prof(entries))
