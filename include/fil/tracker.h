@@ -53,22 +53,22 @@ int fil_tracker_arena_foreign(size_t size);
 void fil_tracker_map(void *p, size_t len, uint32_t node);
 /* Returns the tracked bytes that were removed. */
 uint64_t fil_tracker_unmap(void *p, size_t len);
-/* mremap: begin forgets [p, p+len) before the real call, as unmap does
- * (returns the tracked bytes removed), and keeps the pieces it took with
- * their nodes; undo puts them back as they were when the call failed.
- * Pieces past FIL_REMAP_PIECES (as many mappings merged into one) go back
+/* munmap, mremap: keep forgets [p, p+len) before the real call, as unmap
+ * does (returns the tracked bytes removed), and keeps the pieces it took
+ * with their nodes; undo puts them back as they were when the call failed.
+ * Pieces past FIL_UNMAPPED_PIECES (as many mappings merged into one) go back
  * as one range, with the node of the last piece kept. */
-#define FIL_REMAP_PIECES 8
-typedef struct fil_remap {
+#define FIL_UNMAPPED_PIECES 8
+typedef struct fil_unmapped {
     uint32_t n; /* pieces below */
     struct {
         uintptr_t start;
         uint64_t len;
         uint32_t node;
-    } piece[FIL_REMAP_PIECES];
-} fil_remap_t;
-uint64_t fil_tracker_remap_begin(void *p, size_t len, fil_remap_t *t);
-void fil_tracker_remap_undo(const fil_remap_t *t);
+    } piece[FIL_UNMAPPED_PIECES];
+} fil_unmapped_t;
+uint64_t fil_tracker_unmap_keep(void *p, size_t len, fil_unmapped_t *t);
+void fil_tracker_unmap_undo(const fil_unmapped_t *t);
 
 /* Take the peak snapshot now if the current state is the peak.
  * Context: any; takes the lock. */

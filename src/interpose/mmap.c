@@ -63,12 +63,22 @@ FIL_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t 
     return mmap(addr, len, prot, flags, fd, off);
 }
 
+/* A munmap that fails (an address not on a page boundary, a split past
+ * vm.max_map_count) unmapped nothing: what was forgotten goes back. */
 FIL_API int munmap(void *addr, size_t len) {
-    if (enter()) { /* forget first: after the call the range may be reused */
-        fil_tracker_unmap(addr, len);
+    if (!enter())
+        return (int)syscall(SYS_munmap, addr, len);
+    fil_unmapped_t was; /* forget first: after the call the range may be reused */
+    uint64_t had = fil_tracker_unmap_keep(addr, len, &was);
+    fil_guard = 0;
+    int r = (int)syscall(SYS_munmap, addr, len);
+    if (r != 0 && had && enter()) {
+        int e = errno;
+        fil_tracker_unmap_undo(&was);
         fil_guard = 0;
+        errno = e;
     }
-    return (int)syscall(SYS_munmap, addr, len);
+    return r;
 }
 
 FIL_API void *mremap(void *old, size_t old_len, size_t len, int flags, ...) {
@@ -82,8 +92,8 @@ FIL_API void *mremap(void *old, size_t old_len, size_t len, int flags, ...) {
     if (!enter())
         return (void *)syscall(SYS_mremap, old, old_len, len, flags, want);
     uint32_t node = fil_stacks_current();
-    fil_remap_t was;
-    if (!fil_tracker_remap_begin(old, old_len, &was)) { /* not an anonymous mapping we track */
+    fil_unmapped_t was;
+    if (!fil_tracker_unmap_keep(old, old_len, &was)) { /* not an anonymous mapping we track */
         fil_guard = 0;
         return (void *)syscall(SYS_mremap, old, old_len, len, flags, want);
     }
@@ -94,7 +104,7 @@ FIL_API void *mremap(void *old, size_t old_len, size_t len, int flags, ...) {
         fil_tracker_map(p, len, node);
     } else {
         int e = errno;
-        fil_tracker_remap_undo(&was); /* still where it was, charged where it was */
+        fil_tracker_unmap_undo(&was); /* still where it was, charged where it was */
         if (e == ENOMEM && len > old_len &&
             fil_oom_mapping_exhausted(len - old_len, MAP_PRIVATE, PROT_WRITE))
             fil_oom_failed("mremap", len);

@@ -69,18 +69,19 @@ int fil_tracker_maps_add(uintptr_t start, uint64_t len, uint32_t node) {
 }
 
 /* Note a removed piece (ascending addresses) in *s. */
-static void save_piece(fil_remap_t *s, uintptr_t start, uint64_t len, uint32_t node) {
-    if (s->n < FIL_REMAP_PIECES) {
+static void save_piece(fil_unmapped_t *s, uintptr_t start, uint64_t len, uint32_t node) {
+    if (s->n < FIL_UNMAPPED_PIECES) {
         s->piece[s->n].start = start;
         s->piece[s->n].len = len;
         s->piece[s->n].node = node;
         s->n++;
     } else { /* the last piece stretches to the end of this one */
-        s->piece[FIL_REMAP_PIECES - 1].len = start + len - s->piece[FIL_REMAP_PIECES - 1].start;
+        uintptr_t last = s->piece[FIL_UNMAPPED_PIECES - 1].start;
+        s->piece[FIL_UNMAPPED_PIECES - 1].len = start + len - last;
     }
 }
 
-uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len, fil_remap_t *saved) {
+uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len, fil_unmapped_t *saved) {
     uintptr_t end = start + len;
     uint64_t removed = 0;
     uint64_t i = first_after(start);

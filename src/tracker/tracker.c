@@ -441,7 +441,7 @@ uint64_t fil_tracker_unmap(void *p, size_t len) {
     return n;
 }
 
-uint64_t fil_tracker_remap_begin(void *p, size_t len, fil_remap_t *t) {
+uint64_t fil_tracker_unmap_keep(void *p, size_t len, fil_unmapped_t *t) {
     t->n = 0;
     fil_lock();
     uint64_t n = fil_tracker_maps_remove((uintptr_t)p & ~(uintptr_t)4095,
@@ -451,7 +451,7 @@ uint64_t fil_tracker_remap_begin(void *p, size_t len, fil_remap_t *t) {
 }
 
 /* Not an allocation: the count of allocations stays. */
-void fil_tracker_remap_undo(const fil_remap_t *t) {
+void fil_tracker_unmap_undo(const fil_unmapped_t *t) {
     fil_lock();
     for (uint32_t i = 0; i < t->n; i++) {
         if (fil_tracker_maps_add(t->piece[i].start, t->piece[i].len, t->piece[i].node) == 0)

@@ -26,7 +26,7 @@ int fil_tracker_maps_add(uintptr_t start, uint64_t len, uint32_t node);
 /* Remove [start, start+len) from all ranges, calling charge(node, -bytes)
  * for each piece removed, and noting the pieces in *saved if not NULL.
  * Returns the bytes removed. */
-uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len, fil_remap_t *saved);
+uint64_t fil_tracker_maps_remove(uintptr_t start, uint64_t len, fil_unmapped_t *saved);
 
 /* A fork child forgets its parent's blocks (table.c, mmaps.c, pools.c). */
 int fil_tracker_table_forget(void);

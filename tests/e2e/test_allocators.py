@@ -2,7 +2,7 @@
 """Every C allocator the profiler interposes, called from Python through
 ctypes: malloc, calloc, realloc, reallocarray, posix_memalign, aligned_alloc,
 memalign, valloc, pvalloc, anonymous mmap (Python's mmap module and libc's),
-partial munmap and mremap (also one that fails). Each allocates a distinct size from a distinct
+partial munmap and mremap (also failing ones). Each allocates a distinct size from a distinct
 line; the peak report must charge each line its size.
 
 The functions are looked up with ctypes.CDLL(None), i.e. in the process's
@@ -158,8 +158,12 @@ assert two not in (None, MAP_FAILED)
 blocked_after(two, 16 * MIB)
 assert libc.mmap(two + 8 * MIB, 8 * MIB, PROT_RW, FLAGS | MAP_FIXED, -1, 0) == two + 8 * MIB  # M_TWO_SECOND
 assert libc.mremap(two, 16 * MIB, 32 * MIB, 0) == MAP_FAILED  # M_TWO_FAILS
+# munmap refusing an address off a page boundary unmaps nothing.
+kept = libc.mmap(None, 6 * MIB, PROT_RW, FLAGS, -1, 0)  # M_KEPT
+assert kept not in (None, MAP_FAILED)
+assert libc.munmap(kept + 100, MIB) == -1 and ctypes.get_errno() == 22  # M_KEPT_FAILS
 # The peak is now, after the failures.
-assert libc.mmap(None, MIB, PROT_RW, FLAGS, -1, 0) not in (None, MAP_FAILED)
+assert libc.mmap(None, 8 * MIB, PROT_RW, FLAGS, -1, 0) not in (None, MAP_FAILED)
 print("mapped")
 """
 
@@ -204,14 +208,15 @@ def test_mremap_grows_the_mapping(mmap_report, fp):
         from_line, from_bytes, line, got, fp.fmt_prof(entries))
     assert abs((from_bytes + got) - 24 * MIB) <= fp.PAGE, msg
     assert abs(got - 24 * MIB) <= fp.PAGE, msg
-    held = (64 + 16 + 24 + 12 + 16) * MIB
+    held = (64 + 16 + 24 + 12 + 16 + 6 + 8) * MIB
     assert held <= summary["peak_bytes"] <= held + 30 * MIB, summary["peak_bytes"]
 
 
 @pytest.mark.parametrize("marker, expected", [
     ("M_STAY", 12 * MIB + 4096), ("M_STAY_FAILS", 0),
-    ("M_TWO_FIRST", 8 * MIB + 4096), ("M_TWO_SECOND", 8 * MIB), ("M_TWO_FAILS", 0)])
-def test_failed_mremap_leaves_the_charge_where_it_was(mmap_report, fp, marker, expected):
+    ("M_TWO_FIRST", 8 * MIB + 4096), ("M_TWO_SECOND", 8 * MIB), ("M_TWO_FAILS", 0),
+    ("M_KEPT", 6 * MIB), ("M_KEPT_FAILS", 0)])
+def test_failed_mremap_or_munmap_leaves_the_charge_where_it_was(mmap_report, fp, marker, expected):
     entries, _ = mmap_report
     line, got = _line_bytes(fp, entries, marker)
     assert abs(got - expected) <= 4096, "%s line %d: %d, expected %d\n%s" % (

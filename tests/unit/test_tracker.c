@@ -501,18 +501,18 @@ static void test_mmaps(void)
 }
 
 /* A failed mremap puts back what it took, each piece on its own node; past
- * FIL_REMAP_PIECES pieces the rest goes back on the last piece's node. */
-static void test_remap_undo(void)
+ * FIL_UNMAPPED_PIECES pieces the rest goes back on the last piece's node. */
+static void test_unmap_undo(void)
 {
     const uint64_t base = 0x7f0000000000u;
-    fil_remap_t t;
+    fil_unmapped_t t;
     fil_tracker_map(addr(base), 4 * PAGE, 5);
     fil_tracker_map(addr(base + 4 * PAGE), 4 * PAGE, 6);
-    CHECK_I64(fil_tracker_remap_begin(addr(base + 2 * PAGE), 4 * PAGE, &t), 4 * PAGE);
+    CHECK_I64(fil_tracker_unmap_keep(addr(base + 2 * PAGE), 4 * PAGE, &t), 4 * PAGE);
     CHECK_I64(t.n, 2);
     CHECK_I64(bytes_of(5), 2 * PAGE);
     CHECK_I64(bytes_of(6), 2 * PAGE);
-    fil_tracker_remap_undo(&t);
+    fil_tracker_unmap_undo(&t);
     CHECK_I64(bytes_of(5), 4 * PAGE);
     CHECK_I64(bytes_of(6), 4 * PAGE);
     CHECK_I64(fil_state->total, 8 * PAGE);
@@ -522,16 +522,16 @@ static void test_remap_undo(void)
     CHECK_I64(fil_tracker_unmap(addr(base + 3 * PAGE), 5 * PAGE), 5 * PAGE);
     CHECK_I64(fil_state->total, 0);
 
-    enum { NP = FIL_REMAP_PIECES + 3 };
+    enum { NP = FIL_UNMAPPED_PIECES + 3 };
     for (uint32_t i = 0; i < NP; i++)
         fil_tracker_map(addr(base + i * PAGE), PAGE, 1 + i);
-    CHECK_I64(fil_tracker_remap_begin(addr(base), NP * PAGE, &t), NP * PAGE);
+    CHECK_I64(fil_tracker_unmap_keep(addr(base), NP * PAGE, &t), NP * PAGE);
     CHECK_I64(fil_state->total, 0);
-    fil_tracker_remap_undo(&t);
+    fil_tracker_unmap_undo(&t);
     CHECK_I64(fil_state->total, NP * PAGE);
-    for (uint32_t i = 0; i < FIL_REMAP_PIECES - 1; i++)
+    for (uint32_t i = 0; i < FIL_UNMAPPED_PIECES - 1; i++)
         CHECK_I64(bytes_of(1 + i), PAGE);
-    CHECK_I64(bytes_of(FIL_REMAP_PIECES), 4 * PAGE);
+    CHECK_I64(bytes_of(FIL_UNMAPPED_PIECES), 4 * PAGE);
     CHECK_I64(fil_tracker_unmap(addr(base), NP * PAGE), NP * PAGE);
     CHECK_I64(fil_state->total, 0);
     CHECK_I64(fil_state->dropped, 0);
@@ -1178,7 +1178,7 @@ int main(void)
     test_add_remove();
     test_realloc();
     test_mmaps();
-    test_remap_undo();
+    test_unmap_undo();
     test_sweep_wrap();
     test_churn();
     test_table();
