@@ -131,11 +131,14 @@ __attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
 }
 
 /*
- * Check that the script can be opened (run mode only). 0, or -1 with the
- * error printed.
+ * Check that the script can be opened (run mode only). A named pipe or a
+ * device is left to the interpreter unopened: opening it here would wait
+ * for its writer and then throw away what that writer sends. 0, or -1 with
+ * the error printed.
  */
 static int check_script(const fil_cli_args_t *a)
 {
+    struct stat st;
     int fd;
 
     if (a->mode != FIL_CLI_MODE_RUN)
@@ -144,12 +147,13 @@ static int check_script(const fil_cli_args_t *a)
         say("error: reading the program from standard input is not supported");
         return -1;
     }
+    if (stat(a->target, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        return 0;
     fd = open(a->target, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         say("error: cannot open script '%s': %s", a->target, strerror(errno));
         return -1;
     }
-    struct stat st;
     int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
     /* A directory runs as with Python when it has a __main__ module. */
     int runnable = !dir || faccessat(fd, "__main__.py", R_OK, 0) == 0 ||

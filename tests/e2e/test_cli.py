@@ -91,6 +91,25 @@ def test_directory_as_script(tmp_path, fp):
     assert not (tmp_path / "fil-result").exists()
 
 
+def test_script_from_a_named_pipe(tmp_path, fp):
+    # As `python3 fifo`: the program is what the writer sends, read once.
+    fifo = tmp_path / "prog.py"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([fp.FIL, "--no-browser", "-o", str(out), "run", str(fifo)],
+                            cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        with open(fifo, "w") as w:
+            w.write("held = bytearray(8 * 1024 * 1024)\nprint('from the pipe')\n")
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert stdout == b"from the pipe\n"
+    fp.check_peak_report(fp.latest_result(out))
+
+
 @pytest.mark.parametrize("argv", [
     ["run", "--no-browser"],
     ["--no-such-option", "run", "x.py"],
