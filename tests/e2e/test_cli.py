@@ -180,6 +180,17 @@ def test_python_command(tmp_path, fp):
     _check_held(fp, fp.latest_result(out))
 
 
+@pytest.mark.parametrize("flags", [["-c"], ["-uc"]], ids=["c", "cluster"])
+def test_python_empty_code_runs_as_with_python(tmp_path, fp, flags):
+    # `python3 -c '' a` runs no code and exits 0; so does the profiled one.
+    out = tmp_path / "out"
+    proc = _fil(fp, tmp_path, "-o", out, "--no-browser", "python", *flags, "", "a")
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b""
+    summary = fp.load_summary(fp.latest_result(out))
+    assert summary["command"][-3:] == ["-c", "", "a"], summary["command"]
+
+
 def test_python_dash_m_filprofiler(tmp_path, fp):
     script = fp.write_script(tmp_path, ARGV_SCRIPT + "raise SystemExit(7)\n")
     out = tmp_path / "out"
