@@ -10,7 +10,8 @@
  * over time and writes the reports on demand; forward.c decides whether a
  * signal must be passed on to the program; sigpolicy.c is what signals do
  * once the program is gone; limitcheck.c refuses limits the program cannot
- * run under; main.c ties them together. Everything here runs in the
+ * run under; preload.c names the preload library so that LD_PRELOAD can
+ * carry it; main.c ties them together. Everything here runs in the
  * supervisor process's main thread, never in signal context, except
  * sigpolicy.c's handlers (a SIGNAL-SAFE FILE) and sample.c's two threads,
  * which run from the child's fork to its reaping.
@@ -102,6 +103,9 @@ typedef struct fil_cli_env_opts {
 } fil_cli_env_opts_t;
 char **fil_cli_build_env(char *const *environ_in, const fil_cli_env_opts_t *o);
 void fil_cli_free_env(char **env);
+
+/* preload.c */
+int fil_cli_preload_path(const char *lib, char *out, size_t len, char *err, size_t errlen);
 
 /* resultdir.c */
 int fil_cli_timestamp_name(const struct timespec *ts, char *buf, size_t len);

@@ -173,7 +173,8 @@ static int check_script(const fil_cli_args_t *a)
  */
 static int find_libdir(launch_t *l)
 {
-    char exe[PATH_MAX], guess[PATH_MAX + 32], pkg[PATH_MAX + 16];
+    char exe[PATH_MAX], guess[PATH_MAX + 32], pkg[PATH_MAX + 16], lib[PATH_MAX];
+    char err[PATH_MAX + 128];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     struct stat st;
 
@@ -192,6 +193,12 @@ static int find_libdir(launch_t *l)
     snprintf(pkg, sizeof pkg, "%s/filprofiler", l->pkgdir);
     if (access(l->preload, R_OK) != 0 || stat(pkg, &st) != 0 || !S_ISDIR(st.st_mode)) {
         say("error: incomplete installation: need %s and %s", l->preload, pkg);
+        return -1;
+    }
+    /* LD_PRELOAD cannot name a path with a space or a colon: use a link. */
+    memcpy(lib, l->preload, sizeof lib);
+    if (fil_cli_preload_path(lib, l->preload, sizeof l->preload, err, sizeof err) != 0) {
+        say("error: cannot preload %s: %s", lib, err);
         return -1;
     }
     return 0;
