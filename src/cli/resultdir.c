@@ -73,8 +73,14 @@ static int mkdir_failed(const char *path, int e, char *err, size_t errlen)
 
     if (e != EEXIST)
         return msgf(err, errlen, "cannot create folder '%s': %s", path, strerror(e));
-    if (stat(path, &st) != 0 && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
-        return msgf(err, errlen, "'%s' is a symbolic link to a missing folder", path);
+    if (stat(path, &st) != 0) {
+        e = errno;
+        if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+            return e == ENOENT
+                       ? msgf(err, errlen, "'%s' is a symbolic link to a missing folder", path)
+                       : msgf(err, errlen, "cannot follow the symbolic link '%s': %s", path,
+                              strerror(e));
+    }
     return msgf(err, errlen, "'%s' exists and is not a directory", path);
 }
 

@@ -47,6 +47,13 @@ def test_output_is_a_dangling_symlink(tmp_path, fp):
     assert not (tmp_path / "gone").exists()
 
 
+def test_output_is_a_symlink_loop(tmp_path, fp):
+    script = fp.write_script(tmp_path, SCRIPT)
+    os.symlink("out", tmp_path / "out")
+    line = _one_error(fp, _fil(fp, tmp_path, "-o", "out", "run", script))
+    assert "cannot follow the symbolic link 'out': Too many levels of symbolic links" in line, line
+
+
 def _as_nobody():
     """A preexec_fn that runs the launcher as user nobody (we are root),
     or None when we are not root (permissions apply to us already)."""
