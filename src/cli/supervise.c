@@ -308,6 +308,27 @@ static int reap(pid_t pid, int *status)
 }
 
 /*
+ * Let go of the program's stdin and stdout once it has them: the launcher
+ * never reads the one nor writes the other, and holding them kept a pipe
+ * open after the program closed its end (`prog | consumer` saw no EOF and
+ * `producer | prog` no EPIPE until the reports were written). /dev/null
+ * takes their place, so their numbers stay taken. stderr stays: the
+ * launcher speaks there. Context: supervisor, after the fork.
+ */
+static void release_stdio(void)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    if (null < 0)
+        return;
+    for (int fd = 0; fd <= 1; fd++)
+        if (fd != null)
+            dup2(null, fd);
+    if (null > 1)
+        close(null);
+}
+
+/*
  * Fork the child with the watched signals blocked and SIGCHLD at its
  * default action (so the child can be waited for even if we inherited
  * SIG_IGN); it execs c. Returns its pid and the exec-status pipe's read end
@@ -335,6 +356,8 @@ static pid_t start_child(const fil_cli_child_t *c, int *errfd)
         child_exec(c, &oldchld, &oldmask, pfd[1]);
     if (pid < 0)
         fprintf(stderr, FIL_MSG_PREFIX "error: fork: %s\n", strerror(errno));
+    if (pid > 0)
+        release_stdio();
     if (pid > 0 && c->started)
         c->started(pid, c->started_ctx); /* the sampler (sample.c); its threads block every signal */
     close(pfd[1]);
