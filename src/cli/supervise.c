@@ -307,6 +307,18 @@ static int reap(pid_t pid, int *status)
     return r < 0 ? -1 : 0;
 }
 
+/* Which of fds 0 and 1 the launcher was started with (fil_cli_note_stdio):
+ * only those are the program's; a closed one may since hold a descriptor
+ * of the launcher's own. */
+static int given_stdio[2];
+
+/* See cli.h. Context: the start of main, before any descriptor is opened. */
+void fil_cli_note_stdio(void)
+{
+    for (int fd = 0; fd <= 1; fd++)
+        given_stdio[fd] = fcntl(fd, F_GETFD) != -1;
+}
+
 /*
  * Let go of the program's stdin and stdout once it has them: the launcher
  * never reads the one nor writes the other, and holding them kept a pipe
@@ -317,15 +329,17 @@ static int reap(pid_t pid, int *status)
  */
 static void release_stdio(void)
 {
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int null;
 
+    if (!given_stdio[0] && !given_stdio[1])
+        return;
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         return;
     for (int fd = 0; fd <= 1; fd++)
-        if (fd != null)
+        if (given_stdio[fd])
             dup2(null, fd);
-    if (null > 1)
-        close(null);
+    close(null);
 }
 
 /*

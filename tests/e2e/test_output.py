@@ -134,3 +134,26 @@ def test_writer_sees_a_broken_pipe_when_the_program_closes_stdin(tmp_path, fp):
             pass
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+CHILD_AND_FDS = """
+import os, subprocess, sys
+subprocess.run([sys.executable, "-c", "x = bytearray(4 * 1024 * 1024)"], check=True)
+os.write(2, repr([os.path.exists("/proc/self/fd/%d" % fd) for fd in (0, 1)]).encode())
+"""
+
+
+@pytest.mark.parametrize("closed", ["<&-", ">&-", "<&- >&-"])
+def test_closed_stdin_or_stdout_at_launch(tmp_path, fp, closed):
+    # Descriptors the launcher itself opens where stdin or stdout were closed
+    # stay its own: the program still sees them closed, its children are
+    # still profiled.
+    script = fp.write_script(tmp_path, CHILD_AND_FDS)
+    out = tmp_path / "out"
+    proc = subprocess.run(["sh", "-c", 'exec "$@" %s' % closed, "sh", fp.FIL, "--no-browser",
+                           "--quiet", "-o", str(out), "run", str(script)], cwd=str(tmp_path),
+                          env=fp.base_env(), stderr=subprocess.PIPE, timeout=fp.DEFAULT_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.decode() == repr(["<&-" not in closed, ">&-" not in closed])
+    summary = fp.load_summary(fp.latest_result(out))
+    assert len(summary["children"]) == 1, summary["children"]
