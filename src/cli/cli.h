@@ -166,11 +166,13 @@ void fil_cli_usr2_catch_early(void);
  * child before exec. */
 void fil_cli_ignore_sigpipe(void);
 void fil_cli_restore_sigpipe(void);
-/* Note which of stdin and stdout the launcher was given, so that once the
- * program is forked those (and only those: a closed one may then hold a
- * descriptor of the launcher's) are put on /dev/null. Context: the start
- * of main, before any descriptor is opened. */
-void fil_cli_note_stdio(void);
+/* Note which of stdin and stdout the launcher was given, and the other
+ * descriptors it inherited, so that once the program is forked the
+ * launcher lets go of them: those of stdin and stdout (and only those: a
+ * closed one may then hold a descriptor of the launcher's) are put on
+ * /dev/null, the others closed. Context: the start of main, before any
+ * descriptor is opened. */
+void fil_cli_note_given_fds(void);
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
 int fil_cli_find_program(const char *name, char *out, size_t len);

@@ -711,7 +711,7 @@ int main(int argc, char **argv)
     fil_cli_args_t a;
     char err[512];
 
-    fil_cli_note_stdio();
+    fil_cli_note_given_fds();
     fil_cli_usr2_catch_early();
     fil_cli_ignore_sigpipe();
     if (argc < 2) { /* nothing asked: say how to ask */

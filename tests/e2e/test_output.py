@@ -157,3 +157,35 @@ def test_closed_stdin_or_stdout_at_launch(tmp_path, fp, closed):
     assert proc.stderr.decode() == repr(["<&-" not in closed, ">&-" not in closed])
     summary = fp.load_summary(fp.latest_result(out))
     assert len(summary["children"]) == 1, summary["children"]
+
+
+CLOSES_PASSED_FD = """
+import os, sys, time
+fd = int(sys.argv[1])
+os.write(fd, b"ready\\n")
+os.close(fd)
+time.sleep(20)
+"""
+
+
+def test_reader_of_an_inherited_pipe_sees_eof_when_the_program_closes_it(tmp_path, fp):
+    # A parent that hands the program a pipe (a readiness pipe, pass_fds)
+    # sees EOF when the program closes it, not when the launcher ends.
+    script = fp.write_script(tmp_path, CLOSES_PASSED_FD)
+    r, w = os.pipe()
+    proc = subprocess.Popen([fp.FIL, "--no-browser", "-o", str(tmp_path / "out"), "run",
+                             str(script), str(w)], cwd=str(tmp_path), env=fp.base_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            pass_fds=(w,), start_new_session=True)
+    os.close(w)
+    try:
+        t0 = time.monotonic()
+        with os.fdopen(r, "rb") as f:
+            got = f.read()  # returns at EOF
+        waited = time.monotonic() - t0
+        assert got == b"ready\n"
+        assert waited < 15, "the pipe stayed open %.1f s after the program closed it" % waited
+        assert proc.poll() is None, "the program should still be sleeping"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
