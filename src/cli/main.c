@@ -241,6 +241,10 @@ static int make_result_dir(launch_t *l)
 {
     char err[PATH_MAX + 128], path[PATH_MAX];
 
+    if (strlen(l->a->output) >= sizeof l->outdir) { /* not cut short: mkdir -p would make it */
+        say("error: output folder path too long: '%s'", l->a->output);
+        return -1;
+    }
     fil_cli_trim_dir(l->a->output, l->outdir, sizeof l->outdir);
     if (fil_cli_make_result_dir(l->outdir, l->name, sizeof l->name, err, sizeof err) != 0) {
         say("error: %s", err);

@@ -119,3 +119,11 @@ def test_latest_made_by_the_user_is_kept(tmp_path, fp, kind):
     runs = [p for p in out.iterdir() if p.name != "latest"]
     assert len(runs) == 1 and (runs[0] / "summary.json").exists(), runs
     assert stat.S_ISDIR(os.lstat(runs[0]).st_mode)
+
+
+def test_output_longer_than_a_path_creates_nothing(tmp_path, fp):
+    script = fp.write_script(tmp_path, SCRIPT)
+    deep = "/".join(["d"] * 2100)  # 4199 bytes: more than PATH_MAX
+    line = _one_error(fp, _fil(fp, tmp_path, "-o", deep, "run", script))
+    assert "output folder path too long" in line, line
+    assert not (tmp_path / "d").exists(), "folders were made for a cut-down path"
