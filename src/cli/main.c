@@ -697,6 +697,10 @@ static int launch(const fil_cli_args_t *a)
         break;
     case 1:
         r = FIL_CLI_EXIT_EXEC;
+        rmdir(l.absdir); /* nothing ran: the empty folder goes, latest stays */
+        break;
+    default:
+        rmdir(l.absdir);
         break;
     }
 out:

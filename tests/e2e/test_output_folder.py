@@ -127,3 +127,16 @@ def test_output_longer_than_a_path_creates_nothing(tmp_path, fp):
     line = _one_error(fp, _fil(fp, tmp_path, "-o", deep, "run", script))
     assert "output folder path too long" in line, line
     assert not (tmp_path / "d").exists(), "folders were made for a cut-down path"
+
+
+def test_interpreter_that_cannot_be_executed_leaves_no_empty_result_folder(tmp_path, fp):
+    script = fp.write_script(tmp_path, SCRIPT)
+    bad = tmp_path / "python3"
+    bad.write_bytes(b"\x00\x01not a program")
+    bad.chmod(0o755)
+    out = tmp_path / "out"
+    proc = _fil(fp, tmp_path, "-o", out, "run", script, env={"FIL_PYTHON": str(bad)})
+    assert proc.returncode == 127, fp.describe(proc)
+    lines = proc.stderr.decode().splitlines()
+    assert lines == ["%serror: cannot run %s: Exec format error" % (fp.PREFIX, bad)], lines
+    assert not out.exists() or list(out.iterdir()) == [], list(out.iterdir())
