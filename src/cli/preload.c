@@ -8,9 +8,10 @@
  * through a symbolic link of ours instead,
  * <base>/fil-profile-<euid>/<hash of the library path>/libfilpreload.so,
  * where <base> is the first of $XDG_RUNTIME_DIR, $TMPDIR and /tmp that is
- * an absolute folder path without those characters. Both folders are made
- * 0700 and must be ours and writable by no one else (a folder another user
- * made in /tmp is refused, never used), and the link is replaced
+ * an absolute folder path without those characters and where the link can
+ * be made. Both folders are made 0700 and must be ours and writable by no
+ * one else (a folder another user made in /tmp is never used: the next
+ * base is tried), and the link is replaced
  * atomically when it points elsewhere. The link stays for the next run and
  * for the processes the program leaves behind. Supervisor only.
  */
@@ -44,19 +45,6 @@ __attribute__((format(printf, 3, 4))) static int msgf(char *buf, size_t len, con
 static int carriable(const char *s)
 {
     return s && s[0] == '/' && s[strcspn(s, PRELOAD_SEPARATORS)] == '\0';
-}
-
-/* The folder the links go under: see the file comment. */
-static const char *link_base(void)
-{
-    const char *env[] = {getenv("XDG_RUNTIME_DIR"), getenv("TMPDIR")};
-    struct stat st;
-
-    for (size_t k = 0; k < sizeof env / sizeof env[0]; k++)
-        if (carriable(env[k]) && strlen(env[k]) < PATH_MAX / 2 && stat(env[k], &st) == 0 &&
-            S_ISDIR(st.st_mode))
-            return env[k];
-    return "/tmp";
 }
 
 /*
@@ -101,24 +89,16 @@ static int links_to(const char *path, const char *target)
 }
 
 /*
- * The path to put in LD_PRELOAD for the library at lib (an absolute,
- * resolved path) into out: lib itself when the loader can read it there,
- * else the link described above, made or fixed as needed. 0, or -1 with a
- * one-line reason in err.
+ * The link to lib under base (see the file comment) into out, made or
+ * fixed as needed. 0, or -1 with a one-line reason in err.
  */
-int fil_cli_preload_path(const char *lib, char *out, size_t len, char *err, size_t errlen)
+static int link_under(const char *base, const char *lib, char *out, size_t len, char *err,
+                      size_t errlen)
 {
     char dir[PATH_MAX], sub[PATH_MAX], tmp[PATH_MAX];
-    const char *base;
     int r;
 
-    if (carriable(lib)) {
-        if ((size_t)snprintf(out, len, "%s", lib) >= len)
-            return msgf(err, errlen, "library path too long: %s", lib);
-        return 0;
-    }
-    /* base is shorter than PATH_MAX / 2 (link_base), so these fit. */
-    base = link_base();
+    /* base is shorter than PATH_MAX / 2 (the caller's check), so these fit. */
     snprintf(dir, sizeof dir, "%.*s/fil-profile-%ld", PATH_MAX / 2, base, (long)geteuid());
     snprintf(sub, sizeof sub, "%.*s/%016llx", PATH_MAX / 2 + 32, dir,
              (unsigned long long)path_hash(lib));
@@ -138,4 +118,29 @@ int fil_cli_preload_path(const char *lib, char *out, size_t len, char *err, size
         return msgf(err, errlen, "cannot make the link '%s' to %s: %s", out, lib, strerror(e));
     }
     return 0;
+}
+
+/*
+ * The path to put in LD_PRELOAD for the library at lib (an absolute,
+ * resolved path) into out: lib itself when the loader can read it there,
+ * else a link under the first of the bases (see the file comment) where
+ * one can be had. 0, or -1 with a one-line reason in err (the last
+ * base's).
+ */
+int fil_cli_preload_path(const char *lib, char *out, size_t len, char *err, size_t errlen)
+{
+    const char *bases[] = {getenv("XDG_RUNTIME_DIR"), getenv("TMPDIR"), "/tmp"};
+    struct stat st;
+
+    if (carriable(lib)) {
+        if ((size_t)snprintf(out, len, "%s", lib) >= len)
+            return msgf(err, errlen, "library path too long: %s", lib);
+        return 0;
+    }
+    msgf(err, errlen, "no folder for a link to it");
+    for (size_t k = 0; k < sizeof bases / sizeof bases[0]; k++)
+        if (carriable(bases[k]) && strlen(bases[k]) < PATH_MAX / 2 && stat(bases[k], &st) == 0 &&
+            S_ISDIR(st.st_mode) && link_under(bases[k], lib, out, len, err, errlen) == 0)
+            return 0;
+    return -1;
 }
