@@ -140,3 +140,27 @@ def test_interpreter_that_cannot_be_executed_leaves_no_empty_result_folder(tmp_p
     lines = proc.stderr.decode().splitlines()
     assert lines == ["%serror: cannot run %s: Exec format error" % (fp.PREFIX, bad)], lines
     assert not out.exists() or list(out.iterdir()) == [], list(out.iterdir())
+
+
+OOM = """
+held = []
+while True:
+    held.append(bytearray(10 * 1024 * 1024))
+"""
+
+
+@pytest.mark.parametrize("where", ["main", "child"])
+def test_out_of_memory_lines_keep_the_prefix_with_a_newline_in_the_folder(tmp_path, fp, where):
+    # The out-of-memory dump names the result folder on stderr: a newline in
+    # -o must not start a line of its own.
+    fp.write_script(tmp_path, OOM, name="oom.py")
+    text = ("import subprocess, sys\n"
+            "sys.exit(subprocess.run([sys.executable, 'oom.py']).returncode)\n"
+            if where == "child" else OOM)
+    script = fp.write_script(tmp_path, text, name="main.py")
+    out = tmp_path / "new\nline"
+    proc = _fil(fp, tmp_path, "--memory-limit", "300M", "-o", out, "run", script)
+    assert proc.returncode == 53, fp.describe(proc)
+    lines = proc.stderr.decode().splitlines()
+    assert any("Wrote out-of-memory report to" in l for l in lines), lines
+    assert all(l.startswith(fp.PREFIX) for l in lines), lines
