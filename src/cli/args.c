@@ -167,14 +167,16 @@ static int our_option(int argc, char *const *argv, int *i, fil_cli_args_t *a, ch
 
 /*
  * Set the target from the option at argv[*i] (-m, -c or "--"): `attached` if
- * it carried the value ("-mfoo"), else the next argument. On success *i is
- * past the target. STEP_TARGET, or an error saying what was missing.
+ * it carried the value ("-mfoo"), else the next argument. Code may be empty
+ * (`python3 -c ''` runs nothing), a module or script name may not. On
+ * success *i is past the target. STEP_TARGET, or an error saying what was
+ * missing.
  */
 static int take_target(int argc, char *const *argv, int *i, fil_cli_args_t *a, fil_cli_mode_t mode,
                        const char *attached, const char *missing, char *err, size_t errlen)
 {
     if (attached == NULL || *attached == '\0') {
-        if (*i + 1 >= argc || argv[*i + 1][0] == '\0')
+        if (*i + 1 >= argc || (argv[*i + 1][0] == '\0' && mode != FIL_CLI_MODE_CODE))
             return fail(err, errlen, "%s", missing);
         attached = argv[++*i];
     }

@@ -10,7 +10,8 @@
  * over time and writes the reports on demand; forward.c decides whether a
  * signal must be passed on to the program; sigpolicy.c is what signals do
  * once the program is gone; limitcheck.c refuses limits the program cannot
- * run under; main.c ties them together. Everything here runs in the
+ * run under; preload.c names the preload library so that LD_PRELOAD can
+ * carry it; main.c ties them together. Everything here runs in the
  * supervisor process's main thread, never in signal context, except
  * sigpolicy.c's handlers (a SIGNAL-SAFE FILE) and sample.c's two threads,
  * which run from the child's fork to its reaping.
@@ -103,6 +104,9 @@ typedef struct fil_cli_env_opts {
 char **fil_cli_build_env(char *const *environ_in, const fil_cli_env_opts_t *o);
 void fil_cli_free_env(char **env);
 
+/* preload.c */
+int fil_cli_preload_path(const char *lib, char *out, size_t len, char *err, size_t errlen);
+
 /* resultdir.c */
 int fil_cli_timestamp_name(const struct timespec *ts, char *buf, size_t len);
 int fil_cli_mkdir_p(const char *dir, char *err, size_t errlen);
@@ -162,6 +166,13 @@ void fil_cli_usr2_catch_early(void);
  * child before exec. */
 void fil_cli_ignore_sigpipe(void);
 void fil_cli_restore_sigpipe(void);
+/* Note which of stdin and stdout the launcher was given, and the other
+ * descriptors it inherited, so that once the program is forked the
+ * launcher lets go of them: those of stdin and stdout (and only those: a
+ * closed one may then hold a descriptor of the launcher's) are put on
+ * /dev/null, the others closed. Context: the start of main, before any
+ * descriptor is opened. */
+void fil_cli_note_given_fds(void);
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
 int fil_cli_find_program(const char *name, char *out, size_t len);

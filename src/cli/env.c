@@ -3,8 +3,8 @@
  * env.c - the environment the profiled interpreter starts with.
  *
  * The child gets the user's environment minus the variables the launcher owns,
- * plus: LD_PRELOAD with our library first (the user's own preloads kept after
- * a ':'), FIL_STATE_FD, FIL_LIBDIR, FIL_RESULT_DIR, FIL_RESULT_DISPLAY, FIL_OOM_MODE,
+ * plus: LD_PRELOAD with our library first (the user's own value, if set, kept
+ * byte for byte after a ':', so that the program's view of it is unchanged), FIL_STATE_FD, FIL_LIBDIR, FIL_RESULT_DIR, FIL_RESULT_DISPLAY, FIL_OOM_MODE,
  * FIL_OOM_DETECTION, and
  * FIL_SAFETY_MARGIN / FIL_VERBOSE / FIL_QUIET / FIL_USR2=0 only when asked for,
  * FIL_CHILDREN (the registry of child processes) unless --no-children. Inherited copies of
@@ -87,7 +87,7 @@ static int add_ours(char **env, size_t *n, char *const *in, const fil_cli_env_op
     const fil_cli_args_t *a = o->a;
     int r = 0;
 
-    if (preload && *preload)
+    if (preload) /* kept as it is, even empty: the program gets it back so */
         r |= add(env, n, "LD_PRELOAD=%s:%s", o->preload, preload);
     else
         r |= add(env, n, "LD_PRELOAD=%s", o->preload);

@@ -131,11 +131,14 @@ __attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
 }
 
 /*
- * Check that the script can be opened (run mode only). 0, or -1 with the
- * error printed.
+ * Check that the script can be opened (run mode only). A named pipe or a
+ * device is left to the interpreter unopened: opening it here would wait
+ * for its writer and then throw away what that writer sends. 0, or -1 with
+ * the error printed.
  */
 static int check_script(const fil_cli_args_t *a)
 {
+    struct stat st;
     int fd;
 
     if (a->mode != FIL_CLI_MODE_RUN)
@@ -144,12 +147,13 @@ static int check_script(const fil_cli_args_t *a)
         say("error: reading the program from standard input is not supported");
         return -1;
     }
+    if (stat(a->target, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        return 0;
     fd = open(a->target, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         say("error: cannot open script '%s': %s", a->target, strerror(errno));
         return -1;
     }
-    struct stat st;
     int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
     /* A directory runs as with Python when it has a __main__ module. */
     int runnable = !dir || faccessat(fd, "__main__.py", R_OK, 0) == 0 ||
@@ -169,7 +173,8 @@ static int check_script(const fil_cli_args_t *a)
  */
 static int find_libdir(launch_t *l)
 {
-    char exe[PATH_MAX], guess[PATH_MAX + 32], pkg[PATH_MAX + 16];
+    char exe[PATH_MAX], guess[PATH_MAX + 32], pkg[PATH_MAX + 16], lib[PATH_MAX];
+    char err[PATH_MAX + 128];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     struct stat st;
 
@@ -188,6 +193,12 @@ static int find_libdir(launch_t *l)
     snprintf(pkg, sizeof pkg, "%s/filprofiler", l->pkgdir);
     if (access(l->preload, R_OK) != 0 || stat(pkg, &st) != 0 || !S_ISDIR(st.st_mode)) {
         say("error: incomplete installation: need %s and %s", l->preload, pkg);
+        return -1;
+    }
+    /* LD_PRELOAD cannot name a path with a space or a colon: use a link. */
+    memcpy(lib, l->preload, sizeof lib);
+    if (fil_cli_preload_path(lib, l->preload, sizeof l->preload, err, sizeof err) != 0) {
+        say("error: cannot preload %s: %s", lib, err);
         return -1;
     }
     return 0;
@@ -230,6 +241,10 @@ static int make_result_dir(launch_t *l)
 {
     char err[PATH_MAX + 128], path[PATH_MAX];
 
+    if (strlen(l->a->output) >= sizeof l->outdir) { /* not cut short: mkdir -p would make it */
+        say("error: output folder path too long: '%s'", l->a->output);
+        return -1;
+    }
     fil_cli_trim_dir(l->a->output, l->outdir, sizeof l->outdir);
     if (fil_cli_make_result_dir(l->outdir, l->name, sizeof l->name, err, sizeof err) != 0) {
         say("error: %s", err);
@@ -682,6 +697,10 @@ static int launch(const fil_cli_args_t *a)
         break;
     case 1:
         r = FIL_CLI_EXIT_EXEC;
+        rmdir(l.absdir); /* nothing ran: the empty folder goes, latest stays */
+        break;
+    default:
+        rmdir(l.absdir);
         break;
     }
 out:
@@ -700,6 +719,7 @@ int main(int argc, char **argv)
     fil_cli_args_t a;
     char err[512];
 
+    fil_cli_note_given_fds();
     fil_cli_usr2_catch_early();
     fil_cli_ignore_sigpipe();
     if (argc < 2) { /* nothing asked: say how to ask */

@@ -64,6 +64,27 @@ static int is_dir(const char *path)
 }
 
 /*
+ * The reason mkdir(path) failed with errno e, path not being a directory,
+ * into err. Returns -1.
+ */
+static int mkdir_failed(const char *path, int e, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (e != EEXIST)
+        return msgf(err, errlen, "cannot create folder '%s': %s", path, strerror(e));
+    if (stat(path, &st) != 0) {
+        e = errno;
+        if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+            return e == ENOENT
+                       ? msgf(err, errlen, "'%s' is a symbolic link to a missing folder", path)
+                       : msgf(err, errlen, "cannot follow the symbolic link '%s': %s", path,
+                              strerror(e));
+    }
+    return msgf(err, errlen, "'%s' exists and is not a directory", path);
+}
+
+/*
  * Create dir and its missing parents (mode 0777 less the umask). 0 once dir
  * is a directory, or -1 with a one-line reason in err (e.g. a component
  * exists and is not a directory).
@@ -80,12 +101,11 @@ int fil_cli_mkdir_p(const char *dir, char *err, size_t errlen)
         if (path[k] != '/' && path[k] != '\0')
             continue;
         path[k] = '\0';
-        if (mkdir(path, 0777) != 0 && !is_dir(path)) {
-            int e = errno;
+        if (mkdir(path, 0777) != 0) {
+            int e = errno; /* before is_dir()'s stat() replaces it */
 
-            if (e == EEXIST)
-                return msgf(err, errlen, "'%s' exists and is not a directory", path);
-            return msgf(err, errlen, "cannot create folder '%s': %s", path, strerror(e));
+            if (!is_dir(path))
+                return mkdir_failed(path, e, err, errlen);
         }
         path[k] = dir[k];
     }

@@ -36,6 +36,7 @@
  * still ours, so a forward can never reach a recycled pid, then waitpid
  * reaps.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -307,6 +308,70 @@ static int reap(pid_t pid, int *status)
     return r < 0 ? -1 : 0;
 }
 
+/* Most inherited descriptors above 2 that fil_cli_note_given_fds notes. */
+#define MAX_GIVEN_FDS 1024
+
+/* What the launcher was started with (fil_cli_note_given_fds): whether fds 0
+ * and 1 were open (only then are they the program's: a closed one may
+ * since hold a descriptor of the launcher's own), and the descriptors
+ * above 2 it inherited open across exec, which are the program's too. */
+static int given_stdio[2];
+static int given_fds[MAX_GIVEN_FDS];
+static int n_given_fds;
+
+/* See cli.h. Context: the start of main, before any descriptor is opened. */
+void fil_cli_note_given_fds(void)
+{
+    DIR *d;
+    struct dirent *e;
+
+    for (int fd = 0; fd <= 1; fd++)
+        given_stdio[fd] = fcntl(fd, F_GETFD) != -1;
+    d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL && n_given_fds < MAX_GIVEN_FDS) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        int flags;
+
+        if (*end != '\0' || end == e->d_name || fd <= 2 || fd == dirfd(d))
+            continue;
+        flags = fcntl((int)fd, F_GETFD);
+        if (flags != -1 && !(flags & FD_CLOEXEC)) /* close-on-exec: not inherited */
+            given_fds[n_given_fds++] = (int)fd;
+    }
+    closedir(d);
+}
+
+/*
+ * Let go of the program's descriptors once it has them: the launcher never
+ * reads its stdin nor writes its stdout, nor uses what else it was handed,
+ * and holding them kept a pipe open after the program closed its end
+ * (`prog | consumer` saw no EOF, `producer | prog` no EPIPE, a parent
+ * waiting on a pipe it passed no EOF, until the reports were written).
+ * /dev/null takes the place of stdin and stdout, so their numbers stay
+ * taken; the others are closed. stderr stays: the launcher speaks there.
+ * Context: supervisor, after the fork.
+ */
+static void release_given_fds(void)
+{
+    int null;
+
+    for (int k = 0; k < n_given_fds; k++)
+        close(given_fds[k]);
+    n_given_fds = 0;
+    if (!given_stdio[0] && !given_stdio[1])
+        return;
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        return;
+    for (int fd = 0; fd <= 1; fd++)
+        if (given_stdio[fd])
+            dup2(null, fd);
+    close(null);
+}
+
 /*
  * Fork the child with the watched signals blocked and SIGCHLD at its
  * default action (so the child can be waited for even if we inherited
@@ -335,6 +400,8 @@ static pid_t start_child(const fil_cli_child_t *c, int *errfd)
         child_exec(c, &oldchld, &oldmask, pfd[1]);
     if (pid < 0)
         fprintf(stderr, FIL_MSG_PREFIX "error: fork: %s\n", strerror(errno));
+    if (pid > 0)
+        release_given_fds();
     if (pid > 0 && c->started)
         c->started(pid, c->started_ctx); /* the sampler (sample.c); its threads block every signal */
     close(pfd[1]);

@@ -132,6 +132,32 @@ size_t fil_exec_filter_preload(const char *v, char *out, size_t cap, char *mine,
     return k;
 }
 
+/* Does the LD_PRELOAD value v name this library? Context: any. */
+static int holds_ours(const char *v) {
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ": ");
+        if (is_ours(p, n))
+            return 1;
+        p += n;
+        while (*p == ':' || *p == ' ')
+            p++;
+    }
+    return 0;
+}
+
+/*
+ * The program's own LD_PRELOAD inside value v, byte for byte, when v is
+ * "<our entry>:<theirs>" as the launcher and with_ours build it (so an
+ * empty value, or one separated by spaces, comes back as it was); NULL
+ * otherwise. Context: any.
+ */
+static const char *theirs_verbatim(const char *v) {
+    size_t m = strlen(our_lib);
+    if (m == 0 || strncmp(v, our_lib, m) != 0 || v[m] != ':' || holds_ours(v + m + 1))
+        return NULL;
+    return v + m + 1;
+}
+
 /* Save "NAME=value" of name into saved[] if it is set. */
 static void save(const char *name, size_t *used) {
     const char *v = getenv(name);
@@ -170,7 +196,10 @@ void fil_exec_strip(void) {
     const char *v = getenv("LD_PRELOAD");
     if (v) {
         char keep[4096];
-        if (fil_exec_filter_preload(v, keep, sizeof keep, NULL, 0))
+        const char *theirs = theirs_verbatim(v);
+        if (theirs)
+            setenv("LD_PRELOAD", theirs, 1);
+        else if (fil_exec_filter_preload(v, keep, sizeof keep, NULL, 0))
             setenv("LD_PRELOAD", keep, 1);
         else
             unsetenv("LD_PRELOAD");
@@ -238,8 +267,13 @@ static char *const *with_ours(char *const *env, newenv_t *e, char **stack) {
     memcpy(e->preload + 11, our_lib, m + 1);
     if (theirs && 11 + m + 1 < PRELOAD_MAX) {
         char *t = e->preload + 11 + m;
-        if (fil_exec_filter_preload(theirs, t + 1, PRELOAD_MAX - 12 - m, NULL, 0))
+        size_t tl = strlen(theirs);
+        if (!holds_ours(theirs) && 12 + m + tl < PRELOAD_MAX) {
+            *t = ':'; /* theirs as it is: the child's fil_exec_strip gives it back */
+            memcpy(t + 1, theirs, tl + 1);
+        } else if (fil_exec_filter_preload(theirs, t + 1, PRELOAD_MAX - 12 - m, NULL, 0)) {
             *t = ':';
+        }
     }
     e->v[k++] = e->preload;
     e->v[k] = NULL;

@@ -119,13 +119,20 @@ void fil_oom_line(fil_writer_t *w, char *buf, size_t len) {
     fil_write_str(w, fil_oom_cfg.who);
 }
 
+/* Write s with each control character as '?': a path the user gave (-o
+ * "a\nb") must not start a line without the prefix. SIGNAL CONTEXT. */
+static void write_shown(fil_writer_t *w, const char *s) {
+    for (; s && *s; s++)
+        fil_write_char(w, (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
 void fil_oom_say(const char *a, const char *b, const char *c) {
     char buf[1024];
     fil_writer_t w;
     fil_oom_line(&w, buf, sizeof buf);
     fil_write_str(&w, a);
-    fil_write_str(&w, b ? b : "");
-    fil_write_str(&w, c ? c : "");
+    write_shown(&w, b);
+    write_shown(&w, c);
     fil_write_char(&w, '\n');
     fil_writer_flush(&w);
 }

@@ -116,7 +116,8 @@ extern struct sigaction fil_oom_crash_prior[FIL_OOM_NCRASH];
 void fil_oom_on_overflow(int emergency, stackoverflow_context_t scp);
 void fil_oom_on_signal(int sig, siginfo_t *si, void *uc);
 
-/* Write a "=fil-profile= ..." line to stderr. SIGNAL CONTEXT. */
+/* Write a "=fil-profile= ..." line to stderr: a, then b and c (paths) with
+ * their control characters as '?'. SIGNAL CONTEXT. */
 void fil_oom_say(const char *a, const char *b, const char *c);
 
 #endif

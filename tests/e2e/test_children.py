@@ -292,6 +292,31 @@ def test_non_python_children_unaffected(fp, tmp_path, preload):
     assert summary["children"] == [], summary["children"]  # no Python child here
 
 
+PRELOAD_PROBE = """
+import os
+import subprocess
+import sys
+
+print("python sees", repr(os.environ.get("LD_PRELOAD")), "LD_PRELOAD" in os.environ)
+subprocess.run(["sh", "-c", 'echo "sh sees [${LD_PRELOAD-unset}]"'])
+subprocess.run([sys.executable, "-c", "import os; print('child sees', repr(os.environ.get('LD_PRELOAD')))"])
+"""
+
+
+@pytest.mark.parametrize("value", ["", "libm.so.6 libdl.so.2", " libm.so.6:"],
+                         ids=["empty", "space-separated", "odd-separators"])
+def test_users_ld_preload_is_seen_as_it_was(fp, tmp_path, value):
+    # The program, a shell and a Python child see the user's value byte for
+    # byte, as without the profiler: set even when empty, separators kept.
+    env = {"LD_PRELOAD": value}
+    plain = run_plain(fp, tmp_path, PRELOAD_PROBE, env)
+    proc, result = fp.run_fil(tmp_path, PRELOAD_PROBE, env=env)
+    assert proc.returncode == plain.returncode == 0, fp.describe(proc)
+    assert proc.stdout == plain.stdout, (proc.stdout.decode(), plain.stdout.decode())
+    _, summary = fp.check_peak_report(result)
+    assert len(summary["children"]) == 1, summary["children"]  # the Python child is profiled
+
+
 def test_no_children(fp, tmp_path):
     proc, result = fp.run_fil(tmp_path, WORKER, "spawn", extra_opts=["--no-children"])
     assert proc.returncode == 0, fp.describe(proc)

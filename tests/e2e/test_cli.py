@@ -91,6 +91,25 @@ def test_directory_as_script(tmp_path, fp):
     assert not (tmp_path / "fil-result").exists()
 
 
+def test_script_from_a_named_pipe(tmp_path, fp):
+    # As `python3 fifo`: the program is what the writer sends, read once.
+    fifo = tmp_path / "prog.py"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([fp.FIL, "--no-browser", "-o", str(out), "run", str(fifo)],
+                            cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        with open(fifo, "w") as w:
+            w.write("held = bytearray(8 * 1024 * 1024)\nprint('from the pipe')\n")
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert stdout == b"from the pipe\n"
+    fp.check_peak_report(fp.latest_result(out))
+
+
 @pytest.mark.parametrize("argv", [
     ["run", "--no-browser"],
     ["--no-such-option", "run", "x.py"],
@@ -159,6 +178,17 @@ def test_python_command(tmp_path, fp):
     assert proc.returncode == 0, fp.describe(proc)
     assert json.loads(proc.stdout) == ["-x", "y"]
     _check_held(fp, fp.latest_result(out))
+
+
+@pytest.mark.parametrize("flags", [["-c"], ["-uc"]], ids=["c", "cluster"])
+def test_python_empty_code_runs_as_with_python(tmp_path, fp, flags):
+    # `python3 -c '' a` runs no code and exits 0; so does the profiled one.
+    out = tmp_path / "out"
+    proc = _fil(fp, tmp_path, "-o", out, "--no-browser", "python", *flags, "", "a")
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b""
+    summary = fp.load_summary(fp.latest_result(out))
+    assert summary["command"][-3:] == ["-c", "", "a"], summary["command"]
 
 
 def test_python_dash_m_filprofiler(tmp_path, fp):

@@ -5,7 +5,10 @@ nothing on stdout, and every line it writes on stderr starts with
 `=fil-profile= ` (also with --verbose).
 """
 
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,126 @@ def test_report_path_on_stderr_is_the_result_folder(tmp_path, fp):
     path = wrote[0].split("Wrote peak-memory report to ", 1)[1]
     assert path.endswith("/index.html")
     assert Path(path).resolve() == result / "index.html"
+
+
+CLOSES_STDOUT = """
+import os, time
+print("first", flush=True)
+os.close(1)
+time.sleep(%s)
+"""
+
+
+def test_reader_sees_eof_when_the_program_closes_stdout(tmp_path, fp):
+    # `fil-profile run prog.py | consumer`: the consumer's EOF comes when the
+    # program closes its stdout, as with plain Python, not when the launcher
+    # ends (after the program and its reports).
+    script = fp.write_script(tmp_path, CLOSES_STDOUT % 20)
+    proc = subprocess.Popen([fp.FIL, "--no-browser", "-o", str(tmp_path / "out"), "run",
+                             str(script)], cwd=str(tmp_path), env=fp.base_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        out = proc.stdout.read()  # returns at EOF
+        waited = time.monotonic() - t0
+        assert out == b"first\n"
+        assert waited < 15, "stdout stayed open %.1f s after the program closed it" % waited
+        assert proc.poll() is None, "the program should still be sleeping"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and the sleeping program
+        proc.wait()
+
+
+CLOSES_STDIN = """
+import os, sys, time
+sys.stdin.buffer.readline()
+os.close(0)
+time.sleep(%s)
+"""
+
+
+def test_writer_sees_a_broken_pipe_when_the_program_closes_stdin(tmp_path, fp):
+    # `producer | fil-profile run prog.py`: once the program closed its stdin
+    # the producer's writes fail (EPIPE), as with plain Python.
+    script = fp.write_script(tmp_path, CLOSES_STDIN % 20)
+    proc = subprocess.Popen([fp.FIL, "--no-browser", "-o", str(tmp_path / "out"), "run",
+                             str(script)], cwd=str(tmp_path), env=fp.base_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc.stdin.write(b"line\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 15
+        broken = False
+        while time.monotonic() < deadline and not broken:
+            try:
+                proc.stdin.write(b"x" * 4096)
+                proc.stdin.flush()
+                time.sleep(0.05)
+            except BrokenPipeError:
+                broken = True
+        assert broken, "the launcher still holds the program's stdin open"
+        assert proc.poll() is None, "the program should still be sleeping"
+    finally:
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+CHILD_AND_FDS = """
+import os, subprocess, sys
+subprocess.run([sys.executable, "-c", "x = bytearray(4 * 1024 * 1024)"], check=True)
+os.write(2, repr([os.path.exists("/proc/self/fd/%d" % fd) for fd in (0, 1)]).encode())
+"""
+
+
+@pytest.mark.parametrize("closed", ["<&-", ">&-", "<&- >&-"])
+def test_closed_stdin_or_stdout_at_launch(tmp_path, fp, closed):
+    # Descriptors the launcher itself opens where stdin or stdout were closed
+    # stay its own: the program still sees them closed, its children are
+    # still profiled.
+    script = fp.write_script(tmp_path, CHILD_AND_FDS)
+    out = tmp_path / "out"
+    proc = subprocess.run(["sh", "-c", 'exec "$@" %s' % closed, "sh", fp.FIL, "--no-browser",
+                           "--quiet", "-o", str(out), "run", str(script)], cwd=str(tmp_path),
+                          env=fp.base_env(), stderr=subprocess.PIPE, timeout=fp.DEFAULT_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.decode() == repr(["<&-" not in closed, ">&-" not in closed])
+    summary = fp.load_summary(fp.latest_result(out))
+    assert len(summary["children"]) == 1, summary["children"]
+
+
+CLOSES_PASSED_FD = """
+import os, sys, time
+fd = int(sys.argv[1])
+os.write(fd, b"ready\\n")
+os.close(fd)
+time.sleep(20)
+"""
+
+
+def test_reader_of_an_inherited_pipe_sees_eof_when_the_program_closes_it(tmp_path, fp):
+    # A parent that hands the program a pipe (a readiness pipe, pass_fds)
+    # sees EOF when the program closes it, not when the launcher ends.
+    script = fp.write_script(tmp_path, CLOSES_PASSED_FD)
+    r, w = os.pipe()
+    proc = subprocess.Popen([fp.FIL, "--no-browser", "-o", str(tmp_path / "out"), "run",
+                             str(script), str(w)], cwd=str(tmp_path), env=fp.base_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            pass_fds=(w,), start_new_session=True)
+    os.close(w)
+    try:
+        t0 = time.monotonic()
+        with os.fdopen(r, "rb") as f:
+            got = f.read()  # returns at EOF
+        waited = time.monotonic() - t0
+        assert got == b"ready\n"
+        assert waited < 15, "the pipe stayed open %.1f s after the program closed it" % waited
+        assert proc.poll() is None, "the program should still be sleeping"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
