@@ -88,6 +88,11 @@ void fil_oom_failed(const char *fn, size_t size);
  * so that it still reports SIG_DFL for them). Context: start of profiling. */
 void fil_oom_install_late(void);
 
+/* A thread the program started begins: give it an alternate signal stack
+ * for the crash handlers (once they are installed), taken back when it
+ * ends. Context: the new thread, before its own code; guard set. */
+void fil_oom_thread_start(void);
+
 /* 1 if an mmap of len bytes with these flags and prot (or an mremap growth
  * of len bytes: flags 0, PROT_WRITE) that just failed with ENOMEM failed for
  * lack of memory under RLIMIT_AS, RLIMIT_DATA or the overcommit accounting;

@@ -5,8 +5,10 @@ Covers: 100 MiB held, then a real NULL-pointer read (ctypes.string_at(0)),
 a SIGSEGV sent to itself, os.abort(), and a C stack overflow (caught on
 libsigsegv's alternate stack; RLIMIT_STACK 1 MiB keeps it small; the recursion makes
 a new call stack at each level, so the dump must find its arena grown for them, or it
-leaves out the newest, the 100 MiB line among them), and the fault in a thread the
-program started. The launcher must die of the
+leaves out the newest, the 100 MiB line among them), and the fault and the overflow
+in a thread the program started (the handler runs on an alternate stack, which each
+thread needs of its own: without one the overflowing thread got no dump at all, only
+the post-mortem). The launcher must die of the
 program's own signal (a shell sees 139 or 134); the in-process dump must have written
 out-of-memory.{prof,svg,-reversed.svg} that parse, summary.json with kind
 "signal" and the signal's name, and the 100 MiB line (within 2%).
@@ -30,6 +32,7 @@ def small_stack():
     ("abort", signal.SIGABRT),
     ("overflow", signal.SIGSEGV),
     ("segv-thread", signal.SIGSEGV),
+    ("overflow-thread", signal.SIGSEGV),
 ])
 def test_crash_dump(oom, tmp_path, how, sig):
     script = oom.program("crash.py")
