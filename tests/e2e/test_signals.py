@@ -18,6 +18,7 @@ Covers, each compared with plain PYTHON where the comparison applies:
     report (before: exit 130, so callers could not tell);
   - the launcher dies of every signal the program died of (SIGTERM, SIGHUP,
     SIGINT, SIGQUIT), and a core-dumping one leaves no core of the launcher;
+  - a launcher killed with SIGKILL takes the program with it;
   - a program that re-executed itself (os.execv, which drops the profiler
     and its signal trampoline) still gets the terminal's Ctrl-C once;
   - a signal that arrives after the program ended, while the launcher is
@@ -198,6 +199,31 @@ def test_launcher_dies_of_the_programs_signal(fp, tmp_path, sig):
     words = {signal.SIGTERM: "terminated", signal.SIGHUP: "terminated",
              signal.SIGINT: "interrupted"}[sig]
     assert "The program was %s (%s)" % (words, sig.name) in err, err
+
+
+def test_program_dies_with_a_launcher_killed_by_sigkill(fp, tmp_path):
+    """`kill -9` of what the user started kills the program, as it kills a
+    plain Python (before: the launcher died and the program ran on,
+    orphaned, holding its memory, until it ended by itself)."""
+    script = fp.write_script(tmp_path, SLEEP)
+    p, line = spawn(fp, tmp_path, script)
+    program = int(line.split()[1])
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    alive = True
+    while alive and time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % program) as f:
+                alive = f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except FileNotFoundError:
+            alive = False
+        if alive:
+            time.sleep(0.05)
+    if alive:
+        os.kill(program, signal.SIGKILL)
+    assert not alive, "the program outlived its launcher's SIGKILL"
+    assert p.stdout.read() == b"", "the program went on running"
 
 
 def test_an_ignored_hangup_stays_ignored(fp, tmp_path):
