@@ -36,5 +36,5 @@ if how.endswith("-thread"):
     t.start()
     t.join()
 else:
-    crash(how)
+    crash(how)  # @call
 print("unreachable: still alive after", how)
