@@ -233,7 +233,8 @@ static void write_oom_more(const fil_view_t *v, const fil_run_info_t *info, fil_
     const fil_oom_info_t *o = &v->h->oom;
     size_t used = mem->used;
     fil_tree_t *t = fil_render_tree(v, FIL_RENDER_NOW, mem);
-    uint32_t leaf = in_process(o) && t && o->request_node < t->count ? o->request_node : FIL_NONE;
+    uint32_t node = fil_view_kept_node(v, o->request_node);
+    uint32_t leaf = in_process(o) && t && node < t->count ? node : FIL_NONE;
     fil_write_str(w, ", \"python_stack\": ");
     if (t)
         fil_render_json_stack(w, t, leaf, "python_stack_frames_elided", mem);
