@@ -40,18 +40,24 @@ extern int64_t fil_oom_budget;
  * oom.c when it grows the arena). */
 extern uint32_t fil_oom_arena_nodes;
 
-/* The state now holds `nodes` call stacks. When that reaches what the arena
- * was sized for, the budget is zeroed so the next allocation takes the slow
- * path, which grows the arena while memory is still plentiful. Context:
- * lock held (interning a new node); one comparison. */
-static inline void fil_oom_nodes_grew(uint64_t nodes) {
-    if (FIL_UNLIKELY(nodes >= fil_oom_arena_nodes))
-        __atomic_store_n(&fil_oom_budget, 0, __ATOMIC_RELAXED);
-}
-
 /* This thread's allowance, taken from fil_oom_budget in slices so that the
  * common case is a thread-local subtraction, not an atomic one. */
 extern __thread int64_t fil_oom_local __attribute__((tls_model("initial-exec")));
+
+/* The state now holds `nodes` call stacks. When that reaches what the arena
+ * was sized for, the budget is zeroed, and so is this thread's allowance
+ * (it is the thread making the new call stacks: a deep recursion makes one
+ * per level, and its small allocations would otherwise be paid from the
+ * allowance's slice, up to 1 MiB of them, before anything looked at the
+ * budget), so its next allocation takes the slow path, which grows the
+ * arena while memory is still plentiful. Context: lock held (interning a
+ * new node); one comparison. */
+static inline void fil_oom_nodes_grew(uint64_t nodes) {
+    if (FIL_UNLIKELY(nodes >= fil_oom_arena_nodes)) {
+        __atomic_store_n(&fil_oom_budget, 0, __ATOMIC_RELAXED);
+        fil_oom_local = 0;
+    }
+}
 
 /* Slow path of the predictive check: refresh limits; dump and exit (or, with
  * --on-oom=continue, return -1 so the wrapper fails the request) if the
@@ -81,6 +87,11 @@ void fil_oom_failed(const char *fn, size_t size);
 /* Install the crash handlers (after the interpreter's own signal set-up,
  * so that it still reports SIG_DFL for them). Context: start of profiling. */
 void fil_oom_install_late(void);
+
+/* A thread the program started begins: give it an alternate signal stack
+ * for the crash handlers (once they are installed), taken back when it
+ * ends. Context: the new thread, before its own code; guard set. */
+void fil_oom_thread_start(void);
 
 /* 1 if an mmap of len bytes with these flags and prot (or an mremap growth
  * of len bytes: flags 0, PROT_WRITE) that just failed with ENOMEM failed for

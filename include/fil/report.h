@@ -82,6 +82,9 @@ int fil_atomic_open(fil_atomic_file_t *f, const char *dir, const char *name);
 int fil_atomic_commit(fil_atomic_file_t *f);
 /* Close and unlink the temporary file. */
 void fil_atomic_abort(fil_atomic_file_t *f);
+/* Unlink the temporaries process pid (gone) left in dir: the number
+ * removed, or -1 with errno set. */
+int fil_atomic_sweep(const char *dir, long pid);
 
 /* ---- the call tree ------------------------------------------------------ */
 

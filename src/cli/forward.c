@@ -16,11 +16,14 @@
  *      ShdPnd): it will get it, or has it blocked and a second one would
  *      merge with it; the supervisor waits for the note up to PENDING_WAIT
  *      to claim it;
- *   3. the program does not catch it (SIG_DFL or SIG_IGN, SigCgt): it is
- *      forwarded at once, since a second delivery then changes nothing;
- *   4. otherwise the note has up to GRACE to appear (the program may just
- *      not have been scheduled yet); if it does not, the signal was the
- *      supervisor's alone and is forwarded.
+ *   3. the program does not catch it (SIG_DFL or SIG_IGN, SigCgt) and
+ *      does not block it (SigBlk): it is forwarded at once, since a second
+ *      delivery then changes nothing;
+ *   4. otherwise (a handler, or blocked: a program that takes it with
+ *      sigwait notes it too, src/interpose/sigwait.c) the note has up to
+ *      GRACE to appear (the program may just not have been scheduled
+ *      yet); if it does not, the signal was the supervisor's alone and is
+ *      forwarded.
  * A note is matched once; and a note no signal of ours matches was a signal
  * sent to the program alone (`kill PROGRAM_PID`). The program's side wakes
  * the supervisor after each note (FIL_SIG_NOTED), and the supervisor then
@@ -70,6 +73,7 @@ typedef struct sigstate {
     int ok;      /* the file was read */
     int pending; /* in SigPnd or ShdPnd */
     int caught;  /* in SigCgt: a handler is installed */
+    int blocked; /* in SigBlk: it may be taken with sigwait */
 } sigstate_t;
 
 static uint64_t mono_ns(void)
@@ -205,6 +209,8 @@ static void child_sigstate(pid_t pid, int sig, sigstate_t *st)
     while (fgets(line, sizeof line, fp)) {
         if (!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7))
             st->pending |= mask_has(line + 7, sig);
+        else if (!strncmp(line, "SigBlk:", 7))
+            st->blocked = mask_has(line + 7, sig);
         else if (!strncmp(line, "SigCgt:", 7))
             st->caught = mask_has(line + 7, sig), st->ok = 1;
     }
@@ -225,7 +231,7 @@ static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
             return 1;
         child_sigstate(f->pid, sig, &st);
         uint64_t waited = mono_ns() - t0;
-        if (!st.ok || !st.caught)
+        if (!st.ok || (!st.caught && (!st.blocked || st.pending)))
             return st.ok && st.pending; /* not caught: a second one changes nothing */
         if (n < 0 && si->ssi_code > 0 && (sig == SIGINT || sig == SIGQUIT) &&
             getpgid(f->pid) == getpgrp())

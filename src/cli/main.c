@@ -619,7 +619,8 @@ static void warn_dropped(const launch_t *l)
     if (stacks || allocs)
         say("warning: %" PRIu64 " call stacks and %" PRIu64 " allocations could not be "
             "recorded (the state file could not grow: no address space or memory left under "
-            "a limit, or the program closed the profiler's descriptor); that memory is shown "
+            "a limit, a file size limit (ulimit -f), or the program closed the profiler's "
+            "descriptor); that memory is shown "
             "under the nearest recorded caller",
             stacks, allocs);
 }

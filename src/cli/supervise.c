@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -171,8 +172,16 @@ static int set_as_limit(uint64_t limit)
     return setrlimit(RLIMIT_AS, &rl);
 }
 
+/* The launcher's pid, taken before the program is forked. */
+static pid_t launcher_pid;
+
 /*
- * In the forked child: restore the mask, SIGCHLD, SIGPIPE and RLIMIT_NOFILE, apply the memory limit,
+ * In the forked child: die with the launcher (a SIGKILL of what the user
+ * started kills the program, as it kills a plain Python, rather than
+ * leaving it running orphaned; the launcher never ends before the program
+ * otherwise, and PR_SET_PDEATHSIG is kept across exec and not inherited
+ * by the program's own children), restore the mask, SIGCHLD, SIGPIPE and
+ * RLIMIT_NOFILE, apply the memory limit,
  * let the state fd survive exec, exec. Never returns: on failure it prints
  * why, sends errno through errfd and _exits 127. Context: child after fork
  * of a single-threaded parent (stdio is safe here).
@@ -184,6 +193,8 @@ static void child_exec(const fil_cli_child_t *c, const struct sigaction *oldchld
     int e;
     ssize_t n;
 
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() != launcher_pid)
+        _exit(FIL_CLI_EXIT_EXEC); /* the launcher is already gone */
     sigaction(SIGCHLD, oldchld, NULL);
     fil_cli_restore_sigpipe();
     restore_nofile();
@@ -395,6 +406,7 @@ static pid_t start_child(const fil_cli_child_t *c, int *errfd)
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     sigaction(SIGCHLD, &dfl, &oldchld);
+    launcher_pid = getpid();
     pid = fork();
     if (pid == 0)
         child_exec(c, &oldchld, &oldmask, pfd[1]);

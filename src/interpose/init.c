@@ -14,6 +14,8 @@
  * set-up, which run while the launcher makes the child's folder.
  * Anything it allocates on the way is untracked (the guard is set).
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -95,6 +97,12 @@ __attribute__((constructor)) static void fil_preload_init(void) {
     } else if (child) {
         fil_children_cancel_exec(); /* a registration sent and not waited for */
         fil_exec_stop(); /* no launcher to take this one's children either */
+    } else if (fd) {
+        /* The launcher's own program: its report would say 0 B tracked. */
+        int e = errno;
+        fprintf(stderr, FIL_MSG_PREFIX "warning: the profiler could not set up its state (%s%s); "
+                "the program runs unprofiled\n", strerror(e),
+                e == EFBIG ? ": the file size limit, ulimit -f, is too small" : "");
     }
     fil_exec_strip();
     fil_guard = 0;

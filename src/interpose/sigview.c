@@ -3,7 +3,8 @@
  * sigview.c - the exported sigaction, signal and bsd_signal: the program's
  * handlers of the watched signals run through a trampoline that notes each
  * delivery in the shared state, so the supervisor can tell whether the
- * program already got a signal it received itself.
+ * program already got a signal it received itself. A signal the program
+ * blocks and takes with sigwait is noted the same way (sigwait.c).
  *
  * Why: the supervisor and the program share a process group. A signal sent
  * to the group (Ctrl-C, `kill -INT -- -PGID`, `timeout`) reaches both, and
@@ -88,6 +89,11 @@ static void note(int sig, const siginfo_t *si) {
     int owner = fil_state_owner();
     if (owner > 1 && getppid() == owner)
         kill(owner, FIL_SIG_NOTED); /* look at it now (src/cli/forward.c) */
+}
+
+void fil_sigview_taken(int sig, const siginfo_t *si) {
+    if (watched(sig))
+        note(sig, si);
 }
 
 /* The kernel's handler for a watched signal the program handles: note the

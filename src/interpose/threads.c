@@ -5,6 +5,7 @@
  * A new thread inherits, as the root of its stacks, the node of the line
  * that created it: memory a C thread allocates is charged to the Python line
  * that started it, and a Python thread's frames hang below that line too.
+ * It also gets an alternate signal stack for the crash handlers (oom).
  * A fork() child never writes into its parent's state: before fork returns
  * in it, it moves to a state of its own (children.c), or stops tracking.
  */
@@ -14,6 +15,7 @@
 
 #include "fil/common.h"
 #include "fil/lock.h"
+#include "fil/oom.h"
 #include "fil/stacks.h"
 #include "exec_internal.h"
 #include "interpose_internal.h"
@@ -48,6 +50,9 @@ typedef struct start {
 static void *trampoline(void *p) {
     start_t s = *(start_t *)p;
     __libc_free(p);
+    fil_guard = 1;
+    fil_oom_thread_start(); /* an alternate stack: a crash here is dumped too */
+    fil_guard = 0;
     fil_stacks_thread_base(s.base);
     return s.fn(s.arg);
 }

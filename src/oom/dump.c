@@ -195,9 +195,25 @@ static void make_folder(const char *dir) {
 static int draw(char *title, size_t tlen) {
     fil_view_t v;
     fil_view_open_live(&v);
-    while (v.nodes > 1 && fil_render_scratch_size(v.nodes) > fil_oom_arena_size) {
-        v.clipped += v.nodes - v.nodes * 3 / 4; /* arena outgrown: draw what fits */
-        v.nodes = v.nodes * 3 / 4;
+    fil_bump_t mem = {fil_oom_arena, fil_oom_arena_size, 0};
+    if (fil_render_scratch_size(v.nodes) > fil_oom_arena_size) {
+        /* Arena outgrown (it could not grow under RLIMIT_AS, or the call
+         * stacks came faster): draw the oldest nodes that fit, with the
+         * bytes of the others on their nearest drawn caller (the fold's
+         * tables at the arena's end). */
+        uint64_t keep = v.nodes;
+        size_t fold = 0;
+        do {
+            keep = keep * 3 / 4;
+            fold = fil_view_fold_size(v.nodes, keep);
+        } while (keep > 1 && fil_render_scratch_size(keep) + fold > fil_oom_arena_size);
+        fil_bump_t tail = {fil_oom_arena, fil_oom_arena_size, fil_oom_arena_size - fold};
+        if (fold < fil_oom_arena_size && fil_view_fold(&v, keep, &tail) == 0) {
+            mem.cap = fil_oom_arena_size - fold;
+        } else { /* no room even for the fold: the newest are left out */
+            v.clipped += v.nodes - keep;
+            v.nodes = keep;
+        }
     }
     fil_writer_t w;
     fil_writer_init(&w, -1, title, tlen - 1);
@@ -205,7 +221,6 @@ static int draw(char *title, size_t tlen) {
     fil_render_oom_headline(&v, 0, &w);
     title[w.len] = 0;
     make_folder(fil_oom_cfg.dir);
-    fil_bump_t mem = {fil_oom_arena, fil_oom_arena_size, 0};
     int r = fil_render_files(&v, FIL_RENDER_OOM, fil_oom_cfg.dir, title, NULL, NULL, &mem);
     mem.used = 0;
     if (fil_render_summary(&v, NULL, NULL, fil_oom_cfg.dir, "in-process", &mem) != 0)

@@ -351,7 +351,7 @@ static void tree_init(tree_ctx_t *t, const fil_view_t *v, int kind, fil_tree_t *
     if (kind == FIL_RENDER_OOM && o->request) {
         uint32_t nat = o->native_count < FIL_NATIVE_MAX ? o->native_count : FIL_NATIVE_MAX;
         t->nextra = nat + 1;
-        t->extra_parent = o->request_node < t->n ? o->request_node : FIL_NONE;
+        t->extra_parent = fil_view_kept_node(v, o->request_node);
         uint64_t live = v->total > 0 ? (uint64_t)v->total : 0;
         t->request_drawn = o->request < live || live == 0 ? o->request : live;
         request_label(t);
@@ -443,7 +443,7 @@ static void mark_shown(const fil_view_t *v, uint64_t *shown, uint32_t n)
         if (p < i)
             shown[p] += shown[i];
     }
-    for (uint32_t i = o->request_node, k = 0; i < n && k < n; k++) {
+    for (uint32_t i = fil_view_kept_node(v, o->request_node), k = 0; i < n && k < n; k++) {
         uint32_t p = fil_view_node(v, i)->parent;
         shown[i] |= 1;
         if (i == 0 || p >= i)
@@ -677,6 +677,7 @@ static void index_death(job_t *j, fil_writer_t *w, char *work, size_t cap)
     tree_ctx_t *ot = otree->ctx;
     const char *native[FIL_NATIVE_MAX];
     uint32_t nat = o->native_count < FIL_NATIVE_MAX ? o->native_count : FIL_NATIVE_MAX;
+    uint32_t req = fil_view_kept_node(v, o->request_node);
     if (o->dump_state == 2 && o->reason != FIL_REASON_NONE) {
         for (uint32_t k = 0; k < nat; k++)
             native[k] = o->native[k];
@@ -684,7 +685,7 @@ static void index_death(job_t *j, fil_writer_t *w, char *work, size_t cap)
         fil_html_stack(w, crash ? "Where it crashed" : "The allocation that failed",
                        crash ? "Python stack at the thread's last allocation (innermost last)"
                              : "Python stack (innermost last)",
-                       otree, o->request_node < ot->n ? o->request_node : FIL_NONE, native, nat,
+                       otree, req < ot->n ? req : FIL_NONE, native, nat,
                        (uint32_t *)(work + head));
     }
     if (o->dump_state == 2 && v->h->oom_continue)

@@ -52,6 +52,10 @@ typedef struct fil_view {
     int snapshot_torn;  /* 1 if the peak snapshot was being copied */
     uint64_t corrupt;   /* records found inconsistent and shown as such */
     uint64_t clipped;   /* newest nodes left out: the dump arena was outgrown */
+    const int64_t *fold;  /* fil_view_fold: per kept node, the bytes of the
+                           * left-out nodes below it; NULL if none */
+    const uint32_t *kept; /* ... and per left-out node (index - nodes), the
+                           * kept ancestor its bytes went to */
     fil_state_header_t *frozen_h; /* fil_view_freeze: the header copy, else NULL */
     const int64_t *frozen_bytes;  /* ... and the copies of bytes[] and peak[] */
     const int64_t *frozen_peak;
@@ -79,6 +83,17 @@ int fil_view_open_file(fil_view_t *v, const void *base, uint64_t size, char *err
 int fil_view_at_stop(fil_view_t *v, int sig);
 /* A view of the live state of this process (in-process dump). */
 void fil_view_open_live(fil_view_t *v);
+/* Memory fil_view_fold needs to keep `keep` of a view's `nodes` nodes. */
+size_t fil_view_fold_size(uint64_t nodes, uint64_t keep);
+/* Keep only nodes [0, keep) of v (the dump's arena cannot draw more): the
+ * bytes of every node left out are added to its nearest kept ancestor
+ * (a left-out root's to node 0), so the totals stay exact and the memory
+ * shows under the deepest caller drawn; v->clipped counts the nodes left
+ * out. 0, or -1 with v unchanged if mem is too small. SIGNAL-SAFE. */
+int fil_view_fold(fil_view_t *v, uint64_t keep, fil_bump_t *mem);
+/* Node i as v draws it: i, the kept ancestor of a node fil_view_fold left
+ * out, or FIL_NONE for an index v does not know. */
+uint32_t fil_view_kept_node(const fil_view_t *v, uint32_t i);
 /* Memory fil_view_freeze needs for a view with `nodes` nodes. */
 size_t fil_view_freeze_size(uint64_t nodes);
 /* Make a file view of a state whose program is still running (or a live

@@ -6,7 +6,8 @@
  * validated; the peak report is drawn from it, and when the program died of a
  * signal without having written an out-of-memory report itself (SIGKILL from
  * the OOM killer above all), the post-mortem report is drawn from the live
- * bytes it held at death. summary.json comes last, with everything known.
+ * bytes it held at death (and what a dump cut short left half written is
+ * removed). summary.json comes last, with everything known.
  * Working memory is mapped for the occasion, sized from the state.
  *
  * A report on demand (SIGUSR2, while the program runs) is drawn from a
@@ -320,6 +321,8 @@ int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info
         fil_bump_t mem = {NULL, fil_page_round(alone + side), 0};
         fil_top_memo_t memo = {{0}, {0}, {0}, {{{0}}}};
         v.memo = &memo; /* the program ended: its state no longer changes */
+        if (v.h->pid > 0) /* a dump it was writing when it was killed left its temporaries */
+            (void)fil_atomic_sweep(dir, v.h->pid);
         take_scratch(&mem);
         if (!mem.base && side) { /* an inherited RLIMIT_AS, say: one thread's memory */
             mem.cap = alone;

@@ -39,6 +39,10 @@ static const char *const signames[] = {
     [1] = "SIGHUP",   [2] = "SIGINT",   [3] = "SIGQUIT",  [4] = "SIGILL",   [5] = "SIGTRAP",
     [6] = "SIGABRT",  [7] = "SIGBUS",   [8] = "SIGFPE",   [9] = "SIGKILL",  [10] = "SIGUSR1",
     [11] = "SIGSEGV", [12] = "SIGUSR2", [13] = "SIGPIPE", [14] = "SIGALRM", [15] = "SIGTERM",
+    [16] = "SIGSTKFLT", [17] = "SIGCHLD", [18] = "SIGCONT", [19] = "SIGSTOP", [20] = "SIGTSTP",
+    [21] = "SIGTTIN", [22] = "SIGTTOU", [23] = "SIGURG",  [24] = "SIGXCPU", [25] = "SIGXFSZ",
+    [26] = "SIGVTALRM", [27] = "SIGPROF", [28] = "SIGWINCH", [29] = "SIGIO", [30] = "SIGPWR",
+    [31] = "SIGSYS",
 };
 
 static void write_signame(fil_writer_t *w, int sig) {
@@ -233,7 +237,8 @@ static void write_oom_more(const fil_view_t *v, const fil_run_info_t *info, fil_
     const fil_oom_info_t *o = &v->h->oom;
     size_t used = mem->used;
     fil_tree_t *t = fil_render_tree(v, FIL_RENDER_NOW, mem);
-    uint32_t leaf = in_process(o) && t && o->request_node < t->count ? o->request_node : FIL_NONE;
+    uint32_t node = fil_view_kept_node(v, o->request_node);
+    uint32_t leaf = in_process(o) && t && node < t->count ? node : FIL_NONE;
     fil_write_str(w, ", \"python_stack\": ");
     if (t)
         fil_render_json_stack(w, t, leaf, "python_stack_frames_elided", mem);

@@ -260,14 +260,57 @@ void fil_view_open_live(fil_view_t *v) {
     repair(v);
 }
 
+size_t fil_view_fold_size(uint64_t nodes, uint64_t keep) {
+    uint64_t out = nodes > keep ? nodes - keep : 0;
+    return (size_t)(keep * 8 + 8 + ((out * 4 + 7) & ~UINT64_C(7)) + 8);
+}
+
+/* See render_internal.h. One pass in index order: a parent always has a
+ * smaller index than its child, so a left-out node's parent is either
+ * kept or a left-out node already resolved. SIGNAL-SAFE: caller memory. */
+int fil_view_fold(fil_view_t *v, uint64_t keep, fil_bump_t *mem) {
+    uint64_t n = v->nodes;
+    if (keep == 0 || keep >= n)
+        return keep >= n ? 0 : -1;
+    int64_t *fold = fil_bump(mem, (size_t)keep * 8 + 8);
+    uint32_t *kept = fil_bump(mem, (size_t)(n - keep) * 4 + 8);
+    if (!fold || !kept)
+        return -1;
+    for (uint64_t i = 0; i < keep; i++)
+        fold[i] = 0;
+    for (uint64_t j = keep; j < n; j++) {
+        uint32_t p = fil_view_node(v, (uint32_t)j)->parent, a = 0;
+        if (p < keep)
+            a = p;
+        else if (p < j)
+            a = kept[p - keep];
+        kept[j - keep] = a;
+        fold[a] += fil_view_bytes(v, (uint32_t)j);
+    }
+    v->clipped += n - keep;
+    v->nodes = keep;
+    v->fold = fold;
+    v->kept = kept;
+    return 0;
+}
+
+uint32_t fil_view_kept_node(const fil_view_t *v, uint32_t i) {
+    if (i < v->nodes)
+        return i;
+    if (v->kept && i < v->nodes + v->clipped)
+        return v->kept[i - v->nodes];
+    return FIL_NONE;
+}
+
 const fil_node_t *fil_view_node(const fil_view_t *v, uint32_t i) {
     return v->at(v, FIL_SEG_NODES, i);
 }
 
 int64_t fil_view_bytes(const fil_view_t *v, uint32_t i) {
+    int64_t folded = v->fold && i < v->nodes ? v->fold[i] : 0;
     if (i == v->fix_node)
-        return v->fix_bytes;
-    return *(const int64_t *)v->at(v, FIL_SEG_BYTES, i);
+        return v->fix_bytes + folded;
+    return *(const int64_t *)v->at(v, FIL_SEG_BYTES, i) + folded;
 }
 
 int64_t fil_view_peak(const fil_view_t *v, uint32_t i) {

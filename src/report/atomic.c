@@ -10,16 +10,19 @@
  * not fit). A stale temporary with our pid is unlinked and the file created
  * with O_EXCL, so a symlink planted under the temporary name is not
  * followed. After commit or abort the struct is inert (fd -1, no temporary
- * name), so aborting after a commit does nothing.
+ * name), so aborting after a commit does nothing. fil_atomic_sweep removes
+ * the temporaries a process that died while writing left in a folder (an
+ * out-of-memory dump cut short by SIGTERM or SIGKILL).
  *
  * SIGNAL-SAFE FILE (checked by scripts/check-signal-safety).
  * SIGNAL CONTEXT: caller memory only. Calls: open, close, rename, unlink,
- * getpid, strlen, memcpy.
+ * unlinkat, getpid, strlen, memcpy, memcmp, syscall(SYS_getdents64).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h> /* rename(2) only: no stdio stream is used */
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "report_internal.h"
@@ -152,4 +155,54 @@ void fil_atomic_abort(fil_atomic_file_t *f)
         (void)unlink(f->tmp);
     f->tmp[0] = '\0';
     errno = saved;
+}
+
+/* A directory entry as getdents64 returns it. */
+struct atomic_dirent {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/*
+ * Unlink every ".<name>.tmp-<pid>" in dir: what process pid, now gone, was
+ * writing when it died (fil_atomic_open's names). Its complete files were
+ * renamed into place and stay; another process's temporaries are not
+ * touched. The number removed, or -1 with errno set if dir cannot be read.
+ * SIGNAL CONTEXT: caller memory only.
+ */
+int fil_atomic_sweep(const char *dir, long pid)
+{
+    char buf[4096], suffix[32] = ".tmp-";
+    size_t slen;
+    long n;
+    int fd, removed = 0, saved;
+
+    if (!dir || pid <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    slen = 5 + fil_fmt_u64(suffix + 5, (uint64_t)pid);
+    do
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -1;
+    while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+            const struct atomic_dirent *d = (const struct atomic_dirent *)(buf + off);
+            size_t len = strlen(d->d_name);
+            if (d->d_name[0] == '.' && len > slen + 1 &&
+                memcmp(d->d_name + len - slen, suffix, slen) == 0 &&
+                unlinkat(fd, d->d_name, 0) == 0)
+                removed++;
+            off += d->d_reclen;
+        }
+    }
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return n < 0 ? -1 : removed;
 }

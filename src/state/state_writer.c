@@ -10,8 +10,9 @@
  *
  * Invariant: no memory here comes from malloc; the mappings are made with raw
  * system calls so they are not tracked as the program's. SIGNAL-SAFE FILE:
- * the dump reads the state through fil_state_at (fstat, ftruncate and raw
- * mmap are the only calls beyond memory copies).
+ * the dump reads the state through fil_state_at (fstat, ftruncate, raw
+ * prlimit64 and raw mmap are the only calls beyond memory copies). The
+ * file is never sized past the soft RLIMIT_FSIZE (size_file).
  *
  * Descriptors: the state's descriptor lives high (fil_sys_fd_high), out of
  * the program's way. A program may still close it (os.closerange(3, 1024),
@@ -66,6 +67,26 @@ static fil_seg_t *seg_of(int s) {
 }
 
 /*
+ * Size fd to size bytes, as ftruncate, but never past the soft
+ * RLIMIT_FSIZE: the kernel would refuse it with EFBIG and a SIGXFSZ,
+ * which kills a process that has not ignored it (the interpreter ignores
+ * it only once initialised, after the constructor made the state), and a
+ * program under `ulimit -f` would die of the profiler's file. Beyond the
+ * limit the state stops growing as on any failure (what cannot be
+ * recorded is counted). 0, or -1 with errno set. SIGNAL CONTEXT: raw
+ * prlimit64, ftruncate.
+ */
+static int size_file(int fd, uint64_t size) {
+    struct rlimit rl;
+    if (syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, NULL, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        size > (uint64_t)rl.rlim_cur) {
+        errno = EFBIG;
+        return -1;
+    }
+    return ftruncate(fd, (off_t)size);
+}
+
+/*
  * fil_state_open - map the header of the state file and initialise it.
  * Returns 0, or -1 with nothing mapped. Context: startup, single-threaded.
  */
@@ -81,7 +102,7 @@ int fil_state_open(int fd) {
         fd = fil_sys_fd_high(fd);
         FIL_ASSERT(fd > 2);
     }
-    if (ftruncate(fd, FIL_STATE_HEADER_SIZE) != 0)
+    if (size_file(fd, FIL_STATE_HEADER_SIZE) != 0)
         return -1;
     fil_state_header_t *h = fil_sys_map_shared(fd, FIL_STATE_HEADER_SIZE, 0);
     if (!h)
@@ -163,7 +184,7 @@ static int add_chunk(int s) {
     uint64_t off = fil_state->file_size;
     if (!is_state(state_fd) && reopen_state() != 0)
         return -1; /* the program closed our descriptor for good: stop growing */
-    if (ftruncate(state_fd, (off_t)(off + len)) != 0)
+    if (size_file(state_fd, off + len) != 0)
         return -1;
     char *p = fil_sys_map_shared(state_fd, len, (off_t)off);
     if (!p) {
@@ -267,7 +288,7 @@ static int zero_in_child(int s) {
  * holes of the new file, which read as zeros and take no page until
  * written. 0, or -1. */
 static int copy_into(int fd, uint64_t end) {
-    if (ftruncate(fd, (off_t)end) != 0 || put_at(fd, fil_state, FIL_STATE_HEADER_SIZE, 0) != 0)
+    if (size_file(fd, end) != 0 || put_at(fd, fil_state, FIL_STATE_HEADER_SIZE, 0) != 0)
         return -1;
     for (int s = 0; s < FIL_SEG_COUNT; s++)
         for (uint32_t k = 0; k < known_chunks(s) && !zero_in_child(s); k++)

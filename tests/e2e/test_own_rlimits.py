@@ -12,7 +12,12 @@ then, not by those of the start-up:
     to the hard one (unlimited), maps 1.2 GiB, then makes mappings until
     vm.max_map_count refuses one (ENOMEM): that is no lack of memory, and
     the program catches it and ends as under plain Python (it was called
-    out of memory under the old RLIMIT_AS, exit 53).
+    out of memory under the old RLIMIT_AS, exit 53);
+  - started under `ulimit -f 100` (a 100 KiB file size limit, too small for
+    the profiler's state file), the program prints and exits as under
+    plain Python and stderr says it was not profiled (before: the state's
+    first growth drew a SIGXFSZ, which the interpreter does not ignore yet
+    in the preload constructor, and the program died of it at once).
 """
 
 import json
@@ -75,3 +80,26 @@ def test_raised_limit_is_not_out_of_memory(fp, tmp_path):
     assert proc.stdout == plain.stdout
     summary = json.loads((fp.latest_result(out) / "summary.json").read_text())
     assert summary["out_of_memory"] is None, summary["out_of_memory"]
+
+
+FSIZE = """
+import sys
+block = bytearray(30 * 1024 * 1024)
+print("hello", len(block))
+sys.exit(2)
+"""
+
+
+def test_file_size_limit_does_not_kill_the_program(fp, tmp_path):
+    script = fp.write_script(tmp_path, FSIZE)
+    shell = ["bash", "-c", 'ulimit -f 100 && exec "$@"', "bash"]
+    out = tmp_path / "fil-out"
+    proc = subprocess.run(shell + [fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
+                          cwd=str(tmp_path), env=fp.base_env(), capture_output=True,
+                          timeout=fp.DEFAULT_TIMEOUT)
+    plain = subprocess.run(shell + [fp.PYTHON, str(script)], cwd=str(tmp_path),
+                           env=fp.base_env(), capture_output=True, timeout=fp.DEFAULT_TIMEOUT)
+    assert plain.returncode == 2, plain
+    assert proc.returncode == plain.returncode, fp.describe(proc)
+    assert proc.stdout == plain.stdout, fp.describe(proc)
+    assert b"the program runs unprofiled" in proc.stderr, fp.describe(proc)

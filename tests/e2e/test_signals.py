@@ -8,6 +8,9 @@ Covers, each compared with plain PYTHON where the comparison applies:
     twice in 13 and 7 runs of 20, the supervisor forwarding a signal the
     program had already received as a member of the group);
   - a signal sent to the launcher's pid alone is forwarded, once;
+  - a program that blocks SIGTERM/SIGINT and takes them with sigwait,
+    sigwaitinfo or sigtimedwait gets each once, sent to the group or to
+    the launcher;
   - a program that left the process group (os.setpgrp) gets a group kill
     of the launcher's group once, through the launcher;
   - Ctrl-C on a real terminal (a pty): once, and a program that does not
@@ -15,6 +18,7 @@ Covers, each compared with plain PYTHON where the comparison applies:
     report (before: exit 130, so callers could not tell);
   - the launcher dies of every signal the program died of (SIGTERM, SIGHUP,
     SIGINT, SIGQUIT), and a core-dumping one leaves no core of the launcher;
+  - a launcher killed with SIGKILL takes the program with it;
   - a program that re-executed itself (os.execv, which drops the profiler
     and its signal trampoline) still gets the terminal's Ctrl-C once;
   - a signal that arrives after the program ended, while the launcher is
@@ -135,6 +139,41 @@ def test_signal_to_the_launcher_is_forwarded_once(fp, tmp_path, sig):
     assert counts == [want_count(sig)] * 4, counts
 
 
+SIGWAIT = """
+import signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+wait = {"sigwait": lambda s: signal.sigwait(s),
+        "sigwaitinfo": lambda s: signal.sigwaitinfo(s).si_signo,
+        "sigtimedwait": lambda s: signal.sigtimedwait(s, 20).si_signo}[sys.argv[1]]
+print("ready", flush=True)
+got = [wait({signal.SIGINT, signal.SIGTERM}) for _ in range(2)]
+print(*[signal.Signals(g).name for g in got], sorted(s.name for s in signal.sigpending()))
+"""
+
+
+@pytest.mark.parametrize("how", ["sigwait", "sigwaitinfo", "sigtimedwait"])
+@pytest.mark.parametrize("group", [True, False], ids=["group", "launcher"])
+def test_a_blocked_signal_taken_with_sigwait_arrives_once(fp, tmp_path, how, group):
+    """A program that blocks SIGTERM and SIGINT and takes them with sigwait
+    (the way servers wait for their stop signal) gets each signal it is
+    sent once: a SIGTERM then a SIGINT are SIGTERM then SIGINT, as with
+    plain Python (before: a group kill was forwarded again, since the
+    program, which has no handler, was taken not to catch it: it read
+    SIGTERM twice and never the SIGINT)."""
+    script = fp.write_script(tmp_path, SIGWAIT)
+    send = (lambda p, s: os.killpg(p.pid, s)) if group else (lambda p, s: os.kill(p.pid, s))
+    want = "SIGTERM SIGINT []\n"
+    for fil in (False, True):
+        p, _ = spawn(fp, tmp_path, script, how, fil=fil)
+        time.sleep(0.2)
+        send(p, signal.SIGTERM)
+        time.sleep(0.6)
+        send(p, signal.SIGINT)
+        out, _ = finish(p)
+        assert out == want, "%s: %r" % ("fil-profile" if fil else "plain Python", out)
+        assert p.returncode == 0
+
+
 def test_program_in_its_own_group(fp, tmp_path):
     script = fp.write_script(tmp_path, COUNT)
     counts = counts_after(fp, tmp_path, script, 4, lambda p: os.killpg(p.pid, signal.SIGTERM),
@@ -160,6 +199,31 @@ def test_launcher_dies_of_the_programs_signal(fp, tmp_path, sig):
     words = {signal.SIGTERM: "terminated", signal.SIGHUP: "terminated",
              signal.SIGINT: "interrupted"}[sig]
     assert "The program was %s (%s)" % (words, sig.name) in err, err
+
+
+def test_program_dies_with_a_launcher_killed_by_sigkill(fp, tmp_path):
+    """`kill -9` of what the user started kills the program, as it kills a
+    plain Python (before: the launcher died and the program ran on,
+    orphaned, holding its memory, until it ended by itself)."""
+    script = fp.write_script(tmp_path, SLEEP)
+    p, line = spawn(fp, tmp_path, script)
+    program = int(line.split()[1])
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    alive = True
+    while alive and time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % program) as f:
+                alive = f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except FileNotFoundError:
+            alive = False
+        if alive:
+            time.sleep(0.05)
+    if alive:
+        os.kill(program, signal.SIGKILL)
+    assert not alive, "the program outlived its launcher's SIGKILL"
+    assert p.stdout.read() == b"", "the program went on running"
 
 
 def test_an_ignored_hangup_stays_ignored(fp, tmp_path):

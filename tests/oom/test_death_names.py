@@ -11,7 +11,8 @@ headline and summary.json's reason and kind say the same words; the report
 still holds the 300 MiB at its line, even after SIGINT, which Python turns
 into KeyboardInterrupt and unwinds (freeing it) before dying of the signal.
 A program with its own SIGTERM handler that frees 200 MiB before dying of
-SIGTERM is reported with the 200 MiB it held when the signal came.
+SIGTERM is reported with the 200 MiB it held when the signal came. Every
+signal that can kill has its name (SIGXCPU, SIGSYS...).
 """
 
 import html
@@ -95,6 +96,23 @@ def test_signal_death_named(oom, tmp_path, sig, kind, words, headline):
     assert o["held_at"] == ("signal" if sig == signal.SIGINT else "death"), o
     oom.assert_close(oom.bytes_at(run.oom_prof(), script, oom.marker_line(script, "hold")),
                      300 * oom.MIB, 0.05, "held line")
+
+
+@pytest.mark.parametrize("sig, words", [
+    (signal.SIGXCPU, "was killed by SIGXCPU"),
+    (signal.SIGVTALRM, "was killed by SIGVTALRM"),
+    (signal.SIGSYS, "crashed (SIGSYS)"),
+], ids=lambda c: c.name if isinstance(c, signal.Signals) else None)
+def test_every_deadly_signal_has_its_name(oom, tmp_path, sig, words):
+    """A death by a signal above SIGTERM (the CPU time limit's SIGXCPU, a
+    seccomp filter's SIGSYS) is named by its name, not "killed by signal
+    24"."""
+    script = oom.program("hold_and_sleep.py")
+    run = signalled(oom, tmp_path, script, sig)
+    assert run.returncode == -sig, run.describe()
+    assert oom.PREFIX + "The program " + words in oom.stderr_lines(run), run.describe()
+    o = run.summary()["out_of_memory"]
+    assert o["signal"] == sig.name, o
 
 
 def test_crash_named(oom, tmp_path):

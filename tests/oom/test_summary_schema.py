@@ -227,7 +227,9 @@ def test_crash_summary(oom, tmp_path):
     assert o["python_stack_at"] == "last allocation", o
     frames = o["python_stack"]
     assert frames[0]["file"] == str(script) and frames[0]["function"] == "<module>", frames
-    assert frames[0]["line"] == oom.marker_line(script, "crash"), frames
+    assert frames[0]["line"] == oom.marker_line(script, "call"), frames
+    assert frames[1]["function"] == "crash", frames
+    assert frames[1]["line"] == oom.marker_line(script, "crash"), frames
     assert frames[-1]["function"] == "string_at", frames
     i, row = first_line(o["top_lines"], script, oom.marker_line(script, "block"))
     assert i == 0
