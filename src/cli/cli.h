@@ -232,6 +232,9 @@ int fil_cli_sampler_oom_kills_alive(uint64_t *count);
 /* say.c */
 /* Print one FIL_MSG_PREFIX line to stderr, control characters as '?'. */
 void fil_cli_vline(const char *fmt, va_list ap);
+/* Format an error message into buf; returns -1, for `return fil_cli_msgf(...)`. */
+__attribute__((format(printf, 3, 4))) int fil_cli_msgf(char *buf, size_t len, const char *fmt,
+                                                       ...);
 
 /* children.c: the processes the program starts. */
 typedef struct fil_cli_children_cfg {

@@ -30,17 +30,6 @@
 /* Characters the loader splits LD_PRELOAD at. */
 #define PRELOAD_SEPARATORS " :"
 
-/* Format a message into buf. Returns -1, for `return msgf(...)`. */
-__attribute__((format(printf, 3, 4))) static int msgf(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* Is s an absolute path LD_PRELOAD can carry? */
 static int carriable(const char *s)
 {
@@ -56,11 +45,11 @@ static int own_dir(const char *dir, char *err, size_t errlen)
     struct stat st;
 
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return msgf(err, errlen, "cannot create folder '%s': %s", dir, strerror(errno));
+        return fil_cli_msgf(err, errlen, "cannot create folder '%s': %s", dir, strerror(errno));
     if (lstat(dir, &st) != 0)
-        return msgf(err, errlen, "cannot use folder '%s': %s", dir, strerror(errno));
+        return fil_cli_msgf(err, errlen, "cannot use folder '%s': %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
-        return msgf(err, errlen,
+        return fil_cli_msgf(err, errlen,
                     "'%s' is not a folder of this user's that only it can write; not using it",
                     dir);
     return 0;
@@ -105,7 +94,7 @@ static int link_under(const char *base, const char *lib, char *out, size_t len, 
     snprintf(tmp, sizeof tmp, "%.*s/.link-%ld", PATH_MAX / 2 + 64, sub, (long)getpid());
     r = snprintf(out, len, "%s/libfilpreload.so", sub);
     if (r < 0 || (size_t)r >= len)
-        return msgf(err, errlen, "path too long: %s", sub);
+        return fil_cli_msgf(err, errlen, "path too long: %s", sub);
     if (own_dir(dir, err, errlen) != 0 || own_dir(sub, err, errlen) != 0)
         return -1;
     if (links_to(out, lib))
@@ -115,7 +104,7 @@ static int link_under(const char *base, const char *lib, char *out, size_t len, 
         int e = errno;
 
         unlink(tmp);
-        return msgf(err, errlen, "cannot make the link '%s' to %s: %s", out, lib, strerror(e));
+        return fil_cli_msgf(err, errlen, "cannot make the link '%s' to %s: %s", out, lib, strerror(e));
     }
     return 0;
 }
@@ -134,10 +123,10 @@ int fil_cli_preload_path(const char *lib, char *out, size_t len, char *err, size
 
     if (carriable(lib)) {
         if ((size_t)snprintf(out, len, "%s", lib) >= len)
-            return msgf(err, errlen, "library path too long: %s", lib);
+            return fil_cli_msgf(err, errlen, "library path too long: %s", lib);
         return 0;
     }
-    msgf(err, errlen, "no folder for a link to it");
+    fil_cli_msgf(err, errlen, "no folder for a link to it");
     for (size_t k = 0; k < sizeof bases / sizeof bases[0]; k++)
         if (carriable(bases[k]) && strlen(bases[k]) < PATH_MAX / 2 && stat(bases[k], &st) == 0 &&
             S_ISDIR(st.st_mode) && link_under(bases[k], lib, out, len, err, errlen) == 0)

@@ -25,17 +25,6 @@
 /* Attempts at a fresh folder name (1 ms apart) before giving up. */
 #define NAME_ATTEMPTS 5000
 
-/* Format a message into buf. Returns -1, for `return msgf(...)`. */
-__attribute__((format(printf, 3, 4))) static int msgf(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /*
  * The folder name for time ts in local time: "2026-11-21T10-00-00_123".
  * 0, or -1 if buf is too small.
@@ -72,16 +61,16 @@ static int mkdir_failed(const char *path, int e, char *err, size_t errlen)
     struct stat st;
 
     if (e != EEXIST)
-        return msgf(err, errlen, "cannot create folder '%s': %s", path, strerror(e));
+        return fil_cli_msgf(err, errlen, "cannot create folder '%s': %s", path, strerror(e));
     if (stat(path, &st) != 0) {
         e = errno;
         if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
             return e == ENOENT
-                       ? msgf(err, errlen, "'%s' is a symbolic link to a missing folder", path)
-                       : msgf(err, errlen, "cannot follow the symbolic link '%s': %s", path,
+                       ? fil_cli_msgf(err, errlen, "'%s' is a symbolic link to a missing folder", path)
+                       : fil_cli_msgf(err, errlen, "cannot follow the symbolic link '%s': %s", path,
                               strerror(e));
     }
-    return msgf(err, errlen, "'%s' exists and is not a directory", path);
+    return fil_cli_msgf(err, errlen, "'%s' exists and is not a directory", path);
 }
 
 /*
@@ -95,7 +84,7 @@ int fil_cli_mkdir_p(const char *dir, char *err, size_t errlen)
     size_t len = strlen(dir);
 
     if (len == 0 || len >= sizeof path)
-        return msgf(err, errlen, "invalid output folder '%s'", dir);
+        return fil_cli_msgf(err, errlen, "invalid output folder '%s'", dir);
     memcpy(path, dir, len + 1);
     for (size_t k = 1; k <= len; k++) {
         if (path[k] != '/' && path[k] != '\0')
@@ -128,16 +117,16 @@ int fil_cli_make_result_dir(const char *dir, char *name, size_t namelen, char *e
 
         clock_gettime(CLOCK_REALTIME, &now);
         if (fil_cli_timestamp_name(&now, name, namelen) != 0)
-            return msgf(err, errlen, "cannot format the result folder name");
+            return fil_cli_msgf(err, errlen, "cannot format the result folder name");
         if (!fil_cli_join(dir, name, path, sizeof path))
-            return msgf(err, errlen, "output folder path too long: '%s'", dir);
+            return fil_cli_msgf(err, errlen, "output folder path too long: '%s'", dir);
         if (mkdir(path, 0777) == 0)
             return 0;
         if (errno != EEXIST)
-            return msgf(err, errlen, "cannot create folder '%s': %s", path, strerror(errno));
+            return fil_cli_msgf(err, errlen, "cannot create folder '%s': %s", path, strerror(errno));
         nanosleep(&ms, NULL);
     }
-    return msgf(err, errlen, "cannot find a free folder name in '%s'", dir);
+    return fil_cli_msgf(err, errlen, "cannot find a free folder name in '%s'", dir);
 }
 
 /*
@@ -171,17 +160,17 @@ int fil_cli_update_latest(const char *dir, const char *name, char *warn, size_t 
     int e;
 
     if (!fil_cli_join(dir, "latest", link, sizeof link))
-        return msgf(warn, warnlen, "cannot update '%s/latest': path too long", dir);
+        return fil_cli_msgf(warn, warnlen, "cannot update '%s/latest': path too long", dir);
     if (lstat(link, &st) == 0 && !S_ISLNK(st.st_mode)) {
-        msgf(warn, warnlen, "'%s' exists and is not a symbolic link; not updating it", link);
+        fil_cli_msgf(warn, warnlen, "'%s' exists and is not a symbolic link; not updating it", link);
         return 1;
     }
     if (make_temp_link(dir, name, tmp, sizeof tmp) != 0)
-        return msgf(warn, warnlen, "cannot update '%s': %s", link, strerror(errno));
+        return fil_cli_msgf(warn, warnlen, "cannot update '%s': %s", link, strerror(errno));
     if (rename(tmp, link) != 0) {
         e = errno;
         unlink(tmp);
-        return msgf(warn, warnlen, "cannot update '%s': %s", link, strerror(e));
+        return fil_cli_msgf(warn, warnlen, "cannot update '%s': %s", link, strerror(e));
     }
     return 0;
 }

@@ -8,6 +8,7 @@
  * starts with the prefix and nothing reaches the terminal raw.
  */
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -23,4 +24,14 @@ void fil_cli_vline(const char *fmt, va_list ap)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             *c = '?';
     fprintf(stderr, FIL_MSG_PREFIX "%s\n", line);
+}
+
+int fil_cli_msgf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    return -1;
 }

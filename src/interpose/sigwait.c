@@ -9,8 +9,8 @@
  * sent to the process group was read twice. These wrappers call the next
  * definitions and note each watched signal taken (fil_sigview_taken), so
  * the supervisor matches it as a handled one's (src/cli/forward.c).
- * sigwait is made of sigwaitinfo, as glibc's is of sigtimedwait, since
- * the note needs the sender.
+ * sigwait and sigwaitinfo are made of sigtimedwait, as glibc's are,
+ * since the note needs the sender.
  *
  * Context: any thread. Not signal context (neither is the real sigwait).
  */
@@ -23,20 +23,16 @@
 #include "fil/runtime.h"
 #include "sigview.h"
 
-typedef int (*waitinfo_fn)(const sigset_t *, siginfo_t *);
 typedef int (*timedwait_fn)(const sigset_t *, siginfo_t *, const struct timespec *);
 
-static waitinfo_fn real_waitinfo;
 static timedwait_fn real_timedwait;
 
-/* Resolve the next definitions (dlsym may allocate: the guard is set, so
+/* Resolve the next definition (dlsym may allocate: the guard is set, so
  * that passes through untracked). */
 static void resolve(void) {
     int g = fil_guard;
     fil_guard = 1;
     __atomic_store_n(&real_timedwait, (timedwait_fn)dlsym(RTLD_NEXT, "sigtimedwait"),
-                     __ATOMIC_RELEASE);
-    __atomic_store_n(&real_waitinfo, (waitinfo_fn)dlsym(RTLD_NEXT, "sigwaitinfo"),
                      __ATOMIC_RELEASE);
     fil_guard = g;
 }
@@ -58,21 +54,9 @@ FIL_API int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct time
     return r;
 }
 
+/* As glibc's: sigtimedwait without a timeout. */
 FIL_API int sigwaitinfo(const sigset_t *set, siginfo_t *info) {
-    siginfo_t own;
-    if (!__atomic_load_n(&real_waitinfo, __ATOMIC_ACQUIRE))
-        resolve();
-    if (!real_waitinfo) {
-        errno = ENOSYS;
-        return -1;
-    }
-    int r = real_waitinfo(set, info ? info : &own);
-    if (r > 0) {
-        int e = errno;
-        fil_sigview_taken(r, info ? info : &own);
-        errno = e;
-    }
-    return r;
+    return sigtimedwait(set, info, NULL);
 }
 
 /* As glibc's: restarted after an interruption; the error number is
