@@ -233,6 +233,10 @@ static void check_memory_limit(const fil_cli_args_t *a)
             a->memory_limit, (uint64_t)rl.rlim_max);
 }
 
+/* The longest path a report file takes below the result folder: its
+ * temporary, "/.current-memory-reversed.svg.tmp-<pid>", with room to spare. */
+#define REPORT_NAME_ROOM 64
+
 /*
  * Create the result folder (DIR/latest is pointed at it once the program
  * has run: see point_latest). 0, or -1 with the error printed.
@@ -256,6 +260,11 @@ static int make_result_dir(launch_t *l)
         return -1;
     }
     memcpy(l->absdir, path, strlen(path) + 1);
+    if (strlen(l->absdir) + REPORT_NAME_ROOM >= PATH_MAX) { /* found out only after the run */
+        say("error: output folder path too long for the report files in it: '%s'", l->shown);
+        rmdir(l->shown);
+        return -1;
+    }
     if (l->a->verbose)
         note("Result folder: %s", l->absdir);
     return 0;

@@ -129,6 +129,18 @@ def test_output_longer_than_a_path_creates_nothing(tmp_path, fp):
     assert not (tmp_path / "d").exists(), "folders were made for a cut-down path"
 
 
+def test_output_with_no_room_for_the_report_names_is_refused_before_the_run(tmp_path, fp):
+    """A folder path that fits but leaves no room for its timestamped folder
+    and report files (a path is at most 4095 bytes) is refused before the
+    program runs, not found out when the reports cannot be written."""
+    script = fp.write_script(tmp_path, SCRIPT)
+    room = 4095 - len(str(tmp_path)) - 1 - 24 - 20  # the timestamp fits; the names do not
+    deep = tmp_path / "/".join(["d" * 200] * (room // 201) + ["e" * (room % 201 or 1)])
+    line = _one_error(fp, _fil(fp, tmp_path, "-o", deep, "run", script))
+    assert "output folder path too long" in line, line
+    assert not deep.exists() or list(deep.iterdir()) == [], list(deep.iterdir())
+
+
 def test_interpreter_that_cannot_be_executed_leaves_no_empty_result_folder(tmp_path, fp):
     script = fp.write_script(tmp_path, SCRIPT)
     bad = tmp_path / "python3"
