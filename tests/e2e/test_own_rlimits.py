@@ -62,18 +62,24 @@ def test_lowered_limit_is_the_one_named(fp, tmp_path):
     assert oom["python_stack"][-1]["line"] == line, oom["python_stack"]
 
 
+def both_under(fp, tmp_path, ulimit, text):
+    """Run the script `text` under the shell command `ulimit` (a bash
+    `ulimit ...`), profiled and plain: (profiled, plain, result parent)."""
+    script = fp.write_script(tmp_path, text)
+    shell = ["bash", "-c", ulimit + ' && exec "$@"', "bash"]
+    out = tmp_path / "fil-out"
+    runs = [subprocess.run(shell + cmd, cwd=str(tmp_path), env=fp.base_env(),
+                           capture_output=True, timeout=fp.DEFAULT_TIMEOUT)
+            for cmd in ([fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
+                        [fp.PYTHON, str(script)])]
+    return runs[0], runs[1], out
+
+
 def test_raised_limit_is_not_out_of_memory(fp, tmp_path):
     with open("/proc/sys/vm/max_map_count") as f:
         if int(f.read()) > 300_000:
             pytest.skip("vm.max_map_count is too large to reach here")
-    script = fp.write_script(tmp_path, RAISES)
-    shell = ["bash", "-c", 'ulimit -Sv 1000000 && exec "$@"', "bash"]
-    out = tmp_path / "fil-out"
-    proc = subprocess.run(shell + [fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
-                          cwd=str(tmp_path), env=fp.base_env(), capture_output=True,
-                          timeout=fp.DEFAULT_TIMEOUT)
-    plain = subprocess.run(shell + [fp.PYTHON, str(script)], cwd=str(tmp_path),
-                           env=fp.base_env(), capture_output=True, timeout=fp.DEFAULT_TIMEOUT)
+    proc, plain, out = both_under(fp, tmp_path, "ulimit -Sv 1000000", RAISES)
     if plain.returncode != 0 or b"refused: 12" not in plain.stdout:
         pytest.skip("plain Python is not refused by vm.max_map_count here: %r" % plain.stdout)
     assert proc.returncode == 0, fp.describe(proc)
@@ -91,14 +97,7 @@ sys.exit(2)
 
 
 def test_file_size_limit_does_not_kill_the_program(fp, tmp_path):
-    script = fp.write_script(tmp_path, FSIZE)
-    shell = ["bash", "-c", 'ulimit -f 100 && exec "$@"', "bash"]
-    out = tmp_path / "fil-out"
-    proc = subprocess.run(shell + [fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
-                          cwd=str(tmp_path), env=fp.base_env(), capture_output=True,
-                          timeout=fp.DEFAULT_TIMEOUT)
-    plain = subprocess.run(shell + [fp.PYTHON, str(script)], cwd=str(tmp_path),
-                           env=fp.base_env(), capture_output=True, timeout=fp.DEFAULT_TIMEOUT)
+    proc, plain, _ = both_under(fp, tmp_path, "ulimit -f 100", FSIZE)
     assert plain.returncode == 2, plain
     assert proc.returncode == plain.returncode, fp.describe(proc)
     assert proc.stdout == plain.stdout, fp.describe(proc)
