@@ -69,6 +69,13 @@ typedef struct proc_copy {
     uint64_t held;  /* their sum */
 } proc_copy_t;
 
+/* One look at a child's memory cgroup that found it alive (watch_cgroup). */
+typedef struct cg_look {
+    char cg[PATH_MAX];           /* its memory cgroup's counter file */
+    fil_cli_oom_tree_t then;     /* its counts (and its v1 subtree's) */
+    fil_cli_oom_tree_t cg0_then; /* those of the cgroup it registered in */
+} cg_look_t;
+
 typedef struct child {
     pid_t pid, parent;
     uint32_t kind;
@@ -83,11 +90,9 @@ typedef struct child {
     char dir[PATH_MAX];    /* absolute */
     const fil_state_header_t *h; /* read-only map of its header */
     const char *map; size_t map_size; /* the whole file, for moments */
-    char cg[PATH_MAX];     /* its memory cgroup's counter file, "" unknown */
-    fil_cli_oom_tree_t cg_then;  /* its counts (and its v1 subtree's) when first seen there */
-    int cg_known;
-    char cg0[PATH_MAX];    /* the cgroup it registered in, and its counts then */
-    fil_cli_oom_tree_t cg0_then;
+    char cg0[PATH_MAX];    /* the memory cgroup it registered in (counter file) */
+    int cg_known;          /* look[] holds a look (watch_cgroup) */
+    cg_look_t look[2];     /* the latest look at its cgroup, [1], and the one before */
     fil_child_row_t row;
     proc_copy_t copy[3];   /* its bytes at the peak moment, the oom moment, a try */
 } child_t;
@@ -274,6 +279,14 @@ static int make_folder(child_t *c) {
  * counts may already hold its own kill. Such a look replaced the cgroup
  * the child had been seen in, and its baseline, with the root's; the
  * child's kill was then found only through the cgroup it registered in.
+ *
+ * The kernel counts a kill before it sends the SIGKILL, and the victim
+ * shows neither a pending SIGKILL nor an exit between taking the signal
+ * and starting to exit. A stall of the victim in either window (a
+ * preempted virtual CPU) lets a look take it for alive with its own kill
+ * counted, and its death would be called a plain SIGKILL. So the kills
+ * are counted from the look before the latest (look[0]): a look becomes
+ * the baseline only once a later one has seen the child alive again.
  */
 static void watch_cgroup(child_t *c) {
     char dir[PATH_MAX];
@@ -288,29 +301,40 @@ static void watch_cgroup(child_t *c) {
         return;
     if (first)
         snprintf(c->cg0, sizeof c->cg0, "%s", dir);
+    cg_look_t *l = &c->look[1];
+    if (!first)
+        c->look[0] = *l;
+    snprintf(l->cg, sizeof l->cg, "%s", dir);
+    l->then = now;
     if (in0 || read0)
-        c->cg0_then = in0 ? now : now0;
-    c->cg_then = now;
-    snprintf(c->cg, sizeof c->cg, "%s", dir);
+        l->cg0_then = in0 ? now : now0;
+    if (first)
+        c->look[0] = *l;
     c->cg_known = 1;
 }
 
-/*
- * Did an OOM kill happen in c's memory cgroup since it was seen there?
- * Both its first cgroup (with its subtree) and the last one it was seen
- * in are asked: a process that moves itself into a child cgroup can be
- * killed there before the next look, and then seen in it still dying,
- * with the kill already counted in that cgroup's baseline. Each cgroup's
- * count is compared with its own (fil_cli_oom_tree_rose). reg_lock held.
- */
-static int oom_kill_rose(const child_t *c) {
+/* Did an OOM kill happen in c's memory cgroup since look l? Both its first
+ * cgroup (with its subtree) and the one l saw it in are asked: a process
+ * that moves itself into a child cgroup can be killed there before the
+ * next look, and then seen in it still dying, with the kill already
+ * counted in that cgroup's baseline. Each cgroup's count is compared with
+ * its own (fil_cli_oom_tree_rose). */
+static int rose_since(const child_t *c, const cg_look_t *l) {
     fil_cli_oom_tree_t now;
+    if (fil_cli_oom_tree_read(l->cg, &now) == 0 && fil_cli_oom_tree_rose(&l->then, &now))
+        return 1;
+    return strcmp(c->cg0, l->cg) && fil_cli_oom_tree_read(c->cg0, &now) == 0 &&
+           fil_cli_oom_tree_rose(&l->cg0_then, &now);
+}
+
+/* Did an OOM kill happen in c's memory cgroup since the look before the
+ * latest (or in the cgroup the latest saw it in, since then)? reg_lock
+ * held. */
+static int oom_kill_rose(const child_t *c) {
     if (!c->cg_known)
         return 0;
-    if (fil_cli_oom_tree_read(c->cg, &now) == 0 && fil_cli_oom_tree_rose(&c->cg_then, &now))
-        return 1;
-    return strcmp(c->cg0, c->cg) && fil_cli_oom_tree_read(c->cg0, &now) == 0 &&
-           fil_cli_oom_tree_rose(&c->cg0_then, &now);
+    return rose_since(c, &c->look[0]) ||
+           (strcmp(c->look[0].cg, c->look[1].cg) && rose_since(c, &c->look[1]));
 }
 
 /* ---- registration ------------------------------------------------------ */
@@ -536,8 +560,8 @@ static void child_info(const child_t *c, fil_run_info_t *in) {
     in->exit_status = c->row.exit_known ? c->row.exit_status : -1; /* -1: null, not known */
     in->term_signal = c->row.term_signal;
     in->oom_kill_known = c->cg_known;
-    in->oom_kills_before = c->cg_then.e[0].count;
-    in->oom_kills_after = c->cg_then.e[0].count + (uint64_t)c->row.oom_killed;
+    in->oom_kills_before = c->look[0].then.e[0].count;
+    in->oom_kills_after = c->look[0].then.e[0].count + (uint64_t)c->row.oom_killed;
     in->options = cfg.options;
     in->children_profiled = 1;
     in->child_index = 1;

@@ -85,8 +85,9 @@ static uint64_t last_rss;          /* last RSS read (sampler) */
 static uint64_t hwm;               /* highest VmHWM or RSS read (sampler) */
 static uint64_t cost_ns, nsamples; /* CPU time the samples took (sampler) */
 static pid_t main_pid;             /* the program */
-static uint64_t alive_kills;       /* cgroup OOM-kill count when last seen alive (sampler) */
-static int alive_kills_known;      /* ... it was read */
+static uint64_t alive_kills[2];    /* cgroup OOM-kill counts of the last two looks that
+                                      found the program alive, [1] the latest (sampler) */
+static int alive_kills_known;      /* ... they were read */
 
 /* CLOCK_REALTIME in ns (the clock of start_ns and the header's times). */
 static uint64_t realtime_ns(void)
@@ -228,11 +229,15 @@ static void take_sample(void)
     add_point(t > cfg.info->start_ns ? t - cfg.info->start_ns : 0, tracked, rss);
     /* The OOM-kill count while the program is alive and not dying (read
      * first, then the program's state): a kill of another process of the
-     * cgroup (one of its children) before then is not the program's. */
+     * cgroup (one of its children) before then is not the program's. The
+     * look before the latest is the one that counts: a victim stalled
+     * between the kernel's count of its kill and its SIGKILL looks alive
+     * (children.c, watch_cgroup). */
     uint64_t kills;
     if (nsamples % OOM_LOOK_EVERY == 0 && main_pid > 0 && fil_cli_oom_kills("", &kills) == 0 &&
         !fil_cli_proc_dying("", main_pid)) {
-        alive_kills = kills;
+        alive_kills[0] = alive_kills_known ? alive_kills[1] : kills;
+        alive_kills[1] = kills;
         alive_kills_known = 1;
     }
     /* The process tree's total, and its moments (children.c). */
@@ -494,13 +499,13 @@ uint64_t fil_cli_sampler_peak_rss(void)
     return hwm;
 }
 
-/* The cgroup OOM-kill count the sampler last read while the program was
- * alive and not dying into *count: 0, or -1 if none was read. Main thread,
- * once the sampler is stopped. */
+/* The cgroup OOM-kill count of the look before the sampler's latest that
+ * found the program alive and not dying into *count: 0, or -1 if none was
+ * read. Main thread, once the sampler is stopped. */
 int fil_cli_sampler_oom_kills_alive(uint64_t *count)
 {
     if (!alive_kills_known)
         return -1;
-    *count = alive_kills;
+    *count = alive_kills[0];
     return 0;
 }
