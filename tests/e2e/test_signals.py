@@ -71,18 +71,7 @@ time.sleep(0.5)
 print("napped")
 """
 
-SENT = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
-
-
-def default_signals():
-    """In the child: the signals the tests send at their defaults, as from a
-    shell, whatever the test run inherited (under nohup SIGHUP is ignored)."""
-    for s in SENT:
-        signal.signal(s, signal.SIG_DFL)
-
-
-def spawn(fp, tmp_path, script, *args, fil=True, stderr=subprocess.DEVNULL,
-          preexec=default_signals):
+def spawn(fp, tmp_path, script, *args, fil=True, stderr=subprocess.DEVNULL, preexec=None):
     out = tmp_path / "fil-out"
     cmd = ([fp.FIL, "run", "--no-browser", "-o", str(out)] if fil else [fp.PYTHON])
     cmd += [str(script), *args]
@@ -230,7 +219,6 @@ def test_an_ignored_hangup_stays_ignored(fp, tmp_path):
     """Under nohup (SIGHUP ignored from the start) a hangup of the group is
     ignored by the launcher and the program alike, as by plain Python."""
     def nohup():
-        default_signals()
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     script = fp.write_script(tmp_path, NAP)
     for fil in (False, True):
