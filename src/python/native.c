@@ -152,7 +152,7 @@ static void find_stdlib(void) {
 
 /* 1 if file is runpy, through which Python runs `-m module`, a zipapp or a
  * directory, or the import system it calls: frozen ("<frozen runpy>" since
- * 3.11, the import system always), or the standard library's own .py file
+ * 3.11, the import system and zipimport always), or the standard library's own .py file
  * (3.9, 3.10, -X frozen_modules=off). A program's own runpy.py (a script of
  * that name, a module tools/runpy.py) is not: its lines are shown. With no
  * standard library folder known, any file of those names is taken. */
@@ -161,6 +161,7 @@ static int is_launcher(const char *file, size_t flen) {
         "<frozen runpy>",
         "<frozen importlib._bootstrap>",
         "<frozen importlib._bootstrap_external>",
+        "<frozen zipimport>", /* 3.9 imports a zipped package through its load_module */
     };
     static const char *const files[] = {
         "runpy.py",

@@ -195,3 +195,27 @@ def test_module_named_like_the_import_system(tmp_path, fp):
         out = tmp_path / ("out-" + path.parent.name)
         proc, result = fp.run_fil(tmp_path, None, module=module, out=out)
         _assert_namesake_lines(fp, proc, result, rel)
+
+
+# `-m pkg.mod` with pkg in a zip file on PYTHONPATH: the package's
+# __init__, which Python imports through zipimport on the way to the module
+# (3.9: zipimport's own load_module frames), is the program's code.
+ZIP_INIT = "init_held = bytearray(10 * 1024 * 1024)  # ZIP_INIT\n"
+ZIP_MOD = "keep = bytearray(20 * 1024 * 1024)  # ZIP_MOD\nprint('ok')\n"
+
+
+def test_run_module_from_a_zip(tmp_path, fp):
+    import zipfile
+    archive = tmp_path / "lib.zip"
+    with zipfile.ZipFile(str(archive), "w") as z:
+        z.writestr("zpkg/__init__.py", ZIP_INIT)
+        z.writestr("zpkg/mod.py", ZIP_MOD)
+    proc, result = fp.run_fil(tmp_path, None, module="zpkg.mod", env={"PYTHONPATH": str(archive)})
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"ok\n"
+    entries, _ = fp.check_peak_report(result)
+    msg = fp.fmt_prof(entries)
+    got = fp.bytes_last_frame(entries, "lib.zip/zpkg/__init__.py", 1)
+    assert fp.within(got, 10 * MIB, 0.01), "__init__.py:1: %d\n%s" % (got, msg)
+    got = fp.bytes_last_frame(entries, "lib.zip/zpkg/mod.py", 1)
+    assert fp.within(got, 20 * MIB, 0.01), "mod.py:1: %d\n%s" % (got, msg)
