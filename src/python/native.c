@@ -123,18 +123,64 @@ static int names_file(const char *s, size_t n, const char *name) {
            (n > k && s[n - k - 1] == '/' && memcmp(s + n - k, name, k) == 0);
 }
 
+/* The folder of the standard library (that of os.__file__, os being
+ * imported before any program code runs), without its final '/'; empty
+ * when it could not be read. Set once by fil_native_start. */
+static char stdlib_dir[1024];
+static size_t stdlib_len;
+
+/* Note the standard library's folder. Context: fil_native_start (GIL held,
+ * guard set); an exception raised on the way is dropped, and one already
+ * set is kept. */
+static void find_stdlib(void) {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *mods = PySys_GetObject("modules"); /* borrowed */
+    PyObject *os = mods && PyDict_Check(mods) ? PyDict_GetItemString(mods, "os") : NULL;
+    PyObject *file = os ? PyObject_GetAttrString(os, "__file__") : NULL;
+    Py_ssize_t n = 0;
+    const char *s = file && PyUnicode_Check(file) ? PyUnicode_AsUTF8AndSize(file, &n) : NULL;
+    const char *slash = s ? strrchr(s, '/') : NULL;
+    if (slash && slash > s && (size_t)(slash - s) < sizeof stdlib_dir) {
+        stdlib_len = (size_t)(slash - s);
+        memcpy(stdlib_dir, s, stdlib_len);
+    }
+    Py_XDECREF(file);
+    PyErr_Clear();
+    PyErr_Restore(et, ev, tb);
+}
+
 /* 1 if file is runpy, through which Python runs `-m module`, a zipapp or a
- * directory, or the import system it calls (frozen since 3.11, .py files
- * before). */
+ * directory, or the import system it calls: frozen ("<frozen runpy>" since
+ * 3.11, the import system and zipimport always), or the standard library's own .py file
+ * (3.9, 3.10, -X frozen_modules=off). A program's own runpy.py (a script of
+ * that name, a module tools/runpy.py) is not: its lines are shown. With no
+ * standard library folder known, any file of those names is taken. */
 static int is_launcher(const char *file, size_t flen) {
-    static const char *const names[] = {
-        "<frozen runpy>",         "runpy.py", "<frozen importlib._bootstrap>",
-        "<frozen importlib._bootstrap_external>", "importlib/_bootstrap.py",
+    static const char *const frozen[] = {
+        "<frozen runpy>",
+        "<frozen importlib._bootstrap>",
+        "<frozen importlib._bootstrap_external>",
+        "<frozen zipimport>", /* 3.9 imports a zipped package through its load_module */
+    };
+    static const char *const files[] = {
+        "runpy.py",
+        "importlib/_bootstrap.py",
         "importlib/_bootstrap_external.py",
     };
-    for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
-        if (names_file(file, flen, names[i]))
+    for (unsigned i = 0; i < sizeof frozen / sizeof *frozen; i++)
+        if (flen == strlen(frozen[i]) && memcmp(file, frozen[i], flen) == 0)
             return 1;
+    for (unsigned i = 0; i < sizeof files / sizeof *files; i++) {
+        size_t k = strlen(files[i]);
+        if (!stdlib_len) {
+            if (names_file(file, flen, files[i]))
+                return 1;
+        } else if (flen == stdlib_len + 1 + k && memcmp(file, stdlib_dir, stdlib_len) == 0 &&
+                   file[stdlib_len] == '/' && memcmp(file + stdlib_len + 1, files[i], k) == 0) {
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -400,6 +446,7 @@ __attribute__((visibility("default"))) int fil_native_start(const fil_host_api_t
     fil_native_interp = PyInterpreterState_Get();
     if (extra_index < 0)
         return -1;
+    find_stdlib();
     api->set_python_version(Py_GetVersion());
     api->pymem_install(); /* again, in case PYTHONMALLOC or -X dev replaced ours */
     /* FIL_TEST_WALK_ONLY: walk mode on every version (tests, benchmarks). */

@@ -285,16 +285,30 @@ static void start(fil_pythread_t *t, fil_frame_t *f) {
  * resumptions included) and exits (PyTrace_RETURN: returns, yields,
  * exceptions). On 3.11 the interpreter made a frame object for the call
  * only because a hook is on: that object is the profiler's, so it is
- * forgotten (invariant 1). Context: GIL held, the thread itself.
+ * forgotten (invariant 1). The hook takes itself off as soon as the stack
+ * is back under FIL_PY_DEEP_OFF frames, or the mirror is lost, rather than
+ * at the next allocation: while any profile function is set, CPython
+ * reports C calls too, and a sys.setprofile(pf) the program makes right
+ * after a deep recursion returned gave pf the c_return of that very call
+ * (it gets none without a profile function set). Taking the hook off here
+ * is what sys.setprofile(None) does from inside a profile function.
+ * Context: GIL held, the thread itself.
  */
+static void deep_unhook(fil_pythread_t *t) {
+    fil_src_t s = {PyThreadState_Get()};
+    t->hooked = (uint32_t)fil_src_hook(&s, 0);
+}
+
 static int deep_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg) {
     (void)obj;
     (void)arg;
     if (what != PyTrace_CALL && what != PyTrace_RETURN)
         return 0;
     fil_pythread_t *t = fil_native_host->thread();
-    if (!t->mirrored)
+    if (!t->mirrored) {
+        deep_unhook(t); /* no use until a walk mirrors the chain again */
         return 0;
+    }
 #if PY_VERSION_HEX >= 0x030B0000
     fil_frame_t *f = frame->f_frame;
     if (what == PyTrace_CALL && f->owner != FRAME_OWNED_BY_GENERATOR)
@@ -302,10 +316,13 @@ static int deep_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *ar
 #else
     fil_frame_t *f = frame;
 #endif
-    if (what == PyTrace_CALL)
+    if (what == PyTrace_CALL) {
         start(t, f);
-    else
+    } else {
         fil_resolve_exit(t, f);
+        if (!t->mirrored || t->depth < FIL_PY_DEEP_OFF)
+            deep_unhook(t);
+    }
     return 0;
 }
 #endif

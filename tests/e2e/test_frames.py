@@ -146,3 +146,76 @@ def test_run_plain_module(tmp_path, fp):
     line = fp.line_of(MODULE, "MOD_HELD")
     got = fp.bytes_last_frame(entries, "plainmod.py", line)
     assert fp.within(got, 15 * MIB, 0.02), fp.fmt_prof(entries)
+
+
+# A program's own file that shares a name with the files Python runs `-m`
+# through (runpy.py, importlib/_bootstrap.py) is the program's: its lines
+# are shown, not hidden or swallowed into [No Python stack] as Python's
+# own runpy is.
+NAMESAKE = """
+def build():
+    return bytearray(30 * 1024 * 1024)  # NS_BUILD
+
+
+held = bytearray(20 * 1024 * 1024)  # NS_TOP
+more = build()  # NS_CALL
+print(len(held) + len(more))
+"""
+
+
+def _assert_namesake_lines(fp, proc, result, rel):
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"%d\n" % (50 * MIB)
+    entries, _ = fp.check_peak_report(result)
+    msg = fp.fmt_prof(entries)
+    top = fp.line_of(NAMESAKE, "NS_TOP")
+    got = fp.bytes_last_frame(entries, rel, top)
+    assert fp.within(got, 20 * MIB, 0.01), "%s:%d: %d\n%s" % (rel, top, got, msg)
+    build = fp.line_of(NAMESAKE, "NS_BUILD")
+    stacks = [(f, n) for f, n in entries if f and fp.frame_is(f[-1], rel, build)]
+    assert fp.within(sum(n for _, n in stacks), 30 * MIB, 0.01), msg
+    call = fp.line_of(NAMESAKE, "NS_CALL")
+    for frames, _ in stacks:
+        assert fp.frame_is(frames[0], rel, call), frames
+
+
+def test_script_named_runpy(tmp_path, fp):
+    script = fp.write_script(tmp_path, NAMESAKE, name="runpy.py")
+    proc, result = fp.run_fil(tmp_path, script)
+    _assert_namesake_lines(fp, proc, result, "runpy.py")
+
+
+def test_module_named_like_the_import_system(tmp_path, fp):
+    for rel in ("tools/runpy.py", "tools/importlib/_bootstrap.py"):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "__init__.py").write_text("")
+        fp.write_script(path.parent, NAMESAKE, name=path.name)
+        module = rel[:-3].replace("/", ".")
+        out = tmp_path / ("out-" + path.parent.name)
+        proc, result = fp.run_fil(tmp_path, None, module=module, out=out)
+        _assert_namesake_lines(fp, proc, result, rel)
+
+
+# `-m pkg.mod` with pkg in a zip file on PYTHONPATH: the package's
+# __init__, which Python imports through zipimport on the way to the module
+# (3.9: zipimport's own load_module frames), is the program's code.
+ZIP_INIT = "init_held = bytearray(10 * 1024 * 1024)  # ZIP_INIT\n"
+ZIP_MOD = "keep = bytearray(20 * 1024 * 1024)  # ZIP_MOD\nprint('ok')\n"
+
+
+def test_run_module_from_a_zip(tmp_path, fp):
+    import zipfile
+    archive = tmp_path / "lib.zip"
+    with zipfile.ZipFile(str(archive), "w") as z:
+        z.writestr("zpkg/__init__.py", ZIP_INIT)
+        z.writestr("zpkg/mod.py", ZIP_MOD)
+    proc, result = fp.run_fil(tmp_path, None, module="zpkg.mod", env={"PYTHONPATH": str(archive)})
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"ok\n"
+    entries, _ = fp.check_peak_report(result)
+    msg = fp.fmt_prof(entries)
+    got = fp.bytes_last_frame(entries, "lib.zip/zpkg/__init__.py", 1)
+    assert fp.within(got, 10 * MIB, 0.01), "__init__.py:1: %d\n%s" % (got, msg)
+    got = fp.bytes_last_frame(entries, "lib.zip/zpkg/mod.py", 1)
+    assert fp.within(got, 20 * MIB, 0.01), "mod.py:1: %d\n%s" % (got, msg)
