@@ -678,6 +678,7 @@ static void finish(child_t *c) {
     }
     if (!c->row.running && !replaced)
         settle_status(c);
+    c->row.execed = replaced;
     c->row.pid = (int)c->pid;
     c->row.parent = (int)c->parent;
     c->row.kind = c->kind == FIL_CHILD_FORK ? "fork" : "exec";
