@@ -76,6 +76,7 @@ typedef struct fil_child_row {
     int out_of_memory;   /* it ran out of memory (dumped), or the OOM killer killed it */
     int oom_killed;      /* the kernel's OOM killer killed it */
     int running;         /* still running when the program ended */
+    int execed;          /* it replaced its image with exec: a later row of its pid is what it became */
     const char *kind;    /* "exec" or "fork" */
     int parent;          /* the process that started it */
 } fil_child_row_t;

@@ -177,6 +177,34 @@ static const char *code_name(const char *code) {
                                               : "command";
 }
 
+/*
+ * The parent of pid as this launcher numbers it, when pid runs in a pid
+ * namespace of its own (unshare --pid, a sandbox): there the pid it sent
+ * (getpid before fork, getppid) is the namespace's, 1 or 0 for its first
+ * process. /proc/<pid>/status: NSpid lists more than one number, PPid is
+ * ours. 0 when pid is in our namespace or /proc cannot say.
+ */
+static pid_t outer_parent(pid_t pid) {
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *ns = strstr(buf, "\nNSpid:"), *pp = strstr(buf, "\nPPid:");
+    if (!ns || !pp)
+        return 0;
+    ns += 7;
+    int fields = 0;
+    for (const char *q = ns; *q && *q != '\n'; q++)
+        if ((*q >= '0' && *q <= '9') && (q == ns || q[-1] == ' ' || q[-1] == '\t'))
+            fields++;
+    return fields > 1 ? (pid_t)strtol(pp + 6, NULL, 10) : 0;
+}
+
 /* A short name for the folder: what multiprocessing started, the script,
  * or the program. The interpreter's options are read as Python reads them:
  * a cluster of flags (-uB), -c and -m ending the options with their
@@ -425,7 +453,8 @@ static int take_child(int s, pid_t pid, const fil_child_hello_t *h, int memfd) {
     int ok = c != NULL;
     if (ok) {
         c->pid = pid;
-        c->parent = h->parent;
+        pid_t outer = outer_parent(pid);
+        c->parent = outer > 0 ? outer : h->parent;
         c->kind = h->kind;
         c->memfd = memfd;
         c->argv = read_cmdline(pid, &c->argc);
@@ -678,6 +707,7 @@ static void finish(child_t *c) {
     }
     if (!c->row.running && !replaced)
         settle_status(c);
+    c->row.execed = replaced;
     c->row.pid = (int)c->pid;
     c->row.parent = (int)c->parent;
     c->row.kind = c->kind == FIL_CHILD_FORK ? "fork" : "exec";

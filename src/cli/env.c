@@ -4,7 +4,8 @@
  *
  * The child gets the user's environment minus the variables the launcher owns,
  * plus: LD_PRELOAD with our library first (the user's own value, if set, kept
- * byte for byte after a ':', so that the program's view of it is unchanged), FIL_STATE_FD, FIL_LIBDIR, FIL_RESULT_DIR, FIL_RESULT_DISPLAY, FIL_OOM_MODE,
+ * byte for byte after a ':', so that the program's view of it is unchanged;
+ * in the place of the user's entry, so that the order is unchanged too), FIL_STATE_FD, FIL_LIBDIR, FIL_RESULT_DIR, FIL_RESULT_DISPLAY, FIL_OOM_MODE,
  * FIL_OOM_DETECTION, and
  * FIL_SAFETY_MARGIN / FIL_VERBOSE / FIL_QUIET / FIL_USR2=0 only when asked for,
  * FIL_CHILDREN (the registry of child processes) unless --no-children. Inherited copies of
@@ -77,20 +78,31 @@ __attribute__((format(printf, 3, 4))) static int add(char **env, size_t *n, cons
     return 0;
 }
 
-/*
- * Append our variables to env at *n (room for MAX_ADDED). 0, or -1 if out
- * of memory (the strings added so far stay in env for the caller to free).
- */
-static int add_ours(char **env, size_t *n, char *const *in, const fil_cli_env_opts_t *o)
+/* Append our LD_PRELOAD entry to env at *n: ours first, the user's value
+ * after a ':' if set. 0, or -1 if out of memory. */
+static int add_preload(char **env, size_t *n, char *const *in, const fil_cli_env_opts_t *o)
 {
     const char *preload = env_get(in, "LD_PRELOAD");
+
+    if (preload) /* kept as it is, even empty: the program gets it back so */
+        return add(env, n, "LD_PRELOAD=%s:%s", o->preload, preload);
+    return add(env, n, "LD_PRELOAD=%s", o->preload);
+}
+
+/*
+ * Append our other variables to env at *n (room for MAX_ADDED), and
+ * LD_PRELOAD unless placed (it took the user's own entry's place). 0, or -1
+ * if out of memory (the strings added so far stay in env for the caller to
+ * free).
+ */
+static int add_ours(char **env, size_t *n, char *const *in, const fil_cli_env_opts_t *o,
+                    int placed)
+{
     const fil_cli_args_t *a = o->a;
     int r = 0;
 
-    if (preload) /* kept as it is, even empty: the program gets it back so */
-        r |= add(env, n, "LD_PRELOAD=%s:%s", o->preload, preload);
-    else
-        r |= add(env, n, "LD_PRELOAD=%s", o->preload);
+    if (!placed)
+        r |= add_preload(env, n, in, o);
     r |= add(env, n, "FIL_STATE_FD=%d", o->state_fd);
     r |= add(env, n, "FIL_LIBDIR=%s", o->libdir);
     r |= add(env, n, "FIL_RESULT_DIR=%s", o->result_dir);
@@ -125,14 +137,22 @@ char **fil_cli_build_env(char *const *environ_in, const fil_cli_env_opts_t *o)
     env = calloc(count + MAX_ADDED + 1, sizeof *env);
     if (!env)
         return NULL;
+    int placed = 0;
     for (size_t k = 0; k < count; k++) {
+        if (!placed && !strncmp(environ_in[k], "LD_PRELOAD=", 11)) {
+            /* ours where the user's was: `env` and os.environ keep their order */
+            if (add_preload(env, &n, environ_in, o) != 0)
+                goto fail;
+            placed = 1;
+            continue;
+        }
         if (is_owned(environ_in[k]))
             continue;
         if (!(env[n] = strdup(environ_in[k])))
             goto fail;
         n++;
     }
-    if (add_ours(env, &n, environ_in, o) != 0)
+    if (add_ours(env, &n, environ_in, o, placed) != 0)
         goto fail;
     return env;
 fail:

@@ -20,7 +20,10 @@
  * (waitpid and friends, interposed here) is noted to the launcher with its
  * wait status, which is how the launcher learns of a death by a signal in
  * a process it is not the parent of. A process that exits says so itself
- * (exit status in its header: on_exit, _exit).
+ * (exit status in its header: on_exit, _exit). The connection is used (a
+ * note sent, a fork child closing its parent's) only while its number
+ * still holds the socket it was made on: a program that closed its
+ * descriptors may have a socket of its own there by now.
  *
  * Context: the constructor and the fork child run single-threaded with the
  * guard set; the wait and exit wrappers run in any thread, take no lock
@@ -34,6 +37,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -56,6 +60,10 @@ static char registry[FIL_CHILDREN_NAME_MAX + 1];
  * constructor, the fork child and the first note (one thread at a time in
  * practice; a race makes a second connection, never a wrong note). */
 static int conn = -1;
+/* The socket conn was made on (its number may be the program's by now:
+ * a program that closed its descriptors and opened others). */
+static dev_t conn_dev;
+static ino_t conn_ino;
 static int registered;          /* 1 once this process's state is the launcher's */
 static fil_child_reply_t reply; /* the launcher's answer (folder) */
 static int32_t parent; /* the process that started this one, as registered */
@@ -148,6 +156,32 @@ static int send_state(uint32_t kind, pid_t from) {
     return s;
 }
 
+/* Keep s as this process's connection. */
+static void set_conn(int s) {
+    struct stat st;
+    conn = s;
+    conn_dev = 0;
+    conn_ino = 0;
+    if (s >= 0 && fstat(s, &st) == 0) {
+        conn_dev = st.st_dev;
+        conn_ino = st.st_ino;
+    }
+}
+
+/* Is conn still the socket it was made on? If the program closed it (its
+ * number may now be one of the program's own descriptors), forget it
+ * without closing anything: the next note dials again. Keeps errno.
+ * Context: any thread, a fork child (fstat only). */
+static int conn_still_ours(void) {
+    struct stat st;
+    int e = errno;
+    if (conn >= 0 && !(conn_ino && fstat(conn, &st) == 0 && st.st_dev == conn_dev &&
+                       st.st_ino == conn_ino))
+        conn = -1;
+    errno = e;
+    return conn >= 0;
+}
+
 /*
  * Wait on connection s for the launcher's answer to a registration of
  * kind. 0 with reply filled and the state's owner set, or -1 with s
@@ -165,7 +199,7 @@ static int take_reply(int s, uint32_t kind) {
     }
     reply.dir[sizeof reply.dir - 1] = 0;
     reply.display[sizeof reply.display - 1] = 0;
-    conn = s;
+    set_conn(s);
     registered = 1;
     fil_state_set_owner(reply.launcher, reply.fd);
     fil_state->child_kind = kind;
@@ -215,7 +249,7 @@ static uint64_t now_ns(void) {
 }
 
 void fil_children_forked(pid_t from) {
-    if (conn >= 0) { /* the parent's connection: its notes are its own */
+    if (conn_still_ours()) { /* the parent's connection: its notes are its own */
         close(conn);
         conn = -1;
     }
@@ -239,13 +273,13 @@ static void note_reaped(pid_t pid, int st) {
     if (!registry[0] || !(WIFEXITED(st) || WIFSIGNALED(st)))
         return;
     int e = errno;
-    if (conn < 0) {
+    if (!conn_still_ours()) {
         int s = dial();
         if (s >= 0 && hello(s, FIL_CHILD_MSG_NOTES, 0, -1) != 0) {
             close(s);
             s = -1;
         }
-        conn = s;
+        set_conn(s);
     }
     if (conn >= 0) {
         fil_child_reaped_t n = {FIL_CHILD_MAGIC, FIL_CHILD_MSG_REAPED, (int32_t)pid, st, 0};

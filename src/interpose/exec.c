@@ -231,8 +231,9 @@ typedef struct newenv {
 
 /*
  * Fill e->v from env with our variables put back: env's own entries
- * except ours, then the carried ones, then LD_PRELOAD with our library
- * first and env's other preloads after it. stack has ENV_ON_STACK slots.
+ * except ours, then the carried ones; LD_PRELOAD, with our library first
+ * and env's other preloads after it, in the place of env's own LD_PRELOAD
+ * (so a child's `env` lists it where the program put it), else last. stack has ENV_ON_STACK slots.
  * Returns the vector (env itself when nothing is carried or no room can
  * be had, and when env has a FIL_STATE_FD of its own: a fil-profile the
  * tree runs starting its program, which is that launcher's to profile).
@@ -254,10 +255,14 @@ static char *const *with_ours(char *const *env, newenv_t *e, char **stack) {
         if (!e->v)
             return env;
     }
+    int placed = 0;
     for (size_t i = 0; i < n; i++) {
-        if (named(env[i], "LD_PRELOAD"))
-            theirs = env[i] + 11;
-        else if (!is_owned(env[i]))
+        if (named(env[i], "LD_PRELOAD")) {
+            theirs = env[i] + 11; /* the last, as the loader reads it */
+            if (!placed) /* ours where the first was: the order is kept */
+                e->v[k++] = e->preload;
+            placed = 1;
+        } else if (!is_owned(env[i]))
             e->v[k++] = env[i];
     }
     for (unsigned i = 0; i < ncarried; i++)
@@ -275,7 +280,8 @@ static char *const *with_ours(char *const *env, newenv_t *e, char **stack) {
             *t = ':';
         }
     }
-    e->v[k++] = e->preload;
+    if (!placed)
+        e->v[k++] = e->preload;
     e->v[k] = NULL;
     return e->v;
 }

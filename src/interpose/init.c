@@ -68,7 +68,11 @@ __attribute__((constructor)) static void fil_preload_init(void) {
     }
     int child = !fd && registry && libdir;
     if (child && fil_python_supported(libdir) != 0) {
-        fil_exec_strip(); /* an interpreter we have no extension for: it runs unprofiled */
+        /* An interpreter we have no extension for: it runs unprofiled, and
+         * carries what its children need, as a profiled one does (a Python
+         * it starts is the program's too). */
+        fil_exec_setup(FIL_EXEC_CHILDREN);
+        fil_exec_strip();
         fil_guard = 0;
         return;
     }

@@ -492,6 +492,8 @@ static void write_child(const fil_child_row_t *c, fil_writer_t *w) {
     fil_write_str(w, c->oom_killed ? "true" : "false");
     fil_write_str(w, ", \"running\": ");
     fil_write_str(w, c->running ? "true" : "false");
+    fil_write_str(w, ", \"execed\": ");
+    fil_write_str(w, c->execed ? "true" : "false");
     fil_write_str(w, ", \"kind\": ");
     json_str_or_null(w, c->kind);
     fil_write_str(w, ", \"parent_pid\": ");

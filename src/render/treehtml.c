@@ -19,6 +19,8 @@ static void ended(fil_writer_t *w, const fil_child_row_t *c) {
     char words[128];
     if (c->running) {
         fil_write_str(w, "still running when the program ended");
+    } else if (c->execed) {
+        fil_write_str(w, "replaced itself with exec (a later row of this pid)");
     } else if (c->oom_killed) {
         fil_write_str(w, "killed by the kernel's OOM killer (SIGKILL)");
     } else if (c->out_of_memory) {

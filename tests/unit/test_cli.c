@@ -332,6 +332,7 @@ static void test_env(void)
     CHECK_STR(lookup(env, "HOME"), "/root");
     CHECK_STR(lookup(env, "PATH"), "/bin");
     CHECK_STR(lookup(env, "LD_PRELOAD"), "/p/libfilpreload.so:libx.so");
+    CHECK_STR(env[1], "LD_PRELOAD=/p/libfilpreload.so:libx.so"); /* the user's place */
     CHECK_STR(lookup(env, "PYTHONMALLOC"), "pymalloc_debug"); /* the user's, untouched */
     CHECK_STR(lookup(env, "FIL_STATE_FD"), "7");
     CHECK_STR(lookup(env, "FIL_LIBDIR"), "/p");
