@@ -137,17 +137,26 @@ static uint64_t real_ns(void) {
 
 /* ---- who a process is ---------------------------------------------------- */
 
-/* /proc/pid/cmdline as a malloc'd argv (argc into *argc); NULL if unreadable. */
-static char **read_cmdline(pid_t pid, int *argc) {
-    char path[64], buf[8192];
-    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+/* The start of /proc/<pid>/<name> into buf[0..cap), NUL-terminated: its
+ * length, or <= 0 if it cannot be read. */
+static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t cap) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    ssize_t n = fd >= 0 ? read(fd, buf, cap - 1) : -1;
     if (fd >= 0)
         close(fd);
+    if (n > 0)
+        buf[n] = 0;
+    return n;
+}
+
+/* /proc/pid/cmdline as a malloc'd argv (argc into *argc); NULL if unreadable. */
+static char **read_cmdline(pid_t pid, int *argc) {
+    char buf[8192];
+    ssize_t n = read_proc(pid, "cmdline", buf, sizeof buf);
     if (n <= 0)
         return NULL;
-    buf[n] = 0;
     if (buf[n - 1] != 0)
         n++;
     int c = 0;
@@ -185,15 +194,9 @@ static const char *code_name(const char *code) {
  * ours. 0 when pid is in our namespace or /proc cannot say.
  */
 static pid_t outer_parent(pid_t pid) {
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
+    char buf[4096];
+    if (read_proc(pid, "status", buf, sizeof buf) <= 0)
         return 0;
-    buf[n] = 0;
     const char *ns = strstr(buf, "\nNSpid:"), *pp = strstr(buf, "\nPPid:");
     if (!ns || !pp)
         return 0;
