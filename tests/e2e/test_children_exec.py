@@ -5,8 +5,9 @@ once per image under one pid: the earlier rows did not end, they became
 the next one. Their rows say so: "execed": true in summary.json, and
 index.html says the process replaced itself with exec, rather than
 "ended (how is not known)" as for a process nobody reaped. The last image's
-row carries the exit status (6), its peak its own allocation (40 MiB,
-within 10%).
+row carries the exit status (6) and a peak of at least its own 40 MiB,
+which its report charges to its line (within 1%; the peak also holds what
+the interpreter's start-up allocated, 4-7 MiB depending on the build).
 """
 
 import json
@@ -28,7 +29,7 @@ print("exit", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 
 CHILD = """
 import sys
-held = bytearray(40 * 1024 * 1024)
+held = bytearray(40 * 1024 * 1024)  # hold
 sys.exit(6)
 """
 
@@ -45,7 +46,10 @@ def test_rows_of_a_process_that_execed(fp, tmp_path):
     last = [r for r in rows if r["command"][1:] == ["child.py"]]
     assert len(last) == 1, rows
     assert last[0]["execed"] is False and last[0]["exit_status"] == 6, last[0]
-    assert abs(last[0]["peak_bytes"] - 40 * MIB) < 4 * MIB, last[0]
+    assert last[0]["peak_bytes"] >= 40 * MIB, last[0]
+    entries = fp.parse_prof(fp.prof_file(result / last[0]["folder"]))
+    held = fp.bytes_at_line(entries, "child.py", fp.line_of(CHILD, "hold"))
+    assert fp.within(held, 40 * MIB, 0.01), fp.fmt_prof(entries)
     earlier = [r for r in rows if r is not last[0]]
     assert earlier, rows  # the python -c image, at least (it imported os, sys)
     for r in earlier:
