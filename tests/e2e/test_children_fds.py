@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """The connection a process keeps to the launcher's registry (its
 reaping notes, a child's registration) sits at a high descriptor number
-(~992), but the program owns every number: one that closes all its
-descriptors (a daemon) and then opens enough sockets gets that number for
-a socket of its own. That socket must be left alone:
+(32 below the descriptor limit, or below 1024: ~992), but the program owns
+every number: one that closes all its descriptors (a daemon) and then
+opens enough sockets gets that number for a socket of its own. That socket
+must be left alone:
 
 - a fork child keeps it open (before: the fork handler closed "the
   parent's connection", which was now the program's socket: the child
@@ -21,13 +22,19 @@ import sys
 
 SCRIPT = """
 import os
+import resource
 import socket
 import subprocess
 import sys
 
 subprocess.run([sys.executable, "-c", "pass"])  # a reaping: the note connection is made
 os.closerange(3, 4096)                          # a daemon closes what it inherited
-pairs = [socket.socketpair() for _ in range(600)]  # fds 3..1202: the connection's number too
+# The connection sits 32 below the descriptor limit, or below 1024: fill
+# every number up to a little past it (and stay under the limit).
+top = min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0]) - 16
+pairs = []
+while not pairs or pairs[-1][1].fileno() < top:
+    pairs.append(socket.socketpair())
 
 pid = os.fork()
 if pid == 0:
