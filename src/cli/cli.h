@@ -196,6 +196,7 @@ typedef struct fil_cli_forward {
     int state_fd;                        /* the shared state */
     const struct fil_state_header *h;    /* its header mapped read-only, or NULL */
     uint32_t claimed[32];                /* per ring slot: the note already matched */
+    uint32_t alone[32];                  /* ... claimed by a sweep as sent to the program alone */
     uint32_t swept_next;                 /* the ring's count at the last sweep */
     int unsettled;                       /* the last sweep left notes to look at again */
 } fil_cli_forward_t;

@@ -60,13 +60,15 @@
 #include "cli.h"
 #include "fil/state.h"
 
-_Static_assert(sizeof(((fil_cli_forward_t *)0)->claimed) / sizeof(uint32_t) == FIL_SIG_RING,
+_Static_assert(sizeof(((fil_cli_forward_t *)0)->claimed) / sizeof(uint32_t) == FIL_SIG_RING &&
+                   sizeof(((fil_cli_forward_t *)0)->alone) / sizeof(uint32_t) == FIL_SIG_RING,
                "one claim per ring slot");
 
 #define SEC UINT64_C(1000000000)
 #define GRACE (SEC / 4)      /* for the note of a caught, not pending signal */
 #define PENDING_WAIT (2 * SEC) /* for the note of a pending one */
 #define SETTLE (2 * SEC / 1000) /* a note this old, our copy not pending: the program's alone */
+#define LATE_COPY (SEC / 10)      /* after the death: how late our copy of a group signal may be */
 
 /* What /proc/<pid>/status says about one signal. */
 typedef struct sigstate {
@@ -269,7 +271,7 @@ int fil_cli_forward_sweep(fil_cli_forward_t *f, int woken)
             unsettled = 1; /* ours may be on its way: look again soon */
             continue;
         }
-        f->claimed[k] = seq; /* sent to the program alone */
+        f->claimed[k] = f->alone[k] = seq; /* sent to the program alone */
     }
     f->swept_next = next;
     f->unsettled = unsettled;
@@ -293,7 +295,38 @@ void fil_cli_forward(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
         kill(f->pid, (int)si->ssi_signo);
 }
 
-/* See cli.h. Context: supervisor, the child exited but not yet reaped. */
+/*
+ * 1 if a note a sweep claimed as the program's alone, no older than
+ * `since`, is of si; it is matched once. kill(2) of a group queues the
+ * signal to one member after the other, microseconds apart, unless the
+ * sender's CPU stalls in between (a busy virtual machine): the program may
+ * then have noted it, and woken a sweep that claimed the note as its
+ * alone, before our copy was pending.
+ */
+static int claimed_alone(fil_cli_forward_t *f, const struct signalfd_siginfo *si,
+                         uint64_t since)
+{
+    const fil_state_header_t *h = header(f);
+
+    for (uint32_t k = 0; h && k < FIL_SIG_RING; k++) {
+        const fil_sig_event_t *e = &h->signals.ev[k];
+        uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+        fil_sig_event_t copy = *e;
+        if (seq != 0 && f->alone[k] == seq && __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) == seq &&
+            copy.sig == (int32_t)si->ssi_signo && copy.code == si->ssi_code &&
+            copy.pid == sender(si) && copy.t_ns >= since) {
+            f->alone[k] = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* See cli.h. Context: supervisor, the child exited but not yet reaped. A
+ * signal of ours the program took just before it ended is not a stop of
+ * the render (the launcher died of a group SIGINT the program had taken
+ * with sigwaitinfo and exited on), so a note claimed as the program's alone
+ * also counts for LATE_COPY after it was made. */
 int fil_cli_forward_was_childs(fil_cli_forward_t *f, const struct signalfd_siginfo *si,
                                int death_signal)
 {
@@ -301,5 +334,6 @@ int fil_cli_forward_was_childs(fil_cli_forward_t *f, const struct signalfd_sigin
 
     return death_signal == (int)si->ssi_signo ||
            (si->ssi_code <= 0 && (pid_t)si->ssi_pid == f->pid) ||
-           noted(f, si, now > SEC ? now - SEC : 0) > 0;
+           noted(f, si, now > SEC ? now - SEC : 0) > 0 ||
+           claimed_alone(f, si, now > LATE_COPY ? now - LATE_COPY : 0);
 }

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_forward.c - unit tests of the launcher's signal bookkeeping
+ * (src/cli/forward.c): whether a signal the launcher reads once the
+ * program has ended was the program's, from the notes in the program's
+ * signal ring.
+ *
+ * Design: forward.c is included directly (src/cli is not in libfilcore).
+ * The "program" is this process: a memfd named fil-state, mapped here so
+ * that /proc/self/maps shows it, holds a header with our pid and the ring,
+ * written as the program's trampoline writes it. The signals are made-up
+ * signalfd records; nothing is sent.
+ */
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "../../src/cli/forward.c"
+
+#include "check.h"
+
+static fil_state_header_t *hdr;
+static int state_fd = -1;
+
+/* A state memfd with our pid, mapped read-write here. */
+static void make_state(void)
+{
+    state_fd = (int)syscall(SYS_memfd_create, "fil-state", MFD_CLOEXEC);
+    if (state_fd < 0 || ftruncate(state_fd, FIL_STATE_HEADER_SIZE) != 0)
+        abort();
+    hdr = mmap(NULL, FIL_STATE_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, state_fd, 0);
+    if (hdr == MAP_FAILED)
+        abort();
+    hdr->pid = (int32_t)getpid();
+    hdr->magic = FIL_STATE_MAGIC;
+}
+
+/* An empty ring, for the next test. */
+static void clear_ring(void) { memset(&hdr->signals, 0, sizeof hdr->signals); }
+
+/* Note a delivery of sig from sender, made `ago` ns before now. */
+static void note(int sig, int32_t sender, uint64_t ago)
+{
+    uint32_t n = ++hdr->signals.next;
+    fil_sig_event_t *e = &hdr->signals.ev[n % FIL_SIG_RING];
+    e->sig = sig;
+    e->code = SI_USER;
+    e->pid = sender;
+    e->t_ns = mono_ns() - ago;
+    __atomic_store_n(&e->seq, n, __ATOMIC_RELEASE);
+}
+
+/* The signalfd record of sig sent by kill(2) from sender. */
+static struct signalfd_siginfo sent(int sig, int32_t sender)
+{
+    struct signalfd_siginfo si;
+    memset(&si, 0, sizeof si);
+    si.ssi_signo = (uint32_t)sig;
+    si.ssi_code = SI_USER;
+    si.ssi_pid = (uint32_t)sender;
+    return si;
+}
+
+/* A group signal the program noted and a sweep claimed as its alone
+ * before our copy was pending (the sender stalled between the two): our
+ * copy, read once the program has ended, was the program's, once. */
+static void test_late_copy_of_a_group_signal(void)
+{
+    fil_cli_forward_t f;
+    struct signalfd_siginfo si = sent(SIGINT, 4242);
+    clear_ring();
+    fil_cli_forward_init(&f, getpid(), state_fd);
+    note(SIGINT, 4242, 0);
+    fil_cli_forward_sweep(&f, 1); /* SIGINT is not pending here: the program's alone */
+    CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1);
+    CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 0); /* a second copy is ours */
+    fil_cli_forward_end(&f);
+}
+
+/* A note claimed as the program's alone longer ago than LATE_COPY, or of
+ * another sender or signal, leaves our signal ours: it stops the render. */
+static void test_an_older_or_other_note_is_not_a_late_copy(void)
+{
+    fil_cli_forward_t f;
+    struct signalfd_siginfo si = sent(SIGINT, 4242);
+    clear_ring();
+    fil_cli_forward_init(&f, getpid(), state_fd);
+    note(SIGINT, 4242, 3 * LATE_COPY);
+    note(SIGINT, 777, 0);
+    note(SIGTERM, 4242, 0);
+    fil_cli_forward_sweep(&f, 1);
+    CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 0);
+    fil_cli_forward_end(&f);
+}
+
+/* An unclaimed note of the signal (our copy read before any sweep) was the
+ * program's, as before. */
+static void test_an_unclaimed_note_is_the_programs(void)
+{
+    fil_cli_forward_t f;
+    struct signalfd_siginfo si = sent(SIGTERM, 4343);
+    clear_ring();
+    fil_cli_forward_init(&f, getpid(), state_fd);
+    note(SIGTERM, 4343, 0);
+    CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1);
+    CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 0);
+    fil_cli_forward_end(&f);
+}
+
+int main(void)
+{
+    make_state();
+    test_late_copy_of_a_group_signal();
+    test_an_older_or_other_note_is_not_a_late_copy();
+    test_an_unclaimed_note_is_the_programs();
+    return check_summary("test_forward");
+}
