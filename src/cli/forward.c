@@ -150,25 +150,34 @@ static int32_t sender(const struct signalfd_siginfo *si)
     return si->ssi_code <= 0 ? (int32_t)si->ssi_pid : 0;
 }
 
-/* Ring slot k's note into *copy if it is complete and not claimed yet:
- * its sequence number, else 0. */
-static uint32_t unclaimed(const fil_cli_forward_t *f, const fil_state_header_t *h, uint32_t k,
-                          fil_sig_event_t *copy)
+/* Ring slot k's note into *copy if it is complete: its sequence number,
+ * else 0. */
+static uint32_t complete(const fil_state_header_t *h, uint32_t k, fil_sig_event_t *copy)
 {
     const fil_sig_event_t *e = &h->signals.ev[k];
     uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
 
     *copy = *e;
-    if (seq == 0 || __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) != seq || f->claimed[k] == seq)
-        return 0;
-    return seq;
+    return seq != 0 && __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) == seq ? seq : 0;
+}
+
+/* complete(), for a note not claimed yet. */
+static uint32_t unclaimed(const fil_cli_forward_t *f, const fil_state_header_t *h, uint32_t k,
+                          fil_sig_event_t *copy)
+{
+    uint32_t seq = complete(h, k, copy);
+
+    return seq != 0 && f->claimed[k] != seq ? seq : 0;
 }
 
 /*
- * 1 if the program's ring holds an unclaimed note of si no older than
- * `since` (CLOCK_MONOTONIC); it is claimed. 0 if not, -1 without a ring.
+ * 1 if the program's ring holds a note of si no older than `since` that is
+ * unclaimed (it is claimed), or with `alone`, one a sweep claimed as sent
+ * to the program alone (it matches once more: see fil_cli_forward_was_childs).
+ * 0 if not, -1 without a ring.
  */
-static int noted(fil_cli_forward_t *f, const struct signalfd_siginfo *si, uint64_t since)
+static int noted(fil_cli_forward_t *f, const struct signalfd_siginfo *si, uint64_t since,
+                 int alone)
 {
     const fil_state_header_t *h = header(f);
 
@@ -176,13 +185,16 @@ static int noted(fil_cli_forward_t *f, const struct signalfd_siginfo *si, uint64
         return -1;
     for (uint32_t k = 0; k < FIL_SIG_RING; k++) {
         fil_sig_event_t copy;
-        uint32_t seq = unclaimed(f, h, k, &copy);
-        if (seq == 0)
+        uint32_t seq = alone ? complete(h, k, &copy) : unclaimed(f, h, k, &copy);
+        if (seq == 0 || (alone && f->alone[k] != seq))
             continue;
         if (copy.sig == (int32_t)si->ssi_signo && copy.code == si->ssi_code &&
             copy.pid == sender(si) && copy.t_ns >= since) {
-            FIL_ASSERT(seq != 0 && f->claimed[k] != seq); /* a note matches once */
-            f->claimed[k] = seq;
+            FIL_ASSERT(alone || f->claimed[k] != seq); /* a note matches once */
+            if (alone)
+                f->alone[k] = 0;
+            else
+                f->claimed[k] = seq;
             return 1;
         }
     }
@@ -227,7 +239,7 @@ static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
     struct timespec ms = {0, 1000000};
 
     for (;;) {
-        int n = noted(f, si, since);
+        int n = noted(f, si, since, 0);
         sigstate_t st;
         if (n > 0)
             return 1;
@@ -295,38 +307,15 @@ void fil_cli_forward(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
         kill(f->pid, (int)si->ssi_signo);
 }
 
-/*
- * 1 if a note a sweep claimed as the program's alone, no older than
- * `since`, is of si; it is matched once. kill(2) of a group queues the
- * signal to one member after the other, microseconds apart, unless the
- * sender's CPU stalls in between (a busy virtual machine): the program may
- * then have noted it, and woken a sweep that claimed the note as its
- * alone, before our copy was pending.
- */
-static int claimed_alone(fil_cli_forward_t *f, const struct signalfd_siginfo *si,
-                         uint64_t since)
-{
-    const fil_state_header_t *h = header(f);
-
-    for (uint32_t k = 0; h && k < FIL_SIG_RING; k++) {
-        const fil_sig_event_t *e = &h->signals.ev[k];
-        uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-        fil_sig_event_t copy = *e;
-        if (seq != 0 && f->alone[k] == seq && __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) == seq &&
-            copy.sig == (int32_t)si->ssi_signo && copy.code == si->ssi_code &&
-            copy.pid == sender(si) && copy.t_ns >= since) {
-            f->alone[k] = 0;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* See cli.h. Context: supervisor, the child exited but not yet reaped. A
  * signal of ours the program took just before it ended is not a stop of
  * the render (the launcher died of a group SIGINT the program had taken
  * with sigwaitinfo and exited on), so a note claimed as the program's alone
- * also counts for LATE_COPY after it was made. */
+ * also counts for LATE_COPY after it was made: kill(2) of a group queues
+ * the signal to one member after the other, microseconds apart, unless the
+ * sender's CPU stalls in between (a busy virtual machine), and the program
+ * may then have noted it, and woken a sweep that claimed the note as its
+ * alone, before our copy was pending. */
 int fil_cli_forward_was_childs(fil_cli_forward_t *f, const struct signalfd_siginfo *si,
                                int death_signal)
 {
@@ -334,6 +323,6 @@ int fil_cli_forward_was_childs(fil_cli_forward_t *f, const struct signalfd_sigin
 
     return death_signal == (int)si->ssi_signo ||
            (si->ssi_code <= 0 && (pid_t)si->ssi_pid == f->pid) ||
-           noted(f, si, now > SEC ? now - SEC : 0) > 0 ||
-           claimed_alone(f, si, now > LATE_COPY ? now - LATE_COPY : 0);
+           noted(f, si, now > SEC ? now - SEC : 0, 0) > 0 ||
+           noted(f, si, now > LATE_COPY ? now - LATE_COPY : 0, 1) > 0;
 }
