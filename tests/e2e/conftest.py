@@ -181,6 +181,25 @@ def line_of(text, marker):
     return hits[0]
 
 
+
+# The start of a test program calling libc's allocators through ctypes:
+# `libc` with the prototypes of malloc, calloc, realloc, reallocarray,
+# aligned_alloc, memalign, valloc, pvalloc, posix_memalign and free
+# (`vp`, `sz`: void * and size_t).
+LIBC_ALLOCATORS = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+vp, sz = ctypes.c_void_p, ctypes.c_size_t
+for name, args in [("malloc", [sz]), ("calloc", [sz, sz]), ("realloc", [vp, sz]),
+                   ("reallocarray", [vp, sz, sz]), ("aligned_alloc", [sz, sz]),
+                   ("memalign", [sz, sz]), ("valloc", [sz]), ("pvalloc", [sz])]:
+    getattr(libc, name).restype = vp
+    getattr(libc, name).argtypes = args
+libc.free.argtypes = [vp]
+libc.posix_memalign.argtypes = [ctypes.POINTER(vp), sz, sz]
+libc.posix_memalign.restype = ctypes.c_int
+"""
+
 # --------------------------------------------------------------------------
 # reading reports
 

@@ -13,20 +13,8 @@ import pytest
 
 MIB = 1024 * 1024
 
-ALLOC_SCRIPT = """
-import ctypes
-
+ALLOC_BODY = """
 MIB = 1024 * 1024
-libc = ctypes.CDLL(None, use_errno=True)
-vp, sz = ctypes.c_void_p, ctypes.c_size_t
-for name, args in [("malloc", [sz]), ("calloc", [sz, sz]), ("realloc", [vp, sz]),
-                   ("reallocarray", [vp, sz, sz]), ("aligned_alloc", [sz, sz]),
-                   ("memalign", [sz, sz]), ("valloc", [sz]), ("pvalloc", [sz])]:
-    getattr(libc, name).restype = vp
-    getattr(libc, name).argtypes = args
-libc.free.argtypes = [vp]
-libc.posix_memalign.argtypes = [ctypes.POINTER(vp), sz, sz]
-libc.posix_memalign.restype = ctypes.c_int
 
 kept = []
 
@@ -57,6 +45,12 @@ touch(libc.pvalloc(18 * MIB + 100), 18 * MIB)  # L_PVALLOC
 print("kept", len(kept))
 """
 
+
+def alloc_script(fp):
+    """ALLOC_BODY after the ctypes prototypes of libc's allocators."""
+    return fp.LIBC_ALLOCATORS + ALLOC_BODY
+
+
 # marker -> bytes expected at the peak
 ALLOC_EXPECTED = {
     "L_MALLOC": 10 * MIB,
@@ -74,7 +68,7 @@ ALLOC_EXPECTED = {
 @pytest.fixture(scope="module")
 def alloc_report(tmp_path_factory, fp):
     tmp = tmp_path_factory.mktemp("allocators")
-    proc, result = fp.run_fil(tmp, ALLOC_SCRIPT)
+    proc, result = fp.run_fil(tmp, alloc_script(fp))
     assert proc.returncode == 0, fp.describe(proc)
     assert proc.stdout == b"kept 9\n"
     entries, summary = fp.check_peak_report(result)
@@ -84,7 +78,7 @@ def alloc_report(tmp_path_factory, fp):
 @pytest.mark.parametrize("marker", sorted(ALLOC_EXPECTED))
 def test_allocator_line(alloc_report, fp, marker):
     entries, _ = alloc_report
-    line = fp.line_of(ALLOC_SCRIPT, marker)
+    line = fp.line_of(alloc_script(fp), marker)
     got = fp.bytes_last_frame(entries, "script.py", line)
     expected = ALLOC_EXPECTED[marker]
     # The size requested, give or take a page (pvalloc) and a few small
@@ -96,7 +90,7 @@ def test_allocator_line(alloc_report, fp, marker):
 def test_freed_and_reallocated_blocks_absent(alloc_report, fp):
     entries, summary = alloc_report
     for marker in ("L_FREED", "L_REALLOC_FROM"):
-        line = fp.line_of(ALLOC_SCRIPT, marker)
+        line = fp.line_of(alloc_script(fp), marker)
         got = fp.bytes_with_frame(entries, "script.py", line)
         assert got < 64 * 1024, "%s (line %d): %d bytes\n%s" % (marker, line, got, fp.fmt_prof(entries))
     held = sum(ALLOC_EXPECTED.values())

@@ -63,16 +63,6 @@ def test_calloc_overflow_is_enomem_not_oom(fp, tmp_path):
 
 
 BEYOND_PTRDIFF = """
-import ctypes
-libc = ctypes.CDLL(None, use_errno=True)
-vp, sz = ctypes.c_void_p, ctypes.c_size_t
-for name, args in [("malloc", [sz]), ("calloc", [sz, sz]), ("realloc", [vp, sz]),
-                   ("reallocarray", [vp, sz, sz]), ("aligned_alloc", [sz, sz]),
-                   ("memalign", [sz, sz]), ("valloc", [sz]), ("pvalloc", [sz])]:
-    getattr(libc, name).restype = vp
-    getattr(libc, name).argtypes = args
-libc.free.argtypes = [vp]
-libc.posix_memalign.argtypes = [ctypes.POINTER(vp), sz, sz]
 out = vp()
 old = libc.malloc(100)
 for n in (2**63, 2**64 - 4096, 2**64 - 1):
@@ -94,7 +84,7 @@ print("still running")
 
 
 def test_requests_beyond_ptrdiff_max_fail_as_libc_says(fp, tmp_path):
-    proc, _ = same_as_plain(fp, tmp_path, BEYOND_PTRDIFF)
+    proc, _ = same_as_plain(fp, tmp_path, fp.LIBC_ALLOCATORS + BEYOND_PTRDIFF)
     lines = proc.stdout.decode().splitlines()
     assert lines[-1] == "still running" and len(lines) == 28, proc.stdout
     assert all(l.endswith(" None 12") for l in lines[:-1]), proc.stdout
