@@ -36,8 +36,12 @@ static void make_state(void)
     hdr->magic = FIL_STATE_MAGIC;
 }
 
-/* An empty ring, for the next test. */
-static void clear_ring(void) { memset(&hdr->signals, 0, sizeof hdr->signals); }
+/* A fresh supervisor's view of an empty ring, for the next test. */
+static void start(fil_cli_forward_t *f)
+{
+    memset(&hdr->signals, 0, sizeof hdr->signals);
+    fil_cli_forward_init(f, getpid(), state_fd);
+}
 
 /* Note a delivery of sig from sender, made `ago` ns before now. */
 static void note(int sig, int32_t sender, uint64_t ago)
@@ -69,8 +73,7 @@ static void test_late_copy_of_a_group_signal(void)
 {
     fil_cli_forward_t f;
     struct signalfd_siginfo si = sent(SIGINT, 4242);
-    clear_ring();
-    fil_cli_forward_init(&f, getpid(), state_fd);
+    start(&f);
     note(SIGINT, 4242, 0);
     fil_cli_forward_sweep(&f, 1); /* SIGINT is not pending here: the program's alone */
     CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1);
@@ -84,8 +87,7 @@ static void test_an_older_or_other_note_is_not_a_late_copy(void)
 {
     fil_cli_forward_t f;
     struct signalfd_siginfo si = sent(SIGINT, 4242);
-    clear_ring();
-    fil_cli_forward_init(&f, getpid(), state_fd);
+    start(&f);
     note(SIGINT, 4242, 3 * LATE_COPY);
     note(SIGINT, 777, 0);
     note(SIGTERM, 4242, 0);
@@ -100,8 +102,7 @@ static void test_an_unclaimed_note_is_the_programs(void)
 {
     fil_cli_forward_t f;
     struct signalfd_siginfo si = sent(SIGTERM, 4343);
-    clear_ring();
-    fil_cli_forward_init(&f, getpid(), state_fd);
+    start(&f);
     note(SIGTERM, 4343, 0);
     CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1);
     CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 0);
