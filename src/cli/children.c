@@ -151,28 +151,76 @@ static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t cap) {
     return n;
 }
 
-/* /proc/pid/cmdline as a malloc'd argv (argc into *argc); NULL if unreadable. */
+#define CMDLINE_CAP ((size_t)1 << 20)
+#define CMDLINE_CUT "[command line cut at 1 MiB]"
+
+/* /proc/pid/cmdline as a malloc'd argv (argc into *argc); NULL if
+ * unreadable. All of it up to CMDLINE_CAP (a kernel allows a few MiB):
+ * beyond, the argument it stops in is dropped and the last word says so. */
 static char **read_cmdline(pid_t pid, int *argc) {
-    char buf[8192];
-    ssize_t n = read_proc(pid, "cmdline", buf, sizeof buf);
-    if (n <= 0)
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return NULL;
-    if (buf[n - 1] != 0)
-        n++;
+    size_t n = 0, cap = 8192;
+    char *buf = malloc(cap);
+    int cut = 0;
+    for (;;) {
+        if (!buf)
+            break;
+        if (n == cap) {
+            char one;
+            if (cap == CMDLINE_CAP) {
+                cut = read(fd, &one, 1) > 0;
+                break;
+            }
+            char *b = realloc(buf, cap * 2);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (cut) /* keep the arguments read whole */
+        while (n > 0 && buf[n - 1] != 0)
+            n--;
+    if (!buf || n == 0) {
+        free(buf);
+        return NULL;
+    }
+    size_t extra = cut ? sizeof CMDLINE_CUT : buf[n - 1] != 0;
+    char *copy = malloc(n + extra);
     int c = 0;
-    for (ssize_t i = 0; i < n; i++)
-        c += buf[i] == 0;
-    char **v = calloc((size_t)c + 1, sizeof *v);
-    char *copy = malloc((size_t)n);
-    if (!v || !copy) {
-        free(v);
+    if (copy) {
+        memcpy(copy, buf, n);
+        if (cut)
+            memcpy(copy + n, CMDLINE_CUT, sizeof CMDLINE_CUT);
+        else if (extra)
+            copy[n] = 0;
+        n += extra;
+        for (size_t i = 0; i < n; i++)
+            c += copy[i] == 0;
+    }
+    free(buf);
+    char **v = copy ? calloc((size_t)c + 1, sizeof *v) : NULL;
+    if (!v) {
         free(copy);
         return NULL;
     }
-    memcpy(copy, buf, (size_t)n);
-    for (int i = 0, off = 0; i < c; i++) {
+    for (size_t i = 0, off = 0; i < (size_t)c; i++) {
         v[i] = copy + off;
-        off += (int)strlen(copy + off) + 1;
+        off += strlen(copy + off) + 1;
     }
     *argc = c;
     return v;

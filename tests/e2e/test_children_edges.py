@@ -19,7 +19,10 @@
   script) profiles its own program: exit status, peak and report are the
   inner run's, and the outer run does not list that program (before: the
   outer launcher took it as its child and the inner one said "did not
-  start a Python interpreter under the profiler", exit 127).
+  start a Python interpreter under the profiler", exit 127);
+- a child's long command line is listed whole (before: cut at 8 KiB with
+  no sign of it), and one over 1 MiB ends with a word that says it was cut
+  after its last whole argument.
 """
 
 import json
@@ -218,3 +221,31 @@ def test_fil_profile_run_by_the_program(fp, tmp_path):
     assert fp.within(fp.bytes_at_line(entries, "inner.py", 2), 20 * MIB, 0.02), fp.fmt_prof(entries)
     outer = fp.load_summary(result)["children"]
     assert not [c for c in outer if any("inner.py" in a for a in c["command"])], outer
+
+
+LONG_ARGS = """
+import os
+import subprocess
+import sys
+
+job = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job.py")
+with open(job, "w") as f:
+    f.write("held = bytearray(1024 * 1024)\\n")
+subprocess.run([sys.executable, job, "a" * 20000, "END"], check=True)
+subprocess.run([sys.executable, job] + ["%d" % i + "b" * 100000 for i in range(12)], check=True)
+"""
+
+
+def test_long_command_lines(fp, tmp_path):
+    proc, result = fp.run_fil(tmp_path, LONG_ARGS)
+    assert proc.returncode == 0, fp.describe(proc)
+    rows = sorted(fp.load_summary(result)["children"], key=lambda r: r["pid"])
+    assert len(rows) == 2, rows
+    first = rows[0]["command"]
+    assert first[-2:] == ["a" * 20000, "END"], [len(a) for a in first]
+    second = rows[1]["command"]
+    # 1 MiB holds the interpreter, the script and 10 of the 12 arguments whole
+    args = second[2:-1]
+    assert second[-1] == "[command line cut at 1 MiB]", [a[:20] for a in second]
+    assert args == ["%d" % i + "b" * 100000 for i in range(len(args))], [len(a) for a in args]
+    assert len(args) == 10, [len(a) for a in args]
