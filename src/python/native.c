@@ -211,10 +211,28 @@ static int is_cell(const char *file, size_t flen) {
     return starts_with(file + d, end - d, "ipykernel_");
 }
 
-/* 1 if file is the module a Jupyter kernel is started with. */
+/* 1 if file[0..n) is name in an installed packages folder: the path ends
+ * with "/site-packages/NAME" or "/dist-packages/NAME" (Debian's). */
+static int installed_file(const char *file, size_t n, const char *name) {
+    static const char *const dirs[] = {"/site-packages/", "/dist-packages/"};
+    size_t k = strlen(name);
+    if (n < k || memcmp(file + n - k, name, k) != 0)
+        return 0;
+    for (unsigned i = 0; i < 2; i++) {
+        size_t d = strlen(dirs[i]);
+        if (n - k >= d && memcmp(file + n - k - d, dirs[i], d) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 if file is the module a Jupyter kernel is started with, as installed:
+ * a program of the user's that happens to be named ipykernel_launcher.py
+ * is an ordinary program (as the kernel's entry, everything it ran would
+ * be swallowed into its first line). */
 static int is_kernel_entry(const char *file, size_t flen) {
-    return names_file(file, flen, "ipykernel_launcher.py") ||
-           names_file(file, flen, "ipykernel/__main__.py");
+    return installed_file(file, flen, "ipykernel_launcher.py") ||
+           installed_file(file, flen, "ipykernel/__main__.py");
 }
 
 /* Intern the function of co by its content; FIL_NONE if the state is full.

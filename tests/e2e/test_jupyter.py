@@ -14,7 +14,9 @@ the iopub messages answering it. What a user sees is checked:
   the kernel runs the next cell, and a second out of memory in a later cell
   gets a second report;
 - on a kernel that does not run under fil-profile, %load_ext filprofiler
-  prints one sentence saying how to start one, and no traceback.
+  prints one sentence saying how to start one, and no traceback;
+- a program of the user's named ipykernel_launcher.py is not taken for a
+  kernel.
 
 Skipped, with the reason, where FIL_PYTHON has no ipykernel or the test's
 interpreter no jupyter_client (Debian: python3-ipykernel, which brings
@@ -284,6 +286,34 @@ def test_cell_code_is_a_root_wherever_it_runs(fp, tmp_path):
     assert stacks(30) == [["/tmp/ipykernel_4000000/22.py:1 (<module>)",
                            "/tmp/ipykernel_4000000/11.py:2 (make)"]], fp.fmt_prof(entries)
     assert stacks(10) == [["<ipython-input-3-0123456789ab>:1 (<module>)"]], fp.fmt_prof(entries)
+
+
+OWN_LAUNCHER = """
+def make(n):
+    return bytearray(n)
+
+held = make(30 * 2**20)
+more = bytearray(20 * 2**20)
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_a_program_of_its_own_named_ipykernel_launcher(fp, tmp_path, how):
+    """A user's own ipykernel_launcher.py (not an installed ipykernel) is
+    an ordinary program: its lines are shown (before: it was taken for a
+    kernel's entry, and everything it ran was one box at its first line)."""
+    path = fp.write_script(tmp_path, OWN_LAUNCHER, "ipykernel_launcher.py")
+    if how == "script":
+        proc, result = fp.run_fil(tmp_path, path)
+    else:
+        proc, result = fp.run_fil(tmp_path, None, module="ipykernel_launcher", cwd=tmp_path)
+    assert proc.returncode == 0, fp.describe(proc)
+    entries, _ = fp.check_peak_report(result)
+    big = [f for f, b in entries if fp.within(b, 30 * MIB, 0.02)]
+    assert len(big) == 1 and [x.rsplit("/", 1)[-1] for x in big[0]] == [
+        "ipykernel_launcher.py:4 (<module>)", "ipykernel_launcher.py:2 (make)"], fp.fmt_prof(entries)
+    assert fp.within(fp.bytes_last_frame(entries, "ipykernel_launcher.py", 5), 20 * MIB, 0.02), \
+        fp.fmt_prof(entries)
 
 
 def test_installed_kernel_runs_the_magic(fp, jupyter):
