@@ -163,26 +163,24 @@ static char **read_cmdline(pid_t pid, int *argc) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
-    size_t n = 0, cap = 8192;
-    char *buf = malloc(cap);
+    char *buf = NULL; /* cap bytes, and room for the marker after them */
+    size_t n = 0, cap = 0;
     int cut = 0;
     for (;;) {
-        if (!buf)
-            break;
         if (n == cap) {
             char one;
             if (cap == CMDLINE_CAP) {
                 cut = read(fd, &one, 1) > 0;
                 break;
             }
-            char *b = realloc(buf, cap * 2);
+            size_t grown = cap ? cap * 2 : 8192;
+            char *b = realloc(buf, grown + sizeof CMDLINE_CUT);
             if (!b) {
-                free(buf);
-                buf = NULL;
+                n = 0;
                 break;
             }
             buf = b;
-            cap *= 2;
+            cap = grown;
         }
         ssize_t r = read(fd, buf + n, cap - n);
         if (r < 0 && errno == EINTR)
@@ -195,32 +193,27 @@ static char **read_cmdline(pid_t pid, int *argc) {
     if (cut) /* keep the arguments read whole */
         while (n > 0 && buf[n - 1] != 0)
             n--;
-    if (!buf || n == 0) {
+    if (n == 0) {
         free(buf);
         return NULL;
     }
-    size_t extra = cut ? sizeof CMDLINE_CUT : buf[n - 1] != 0;
-    char *copy = malloc(n + extra);
-    int c = 0;
-    if (copy) {
-        memcpy(copy, buf, n);
-        if (cut)
-            memcpy(copy + n, CMDLINE_CUT, sizeof CMDLINE_CUT);
-        else if (extra)
-            copy[n] = 0;
-        n += extra;
-        for (size_t i = 0; i < n; i++)
-            c += copy[i] == 0;
+    if (cut) {
+        memcpy(buf + n, CMDLINE_CUT, sizeof CMDLINE_CUT);
+        n += sizeof CMDLINE_CUT;
+    } else if (buf[n - 1] != 0) {
+        buf[n++] = 0;
     }
-    free(buf);
-    char **v = copy ? calloc((size_t)c + 1, sizeof *v) : NULL;
+    int c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += buf[i] == 0;
+    char **v = calloc((size_t)c + 1, sizeof *v);
     if (!v) {
-        free(copy);
+        free(buf);
         return NULL;
     }
     for (size_t i = 0, off = 0; i < (size_t)c; i++) {
-        v[i] = copy + off;
-        off += strlen(copy + off) + 1;
+        v[i] = buf + off;
+        off += strlen(buf + off) + 1;
     }
     *argc = c;
     return v;
