@@ -204,7 +204,7 @@ void fil_cli_forward_init(fil_cli_forward_t *f, pid_t pid, int state_fd);
 void fil_cli_forward(fil_cli_forward_t *f, const struct signalfd_siginfo *si);
 int fil_cli_forward_was_childs(fil_cli_forward_t *f, const struct signalfd_siginfo *si,
                                int death_signal);
-int fil_cli_forward_sweep(fil_cli_forward_t *f, int woken);
+int fil_cli_forward_sweep(fil_cli_forward_t *f);
 void fil_cli_forward_end(fil_cli_forward_t *f);
 /* 1 once the program has decided about SIGUSR2 (state usr2_ready). */
 int fil_cli_forward_usr2_ready(fil_cli_forward_t *f);

@@ -26,18 +26,24 @@
  *      forwarded.
  * A note is matched once; and a note no signal of ours matches was a signal
  * sent to the program alone (`kill PROGRAM_PID`). The program's side wakes
- * the supervisor after each note (FIL_SIG_NOTED), and the supervisor then
- * sweeps the ring at once (fil_cli_forward_sweep): a note it finds while
- * that signal is not pending for the supervisor is claimed as the
- * program's alone. A signal sent to the group is queued to both processes
- * by the same kill(2), microseconds apart, long before the program has
- * noted it and the supervisor woken up, so its note is either matched by
- * the supervisor's copy or seen while that copy is pending. Without the
- * sweep, `kill -USR2 PROGRAM; kill -USR2 SUPERVISOR` within a second took
- * the first note for the second signal's delivery. Should a wake-up be
- * lost, the sweep also runs while the supervisor waits (every 20 ms, every
- * 2 ms while a note is unsettled: supervise.c), then claiming only notes
- * at least SETTLE old.
+ * the supervisor after each note (FIL_SIG_NOTED), and the supervisor sweeps
+ * the ring then and every 2 ms while a note is unsettled (every 20 ms
+ * otherwise: supervise.c; fil_cli_forward_sweep). A note found while that
+ * signal is not pending for the supervisor is claimed as the program's
+ * alone once no copy of ours can still be on its way:
+ *   - it was sent to one process or thread (sigqueue, tgkill: si_code
+ *     SI_QUEUE, SI_TKILL), or
+ *   - its sender's kill(2) has returned: no thread of the sender is
+ *     running (kill(2) never sleeps, so a sender that sleeps, has stopped
+ *     or is gone has queued every copy), or
+ *   - it is SETTLE old (the sender is still running, or the kernel sent it
+ *     with no sender: a terminal's Ctrl-C).
+ * A signal sent to the group is queued to each member by the same kill(2),
+ * microseconds apart on bare metal; on a busy virtual machine the sender's
+ * CPU can stall in between, long enough for the program to note it and the
+ * supervisor to sweep (claiming at once counted 1 group signal in 20 twice).
+ * Without the sweep, `kill -USR2 PROGRAM; kill -USR2 SUPERVISOR` within a
+ * second took the first note for the second signal's delivery.
  * A signal the program itself sent (to its parent, or to its own group) is
  * never forwarded. Without a usable ring (the program replaced its image
  * with exec: it no longer maps the state), the terminal's SIGINT/SIGQUIT
@@ -47,6 +53,7 @@
  * Supervisor only, never signal context (the signals are read from a
  * signalfd): stdio and sleeping are fine.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -67,7 +74,7 @@ _Static_assert(sizeof(((fil_cli_forward_t *)0)->claimed) / sizeof(uint32_t) == F
 #define SEC UINT64_C(1000000000)
 #define GRACE (SEC / 4)      /* for the note of a caught, not pending signal */
 #define PENDING_WAIT (2 * SEC) /* for the note of a pending one */
-#define SETTLE (2 * SEC / 1000) /* a note this old, our copy not pending: the program's alone */
+#define SETTLE (SEC / 50)       /* a note this old, our copy not pending: the program's alone */
 #define LATE_COPY (SEC / 10)      /* after the death: how late our copy of a group signal may be */
 
 /* What /proc/<pid>/status says about one signal. */
@@ -256,10 +263,50 @@ static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
     }
 }
 
+/* 1 if a kill(2) by pid may still be queueing copies: a thread of it is
+ * running, or there is no sender to look at (pid 0: the kernel). 0 once
+ * none runs: it sleeps, has stopped, or is gone. */
+static int may_be_sending(int32_t pid)
+{
+    char path[64];
+    struct dirent *d;
+    int running = 0;
+    DIR *dir;
+
+    if (pid <= 0)
+        return 1;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    if (!(dir = opendir(path)))
+        return 0; /* gone: its kill(2) ended with it */
+    while (!running && (d = readdir(dir))) {
+        char stat[64], line[512];
+        const char *paren;
+        FILE *fp;
+        if (d->d_name[0] == '.' ||
+            snprintf(stat, sizeof stat, "%s/%s/stat", path, d->d_name) >= (int)sizeof stat ||
+            !(fp = fopen(stat, "re")))
+            continue;
+        if (fgets(line, sizeof line, fp) && (paren = strrchr(line, ')')) && paren[1] == ' ')
+            running = paren[2] == 'R';
+        else
+            running = 1; /* a name that fills the line: cannot tell */
+        fclose(fp);
+    }
+    closedir(dir);
+    return running;
+}
+
+/* 1 if no copy of the signal noted in e can still be on its way to us (the
+ * top comment). */
+static int settled(const fil_sig_event_t *e, uint64_t now)
+{
+    return e->code == SI_QUEUE || e->code == SI_TKILL || e->t_ns + SETTLE <= now ||
+           !may_be_sending(e->pid);
+}
+
 /* See cli.h (and the top comment): 1 if a note is left to look at again
- * soon. woken: the program just said it made a note. Context: supervisor,
- * between signals. */
-int fil_cli_forward_sweep(fil_cli_forward_t *f, int woken)
+ * soon. Context: supervisor, between signals. */
+int fil_cli_forward_sweep(fil_cli_forward_t *f)
 {
     const fil_state_header_t *h = f->h ? f->h : header(f);
     sigset_t pend;
@@ -279,7 +326,7 @@ int fil_cli_forward_sweep(fil_cli_forward_t *f, int woken)
         if (seq == 0)
             continue;
         if (copy.sig <= 0 || copy.sig >= NSIG || sigismember(&pend, copy.sig) == 1 ||
-            (!woken && copy.t_ns + SETTLE > now)) {
+            !settled(&copy, now)) {
             unsettled = 1; /* ours may be on its way: look again soon */
             continue;
         }

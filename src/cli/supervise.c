@@ -281,7 +281,7 @@ static int watch_child(fil_cli_forward_t *f, int sfd, int hold_usr2)
         if (ready <= 0) {
             if (ready < 0 && errno != EINTR)
                 return -1;
-            soon = fil_cli_forward_sweep(f, 0); /* notes of signals sent to the program alone */
+            soon = fil_cli_forward_sweep(f); /* notes of signals sent to the program alone */
             continue;
         }
         ssize_t n = read(sfd, &si, sizeof si);
@@ -291,7 +291,7 @@ static int watch_child(fil_cli_forward_t *f, int sfd, int hold_usr2)
             return -1;
         if (si.ssi_signo == (uint32_t)FIL_SIG_NOTED) {
             if ((pid_t)si.ssi_pid == f->pid)
-                soon = fil_cli_forward_sweep(f, 1); /* a note, just made */
+                soon = fil_cli_forward_sweep(f); /* a note, just made: settling */
             continue;
         }
         if (after_death(f, &si))

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "../../src/cli/forward.c"
@@ -74,8 +75,8 @@ static void test_late_copy_of_a_group_signal(void)
     fil_cli_forward_t f;
     struct signalfd_siginfo si = sent(SIGINT, 4242);
     start(&f);
-    note(SIGINT, 4242, 0);
-    fil_cli_forward_sweep(&f, 1); /* SIGINT is not pending here: the program's alone */
+    note(SIGINT, 4242, 2 * SETTLE);
+    CHECK(fil_cli_forward_sweep(&f) == 0); /* SIGINT is not pending here: the program's alone */
     CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1);
     CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 0); /* a second copy is ours */
     fil_cli_forward_end(&f);
@@ -89,11 +90,87 @@ static void test_an_older_or_other_note_is_not_a_late_copy(void)
     struct signalfd_siginfo si = sent(SIGINT, 4242);
     start(&f);
     note(SIGINT, 4242, 3 * LATE_COPY);
-    note(SIGINT, 777, 0);
-    note(SIGTERM, 4242, 0);
-    fil_cli_forward_sweep(&f, 1);
+    note(SIGINT, 777, 2 * SETTLE);
+    note(SIGTERM, 4242, 2 * SETTLE);
+    CHECK(fil_cli_forward_sweep(&f) == 0);
     CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 0);
     fil_cli_forward_end(&f);
+}
+
+/* A fresh note whose sender is still running (a child that spins: its
+ * kill(2) may still be queueing our copy of a group signal) is left
+ * unclaimed and looked at again soon: our copy, read then, matches it; once
+ * SETTLE old it is claimed. */
+static void test_a_running_senders_note_settles_first(void)
+{
+    fil_cli_forward_t f;
+    pid_t spinner = fork();
+    if (spinner == 0)
+        for (;;)
+            __asm__ volatile("" ::: "memory");
+    int32_t spin = (int32_t)spinner;
+    struct signalfd_siginfo si = sent(SIGTERM, spin);
+    start(&f);
+    note(SIGTERM, spin, 0);
+    CHECK(fil_cli_forward_sweep(&f) == 1);
+    CHECK(fil_cli_forward_sweep(&f) == 1); /* still unsettled: looked at again */
+    CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1);
+    note(SIGTERM, spin, 0);
+    struct timespec wait = {0, (long)(2 * SETTLE)};
+    nanosleep(&wait, NULL);
+    CHECK(fil_cli_forward_sweep(&f) == 0); /* settled: the program's alone */
+    CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1); /* once, as a late copy */
+    CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 0);
+    fil_cli_forward_end(&f);
+    kill(spinner, SIGKILL);
+    waitpid(spinner, NULL, 0);
+}
+
+/* A fresh note whose sender sleeps or is gone is claimed at once: its
+ * kill(2) has returned, no copy of ours is on its way. So is one sent to
+ * the program alone by its nature (sigqueue); one the kernel sent (no
+ * sender) waits. */
+static void test_a_finished_senders_note_is_claimed_at_once(void)
+{
+    fil_cli_forward_t f;
+    int ready[2];
+    char c;
+    CHECK(pipe(ready) == 0);
+    pid_t sleeper = fork();
+    if (sleeper == 0) {
+        close(ready[0]);
+        (void)!write(ready[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    close(ready[1]);
+    CHECK(read(ready[0], &c, 1) == 1);
+    close(ready[0]);
+    for (int tries = 0; tries < 1000 && may_be_sending((int32_t)sleeper); tries++) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL); /* until it sleeps in pause() */
+    }
+    pid_t gone = fork();
+    if (gone == 0)
+        _exit(0);
+    CHECK(waitpid(gone, NULL, 0) == gone);
+
+    start(&f);
+    note(SIGTERM, (int32_t)sleeper, 0);
+    CHECK(fil_cli_forward_sweep(&f) == 0);
+    note(SIGTERM, (int32_t)gone, 0);
+    CHECK(fil_cli_forward_sweep(&f) == 0);
+    note(SIGINT, 0, 0);
+    CHECK(fil_cli_forward_sweep(&f) == 1); /* the kernel's: SETTLE first */
+    fil_cli_forward_end(&f);
+
+    start(&f);
+    note(SIGTERM, (int32_t)getpid(), 0);
+    hdr->signals.ev[hdr->signals.next % FIL_SIG_RING].code = SI_QUEUE;
+    CHECK(fil_cli_forward_sweep(&f) == 0);
+    fil_cli_forward_end(&f);
+    kill(sleeper, SIGKILL);
+    waitpid(sleeper, NULL, 0);
 }
 
 /* An unclaimed note of the signal (our copy read before any sweep) was the
@@ -115,5 +192,7 @@ int main(void)
     test_late_copy_of_a_group_signal();
     test_an_older_or_other_note_is_not_a_late_copy();
     test_an_unclaimed_note_is_the_programs();
+    test_a_running_senders_note_settles_first();
+    test_a_finished_senders_note_is_claimed_at_once();
     return check_summary("test_forward");
 }
