@@ -72,10 +72,10 @@ _Static_assert(sizeof(((fil_cli_forward_t *)0)->claimed) / sizeof(uint32_t) == F
                "one claim per ring slot");
 
 #define SEC UINT64_C(1000000000)
-#define GRACE (SEC / 4)      /* for the note of a caught, not pending signal */
+#define GRACE (SEC / 4)        /* for the note of a caught, not pending signal */
 #define PENDING_WAIT (2 * SEC) /* for the note of a pending one */
-#define SETTLE (SEC / 50)       /* a note this old, our copy not pending: the program's alone */
-#define LATE_COPY (SEC / 10)      /* after the death: how late our copy of a group signal may be */
+#define SETTLE (SEC / 50)      /* a note this old, our copy not pending: the program's alone */
+#define LATE_COPY (SEC / 10)   /* after the death: how late our copy of a group signal may be */
 
 /* What /proc/<pid>/status says about one signal. */
 typedef struct sigstate {
@@ -126,7 +126,8 @@ static int maps_state(pid_t pid, int fd)
     while (!found && fgets(line, sizeof line, fp)) {
         unsigned long long ino = 0;
         found = strstr(line, "/memfd:fil-state") != NULL &&
-                sscanf(line, "%*s %*s %*s %*s %llu", &ino) == 1 && ino == (unsigned long long)st.st_ino;
+                sscanf(line, "%*s %*s %*s %*s %llu", &ino) == 1 &&
+                ino == (unsigned long long)st.st_ino;
     }
     fclose(fp);
     return found;
@@ -183,8 +184,7 @@ static uint32_t unclaimed(const fil_cli_forward_t *f, const fil_state_header_t *
  * to the program alone (it matches once more: see fil_cli_forward_was_childs).
  * 0 if not, -1 without a ring.
  */
-static int noted(fil_cli_forward_t *f, const struct signalfd_siginfo *si, uint64_t since,
-                 int alone)
+static int noted(fil_cli_forward_t *f, const struct signalfd_siginfo *si, uint64_t since, int alone)
 {
     const fil_state_header_t *h = header(f);
 

@@ -39,11 +39,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -229,8 +229,7 @@ static int read_exec_errno(int fd)
 static int child_exited(pid_t pid, siginfo_t *info)
 {
     memset(info, 0, sizeof *info);
-    return waitid(P_PID, (id_t)pid, info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-           info->si_pid == pid;
+    return waitid(P_PID, (id_t)pid, info, WEXITED | WNOHANG | WNOWAIT) == 0 && info->si_pid == pid;
 }
 
 /* The signal the exited child died of (from its waitid siginfo), else 0. */
@@ -415,7 +414,8 @@ static pid_t start_child(const fil_cli_child_t *c, int *errfd)
     if (pid > 0)
         release_given_fds();
     if (pid > 0 && c->started)
-        c->started(pid, c->started_ctx); /* the sampler (sample.c); its threads block every signal */
+        c->started(pid,
+                   c->started_ctx); /* the sampler (sample.c); its threads block every signal */
     close(pfd[1]);
     if (pid < 0)
         close(pfd[0]);

@@ -118,7 +118,7 @@ static void test_a_running_senders_note_settles_first(void)
     note(SIGTERM, spin, 0);
     struct timespec wait = {0, (long)(2 * SETTLE)};
     nanosleep(&wait, NULL);
-    CHECK(fil_cli_forward_sweep(&f) == 0); /* settled: the program's alone */
+    CHECK(fil_cli_forward_sweep(&f) == 0);              /* settled: the program's alone */
     CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1); /* once, as a late copy */
     CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 0);
     fil_cli_forward_end(&f);
