@@ -264,8 +264,9 @@ static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
 }
 
 /* 1 if a kill(2) by pid may still be queueing copies: a thread of it is
- * running, or there is no sender to look at (pid 0: the kernel). 0 once
- * none runs: it sleeps, has stopped, or is gone. */
+ * running, or there is no sender to look at (pid 0: the kernel, or a
+ * sender outside our pid namespace). 0 once none runs: it sleeps, has
+ * stopped, or is gone; or it is us (a signal we forwarded). */
 static int may_be_sending(int32_t pid)
 {
     char path[64];
@@ -275,6 +276,8 @@ static int may_be_sending(int32_t pid)
 
     if (pid <= 0)
         return 1;
+    if (pid == (int32_t)getpid())
+        return 0; /* we forwarded it: our kill(2) has returned */
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
     if (!(dir = opendir(path)))
         return 0; /* gone: its kill(2) ended with it */
@@ -309,7 +312,6 @@ static int settled(const fil_sig_event_t *e, uint64_t now)
 int fil_cli_forward_sweep(fil_cli_forward_t *f)
 {
     const fil_state_header_t *h = f->h ? f->h : header(f);
-    sigset_t pend;
     int unsettled = 0;
 
     if (!h || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != FIL_STATE_MAGIC || h->pid != f->pid)
@@ -317,17 +319,21 @@ int fil_cli_forward_sweep(fil_cli_forward_t *f)
     uint32_t next = __atomic_load_n(&h->signals.next, __ATOMIC_ACQUIRE);
     if (next == f->swept_next && !f->unsettled)
         return 0; /* nothing new since the last sweep */
-    if (sigpending(&pend) != 0)
-        return 0;
-    uint64_t now = mono_ns();
     for (uint32_t k = 0; k < FIL_SIG_RING; k++) {
         fil_sig_event_t copy;
+        sigset_t pend;
         uint32_t seq = unclaimed(f, h, k, &copy);
         if (seq == 0)
             continue;
-        if (copy.sig <= 0 || copy.sig >= NSIG || sigismember(&pend, copy.sig) == 1 ||
-            !settled(&copy, now)) {
-            unsettled = 1; /* ours may be on its way: look again soon */
+        if (copy.sig <= 0 || copy.sig >= NSIG) {
+            f->claimed[k] = seq; /* not a signal: nothing will match it */
+            continue;
+        }
+        /* Settled first, pending after: a sender whose kill(2) returned
+         * between the two would have queued our copy unseen. */
+        if (!settled(&copy, mono_ns()) || sigpending(&pend) != 0 ||
+            sigismember(&pend, copy.sig) == 1) {
+            unsettled = 1; /* ours may be on its way, or is here: look again soon */
             continue;
         }
         f->claimed[k] = f->alone[k] = seq; /* sent to the program alone */
