@@ -60,6 +60,7 @@ typedef struct launch {
     char preload[PATH_MAX]; /* libdir/libfilpreload.so */
     char pkgdir[PATH_MAX];  /* libdir/python: holds the filprofiler package */
     char outdir[PATH_MAX];  /* -o as typed, trailing slashes removed */
+    size_t outdir_kept;     /* how much of outdir existed before the run (forget_outdir) */
     char name[64];          /* result folder name */
     char shown[PATH_MAX];   /* the result folder as the user would type it */
     char absdir[PATH_MAX];  /* its absolute path */
@@ -241,6 +242,43 @@ static void check_memory_limit(const fil_cli_args_t *a)
  * Create the result folder (DIR/latest is pointed at it once the program
  * has run: see point_latest). 0, or -1 with the error printed.
  */
+/* The length of the longest prefix of dir, cut at a '/', that names
+ * something already there (0: none, the current folder). */
+static size_t existing_prefix(const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    size_t n = strlen(dir);
+
+    memcpy(path, dir, n + 1);
+    while (n > 0 && lstat(path, &st) != 0 && errno == ENOENT) {
+        while (n > 0 && path[n - 1] != '/')
+            n--;
+        while (n > 1 && path[n - 1] == '/')
+            n--; /* "a//b": the prefix "a"; "/b": "/" stays */
+        path[n] = 0;
+    }
+    return n;
+}
+
+/* The empty result folder of a run that did not happen goes, and so do the
+ * folders of -o that the run made (empty: rmdir removes nothing else). */
+static void forget_outdir(launch_t *l)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(l->outdir);
+
+    rmdir(l->absdir);
+    memcpy(path, l->outdir, n + 1);
+    while (n > l->outdir_kept && rmdir(path) == 0) {
+        while (n > 0 && path[n - 1] != '/')
+            n--;
+        while (n > 1 && path[n - 1] == '/')
+            n--;
+        path[n] = 0;
+    }
+}
+
 static int make_result_dir(launch_t *l)
 {
     char err[PATH_MAX + 128], path[PATH_MAX];
@@ -250,6 +288,7 @@ static int make_result_dir(launch_t *l)
         return -1;
     }
     fil_cli_trim_dir(l->a->output, l->outdir, sizeof l->outdir);
+    l->outdir_kept = existing_prefix(l->outdir);
     if (fil_cli_make_result_dir(l->outdir, l->name, sizeof l->name, err, sizeof err) != 0) {
         say("error: %s", err);
         return -1;
@@ -479,9 +518,14 @@ static void point_latest(const launch_t *l)
  * (no extension for its version: it said so and exited 127), or what ran
  * never became a Python interpreter (FIL_PYTHON names another program, or
  * the dynamic loader failed: then an address-space limit may be why, and
- * fil_cli_explain_start_failure says so instead). Then the empty result folder goes and DIR/latest is left as it was.
+ * fil_cli_explain_start_failure says so instead), or a signal killed it
+ * before the profiler was set up in it (a Ctrl-C in its first
+ * milliseconds: plain Python dies of it too). Then the empty result folder
+ * goes, with the folders of -o the run made, and DIR/latest is left as it
+ * was. 0 if it ran; 2 if a signal killed it first (the launcher dies of
+ * it); 1 otherwise (exit 127).
  */
-static int child_refused(const launch_t *l)
+static int child_refused(launch_t *l)
 {
     fil_state_header_t h;
 
@@ -492,10 +536,19 @@ static int child_refused(const launch_t *l)
         return 0;
     if (h.magic != FIL_STATE_MAGIC &&
         !fil_cli_explain_start_failure(l->a, l->state_fd, l->info.exit_status,
-                                       l->info.term_signal))
-        say("error: %s did not start a Python interpreter under the profiler "
-            "(exit status %d); no report", l->python, l->info.exit_status);
-    rmdir(l->absdir);
+                                       l->info.term_signal)) {
+        if (!l->info.term_signal)
+            say("error: %s did not start a Python interpreter under the profiler "
+                "(exit status %d); no report", l->python, l->info.exit_status);
+        else { /* a Ctrl-C before Python could take it: as plain Python, its death */
+            const char *abbrev = sigabbrev_np(l->info.term_signal);
+            note("Stopped by SIG%s before the program started; no report",
+                 abbrev ? abbrev : "?");
+            forget_outdir(l);
+            return 2;
+        }
+    }
+    forget_outdir(l);
     return 1;
 }
 
@@ -686,9 +739,16 @@ static int launch(const fil_cli_args_t *a)
     start_children(&l);
     switch (run_child(&l)) {
     case 0:
-        if (child_refused(&l)) {
-            r = FIL_CLI_EXIT_EXEC;
+        switch (child_refused(&l)) {
+        case 0:
             break;
+        case 2:
+            r = l.info.exit_status;
+            die = l.info.term_signal;
+            goto out;
+        default:
+            r = FIL_CLI_EXIT_EXEC;
+            goto out;
         }
         point_latest(&l);
         fil_cli_render_phase(l.absdir); /* from here a stop signal stops the render */
@@ -707,10 +767,10 @@ static int launch(const fil_cli_args_t *a)
         break;
     case 1:
         r = FIL_CLI_EXIT_EXEC;
-        rmdir(l.absdir); /* nothing ran: the empty folder goes, latest stays */
+        forget_outdir(&l); /* nothing ran: the empty folder goes, latest stays */
         break;
     default:
-        rmdir(l.absdir);
+        forget_outdir(&l);
         break;
     }
 out:

@@ -9,6 +9,7 @@ the default `fil-result`, no overwriting), the `python` command, and
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -254,4 +255,41 @@ def test_an_interpreter_without_its_extension_is_refused_in_one_line(tmp_path, f
     have = ", ".join("%d.%d" % v for v in left) if left else "(none built)"
     assert "supports Python %s " % have in lines[0], (lines[0], have)
     assert "make PYTHONS=" in lines[0], lines[0]
-    assert not (tmp_path / "out" / "latest").exists()
+    assert not (tmp_path / "out").exists(), "the run's -o folder is left behind"
+
+
+def test_a_run_that_never_started_leaves_only_what_was_there(tmp_path, fp):
+    """FIL_PYTHON that is not Python: exit 127, and of -o keep/a/b only
+    keep, which was there before, is left (empty as it was)."""
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    script = fp.write_script(tmp_path, "print('ran')\n")
+    proc = subprocess.run([fp.FIL, "run", "--no-browser", "-o", str(keep / "a" / "b"),
+                           str(script)], cwd=str(tmp_path),
+                          env=fp.base_env({"FIL_PYTHON": "/bin/true"}),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == 127, fp.describe(proc)
+    assert "did not start a Python interpreter" in proc.stderr.decode()
+    assert keep.is_dir() and list(keep.iterdir()) == []
+
+
+def test_a_signal_before_the_program_started_is_its_death(tmp_path, fp):
+    """A Ctrl-C in the interpreter's first milliseconds, before the
+    profiler is set up in it, kills it as it kills plain Python: the
+    launcher dies of the same signal (a shell loop stops), says so in one
+    line, and leaves no result folder. Before: "did not start a Python
+    interpreter (exit status 130)" and exit 127. The interpreter here is a
+    stand-in that is killed by SIGINT before it runs anything."""
+    fake = tmp_path / "python-stand-in"
+    fake.write_text("#!/bin/sh\nkill -INT $$\nsleep 5\necho survived\n")
+    fake.chmod(0o755)
+    script = fp.write_script(tmp_path, "print('ran')\n")
+    proc = subprocess.run([fp.FIL, "run", "--no-browser", "-o", str(tmp_path / "out"),
+                           str(script)], cwd=str(tmp_path),
+                          env=fp.base_env({"FIL_PYTHON": str(fake)}),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == -signal.SIGINT, fp.describe(proc)
+    assert proc.stdout == b""
+    lines = proc.stderr.decode().splitlines()
+    assert lines == [fp.PREFIX + "Stopped by SIGINT before the program started; no report"], lines
+    assert not (tmp_path / "out").exists()
