@@ -781,6 +781,59 @@ static void test_table(void)
     free(b);
 }
 
+/* One span's blocks through its compact leaf and the move into a full one:
+ * 7 blocks at scattered grains of one 1 KiB span (first, last, middle) stay
+ * compact; a block at a live address replaces it there; a grain not
+ * recorded is not found; the 8th moves all into a full leaf, where each is
+ * found once with its size and node; taken in another order, none is left. */
+static void test_compact_leaves(void)
+{
+    const uintptr_t span = 0x4444400000u; /* 1 KiB aligned, used by no other test */
+    const uint32_t grains[] = {0, 63, 31, 7, 40, 12, 55, 1, 20, 62};
+    enum { G = sizeof grains / sizeof grains[0] };
+    uint64_t count0 = fil_tracker_table_count(), os, size;
+    uint32_t on, node;
+    int ok = 1;
+
+    for (uint32_t i = 0; i < G; i++) {
+        ok &= fil_tracker_table_put(span + grains[i] * 16, 100 + i, 7 + i, &os, &on) == 0;
+        ok &= fil_tracker_table_count() == count0 + i + 1;
+        if (i == 3) { /* compact: replace one, miss one */
+            ok &= fil_tracker_table_put(span + 63 * 16, 555, 9, &os, &on) == 1 && os == 101 &&
+                  on == 8;
+            ok &= fil_tracker_table_put(span + 63 * 16, 101, 8, &os, &on) == 1 && os == 555 &&
+                  on == 9;
+            ok &= fil_tracker_table_take(span + 5 * 16, &size, &node) == 0;
+        }
+    }
+    CHECK(ok);
+    CHECK_I64(fil_tracker_table_count(), count0 + G);
+    /* A replacement in the full leaf, then every block once, in reverse. */
+    CHECK(fil_tracker_table_put(span + 31 * 16, 77, 3, &os, &on) == 1 && os == 102 && on == 9);
+    CHECK(fil_tracker_table_put(span + 31 * 16, 102, 9, &os, &on) == 1);
+    for (uint32_t i = G; i-- > 0;) {
+        int had = fil_tracker_table_take(span + grains[i] * 16, &size, &node);
+        CHECK(had == 1 && size == 100 + i && node == 7 + i);
+        CHECK(fil_tracker_table_take(span + grains[i] * 16, &size, &node) == 0);
+    }
+    CHECK_I64(fil_tracker_table_count(), count0);
+
+    /* Compact again (a new span), emptied out of order and filled anew:
+     * the pairs freed are reused, 7 fit again before a move. */
+    const uintptr_t span2 = span + 1024;
+    for (uint32_t round = 0; round < 3; round++) {
+        for (uint32_t i = 0; i < 7; i++)
+            CHECK(fil_tracker_table_put(span2 + ((i * 9 + round) & 63) * 16, 1 + i, 2, &os, &on) ==
+                  0);
+        for (uint32_t i = 0; i < 7; i++) {
+            uint32_t k = (i * 3) % 7; /* 0 3 6 2 5 1 4 */
+            int had = fil_tracker_table_take(span2 + ((k * 9 + round) & 63) * 16, &size, &node);
+            CHECK(had == 1 && size == 1 + k && node == 2);
+        }
+    }
+    CHECK_I64(fil_tracker_table_count(), count0);
+}
+
 /* ---- threads --------------------------------------------------------------------- */
 
 enum { THREADS = 4, PER_THREAD = 20000 };
@@ -1182,6 +1235,7 @@ int main(void)
     test_sweep_wrap();
     test_churn();
     test_table();
+    test_compact_leaves();
     test_threads();
     test_threads_unseen();
     test_overflow();
