@@ -95,39 +95,33 @@ typedef struct odd {
 static odd_t *odd;
 static uint64_t nodd, odd_cap;
 
-static inline uint64_t home(uint64_t key)
-{
+static inline uint64_t home(uint64_t key) {
     return (key * UINT64_C(0x9e3779b97f4a7c15)) >> shift;
 }
 
 /* Chunk k holds indices [(2^k - 1) << LEAF_CHUNK_SHIFT, (2^(k+1) - 1) << ...). */
-static inline uint32_t chunk_of(uint32_t i)
-{
+static inline uint32_t chunk_of(uint32_t i) {
     uint64_t q = ((uint64_t)i >> LEAF_CHUNK_SHIFT) + 1;
     return 63u - (uint32_t)__builtin_clzll(q);
 }
 
-static inline uint32_t chunk_base(uint32_t k)
-{
+static inline uint32_t chunk_base(uint32_t k) {
     return (uint32_t)(((UINT64_C(1) << k) - 1) << LEAF_CHUNK_SHIFT);
 }
 
-static inline leaf_t *leaf_at(uint32_t i)
-{
+static inline leaf_t *leaf_at(uint32_t i) {
     uint32_t k = chunk_of(i);
     return &leaf_chunk[k][i - chunk_base(k)];
 }
 
-static inline cleaf_t *cleaf_at(uint32_t i)
-{
+static inline cleaf_t *cleaf_at(uint32_t i) {
     uint32_t k = chunk_of(i);
     return &cleaf_chunk[k][i - chunk_base(k)];
 }
 
 /* The pair of compact leaf c whose grain is g (FREE: a free pair), or
  * PAIRS if none: the lowest zero byte of grains ^ g in every byte. */
-static inline uint32_t cleaf_find(const cleaf_t *c, uint32_t g)
-{
+static inline uint32_t cleaf_find(const cleaf_t *c, uint32_t g) {
     uint64_t v;
     __builtin_memcpy(&v, c->grain, sizeof v);
     v ^= UINT64_C(0x0101010101010101) * g;
@@ -135,8 +129,7 @@ static inline uint32_t cleaf_find(const cleaf_t *c, uint32_t g)
     return (uint32_t)__builtin_ctzll(z | (UINT64_C(1) << 63)) >> 3;
 }
 
-int fil_tracker_table_init(void)
-{
+int fil_tracker_table_init(void) {
     cap = 1 << 14;
     shift = 64 - 14;
     spans = fil_sys_pages(cap * sizeof(span_t));
@@ -144,8 +137,7 @@ int fil_tracker_table_init(void)
 }
 
 /* A zeroed leaf's index, or UINT32_MAX. */
-static uint32_t leaf_new(void)
-{
+static uint32_t leaf_new(void) {
     if (free_leaf != UINT32_MAX) {
         uint32_t i = free_leaf;
         leaf_t *l = leaf_at(i);
@@ -165,8 +157,7 @@ static uint32_t leaf_new(void)
 }
 
 /* An empty compact leaf's index (COMPACT set), or UINT32_MAX. */
-static uint32_t cleaf_new(void)
-{
+static uint32_t cleaf_new(void) {
     cleaf_t *c;
     uint32_t i;
 
@@ -194,8 +185,7 @@ static uint32_t cleaf_new(void)
 
 /* Return an empty leaf (all slots 0; a compact one: all pairs free) to
  * its free list. */
-static void leaf_free(uint32_t i)
-{
+static void leaf_free(uint32_t i) {
     if (i & COMPACT) {
         cleaf_at(i & ~COMPACT)->slot[0] = free_cleaf;
         free_cleaf = i & ~COMPACT;
@@ -206,8 +196,7 @@ static void leaf_free(uint32_t i)
 }
 
 /* Double the span hash. 0, or -1 with it unchanged. */
-static int grow(void)
-{
+static int grow(void) {
     uint64_t ncap = cap * 2;
     span_t *n = fil_sys_pages_huge(ncap * sizeof(span_t));
     if (!n)
@@ -230,8 +219,7 @@ static int grow(void)
 }
 
 /* Slot of span key in the hash, or of the empty slot ending its run. */
-static inline uint64_t find(uint64_t key)
-{
+static inline uint64_t find(uint64_t key) {
     uint64_t j = home(key);
     while (spans[j].key && spans[j].key != key)
         j = (j + 1) & (cap - 1);
@@ -239,8 +227,7 @@ static inline uint64_t find(uint64_t key)
 }
 
 /* Remove span slot j and shift back the entries of its probe run. */
-static void delete_at(uint64_t i)
-{
+static void delete_at(uint64_t i) {
     for (;;) {
         spans[i].key = 0;
         uint64_t k = i;
@@ -260,8 +247,7 @@ static void delete_at(uint64_t i)
 
 /* Remove the spans with no live block, freeing their leaves. Rebuilds the
  * hash in place by deleting with backward shift. */
-static void sweep(void)
-{
+static void sweep(void) {
     for (uint64_t i = 0; i < cap;) {
         if (spans[i].key && spans[i].count == 0) {
             leaf_free(spans[i].leaf);
@@ -274,8 +260,7 @@ static void sweep(void)
 }
 
 /* Take addr out of the overflow list. 1 if it was there. */
-static int odd_take(uintptr_t addr, uint64_t *size, uint32_t *node)
-{
+static int odd_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
     for (uint64_t i = 0; i < nodd; i++) {
         if (odd[i].addr != addr)
             continue;
@@ -290,8 +275,7 @@ static int odd_take(uintptr_t addr, uint64_t *size, uint32_t *node)
 /* Record a block that does not pack. Same contract as table_put; on -1
  * nothing changed (room is made before the old entry is taken out). */
 static int odd_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_size,
-                   uint32_t *old_node)
-{
+                   uint32_t *old_node) {
     if (nodd == odd_cap) {
         uint64_t ncap = odd_cap ? odd_cap * 2 : 256;
         odd_t *n = fil_sys_pages(ncap * sizeof(odd_t));
@@ -309,8 +293,7 @@ static int odd_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_s
 }
 
 /* The slot of addr in span j's leaf, or NULL (a compact leaf without it). */
-static inline uint64_t *slot_of(uint64_t j, uintptr_t addr)
-{
+static inline uint64_t *slot_of(uint64_t j, uintptr_t addr) {
     uint32_t g = (uint32_t)(addr >> GRAIN_SHIFT) & (SLOTS - 1);
     if (!(spans[j].leaf & COMPACT))
         return &leaf_at(spans[j].leaf)->slot[g];
@@ -320,8 +303,7 @@ static inline uint64_t *slot_of(uint64_t j, uintptr_t addr)
 }
 
 /* Take addr out of the leaves. 1 and its size/node if it was there. */
-static int leaf_take(uintptr_t addr, uint64_t *size, uint32_t *node)
-{
+static int leaf_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
     uint64_t j = find((addr >> SPAN_SHIFT) + 1);
     if (!spans[j].key)
         return 0;
@@ -343,8 +325,7 @@ static int leaf_take(uintptr_t addr, uint64_t *size, uint32_t *node)
 /* A free slot for addr in span j's compact leaf, which does not hold it:
  * a free pair, or once all are used a full leaf the pairs move into (the
  * span's leaf from then on). NULL, nothing changed, if no leaf is left. */
-static uint64_t *compact_room(uint64_t j, uintptr_t addr)
-{
+static uint64_t *compact_room(uint64_t j, uintptr_t addr) {
     uint32_t ci = spans[j].leaf & ~COMPACT;
     cleaf_t *c = cleaf_at(ci);
     uint32_t g = (uint32_t)(addr >> GRAIN_SHIFT) & (SLOTS - 1);
@@ -370,8 +351,7 @@ static uint64_t *compact_room(uint64_t j, uintptr_t addr)
 
 /* Store a packable block in its leaf. Same contract as table_put. */
 static int leaf_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_size,
-                    uint32_t *old_node)
-{
+                    uint32_t *old_node) {
     uint64_t key = (addr >> SPAN_SHIFT) + 1;
     uint64_t j = find(key);
     if (!spans[j].key) {
@@ -405,8 +385,7 @@ static int leaf_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_
 /* A block lives in the leaves or in the overflow list, never both: a new
  * block at a live address replaces the old one wherever it was. */
 int fil_tracker_table_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t *old_size,
-                          uint32_t *old_node)
-{
+                          uint32_t *old_node) {
     if (FIL_UNLIKELY(size >= SIZE_LIMIT || node >= (1u << NODE_BITS))) {
         int r = odd_put(addr, size, node, old_size, old_node);
         if (r == 0 && leaf_take(addr, old_size, old_node))
@@ -420,22 +399,19 @@ int fil_tracker_table_put(uintptr_t addr, uint64_t size, uint32_t node, uint64_t
     return r < 0 ? -1 : (r || in_odd);
 }
 
-int fil_tracker_table_take(uintptr_t addr, uint64_t *size, uint32_t *node)
-{
+int fil_tracker_table_take(uintptr_t addr, uint64_t *size, uint32_t *node) {
     if (leaf_take(addr, size, node))
         return 1;
     return nodd ? odd_take(addr, size, node) : 0;
 }
 
-uint64_t fil_tracker_table_count(void)
-{
+uint64_t fil_tracker_table_count(void) {
     return used + nodd;
 }
 
 /* Forget every block (a fork child: they are its parent's). The old
  * tables are unmapped (this process's copies only) and a fresh one is made. */
-int fil_tracker_table_forget(void)
-{
+int fil_tracker_table_forget(void) {
     fil_sys_unmap(spans, cap * sizeof(span_t));
     for (uint32_t k = 0; k < LEAF_CHUNKS; k++) {
         fil_sys_unmap(leaf_chunk[k], ((size_t)1 << (LEAF_CHUNK_SHIFT + k)) * sizeof(leaf_t));
