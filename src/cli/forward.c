@@ -35,7 +35,8 @@
  *     SI_QUEUE, SI_TKILL), or
  *   - its sender's kill(2) has returned: no thread of the sender is
  *     running (kill(2) never sleeps, so a sender that sleeps, has stopped
- *     or is gone has queued every copy), or
+ *     or is gone has queued every copy), or the sender is us (a signal we
+ *     forwarded), or
  *   - it is SETTLE old (the sender is still running, or the kernel sent it
  *     with no sender: a terminal's Ctrl-C).
  * A signal sent to the group is queued to each member by the same kill(2),

@@ -238,10 +238,6 @@ static void check_memory_limit(const fil_cli_args_t *a)
  * temporary, "/.current-memory-reversed.svg.tmp-<pid>", with room to spare. */
 #define REPORT_NAME_ROOM 64
 
-/*
- * Create the result folder (DIR/latest is pointed at it once the program
- * has run: see point_latest). 0, or -1 with the error printed.
- */
 /* The length of the longest prefix of dir, cut at a '/', that names
  * something already there (0: none, the current folder). */
 static size_t existing_prefix(const char *dir)
@@ -279,6 +275,10 @@ static void forget_outdir(launch_t *l)
     }
 }
 
+/*
+ * Create the result folder (DIR/latest is pointed at it once the program
+ * has run: see point_latest). 0, or -1 with the error printed.
+ */
 static int make_result_dir(launch_t *l)
 {
     char err[PATH_MAX + 128], path[PATH_MAX];
