@@ -55,6 +55,7 @@
  * signalfd): stdio and sleeping are fine.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -280,8 +281,8 @@ static int may_be_sending(int32_t pid)
     if (pid == (int32_t)getpid())
         return 0; /* we forwarded it: our kill(2) has returned */
     snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    if (!(dir = opendir(path)))
-        return 0; /* gone: its kill(2) ended with it */
+    if (!(dir = opendir(path))) /* gone: its kill(2) ended with it; hidden (hidepid): unknown */
+        return !(errno == ENOENT && kill((pid_t)pid, 0) != 0 && errno == ESRCH);
     while (!running && (d = readdir(dir))) {
         char stat[64], line[512];
         const char *paren;

@@ -239,13 +239,18 @@ static void check_memory_limit(const fil_cli_args_t *a)
 #define REPORT_NAME_ROOM 64
 
 /* The length of the longest prefix of dir, cut at a '/', that names
- * something already there (0: none, the current folder). */
+ * something already there (0: none, the current folder). All of it for a
+ * path with a "." or ".." part: its spelling is not its folders ("new/../
+ * keep" is keep), so forget_outdir removes none of them. */
 static size_t existing_prefix(const char *dir)
 {
     char path[PATH_MAX];
     struct stat st;
     size_t n = strlen(dir);
 
+    for (const char *p = dir; *p; p = strchr(p, '/') ? strchr(p, '/') + 1 : p + strlen(p))
+        if (p[0] == '.' && (p[1] == '/' || !p[1] || (p[1] == '.' && (p[2] == '/' || !p[2]))))
+            return n;
     memcpy(path, dir, n + 1);
     while (n > 0 && lstat(path, &st) != 0 && errno == ENOENT) {
         while (n > 0 && path[n - 1] != '/')

@@ -111,10 +111,16 @@ static void test_a_running_senders_note_settles_first(void)
     int32_t spin = (int32_t)spinner;
     struct signalfd_siginfo si = sent(SIGTERM, spin);
     start(&f);
+    uint64_t t0 = mono_ns();
     note(SIGTERM, spin, 0);
-    CHECK(fil_cli_forward_sweep(&f) == 1);
-    CHECK(fil_cli_forward_sweep(&f) == 1); /* still unsettled: looked at again */
-    CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1);
+    int first = fil_cli_forward_sweep(&f), second = fil_cli_forward_sweep(&f);
+    if (mono_ns() - t0 < SETTLE) { /* else this machine stalled past SETTLE: it settled */
+        CHECK(first == 1);
+        CHECK(second == 1); /* still unsettled: looked at again */
+        CHECK(fil_cli_forward_was_childs(&f, &si, 0) == 1);
+    }
+    f.claimed[hdr->signals.next % FIL_SIG_RING] = hdr->signals.next; /* matched either way */
+    f.alone[hdr->signals.next % FIL_SIG_RING] = 0;
     note(SIGTERM, spin, 0);
     struct timespec wait = {0, (long)(2 * SETTLE)};
     nanosleep(&wait, NULL);
@@ -160,14 +166,23 @@ static void test_a_finished_senders_note_is_claimed_at_once(void)
     CHECK(fil_cli_forward_sweep(&f) == 0);
     note(SIGTERM, (int32_t)gone, 0);
     CHECK(fil_cli_forward_sweep(&f) == 0);
+    uint64_t t0 = mono_ns();
     note(SIGINT, 0, 0);
-    CHECK(fil_cli_forward_sweep(&f) == 1); /* the kernel's: SETTLE first */
+    int kernel = fil_cli_forward_sweep(&f);
+    if (mono_ns() - t0 < SETTLE)
+        CHECK(kernel == 1); /* the kernel's: SETTLE first */
     fil_cli_forward_end(&f);
 
+    pid_t spinner = fork(); /* a running sender: only the code settles its note */
+    if (spinner == 0)
+        for (;;)
+            __asm__ volatile("" ::: "memory");
     start(&f);
-    note(SIGTERM, (int32_t)getpid(), 0);
+    note(SIGTERM, (int32_t)spinner, 0);
     hdr->signals.ev[hdr->signals.next % FIL_SIG_RING].code = SI_QUEUE;
     CHECK(fil_cli_forward_sweep(&f) == 0);
+    kill(spinner, SIGKILL);
+    waitpid(spinner, NULL, 0);
     fil_cli_forward_end(&f);
     kill(sleeper, SIGKILL);
     waitpid(sleeper, NULL, 0);
