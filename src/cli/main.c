@@ -238,6 +238,17 @@ static void check_memory_limit(const fil_cli_args_t *a)
  * temporary, "/.current-memory-reversed.svg.tmp-<pid>", with room to spare. */
 #define REPORT_NAME_ROOM 64
 
+/* The length of the parent of path's first n bytes: "a//b" -> "a", "/b"
+ * -> "/", "b" -> "" (the current folder). */
+static size_t parent_len(const char *path, size_t n)
+{
+    while (n > 0 && path[n - 1] != '/')
+        n--;
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    return n;
+}
+
 /* The length of the longest prefix of dir, cut at a '/', that names
  * something already there (0: none, the current folder). All of it for a
  * path with a "." or ".." part: its spelling is not its folders ("new/../
@@ -252,13 +263,8 @@ static size_t existing_prefix(const char *dir)
         if (p[0] == '.' && (p[1] == '/' || !p[1] || (p[1] == '.' && (p[2] == '/' || !p[2]))))
             return n;
     memcpy(path, dir, n + 1);
-    while (n > 0 && lstat(path, &st) != 0 && errno == ENOENT) {
-        while (n > 0 && path[n - 1] != '/')
-            n--;
-        while (n > 1 && path[n - 1] == '/')
-            n--; /* "a//b": the prefix "a"; "/b": "/" stays */
-        path[n] = 0;
-    }
+    while (n > 0 && lstat(path, &st) != 0 && errno == ENOENT)
+        path[n = parent_len(path, n)] = 0;
     return n;
 }
 
@@ -271,13 +277,8 @@ static void forget_outdir(launch_t *l)
 
     rmdir(l->absdir);
     memcpy(path, l->outdir, n + 1);
-    while (n > l->outdir_kept && rmdir(path) == 0) {
-        while (n > 0 && path[n - 1] != '/')
-            n--;
-        while (n > 1 && path[n - 1] == '/')
-            n--;
-        path[n] = 0;
-    }
+    while (n > l->outdir_kept && rmdir(path) == 0)
+        path[n = parent_len(path, n)] = 0;
 }
 
 /*
