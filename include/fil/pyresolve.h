@@ -85,12 +85,12 @@
  *       level whose (code, instruction) differs (levels >= t->resolved are
  *       resolved again whatever it says), else anything; and the innermost
  *       frame into *top (untouched if there is none)
- *   int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const void **instr)
+ *   int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top)
  *       1 if the live chain has t->depth (>= 1) frames, the frames below
  *       the innermost have the keys t->key[0 .. depth-2] (code and
  *       instruction, compared as the walk does) and the innermost is a
- *       visible frame of t->key[depth-1].code, whose instruction goes into
- *       *instr; else 0. A frame a walk would skip may count as a mismatch
+ *       visible frame of t->key[depth-1].code, which goes into *top
+ *       (code, instruction, frame); else 0. A frame a walk would skip may count as a mismatch
  *       (0): the walk then decides
  *   int fil_src_near(fil_src_t *s, fil_pythread_t *t, fil_pyraw_t *top,
  *                    uint32_t *low)
@@ -628,30 +628,50 @@ static __attribute__((noinline)) uint32_t near(fil_src_t *s, fil_pythread_t *t) 
 }
 
 /*
+ * near() for the case quick() has checked already: every level below the
+ * innermost is its key's and the innermost runs its key's code at an
+ * instruction its ways do not know (a module body or a function run once,
+ * a new line at every allocation: what importing is). The lowest level
+ * that moved is the top, so near()'s passes over the chain would only find
+ * that again; the top is resolved from the call cache or, as near_rest
+ * does, from its line. Out of line, as near() is.
+ */
+static __attribute__((noinline)) uint32_t near_top(fil_pythread_t *t, const fil_pyraw_t *top) {
+    uint32_t n = t->depth - 1, parent = n ? t->e[n - 1].node : t->base;
+    if (!t->cache)
+        return FIL_NONE;
+    uint32_t node = near_cache(t, n, 1, top, parent);
+    if (node == FIL_NONE)
+        return near_rest(t, n, n, t->e[n].role != FIL_PYROLE_UNSET, top, parent);
+    near_keep(t, n, top, node, 0);
+    return node;
+}
+
+/*
  * The walk's loop case without the walk: the chain is the resolved one but
  * for the innermost frame's instruction, which one of its ways knows (ways
  * hold only trusted entries' instructions, seen at a resolution where the
- * frame was visible); when it is not the loop case, or the ways do not
- * know the instruction, near(). FIL_NONE otherwise; the walk decides
- * then. Walk mode only (events and deep mode keep their own
- * mirror), and not over stacks deep enough for deep mode, which only a
- * walk turns on.
+ * frame was visible); when the ways do not know the instruction,
+ * near_top(), and when it is not the loop case, near(). FIL_NONE
+ * otherwise; the walk decides then. Walk mode only (events and deep mode
+ * keep their own mirror), and not over stacks deep enough for deep mode,
+ * which only a walk turns on.
  */
 static inline uint32_t quick(fil_src_t *s, fil_pythread_t *t) {
     uint32_t n = t->depth;
     if (n - 1 >= FIL_PY_DEEP_ON || t->resolved != n || t->epoch != fil_src_epoch())
         return FIL_NONE;
-    const void *instr;
-    if (!fil_src_quick(s, t, &instr))
+    fil_pyraw_t top;
+    if (!fil_src_quick(s, t, &top))
         return near(s, t);
     fil_pyentry_t *e = &t->e[n - 1];
     for (int w = 0; w < FIL_PY_WAYS; w++) {
-        if (e->way_instr[w] == instr) {
-            t->key[n - 1].instr = instr;
+        if (e->way_instr[w] == top.instr) {
+            t->key[n - 1].instr = top.instr;
             return e->node = e->way_node[w];
         }
     }
-    return near(s, t); /* the cache may know it, else the walk */
+    return near_top(t, &top); /* the cache may know it, else its line */
 }
 
 /* Everything but quick(): events, deep mode, the walk. Out of line, so

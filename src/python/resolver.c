@@ -88,12 +88,12 @@ static inline fil_frame_t *skip_shims(fil_frame_t *f) {
  * whether a frame shows depends only on them (and, on 3.12+, on the owner:
  * a shim's code is the interpreter's trampoline, never a key's).
  */
-static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const void **instr) {
+static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top) {
     const fil_pykey_t *k = t->key + t->depth - 1;
     fil_frame_t *f = fil_py_top(s->ts);
     if (!f || fil_py_code(f) != k->code || fil_py_hidden(f))
         return 0;
-    *instr = fil_py_instr(f);
+    *top = raw_of(f);
     while (k != t->key) {
         k--;
         f = skip_shims(fil_py_below(f));

@@ -364,7 +364,7 @@ static inline int fil_src_compare(fil_src_t *s, const fil_pythread_t *t, uint32_
 
 static int quicks; /* quick() shortcuts taken, counted */
 
-static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const void **instr)
+static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top_raw)
 {
     uint32_t n = t->depth;
     if ((uint32_t)s->st->n != n)
@@ -377,7 +377,7 @@ static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, const voi
     const fframe_t *top = s->st->f[n - 1];
     if (t->key[n - 1].code != top->code)
         return 0;
-    *instr = instr_of(top);
+    *top_raw = (fil_pyraw_t){top->code, instr_of(top), top};
     quicks++;
     return 1;
 }
@@ -673,6 +673,49 @@ static void test_quick(void)
     /* An instruction the ways do not hold: walked, and right. */
     B.instr = 3;
     CHECK_CURRENT(FIL_NONE, &st, 0);
+    cur = NULL;
+}
+
+/* A module body (or a function run once) under an unchanged chain: the
+ * innermost frame allocates at more instructions than its ways hold. Each
+ * new one is looked up once; when the body runs again (a second import of
+ * the same code, a loop over a long body) every node comes from the call
+ * cache, without a walk or a line lookup, and each is the real chain's. */
+static void test_body(void)
+{
+    static fcode_t imp = {0, 0, 1, {5, 6}}, body = {0, 0, 1, {1, 2, 3, 4, 5, 6, 7, 8}};
+    imp.func = func("<frozen importlib._bootstrap>", "_call_with_frames_removed", 5);
+    body.func = func("mod.py", "<module>", 1);
+    fframe_t F[6], B = {&body, 0, 0};
+    fstack_t st = {.n = 0};
+    events_on = 0;
+    fil_stacks_thread_exit();
+    cur = &st;
+    for (int i = 0; i < 6; i++) {
+        F[i] = (fframe_t){&imp, i % 2, 0};
+        st.f[st.n++] = &F[i];
+    }
+    st.f[st.n++] = &B;
+    int right = 1;
+    line_lookups = 0;
+    for (int i = 0; i < 8; i++) {
+        B.instr = i;
+        if (fil_stacks_current() != expect(FIL_NONE, &st, 0))
+            right = 0;
+    }
+    CHECK(right);
+    CHECK(line_lookups >= 8);
+    compares = line_lookups = 0;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 8; i++) {
+            B.instr = round ? 7 - i : i;
+            if (fil_stacks_current() != expect(FIL_NONE, &st, 0))
+                right = 0;
+        }
+    }
+    CHECK(right);
+    CHECK_INT(compares, 0);
+    CHECK_INT(line_lookups, 0);
     cur = NULL;
 }
 
@@ -988,6 +1031,7 @@ static void test_resolve(void)
     scenarios(0);
     scenarios(1);
     test_quick();
+    test_body();
     test_near();
     test_near_moved();
     test_launcher();
