@@ -97,6 +97,8 @@ def test_start_methods(fp, tmp_path, method):
     child_summary = fp.load_summary(folder(result, row))
     assert child_summary["peak_bytes"] == row["peak_bytes"]
     assert child_summary["children"] == []
+    # its own peak RSS, also after the os._exit that fork workers end with
+    assert 40 * MIB <= (child_summary["peak_rss_bytes"] or 0) < 100 * MIB, child_summary
     # The parent's page lists it with a link to its report.
     page = (result / "index.html").read_text()
     assert 'href="%s/index.html"' % row["folder"] in page
