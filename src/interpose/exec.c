@@ -24,7 +24,7 @@
  * memory: they allocate nothing (the new vectors are on the stack, or in
  * pages mapped for a huge environment), take no lock, touch no state.
  * glibc's system() and popen() spawn through an internal call that passes
- * the environment as it is: what they start is not profiled.
+ * the environment as it is: shell.c's take their place.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -210,6 +210,8 @@ void fil_exec_strip(void) {
 
 /* Stop carrying (the launcher cannot take children any more). */
 void fil_exec_stop(void) { carrying = 0; }
+
+int fil_exec_carrying(void) { return carrying; }
 
 /* Entries of a NULL-terminated vector. */
 static size_t count(char *const *v) {

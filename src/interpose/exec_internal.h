@@ -19,6 +19,9 @@ void fil_exec_resolve(void);
 void fil_exec_setup(int mode);
 void fil_exec_strip(void);
 void fil_exec_stop(void);
+/* 1 while exec'd programs get our variables back (shell.c: else glibc's
+ * system and popen). Context: any thread. */
+int fil_exec_carrying(void);
 size_t fil_exec_filter_preload(const char *v, char *out, size_t cap, char *mine, size_t mcap);
 
 /* children.c */
