@@ -393,11 +393,17 @@ static void end_children(launch_t *l)
     in->children = l->rows;
     for (uint32_t i = 0; i < in->nchildren; i++) {
         const fil_child_row_t *r = &l->rows[i];
+        const char *abbrev = r->term_signal ? sigabbrev_np(r->term_signal) : NULL;
+        char died[64];
+        if (abbrev)
+            snprintf(died, sizeof died, "died of SIG%s", abbrev);
+        else
+            snprintf(died, sizeof died, "died of signal %d", r->term_signal);
         if (r->out_of_memory || r->term_signal)
             note("Child process %d %s: %s/%s", r->pid,
                  r->oom_killed      ? "was killed by the kernel's OOM killer"
                  : r->out_of_memory ? "ran out of memory"
-                                    : "died of a signal",
+                                    : died,
                  l->shown, r->folder);
     }
     if (in->nchildren)

@@ -397,3 +397,24 @@ def test_more_children_than_the_registry_first_holds(fp, tmp_path):
     assert len(rows) == 40, [c["folder"] for c in rows]
     assert len({c["pid"] for c in rows}) == 40
     assert all(c["exit_status"] == 3 for c in rows), [c["exit_status"] for c in rows]
+
+
+TERMINATED = """
+import os
+import signal
+import subprocess
+import sys
+
+r = subprocess.run([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"])
+print("child", r.returncode)
+"""
+
+
+def test_child_death_names_its_signal(fp, tmp_path):
+    proc, result = fp.run_fil(tmp_path, TERMINATED)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"child -15\n"
+    rows = fp.load_summary(result)["children"]
+    assert len(rows) == 1 and rows[0]["signal"] == "SIGTERM", rows
+    said = "=fil-profile= Child process %d died of SIGTERM: " % rows[0]["pid"]
+    assert said in proc.stderr.decode(), fp.describe(proc)
