@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -140,6 +141,13 @@ int fil_cli_proc_dying(const char *root, pid_t pid);
  * Python processes is profiled whole under the usual soft 1024. The
  * program, and so every process it starts, gets the limit back. */
 void fil_cli_raise_nofile(void);
+/* Raise the launcher's own soft RLIMIT_AS and RLIMIT_DATA to the hard
+ * limits (an inherited `ulimit -Sv` is the program's budget, not the
+ * renderer's); the program and the probe runs get the user's back.
+ * fil_cli_user_rlimit: getrlimit as the user set it. Context: supervisor,
+ * single-threaded, before the first fork. */
+void fil_cli_raise_memory(void);
+int fil_cli_user_rlimit(int resource, struct rlimit *rl);
 typedef struct fil_cli_child {
     const char *python;      /* resolved interpreter path */
     const char *const *argv; /* NULL-terminated exec argv */

@@ -237,7 +237,7 @@ static int as_limit(const fil_cli_args_t *a, uint64_t *limit)
 {
     struct rlimit rl;
 
-    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    if (fil_cli_user_rlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         *limit = (uint64_t)rl.rlim_cur;
     else
         *limit = FIL_UNLIMITED;

@@ -650,8 +650,15 @@ static void render(launch_t *l, int explained)
         say("error: cannot write %s/%s: %s; the report there is incomplete", l->shown, bad,
             strerror(e));
     if (flags < 0) {
-        if (!explained)
-            say("error: %s", err[0] ? err : "cannot write the reports");
+        struct rlimit rl;
+        int capped = strncmp(err, "no memory", 9) == 0 && getrlimit(RLIMIT_AS, &rl) == 0 &&
+                     rl.rlim_max != RLIM_INFINITY;
+        if (!explained && err[0])
+            say("error: cannot write the reports: %s%s", err,
+                capped ? " under the hard RLIMIT_AS (ulimit -Hv), which the launcher shares"
+                       : "");
+        else if (!explained)
+            say("error: cannot write the reports");
         return;
     }
     if (!fil_render_interrupted())
@@ -738,6 +745,7 @@ static int launch(const fil_cli_args_t *a)
         goto out;
     }
     check_memory_limit(a);
+    fil_cli_raise_memory(); /* the reports' memory is not the program's */
     fil_cli_install_t in = {l.python, l.preload, l.libdir};
     if (fil_cli_check_limits(a, &in))
         goto out;

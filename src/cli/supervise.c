@@ -161,6 +161,46 @@ static void restore_nofile(void)
         setrlimit(RLIMIT_NOFILE, &nofile);
 }
 
+/* The soft RLIMIT_AS and RLIMIT_DATA as the user gave them, when
+ * fil_cli_raise_memory raised the launcher's own to the hard ones: the
+ * program and the probe runs get them back. */
+static struct rlimit user_mem[2];
+static int mem_raised[2];
+static const int mem_res[2] = {RLIMIT_AS, RLIMIT_DATA};
+
+void fil_cli_raise_memory(void)
+{
+    for (int i = 0; i < 2; i++) {
+        struct rlimit rl;
+        if (mem_raised[i] || getrlimit(mem_res[i], &user_mem[i]) != 0 ||
+            user_mem[i].rlim_cur >= user_mem[i].rlim_max)
+            continue;
+        rl = user_mem[i];
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(mem_res[i], &rl) == 0)
+            mem_raised[i] = 1;
+    }
+}
+
+int fil_cli_user_rlimit(int resource, struct rlimit *rl)
+{
+    for (int i = 0; i < 2; i++) {
+        if (resource == mem_res[i] && mem_raised[i]) {
+            *rl = user_mem[i];
+            return 0;
+        }
+    }
+    return getrlimit(resource, rl);
+}
+
+/* In a child about to exec the program (or a probe run): the user's. */
+static void restore_memory(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (mem_raised[i])
+            setrlimit(mem_res[i], &user_mem[i]);
+}
+
 /* Set the soft RLIMIT_AS to limit (capped at the hard limit). 0, or -1. */
 static int set_as_limit(uint64_t limit)
 {
@@ -198,6 +238,7 @@ static void child_exec(const fil_cli_child_t *c, const struct sigaction *oldchld
     sigaction(SIGCHLD, oldchld, NULL);
     fil_cli_restore_sigpipe();
     restore_nofile();
+    restore_memory();
     sigprocmask(SIG_SETMASK, oldmask, NULL);
     if (c->has_memory_limit && set_as_limit(c->memory_limit) != 0) {
         what = "cannot set the memory limit for";
@@ -476,6 +517,7 @@ static void probe_exec(const fil_cli_child_t *c, int outfd)
 
     fil_cli_restore_sigpipe();
     restore_nofile();
+    restore_memory();
     if (null >= 0) {
         dup2(null, 0);
         dup2(outfd >= 0 ? outfd : null, 1);

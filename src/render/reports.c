@@ -328,8 +328,17 @@ int fil_render_reports(int state_fd, const char *dir, const fil_run_info_t *info
             mem.cap = alone;
             take_scratch(&mem);
         }
-        rendered = (int)render_finished(&v, dir, info, &mem);
-        give_scratch(&mem);
+        if (mem.base) {
+            rendered = (int)render_finished(&v, dir, info, &mem);
+            give_scratch(&mem);
+        } else if (errlen) { /* "no memory for their working memory (12 MiB)" */
+            fil_writer_t w;
+            fil_writer_init(&w, -1, err, errlen - 1);
+            fil_write_str(&w, "no memory for their working memory (");
+            fil_write_size(&w, mem.cap);
+            fil_write_str(&w, ")");
+            err[w.len < errlen - 1 ? w.len : errlen - 1] = 0;
+        }
     }
     munmap(base, size);
     return rendered;

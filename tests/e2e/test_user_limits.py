@@ -23,6 +23,8 @@ first allocation out of memory.
 import re
 import subprocess
 
+import pytest
+
 HELLO = """
 data = bytearray(1024 * 1024)
 print("hello", len(data))
@@ -115,3 +117,57 @@ def test_syntax_error_under_a_roomy_limit_is_not_blamed_on_it(fp, tmp_path):
     proc, _ = fp.run_fil(tmp_path, script, extra_opts=["--memory-limit", "2G"])
     assert proc.returncode == 1, fp.describe(proc)
     assert b"before the program started" not in proc.stderr, fp.describe(proc)
+
+
+LIMITS = """
+import os
+import resource
+
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+print("program", soft // 1024, hard == resource.RLIM_INFINITY)
+with open("/proc/%d/limits" % os.getppid()) as f:
+    line = [l for l in f if l.startswith("Max address space")][0]
+print("launcher", line.split()[3])
+held = []
+while True:
+    held.append(bytearray(16 * 1024 * 1024))  # GROW
+"""
+
+
+def test_inherited_soft_ulimit_is_the_programs_not_the_launchers(fp, tmp_path):
+    """The program runs under the user's soft RLIMIT_AS and runs out of
+    memory there (exit 53, its line); the launcher raised its own to the
+    hard limit, so the exit report is whole (under a tight `ulimit -Sv` it
+    could not map its working memory and printed a peak of 0 B)."""
+    script = fp.write_script(tmp_path, LIMITS)
+    out = tmp_path / "fil-out"
+    proc = subprocess.run(["bash", "-c", 'ulimit -Sv 400000 && exec "$@"', "bash", fp.FIL, "run",
+                           "--no-browser", "-o", str(out), str(script)], cwd=str(tmp_path),
+                          env=fp.base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=60)
+    assert proc.returncode == 53, fp.describe(proc)
+    assert proc.stdout == b"program 400000 True\nlauncher unlimited\n", fp.describe(proc)
+    result = fp.latest_result(out)
+    summary = fp.load_summary(result)
+    assert summary["report"] == "exit" and summary["limits"]["rlimit_as"] == 400000 * 1024, summary
+    assert (result / "index.html").is_file() and (result / "peak-memory.prof").is_file()
+    assert summary["out_of_memory"]["python_stack"][-1]["line"] == fp.line_of(LIMITS, "GROW")
+    assert b"Peak tracked memory: 0 B" not in proc.stderr, fp.describe(proc)
+
+
+def test_hard_ulimit_too_tight_for_the_report_says_so(fp, tmp_path):
+    """Under a hard `ulimit -v` too small for the launcher's working memory:
+    one error line saying why, no made-up peak."""
+    script = fp.write_script(tmp_path, LIMITS)
+    out = tmp_path / "fil-out"
+    proc = subprocess.run(["bash", "-c", 'ulimit -v 20000 && exec "$@"', "bash", fp.FIL, "run",
+                           "--no-browser", "-o", str(out), str(script)], cwd=str(tmp_path),
+                          env=fp.base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=60)
+    ours = [l for l in fil_lines(proc) if l.startswith(fp.PREFIX)]
+    if any("before the program started" in l for l in ours):
+        pytest.skip("this interpreter does not start under ulimit -v 20000 with the profiler")
+    assert proc.returncode == 53, fp.describe(proc)
+    assert not any("Peak tracked memory: 0 B" in l for l in ours), fp.describe(proc)
+    said = [l for l in ours if "cannot write the reports: no memory" in l]
+    assert len(said) == 1 and "ulimit -Hv" in said[0], fp.describe(proc)
