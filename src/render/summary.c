@@ -297,14 +297,27 @@ static void write_oom(const fil_view_t *v, const fil_run_info_t *info, const cha
     fil_write_u64(w, o->dump_state ? o->request : 0);
     fil_write_str(w, ", \"tracked_bytes\": ");
     fil_write_u64(w, o->dump_state ? o->tracked : (uint64_t)(v->total > 0 ? v->total : 0));
+    /* A kill by the kernel's OOM killer has no dump of its own: the limit
+     * is the one it hit (the cgroup's, else the machine's), with nothing
+     * left under it, and the RSS the launcher last saw. */
+    uint64_t rss = o->rss, limit = o->limit_value, headroom = o->headroom;
+    fil_limit_kind_t kind = (fil_limit_kind_t)o->limit_kind;
+    if (!in_process(o) && oom_killed(info)) {
+        const fil_limits_t *l = &v->h->limits;
+        int cg = l->cgroup_limit != FIL_UNLIMITED && l->cgroup_limit != 0;
+        kind = cg ? FIL_LIMIT_CGROUP : FIL_LIMIT_SYSTEM;
+        limit = cg ? l->cgroup_limit : l->mem_total;
+        headroom = 0;
+        rss = info->peak_rss;
+    }
     fil_write_str(w, ", \"rss_bytes\": ");
-    fil_write_u64(w, o->rss);
+    fil_write_u64(w, rss);
     fil_write_str(w, ", \"limit\": \"");
-    fil_write_str(w, fil_limit_kind_name((fil_limit_kind_t)o->limit_kind));
+    fil_write_str(w, fil_limit_kind_name(kind));
     fil_write_str(w, "\", \"limit_bytes\": ");
-    fil_write_u64(w, o->limit_value);
+    fil_write_u64(w, limit);
     fil_write_str(w, ", \"headroom_bytes\": ");
-    fil_write_u64(w, o->headroom);
+    fil_write_u64(w, headroom);
     fil_write_str(w, ", \"signal\": ");
     int s = o->dump_state && o->reason == FIL_REASON_SIGNAL ? o->signal : sig;
     if (s > 0) {

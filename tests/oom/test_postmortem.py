@@ -90,6 +90,10 @@ def test_kernel_oom_kill_postmortem(oom, tmp_path, memcg):
     assert o["source"] == "post-mortem", o
     assert o["kind"] == "killed", o
     assert o["oom_kill_confirmed"] is True, o
+    # the limit it hit, nothing left under it, and its RSS as last sampled
+    assert o["limit"] == "cgroup" and o["limit_bytes"] == oom.CG_LIMIT, o
+    assert o["headroom_bytes"] == 0, o
+    assert 0.6 * oom.CG_LIMIT < o["rss_bytes"] <= 1.05 * oom.CG_LIMIT, o
     assert s["exit_status"] == 137, s
     for name in oom.PEAK_FILES:
         assert run.file(name).is_file(), name
