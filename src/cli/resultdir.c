@@ -8,8 +8,9 @@
  * one: on EEXIST we wait a millisecond and take the next name. DIR/latest is
  * a relative symlink to the folder name, replaced atomically (a temporary
  * symlink renamed over it). Nothing the user had is deleted or overwritten:
- * if DIR/latest exists and is not a symlink it is left alone, and a temporary
- * link is never created over an existing name. Supervisor only.
+ * if DIR/latest exists and is not a symlink, or is a symlink to anything but
+ * one of our folders, it is left alone, and a temporary link is never
+ * created over an existing name. Supervisor only.
  */
 #include <errno.h>
 #include <limits.h>
@@ -148,15 +149,37 @@ static int make_temp_link(const char *dir, const char *name, char *tmp, size_t t
     return -1;
 }
 
+/* 1 if a symlink's target is one of our folder names (YYYY-MM-DDTHH-MM-SS_
+ * and digits, in the same folder): a `latest` we made. */
+static int our_target(const char *t)
+{
+    static const char shape[] = "dddd-dd-ddTdd-dd-dd_";
+    size_t i;
+
+    for (i = 0; shape[i]; i++) {
+        if (shape[i] == 'd' ? !(t[i] >= '0' && t[i] <= '9') : t[i] != shape[i])
+            return 0;
+    }
+    if (!t[i])
+        return 0;
+    for (; t[i]; i++) {
+        if (!(t[i] >= '0' && t[i] <= '9'))
+            return 0;
+    }
+    return 1;
+}
+
 /*
  * Point dir/latest at the folder `name` (a relative symlink), atomically.
- * Returns 0 if updated; 1 if dir/latest exists and is not a symlink (left
- * alone, warning in warn); -1 if it could not be updated (warning in warn).
+ * Returns 0 if updated; 1 if dir/latest exists and is not a symlink, or is
+ * a symlink of the user's own (to anything but one of our folders): left
+ * alone, warning in warn; -1 if it could not be updated (warning in warn).
  */
 int fil_cli_update_latest(const char *dir, const char *name, char *warn, size_t warnlen)
 {
-    char link[PATH_MAX], tmp[PATH_MAX];
+    char link[PATH_MAX], tmp[PATH_MAX], target[PATH_MAX];
     struct stat st;
+    ssize_t n;
     int e;
 
     if (!fil_cli_join(dir, "latest", link, sizeof link))
@@ -164,6 +187,15 @@ int fil_cli_update_latest(const char *dir, const char *name, char *warn, size_t 
     if (lstat(link, &st) == 0 && !S_ISLNK(st.st_mode)) {
         fil_cli_msgf(warn, warnlen, "'%s' exists and is not a symbolic link; not updating it", link);
         return 1;
+    }
+    if (lstat(link, &st) == 0 && (n = readlink(link, target, sizeof target - 1)) >= 0) {
+        target[n] = '\0';
+        if (!our_target(target)) {
+            fil_cli_msgf(warn, warnlen,
+                         "'%s' is a symbolic link of your own (to '%s'); not updating it", link,
+                         target);
+            return 1;
+        }
     }
     if (make_temp_link(dir, name, tmp, sizeof tmp) != 0)
         return fil_cli_msgf(warn, warnlen, "cannot update '%s': %s", link, strerror(errno));

@@ -446,6 +446,20 @@ static void test_result_dir(const char *tmp)
     target[n > 0 ? n : 0] = '\0';
     CHECK_STR(target, name2); /* relative, replaced */
 
+    /* a symlink of the user's own is left alone; one of ours is replaced */
+    remove(link);
+    CHECK_INT(symlink("../elsewhere", link), 0);
+    CHECK_INT(fil_cli_update_latest(dir, name, err, sizeof err), 1);
+    CHECK(strstr(err, "symbolic link of your own (to '../elsewhere')") != NULL);
+    n = readlink(link, target, sizeof target - 1);
+    CHECK(n == 12 && memcmp(target, "../elsewhere", 12) == 0);
+    remove(link);
+    CHECK_INT(symlink("2020-01-02T03-04-05_678", link), 0);
+    CHECK_INT(fil_cli_update_latest(dir, name, err, sizeof err), 0);
+    n = readlink(link, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    CHECK_STR(target, name);
+
     /* a `latest` that is not a symlink is left alone */
     remove(link);
     write_file(link, "mine\n");
