@@ -12,9 +12,10 @@
 #include "fil/common.h"
 
 /* Read limits, reserve the arena (resident when memory is short, oom.c),
- * set the first budget. 0, or -1 (detection off; tracking still works).
- * Context: startup, after the state and tracker exist. */
-int fil_oom_init(void);
+ * set the first budget; child: a process the program started (its lines,
+ * --verbose's first, say its pid). 0, or -1 (detection off; tracking
+ * still works). Context: startup, after the state and tracker exist. */
+int fil_oom_init(int child);
 
 /* Warm the unwinder up (its lazy set-up, a pipe among it, happens now and
  * not in a dump), once the process is sure to be tracked.

@@ -81,7 +81,7 @@ __attribute__((constructor)) static void fil_preload_init(void) {
     int ok = fil_state_open(n) == 0 && (!child || fil_children_send_exec() == 0) &&
              fil_stacks_init() == 0 && fil_tracker_init() == 0;
     if (ok) {
-        fil_oom_init(); /* meanwhile a child's launcher makes its folder */
+        fil_oom_init(child); /* meanwhile a child's launcher makes its folder */
         ok = !child || fil_children_await_exec() == 0;
         if (!ok)
             fil_oom_abandon();

@@ -314,9 +314,13 @@ static void say_limits(void) {
     sigset_t old;
     int was_pending = hold_sigpipe(&old);
     fil_writer_init(&w, 2, buf, sizeof buf);
-    fil_write_str(&w, FIL_MSG_PREFIX "limits: ");
+    fil_write_str(&w, FIL_MSG_PREFIX);
+    fil_write_str(&w, fil_oom_cfg.who);
+    fil_write_str(&w, "limits: ");
     fil_limits_write_json(&fil_state->limits, &w);
-    fil_write_str(&w, "\n" FIL_MSG_PREFIX "safety margin ");
+    fil_write_str(&w, "\n" FIL_MSG_PREFIX);
+    fil_write_str(&w, fil_oom_cfg.who);
+    fil_write_str(&w, "safety margin ");
     fil_write_size(&w, fil_oom_cfg.margin);
     fil_write_str(&w, ", emergency arena ");
     fil_write_size(&w, fil_oom_arena_size);
@@ -420,7 +424,9 @@ static void resident_if_short(const verdict_t *v, uint64_t size, int startup) {
     fil_writer_flush(&w);
 }
 
-int fil_oom_init(void) {
+int fil_oom_init(int child) {
+    if (child)
+        set_who(getpid());
     fil_limits_read(&fil_state->limits, "");
     read_config();
     fil_state->margin = fil_oom_cfg.margin;

@@ -189,3 +189,28 @@ def test_reader_of_an_inherited_pipe_sees_eof_when_the_program_closes_it(tmp_pat
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+CHILD_VERBOSE = """
+import subprocess
+import sys
+
+subprocess.run([sys.executable, "-c", "pass"], check=True)
+"""
+
+
+def test_verbose_lines_of_a_child_name_its_pid(tmp_path, fp):
+    """With several processes writing to one stderr, each --verbose line of
+    a child says whose it is: the program's own lines have no [pid N], the
+    child's limits and safety margin lines all carry the same one."""
+    proc, result = fp.run_fil(tmp_path, CHILD_VERBOSE, extra_opts=("--verbose",))
+    assert proc.returncode == 0, fp.describe(proc)
+    rows = fp.load_summary(result)["children"]
+    assert len(rows) == 1, rows
+    lines = proc.stderr.decode().splitlines()
+    child = fp.PREFIX + "[pid %d] " % rows[0]["pid"]
+    for what in ("limits: ", "safety margin "):
+        said = [l for l in lines if what in l]
+        mine = [l for l in said if l.startswith(fp.PREFIX + what)]
+        childs = [l for l in said if l.startswith(child + what)]
+        assert len(said) == 2 and len(mine) == 1 and len(childs) == 1, lines
