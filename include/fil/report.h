@@ -284,9 +284,18 @@ typedef struct fil_top_line {
     uint32_t node;  /* the node of that line holding the most self bytes */
     uint64_t self;  /* bytes allocated by the line itself */
     uint64_t total; /* bytes it held with what it called (each byte once) */
+    /* For a library's line (or a bracketed one): the program's own line
+     * that called it with the most of its self bytes (a node of that line;
+     * FIL_NONE if none did), those bytes, and how many other lines of the
+     * program called it (FIL_TOP_CALLERS_MORE: at least that many). */
+    uint32_t caller;
+    uint32_t other_callers;
+    uint64_t caller_bytes;
 } fil_top_line_t;
 
 #define FIL_TOP_LINES_MAX 64u
+#define FIL_TOP_CALLERS 16u
+#define FIL_TOP_CALLERS_MORE FIL_TOP_CALLERS
 
 size_t fil_top_lines_scratch_size(uint32_t count);
 /* The lines of t with the most self bytes, biggest first, at most max (<=
@@ -300,11 +309,6 @@ int fil_top_lines(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, void 
  * (NUL-terminated, cut to len). Returns 1 for a library's (or raw) frame,
  * 0 for the program's own. */
 int fil_report_short_text(const fil_frame_t *f, char *buf, size_t len);
-
-/* The nearest of the program's own frames above node (its caller, or its
- * caller's caller...), for saying which of the program's lines called a
- * library's line; FIL_NONE if there is none. */
-uint32_t fil_tree_own_caller(const fil_tree_t *t, uint32_t node);
 
 /* ---- memory over time ---------------------------------------------------- */
 

@@ -7,7 +7,8 @@
  * The lines are those of the index page's table (fil_top_lines, src/report:
  * frames merged by key, the bytes a line allocated itself and with what it
  * called, each byte once); a library's line also names the program's own
- * line that called it (fil_tree_own_caller), as the table does. Their
+ * line that called it with the most of its bytes, and how many others did
+ * (fil_top_lines), as the table does. Their
  * source text is looked up for those rows only (at most 2 * 20 requests),
  * so this costs little after a report. A call stack is one node of the
  * state's tree: the stacks listed are the nodes with the most bytes
@@ -128,6 +129,10 @@ static void json_row(fil_writer_t *w, const fil_tree_t *t, const fil_top_line_t 
     }
     fil_write_char(w, '{');
     json_line_of(w, t, caller, pool ? &src[1] : NULL, pool);
+    fil_write_str(w, ", \"bytes\": ");
+    fil_write_u64(w, r->caller_bytes);
+    fil_write_str(w, ", \"other_lines\": ");
+    fil_write_u64(w, r->other_callers);
     fil_write_str(w, "}}");
 }
 
@@ -142,7 +147,7 @@ void fil_render_json_lines(fil_writer_t *w, const fil_tree_t *t, const fil_top_l
     n = n < FIL_SUMMARY_TOP ? n : FIL_SUMMARY_TOP;
     for (uint32_t k = 0; k < n; k++) {
         nodes[2 * k] = rows[k].node;
-        nodes[2 * k + 1] = fil_tree_own_caller(t, rows[k].node);
+        nodes[2 * k + 1] = rows[k].caller;
     }
     if (req)
         pool = find_sources(t, nodes, 2 * n, req, mem);
@@ -265,12 +270,23 @@ void fil_render_fill_answer(fil_answer_t *a, const fil_tree_t *t, const fil_top_
         t->frame(t->ctx, rows[k].node, &f);
         l->bytes = rows[k].self;
         if (fil_report_short_text(&f, l->where, sizeof l->where))
-            caller = fil_tree_own_caller(t, rows[k].node);
+            caller = rows[k].caller;
         l->caller[0] = 0;
-        if (caller != FIL_NONE) {
+        if (caller != FIL_NONE && caller < t->count) {
             fil_frame_t c = {0};
             t->frame(t->ctx, caller, &c);
             fil_report_short_text(&c, l->caller, sizeof l->caller);
+            if (rows[k].other_callers) { /* " and 2 other lines" */
+                size_t used = strlen(l->caller);
+                fil_writer_t cw;
+                fil_writer_init(&cw, -1, l->caller + used, sizeof l->caller - 1 - used);
+                fil_write_str(&cw, rows[k].other_callers >= FIL_TOP_CALLERS_MORE
+                                       ? " and at least "
+                                       : " and ");
+                fil_write_u64(&cw, rows[k].other_callers);
+                fil_write_str(&cw, rows[k].other_callers == 1 ? " other line" : " other lines");
+                l->caller[used + cw.len] = 0;
+            }
         }
     }
 }

@@ -133,20 +133,27 @@ static void write_source(fil_writer_t *w, const fil_frame_t *f, const char *open
     fil_write_str(w, close);
 }
 
-/* For a library's line: "called from <the nearest of the program's own
- * frames above node>", if there is one. SIGNAL CONTEXT: caller memory. */
-static void write_caller(fil_writer_t *w, const fil_tree_t *t, uint32_t node)
+/* For a library's line: "called from <the program's line that called it
+ * with the most of its bytes>", and when others did too, that line's bytes
+ * and how many others there are. SIGNAL CONTEXT: caller memory. */
+static void write_caller(fil_writer_t *w, const fil_tree_t *t, const fil_top_line_t *r)
 {
-    uint32_t i = fil_tree_own_caller(t, node);
     fil_frame_t f = {0};
     fil_report_label_t l;
-    if (i == FIL_NONE)
+    if (r->caller == FIL_NONE || r->caller >= t->count)
         return;
-    t->frame(t->ctx, i, &f);
+    t->frame(t->ctx, r->caller, &f);
     fil_report_label_short(&f, &l);
     fil_write_str(w, "<br><small>called from ");
     write_code_label(w, &f, &l);
     write_source(w, &f, ": <code>", "</code>");
+    if (r->other_callers) {
+        fil_write_str(w, " (");
+        fil_write_size(w, r->caller_bytes);
+        fil_write_str(w, r->other_callers >= FIL_TOP_CALLERS_MORE ? ") and at least " : ") and ");
+        fil_write_u64(w, r->other_callers);
+        fil_write_str(w, r->other_callers == 1 ? " other line" : " other lines");
+    }
     fil_write_str(w, "</small>");
 }
 
@@ -166,7 +173,7 @@ static void write_row(fil_writer_t *w, const fil_tree_t *t, const fil_top_line_t
     fil_write_str(w, "</td><td class=\"line\">");
     write_code_label(w, &f, &l);
     if (library)
-        write_caller(w, t, r->node);
+        write_caller(w, t, r);
     fil_write_str(w, "</td><td class=\"src\">");
     write_source(w, &f, "<code>", "</code>");
     fil_write_str(w, "</td><td class=\"n\">");

@@ -216,21 +216,3 @@ int fil_report_short_text(const fil_frame_t *f, char *buf, size_t len)
     buf[k] = '\0';
     return library;
 }
-
-/*
- * The nearest of the program's own frames above node, or FIL_NONE (see
- * fil/report.h). Bounded by the tree's size even if it is malformed.
- * SIGNAL CONTEXT: caller memory only.
- */
-uint32_t fil_tree_own_caller(const fil_tree_t *t, uint32_t node)
-{
-    uint32_t i = node < t->count ? t->parent(t->ctx, node) : FIL_NONE;
-    for (uint32_t k = 0; i != FIL_NONE && i < t->count && k < t->count; k++) {
-        fil_frame_t f = {0};
-        t->frame(t->ctx, i, &f);
-        if (!f.raw && !fil_path_is_library(f.file, f.file_len))
-            return i;
-        i = t->parent(t->ctx, i);
-    }
-    return FIL_NONE;
-}

@@ -12,20 +12,31 @@
  * table keyed by the frame key (power-of-two capacity >= 2 * count, linear
  * probing); the rows are the `max` biggest, kept sorted by insertion (max is
  * small). The rows' totals take one forward pass in node order (parents
- * come first), with the set of rows on each node's path.
+ * come first), with the set of rows on each node's path. A library's row
+ * names the program's lines that called it: each of its nodes' self bytes
+ * go to the nearest of the program's own frames above the node (found once
+ * per node, memoised), summed per line in a few slots per row.
  *
  * SIGNAL-SAFE FILE (checked by scripts/check-signal-safety).
- * SIGNAL CONTEXT: caller memory only. Calls: none.
+ * SIGNAL CONTEXT: caller memory only. Calls: fil_path_is_library.
  */
 #include "report_internal.h"
 
 /* One call. */
+typedef struct caller_slot {
+    uint64_t key, bytes;
+    uint32_t node;
+} caller_slot_t;
+
 typedef struct top_ctx {
     const fil_tree_t *t;
     uint32_t *par, *depth, *rep;
     uint64_t *incl, *self, *key, *tkey, *tself;
-    uint64_t mask; /* table capacity - 1 */
+    caller_slot_t *slots; /* FIL_TOP_CALLERS per row */
+    uint64_t mask;        /* table capacity - 1 */
 } top_ctx_t;
+
+#define NARRAYS 9
 
 /* Table capacity for count nodes. SIGNAL CONTEXT: caller memory only. */
 static uint64_t capacity(uint32_t count)
@@ -37,36 +48,37 @@ static uint64_t capacity(uint32_t count)
 }
 
 /* Array sizes, shared by the size function and the carving. */
-static void sizes(uint32_t count, uint64_t z[8])
+static void sizes(uint32_t count, uint64_t z[NARRAYS])
 {
     uint64_t n = count, c = capacity(count);
-    uint64_t s[8] = {n * 4, n * 4, n * 8, n * 8, n * 8, c * 8, c * 8, c * 4};
-    for (int i = 0; i < 8; i++)
+    uint64_t s[NARRAYS] = {n * 4, n * 4, n * 8, n * 8, n * 8, c * 8, c * 8, c * 4,
+                           (uint64_t)FIL_TOP_LINES_MAX * FIL_TOP_CALLERS * sizeof(caller_slot_t)};
+    for (int i = 0; i < NARRAYS; i++)
         z[i] = s[i];
 }
 
 /* Scratch for fil_top_lines. SIGNAL CONTEXT: caller memory only. */
 size_t fil_top_lines_scratch_size(uint32_t count)
 {
-    uint64_t z[8];
+    uint64_t z[NARRAYS];
     sizes(count, z);
-    return fil_report_scratch_total(z, 8);
+    return fil_report_scratch_total(z, NARRAYS);
 }
 
 /* Carve the arrays; -1 if the scratch is too small. SIGNAL CONTEXT. */
 static int carve(top_ctx_t *C, void *scratch, size_t cap)
 {
     fil_report_arena_t a;
-    uint64_t z[8];
-    void *p[8];
+    uint64_t z[NARRAYS];
+    void *p[NARRAYS];
     sizes(C->t->count, z);
     fil_report_arena_init(&a, scratch, cap);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < NARRAYS; i++) {
         if (!(p[i] = fil_report_carve(&a, z[i])))
             return -1;
     }
     C->par = p[0], C->depth = p[1], C->incl = p[2], C->self = p[3], C->key = p[4];
-    C->tkey = p[5], C->tself = p[6], C->rep = p[7];
+    C->tkey = p[5], C->tself = p[6], C->rep = p[7], C->slots = p[8];
     C->mask = capacity(C->t->count) - 1;
     return 0;
 }
@@ -116,7 +128,7 @@ static void pick(const top_ctx_t *C, fil_top_line_t *rows, uint32_t max, uint32_
 {
     *n = 0;
     for (uint64_t i = 0; i <= C->mask && max > 0; i++) {
-        fil_top_line_t r = {C->rep[i], C->tself[i], 0};
+        fil_top_line_t r = {C->rep[i], C->tself[i], 0, FIL_NONE, 0, 0};
         uint32_t k;
         if (r.node == FIL_NONE || (*n == max && !above(&r, &rows[max - 1])))
             continue;
@@ -126,6 +138,105 @@ static void pick(const top_ctx_t *C, fil_top_line_t *rows, uint32_t max, uint32_
             k--;
         }
         rows[k] = r;
+    }
+}
+
+/* 1 if node i is a frame of the program's own (not a library's, not a
+ * bracketed one). SIGNAL CONTEXT. */
+static int own_frame(const top_ctx_t *C, uint32_t i)
+{
+    fil_frame_t f = {0};
+    C->t->frame(C->t->ctx, i, &f);
+    return !f.raw && !fil_path_is_library(f.file, f.file_len);
+}
+
+#define OWN_UNKNOWN (FIL_NONE - 1)
+
+/* The nearest of the program's own frames at or above node j, FIL_NONE if
+ * none; memo[] (OWN_UNKNOWN: not found yet) keeps every answer, so all the
+ * calls of one render walk each node once. SIGNAL CONTEXT. */
+static uint32_t own_at_or_above(const top_ctx_t *C, uint32_t *memo, uint32_t j)
+{
+    uint32_t k = j, found = FIL_NONE;
+    for (uint32_t steps = 0; k != FIL_NONE && k < C->t->count && steps <= C->t->count; steps++) {
+        if (memo[k] != OWN_UNKNOWN) {
+            found = memo[k];
+            break;
+        }
+        if (own_frame(C, k)) {
+            found = k;
+            break;
+        }
+        k = C->par[k];
+    }
+    for (uint32_t x = j, steps = 0; x != k && x < C->t->count && steps <= C->t->count; steps++) {
+        memo[x] = found;
+        x = C->par[x];
+    }
+    if (k != FIL_NONE && k < C->t->count)
+        memo[k] = found;
+    return found;
+}
+
+/*
+ * Which of the program's lines called each library row (see the file
+ * comment): before line_totals, while self[] and the table still hold the
+ * lines' bytes. A row's slots keep its callers' keys and bytes; a caller
+ * that finds them full counts as one more (other_callers saturates).
+ * SIGNAL CONTEXT: caller memory only.
+ */
+static void line_callers(top_ctx_t *C, fil_top_line_t *rows, uint32_t n)
+{
+    uint64_t *row_of = C->tself;
+    uint32_t *memo = C->depth, used[FIL_TOP_LINES_MAX];
+    int more[FIL_TOP_LINES_MAX];
+    for (uint32_t i = 0; i < C->t->count; i++)
+        memo[i] = OWN_UNKNOWN;
+    for (uint64_t s = 0; s <= C->mask; s++)
+        row_of[s] = 0;
+    for (uint32_t r = 0; r < n; r++) {
+        rows[r].caller = FIL_NONE;
+        rows[r].other_callers = 0;
+        rows[r].caller_bytes = 0;
+        used[r] = 0;
+        more[r] = 0;
+        if (!own_frame(C, rows[r].node))
+            row_of[slot_of(C, C->key[rows[r].node])] = r + 1;
+    }
+    for (uint32_t i = 0; i < C->t->count; i++) {
+        if (C->self[i] == 0)
+            continue;
+        uint64_t s = slot_of(C, C->key[i]);
+        if (C->rep[s] == FIL_NONE || row_of[s] == 0 || C->par[i] == FIL_NONE)
+            continue;
+        uint32_t r = (uint32_t)row_of[s] - 1, oc = own_at_or_above(C, memo, C->par[i]);
+        if (oc == FIL_NONE)
+            continue;
+        caller_slot_t *sl = C->slots + (size_t)r * FIL_TOP_CALLERS;
+        uint32_t k = 0;
+        while (k < used[r] && sl[k].key != C->key[oc])
+            k++;
+        if (k == used[r]) {
+            if (used[r] == FIL_TOP_CALLERS) {
+                more[r] = 1;
+                continue;
+            }
+            sl[k] = (caller_slot_t){C->key[oc], 0, oc};
+            used[r]++;
+        }
+        sl[k].bytes = sl[k].bytes + C->self[i] < sl[k].bytes ? UINT64_MAX : sl[k].bytes + C->self[i];
+    }
+    for (uint32_t r = 0; r < n; r++) {
+        const caller_slot_t *sl = C->slots + (size_t)r * FIL_TOP_CALLERS;
+        uint32_t best = 0;
+        if (!used[r])
+            continue;
+        for (uint32_t k = 1; k < used[r]; k++)
+            if (sl[k].bytes > sl[best].bytes)
+                best = k;
+        rows[r].caller = sl[best].node;
+        rows[r].caller_bytes = sl[best].bytes;
+        rows[r].other_callers = more[r] ? FIL_TOP_CALLERS_MORE : used[r] - 1;
     }
 }
 
@@ -179,6 +290,7 @@ int fil_top_lines(const fil_tree_t *t, fil_top_line_t *rows, uint32_t max, void 
         return -1;
     sum_lines(&C);
     pick(&C, rows, max, &n);
+    line_callers(&C, rows, n);
     line_totals(&C, rows, n);
     return (int)n;
 }

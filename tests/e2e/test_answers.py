@@ -269,3 +269,46 @@ def test_stderr_lines_keep_their_prefix(tmp_path, fp):
     assert rows and rows[0][3].startswith("?bell?tab?newline.py:1 "), rows
     assert abs(rows[0][1] - 12) <= 0.6, rows
     assert all(mib >= 0.05 or pct >= 0.05 for _, mib, pct, _ in rows[1:]), rows
+
+
+CALLERS_LIB = """
+def make(n):
+    return bytearray(n)  # MAKE
+"""
+
+CALLERS = """
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib",
+                                "site-packages"))
+import mylib
+
+MIB = 1024 * 1024
+a = mylib.make(10 * MIB)  # TEN
+b = mylib.make(30 * MIB)  # THIRTY
+c = mylib.make(20 * MIB)  # TWENTY
+print(len(a) + len(b) + len(c))
+"""
+
+
+def test_library_line_names_its_biggest_caller_and_how_many_others(tmp_path, fp):
+    """A library's line called from three of the program's lines names the
+    one with the most of its bytes, with those bytes, and says two more
+    called it: on stderr, in summary.json and on the index page."""
+    lib = tmp_path / "lib" / "site-packages"
+    lib.mkdir(parents=True)
+    fp.write_script(lib, CALLERS_LIB, name="mylib.py")
+    proc, result = fp.run_fil(tmp_path, CALLERS)
+    assert proc.returncode == 0, fp.describe(proc)
+    thirty = fp.line_of(CALLERS, "THIRTY")
+    rank, mib, pct, text = top_lines(proc.stderr)[0]
+    assert abs(mib - 60) <= 1, text
+    assert text.endswith(", called from script.py:%d (<module>) and 2 other lines" % thirty), text
+    row = fp.load_summary(result)["top_lines"][0]
+    assert row["line"] == fp.line_of(CALLERS_LIB, "MAKE") and row["own"] is False, row
+    c = row["called_from"]
+    assert c["line"] == thirty and c["other_lines"] == 2, row
+    assert fp.within(c["bytes"], 30 * 1024 * 1024, 0.01), row
+    page = (result / "index.html").read_text()
+    assert "(30.0 MiB) and 2 other lines" in page

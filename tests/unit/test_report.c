@@ -612,6 +612,66 @@ static void test_top_lines_totals(void)
     free(scratch);
 }
 
+/* A library's line called from several of the program's lines names the
+ * one with the most of its bytes, those bytes, and how many others called
+ * it; the same program line reached two ways is one caller; a program
+ * line has no caller; a library line under library lines only has none;
+ * more callers than the slots hold are "at least". */
+static void test_top_lines_callers(void)
+{
+    static const tnode_t nodes[] = {
+        /* 0 */ {N, 0, 1, "main.py", "<module>", 1, NULL, NULL},
+        /* 1 */ {0, 0, 2, "main.py", "w0", 5, NULL, NULL},
+        /* 2 */ {1, 100, 9, "/usr/lib/python3/dist-packages/np/core.py", "ones", 205, NULL, NULL},
+        /* 3 */ {0, 0, 3, "main.py", "w1", 6, NULL, NULL},
+        /* 4 */ {3, 0, 8, "/usr/lib/python3/dist-packages/np/util.py", "helper", 3, NULL, NULL},
+        /* 5 */ {4, 150, 9, "/usr/lib/python3/dist-packages/np/core.py", "ones", 205, NULL, NULL},
+        /* 6 */ {0, 0, 4, "main.py", "w2", 7, NULL, NULL},
+        /* 7 */ {6, 50, 9, "/usr/lib/python3/dist-packages/np/core.py", "ones", 205, NULL, NULL},
+        /* 8 */ {1, 0, 3, "main.py", "w1", 6, NULL, NULL}, /* w1's line again, below w0 */
+        /* 9 */ {8, 20, 9, "/usr/lib/python3/dist-packages/np/core.py", "ones", 205, NULL, NULL},
+        /* 10 */ {N, 0, 8, "/usr/lib/python3/dist-packages/np/util.py", "helper", 3, NULL, NULL},
+        /* 11 */ {10, 5, 7, "/usr/lib/python3/dist-packages/np/other.py", "f", 1, NULL, NULL},
+        /* 12 */ {0, 40, 5, "main.py", "<module>", 11, NULL, NULL},
+    };
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, nodes, 13);
+    size_t cap = fil_top_lines_scratch_size(t.count);
+    void *scratch = malloc(cap);
+    fil_top_line_t rows[4];
+    int n = fil_top_lines(&t, rows, 4, scratch, cap);
+    CHECK_INT(n, 3);
+    if (n == 3) {
+        CHECK(rows[0].self == 320 && (rows[0].caller == 3 || rows[0].caller == 8));
+        CHECK_U64(rows[0].caller_bytes, 170); /* w1's line: 150 + 20 */
+        CHECK_INT(rows[0].other_callers, 2);  /* w0's and w2's */
+        CHECK(rows[1].self == 40 && rows[1].caller == FIL_NONE); /* the program's own */
+        CHECK(rows[2].self == 5 && rows[2].caller == FIL_NONE && rows[2].other_callers == 0);
+    }
+    free(scratch);
+
+    /* 20 program lines calling one library line: the slots hold 16 */
+    static tnode_t many[41];
+    static char names[20][16];
+    many[0] = (tnode_t){N, 0, 1, "main.py", "<module>", 1, NULL, NULL};
+    for (uint32_t i = 0; i < 20; i++) {
+        snprintf(names[i], sizeof names[i], "f%u", i);
+        many[1 + 2 * i] = (tnode_t){0, 0, 100 + i, "main.py", names[i], 10 + i, NULL, NULL};
+        many[2 + 2 * i] = (tnode_t){1 + 2 * i, 1000 + i, 9, "/x/site-packages/m.py", "g", 2,
+                                    NULL, NULL};
+    }
+    t = make_tree(&tt, many, 41);
+    cap = fil_top_lines_scratch_size(t.count);
+    scratch = malloc(cap);
+    n = fil_top_lines(&t, rows, 1, scratch, cap);
+    CHECK_INT(n, 1);
+    if (n == 1) {
+        CHECK_INT(rows[0].other_callers, FIL_TOP_CALLERS_MORE);
+        CHECK(rows[0].caller != FIL_NONE && rows[0].caller_bytes >= 1000);
+    }
+    free(scratch);
+}
+
 /* ---- sorting --------------------------------------------------------------- */
 
 static int key_less(void *ctx, uint32_t x, uint32_t y)
@@ -1967,6 +2027,7 @@ int main(void)
     test_full_device();
     test_heapsort();
     test_top_lines_totals();
+    test_top_lines_callers();
     test_prof();
     test_prof_long_lines();
     test_svg_small();
