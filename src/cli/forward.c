@@ -23,7 +23,12 @@
  *      sigwait notes it too, src/interpose/sigwait.c) the note has up to
  *      GRACE to appear (the program may just not have been scheduled
  *      yet); if it does not, the signal was the supervisor's alone and is
- *      forwarded.
+ *      forwarded. It is forwarded at once when no copy can be on its way:
+ *      the sender's kill(2) has returned (see below), and then the signal
+ *      is not pending in the program, no thread of the program is running
+ *      (one that took it runs until its handler noted it) and there is
+ *      still no note (`kill LAUNCHER` while the program sleeps or waits:
+ *      a quarter of a second late before).
  * A note is matched once; and a note no signal of ours matches was a signal
  * sent to the program alone (`kill PROGRAM_PID`). The program's side wakes
  * the supervisor after each note (FIL_SIG_NOTED), and the supervisor sweeps
@@ -240,6 +245,8 @@ static void child_sigstate(pid_t pid, int sig, sigstate_t *st)
     fclose(fp);
 }
 
+static int may_be_sending(int32_t pid);
+
 /* 1 if the program got si (or surely will), 0 if it must be forwarded. */
 static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
 {
@@ -248,6 +255,7 @@ static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
     struct timespec ms = {0, 1000000};
 
     for (;;) {
+        int sent = !may_be_sending(sender(si)); /* read first: every copy is queued */
         int n = noted(f, si, since, 0);
         sigstate_t st;
         if (n > 0)
@@ -256,6 +264,13 @@ static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
         uint64_t waited = mono_ns() - t0;
         if (!st.ok || (!st.caught && (!st.blocked || st.pending)))
             return st.ok && st.pending; /* not caught: a second one changes nothing */
+        /* The sender's kill(2) had returned, so a copy for the program was
+         * queued by then: it is still pending, or a thread of the program
+         * took it and is running until its handler notes it (the
+         * trampoline notes before anything else), or noted. None of the
+         * three, looked at in that order: no copy, the signal was ours. */
+        if (n == 0 && sent && !st.pending && !may_be_sending(f->pid))
+            return noted(f, si, since, 0) > 0;
         if (n < 0 && si->ssi_code > 0 && (sig == SIGINT || sig == SIGQUIT) &&
             getpgid(f->pid) == getpgrp())
             return 1; /* no ring: the terminal signalled the whole group */
