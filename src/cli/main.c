@@ -212,12 +212,32 @@ static int find_libdir(launch_t *l)
 static int find_python(launch_t *l)
 {
     const char *py = getenv("FIL_PYTHON");
+    const char *base;
 
     if (!py || !*py)
         py = FIL_DEFAULT_PYTHON;
     if (fil_cli_find_program(py, l->python, sizeof l->python) != 0) {
         say("error: cannot run %s: %s", py, strerror(errno));
         return -1;
+    }
+    /* An interpreter not named python* or pypy* (FIL_PYTHON=/usr/bin/perl,
+     * a wrapper of the user's) is asked for its version first, so that the
+     * script never runs under another language: one line, nothing made. */
+    base = strrchr(l->python, '/');
+    base = base ? base + 1 : l->python;
+    if (strncmp(base, "python", 6) != 0 && strncmp(base, "pypy", 4) != 0) {
+        const char *argv[] = {l->python, "-V", NULL};
+        fil_cli_child_t c = {l->python, argv, environ, -1, 0, 0, 0, NULL, NULL};
+        char out[256] = "";
+        int status = 0;
+        if (fil_cli_probe(&c, out, sizeof out, &status) != 0)
+            return -1;
+        if (strncmp(out, "Python ", 7) != 0) {
+            out[strcspn(out, "\n")] = '\0';
+            say("error: %s is not a Python interpreter (its -V printed \"%.60s\"); set "
+                "FIL_PYTHON to one", l->python, out);
+            return -1;
+        }
     }
     return 0;
 }

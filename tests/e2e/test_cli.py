@@ -259,18 +259,43 @@ def test_an_interpreter_without_its_extension_is_refused_in_one_line(tmp_path, f
 
 
 def test_a_run_that_never_started_leaves_only_what_was_there(tmp_path, fp):
-    """FIL_PYTHON that is not Python: exit 127, and of -o keep/a/b only
-    keep, which was there before, is left (empty as it was)."""
+    """A FIL_PYTHON named like Python that starts no interpreter: exit 127,
+    and of -o keep/a/b only keep, which was there before, is left (empty
+    as it was)."""
     keep = tmp_path / "keep"
     keep.mkdir()
+    fake = tmp_path / "python-stand-in"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
     script = fp.write_script(tmp_path, "print('ran')\n")
     proc = subprocess.run([fp.FIL, "run", "--no-browser", "-o", str(keep / "a" / "b"),
                            str(script)], cwd=str(tmp_path),
-                          env=fp.base_env({"FIL_PYTHON": "/bin/true"}),
+                          env=fp.base_env({"FIL_PYTHON": str(fake)}),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert proc.returncode == 127, fp.describe(proc)
     assert "did not start a Python interpreter" in proc.stderr.decode()
     assert keep.is_dir() and list(keep.iterdir()) == []
+
+
+@pytest.mark.parametrize("other", ["/usr/bin/perl", "/bin/sh", "/bin/true"])
+def test_an_interpreter_that_is_not_python_never_runs_the_script(tmp_path, fp, other):
+    """FIL_PYTHON naming another language's interpreter: it is asked for its
+    version, and the script (valid Perl and shell too) never runs under it:
+    one line naming it, exit 127, no output, no result folder. Before, perl
+    printed the script's "hi" and only then came the error."""
+    if not os.path.exists(other):
+        pytest.skip("%s is not on this machine" % other)
+    script = fp.write_script(tmp_path, "print('hi')\n")
+    proc = subprocess.run([fp.FIL, "run", "--no-browser", "-o", str(tmp_path / "out"),
+                           str(script)], cwd=str(tmp_path),
+                          env=fp.base_env({"FIL_PYTHON": other}),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == 127, fp.describe(proc)
+    assert proc.stdout == b"", fp.describe(proc)
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        fp.PREFIX + "error: %s is not a Python interpreter" % other), lines
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_signal_before_the_program_started_is_its_death(tmp_path, fp):
