@@ -216,11 +216,18 @@ static void line_callers(top_ctx_t *C, fil_top_line_t *rows, uint32_t n)
         uint32_t k = 0;
         while (k < used[r] && sl[k].key != C->key[oc])
             k++;
-        if (k == used[r]) {
-            if (used[r] == FIL_TOP_CALLERS) {
-                more[r] = 1;
-                continue;
-            }
+        if (k == used[r] && used[r] == FIL_TOP_CALLERS) {
+            /* Full: the smallest slot goes to the new line, which takes
+             * over its count (a line with more than 1/16 of the row's
+             * bytes is so never lost; its bytes are summed exactly below). */
+            k = 0;
+            for (uint32_t m = 1; m < FIL_TOP_CALLERS; m++)
+                if (sl[m].bytes < sl[k].bytes)
+                    k = m;
+            sl[k].key = C->key[oc];
+            sl[k].node = oc;
+            more[r] = 1;
+        } else if (k == used[r]) {
             sl[k] = (caller_slot_t){C->key[oc], 0, oc};
             used[r]++;
         }
@@ -237,6 +244,26 @@ static void line_callers(top_ctx_t *C, fil_top_line_t *rows, uint32_t n)
         rows[r].caller = sl[best].node;
         rows[r].caller_bytes = sl[best].bytes;
         rows[r].other_callers = more[r] ? FIL_TOP_CALLERS_MORE : used[r] - 1;
+    }
+    /* A row whose slots overflowed counted its named caller approximately:
+     * its exact bytes, in one more pass (the memo answers at once now). */
+    for (uint32_t r = 0; r < n; r++)
+        if (more[r])
+            rows[r].caller_bytes = 0;
+    for (uint32_t i = 0; i < C->t->count; i++) {
+        uint64_t s, *b;
+        uint32_t r, oc;
+        if (C->self[i] == 0 || C->par[i] == FIL_NONE)
+            continue;
+        s = slot_of(C, C->key[i]);
+        if (C->rep[s] == FIL_NONE || row_of[s] == 0 || !more[row_of[s] - 1])
+            continue;
+        r = (uint32_t)row_of[s] - 1;
+        oc = own_at_or_above(C, memo, C->par[i]);
+        if (oc == FIL_NONE || C->key[oc] != C->key[rows[r].caller])
+            continue;
+        b = &rows[r].caller_bytes;
+        *b = *b + C->self[i] < *b ? UINT64_MAX : *b + C->self[i];
     }
 }
 
