@@ -32,6 +32,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,16 +332,39 @@ FIL_API int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options) {
     return r;
 }
 
+/* The peak resident set of this process image, bytes (VmHWM of
+ * /proc/self/status: getrusage's ru_maxrss keeps the image before exec, so
+ * a small child of a 400 MiB parent said 400 MiB); 0 if unreadable.
+ * open, read, close only: any context. */
+uint64_t fil_children_peak_rss(void) {
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    uint64_t kb = 0;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *p = strstr(buf, "\nVmHWM:");
+    if (!p)
+        return 0;
+    for (p += 7; *p == ' ' || *p == '\t'; p++)
+        ;
+    for (; *p >= '0' && *p <= '9'; p++)
+        kb = kb * 10 + (uint64_t)(*p - '0');
+    return kb * 1024u;
+}
+
 void fil_children_note_exit(int status) {
     fil_state_header_t *h = fil_state;
-    struct rusage ru;
     if (!h || !__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE) || h->pid != (int32_t)getpid())
         return; /* no state, not tracking, or a vfork child (the state is its parent's) */
     /* Its peak resident set, also for an _exit that runs no destructor
-     * (multiprocessing's fork workers end that way): one system call. */
-    if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss > 0 &&
-        (uint64_t)ru.ru_maxrss * 1024u > h->exit_peak_rss)
-        __atomic_store_n(&h->exit_peak_rss, (uint64_t)ru.ru_maxrss * 1024u, __ATOMIC_RELAXED);
+     * (multiprocessing's fork workers end that way). */
+    uint64_t rss = fil_children_peak_rss();
+    if (rss > h->exit_peak_rss)
+        __atomic_store_n(&h->exit_peak_rss, rss, __ATOMIC_RELAXED);
     __atomic_store_n(&h->exit_code, status & 0xff, __ATOMIC_RELAXED);
     __atomic_store_n(&h->exited, 1, __ATOMIC_RELEASE);
 }

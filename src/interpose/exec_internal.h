@@ -51,6 +51,9 @@ void fil_children_forked(pid_t from);
 /* Record how this process exits (exit status) in its state. Any context
  * (aligned stores only; nothing in a vfork child). */
 void fil_children_note_exit(int status);
+/* The peak resident set of this process image (VmHWM), bytes; 0 if
+ * unknown. Any context. */
+uint64_t fil_children_peak_rss(void);
 /* Mark this process's own state as exec'ing (not in a vfork child). */
 void fil_children_before_exec(void);
 /* Register the on_exit recorder. Context: constructor. */

@@ -114,14 +114,15 @@ __attribute__((constructor)) static void fil_preload_init(void) {
 
 /* Normal exit: settle the peak so peak[] is complete. */
 __attribute__((destructor)) static void fil_preload_fini(void) {
-    struct rusage ru;
+    uint64_t rss;
 
     if (!__atomic_load_n(&fil_active, __ATOMIC_ACQUIRE))
         return;
     fil_guard = 1;
     fil_tracker_settle_peak();
-    if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss > 0)
-        fil_state->exit_peak_rss = (uint64_t)ru.ru_maxrss * 1024u;
+    rss = fil_children_peak_rss();
+    if (rss > fil_state->exit_peak_rss)
+        fil_state->exit_peak_rss = rss;
     fil_state->running = FIL_RUNNING_FINISHED;
     fil_guard = 0;
 }

@@ -418,3 +418,25 @@ def test_child_death_names_its_signal(fp, tmp_path):
     assert len(rows) == 1 and rows[0]["signal"] == "SIGTERM", rows
     said = "=fil-profile= Child process %d died of SIGTERM: " % rows[0]["pid"]
     assert said in proc.stderr.decode(), fp.describe(proc)
+
+
+BIG_PARENT = """
+import subprocess
+import sys
+
+big = bytearray(300 * 1024 * 1024)
+for i in range(0, len(big), 4096):
+    big[i] = 1
+subprocess.run([sys.executable, "-c", "held = bytearray(20 * 1024 * 1024)"], check=True)
+"""
+
+
+def test_child_peak_rss_is_its_own_not_its_parents(fp, tmp_path):
+    """A small child of a big parent: its summary's peak RSS is its own
+    image's (VmHWM), not the 300 MiB getrusage carries across exec."""
+    proc, result = fp.run_fil(tmp_path, BIG_PARENT)
+    assert proc.returncode == 0, fp.describe(proc)
+    rows = fp.load_summary(result)["children"]
+    assert len(rows) == 1, rows
+    child = fp.load_summary(result / rows[0]["folder"])
+    assert 20 * MIB <= (child["peak_rss_bytes"] or 0) < 150 * MIB, child["peak_rss_bytes"]
