@@ -24,11 +24,13 @@
  *      GRACE to appear (the program may just not have been scheduled
  *      yet); if it does not, the signal was the supervisor's alone and is
  *      forwarded. It is forwarded at once when no copy can be on its way:
- *      the sender's kill(2) has returned (see below), and then the signal
- *      is not pending in the program, no thread of the program is running
- *      (one that took it runs until its handler noted it) and there is
- *      still no note (`kill LAUNCHER` while the program sleeps or waits:
- *      a quarter of a second late before).
+ *      the sender's kill(2) has returned (see below; a sender we cannot
+ *      look at, as `docker stop`'s outside our pid namespace: once the
+ *      signal is SETTLE old), and then the signal is not pending in the
+ *      program, no thread of the program is running (one that took it
+ *      runs until its handler noted it) and there is still no note
+ *      (`kill LAUNCHER` while the program sleeps or waits: a quarter of a
+ *      second late before).
  * A note is matched once; and a note no signal of ours matches was a signal
  * sent to the program alone (`kill PROGRAM_PID`). The program's side wakes
  * the supervisor after each note (FIL_SIG_NOTED), and the supervisor sweeps
@@ -255,7 +257,9 @@ static int program_got(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
     struct timespec ms = {0, 1000000};
 
     for (;;) {
-        int sent = !may_be_sending(sender(si)); /* read first: every copy is queued */
+        /* read first: every copy is queued (a sender we cannot look at, the
+         * kernel's or one outside our pid namespace: once it is SETTLE old) */
+        int sent = mono_ns() - t0 >= SETTLE || !may_be_sending(sender(si));
         int n = noted(f, si, since, 0);
         sigstate_t st;
         if (n > 0)

@@ -54,10 +54,26 @@ static popen_fn real_popen;
 static pclose_fn real_pclose;
 static pthread_once_t resolved = PTHREAD_ONCE_INIT;
 
+static pthread_mutex_t ignore_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A fork while another thread is in popen (its lock held across the
+ * spawn) must not leave the child a lock nobody will release. */
+static void fork_prepare(void) {
+    pthread_mutex_lock(&ignore_lock);
+    pthread_mutex_lock(&streams_lock);
+}
+
+static void fork_release(void) {
+    pthread_mutex_unlock(&streams_lock);
+    pthread_mutex_unlock(&ignore_lock);
+}
+
 static void resolve_now(void) {
     real_system = (system_fn)dlsym(RTLD_NEXT, "system");
     real_popen = (popen_fn)dlsym(RTLD_NEXT, "popen");
     real_pclose = (pclose_fn)dlsym(RTLD_NEXT, "pclose");
+    pthread_atfork(fork_prepare, fork_release, fork_release);
 }
 
 static void resolve(void) { pthread_once(&resolved, resolve_now); }
@@ -68,7 +84,6 @@ static const char shell_path[] = "/bin/sh";
 
 /* The caller's SIGINT and SIGQUIT actions, taken by the first of the
  * system() calls running at once and put back by the last. */
-static pthread_mutex_t ignore_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned ignoring;
 static struct sigaction saved_int, saved_quit;
 
@@ -128,13 +143,12 @@ FIL_API int system(const char *command) {
     pid_t pid;
     int status, r = posix_spawn(&pid, shell_path, NULL, &attr, argv, environ);
     posix_spawnattr_destroy(&attr);
-    if (r == 0) {
-        status = wait_for(pid);
-    } else {
-        status = W_EXITCODE(127, 0);
-        errno = r;
-    }
+    /* a shell that could not start is a shell that exited 127, errno
+     * untouched, as glibc's */
     int e = errno;
+    status = r == 0 ? wait_for(pid) : W_EXITCODE(127, 0);
+    if (r == 0)
+        e = errno;
     ignore_end();
     pthread_sigmask(SIG_SETMASK, &omask, NULL);
     errno = e;
@@ -144,8 +158,12 @@ FIL_API int system(const char *command) {
 /* ---- popen and pclose --------------------------------------------------- */
 
 #define MAX_STREAMS 256
+#define RESERVED ((FILE *)1) /* a slot whose popen is starting its shell */
 
-static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The streams popen opened. streams_lock is held only to read or change
+ * the table, never across a call that may allocate (posix_spawn's file
+ * actions, fdopen): the tracker's lock, which an allocation takes, is held
+ * by a thread that forks while fork_prepare waits for streams_lock. */
 static struct {
     FILE *f;
     int fd;
@@ -174,18 +192,19 @@ static int parse_mode(const char *mode, int *reading, int *cloexec) {
 }
 
 /* Start the shell for popen with its end of the pipe on target (0 or 1),
- * every other popen() stream closed in it. 0 and *pid, or an errno value.
- * Context: streams_lock held. */
-static int spawn_piped(const char *command, int child_end, int target, pid_t *pid) {
+ * the other popen() streams (others[0..n)) closed in it. 0 and *pid, or an
+ * errno value. Context: streams_lock not held. */
+static int spawn_piped(const char *command, int child_end, int target, const int *others, int n,
+                       pid_t *pid) {
     posix_spawn_file_actions_t fa;
     int r = posix_spawn_file_actions_init(&fa);
     if (r != 0)
         return r;
     /* dup2 onto itself clears close-on-exec (glibc 2.29 and later) */
     r = posix_spawn_file_actions_adddup2(&fa, child_end, target);
-    for (int i = 0; r == 0 && i < MAX_STREAMS; i++)
-        if (streams[i].f && streams[i].fd != target)
-            r = posix_spawn_file_actions_addclose(&fa, streams[i].fd);
+    for (int i = 0; r == 0 && i < n; i++)
+        if (others[i] != target)
+            r = posix_spawn_file_actions_addclose(&fa, others[i]);
     if (r == 0) {
         char *argv[] = {(char *)"sh", (char *)"-c", (char *)command, NULL};
         r = posix_spawn(pid, shell_path, &fa, NULL, argv, environ);
@@ -207,33 +226,37 @@ FIL_API FILE *popen(const char *command, const char *mode) {
     if (pipe2(fds, O_CLOEXEC) != 0)
         return NULL;
     int mine = reading ? fds[0] : fds[1], theirs = reading ? fds[1] : fds[0];
+    int others[MAX_STREAMS], nothers = 0, slot = -1;
     pthread_mutex_lock(&streams_lock);
-    int slot = -1;
-    for (int i = 0; i < MAX_STREAMS && slot < 0; i++)
-        if (!streams[i].f)
+    for (int i = 0; i < MAX_STREAMS; i++) {
+        if (!streams[i].f && slot < 0)
             slot = i;
+        else if (streams[i].f && streams[i].f != RESERVED)
+            others[nothers++] = streams[i].fd;
+    }
+    if (slot >= 0)
+        streams[slot].f = RESERVED;
+    pthread_mutex_unlock(&streams_lock);
     if (slot < 0) { /* a table full of open streams: glibc's, unprofiled */
-        pthread_mutex_unlock(&streams_lock);
         close(fds[0]);
         close(fds[1]);
         return real_popen(command, mode);
     }
     pid_t pid = -1;
-    int r = spawn_piped(command, theirs, reading ? 1 : 0, &pid);
+    int r = spawn_piped(command, theirs, reading ? 1 : 0, others, nothers, &pid);
     close(theirs);
     FILE *f = NULL;
     if (r == 0) {
         if (!cloexec)
             fcntl(mine, F_SETFD, 0);
         f = fdopen(mine, reading ? "r" : "w");
-        if (f) {
-            streams[slot].f = f;
-            streams[slot].fd = mine;
-            streams[slot].pid = pid;
-        } else {
+        if (!f)
             r = errno;
-        }
     }
+    pthread_mutex_lock(&streams_lock);
+    streams[slot].fd = mine;
+    streams[slot].pid = pid;
+    streams[slot].f = f; /* NULL: the slot is free again */
     pthread_mutex_unlock(&streams_lock);
     if (!f) {
         close(mine); /* the shell, if it started, sees its pipe end */

@@ -82,3 +82,45 @@ def test_system_and_popen_children(fp, tmp_path):
     for n, (got, r) in held.items():
         assert fp.within(got, n * MIB, 0.02), (n, got)
         assert r["exit_status"] == n % 7, r
+
+
+FORKS = """
+import ctypes
+import os
+import threading
+
+libc = ctypes.CDLL(None)
+libc.popen.restype = ctypes.c_void_p
+libc.popen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.pclose.argtypes = [ctypes.c_void_p]
+stop = False
+
+
+def loop():
+    while not stop:
+        libc.pclose(libc.popen(b"exit 0", b"r"))
+        libc.system(b"exit 0")
+
+
+threading.Thread(target=loop, daemon=True).start()
+codes = []
+for _ in range(20):
+    pid = os.fork()
+    if pid == 0:
+        ok = libc.pclose(libc.popen(b"exit 3", b"r")) == 768 and libc.system(b"exit 4") == 1024
+        os._exit(0 if ok else 1)
+    codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+stop = True
+print("children", codes.count(0), "of", len(codes))
+"""
+
+
+def test_fork_while_another_thread_runs_popen(fp, tmp_path):
+    """A thread that runs popen, pclose and system in a loop while the main
+    thread forks: neither the program nor a fork child hangs (a fork taken
+    while popen held its table's lock across an allocation deadlocked the
+    program with the tracker's lock), and every child's own popen and
+    system work."""
+    proc, result = fp.run_fil(tmp_path, FORKS, timeout=120)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"children 20 of 20\n", fp.describe(proc)
