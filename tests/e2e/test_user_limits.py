@@ -51,6 +51,14 @@ def plain(fp, tmp_path, script, shell_prefix=""):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
 
 
+def fil_under(fp, tmp_path, limit, script):
+    """fil-profile run SCRIPT from a bash that first ran `limit` (ulimit ...)."""
+    return subprocess.run(["bash", "-c", limit + 'exec "$@"', "bash", fp.FIL, "run",
+                           "--no-browser", "-o", str(tmp_path / "fil-out"), str(script)],
+                          cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=60)
+
+
 def test_bare_number_memory_limit_refused(fp, tmp_path):
     script = fp.write_script(tmp_path, HELLO)
     proc, _ = fp.run_fil(tmp_path, script, extra_opts=["--memory-limit", "1500000"])
@@ -80,11 +88,7 @@ def test_interpreter_cannot_start_under_ulimit(fp, tmp_path):
     limit = 'ulimit -Sv 8000 && '
     direct = plain(fp, tmp_path, script, limit)
     assert direct.returncode != 0, "plain Python started under ulimit -v 8000"
-    out = tmp_path / "fil-out"
-    proc = subprocess.run(["bash", "-c", limit + 'exec "$@"', "bash", fp.FIL, "run",
-                           "--no-browser", "-o", str(out), str(script)], cwd=str(tmp_path),
-                          env=fp.base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=60)
+    proc = fil_under(fp, tmp_path, limit, script)
     assert proc.returncode != 0 and proc.stdout == b"", fp.describe(proc)
     ours = [l for l in fil_lines(proc) if l.startswith(fp.PREFIX)]
     why = [l for l in ours if "before the program started" in l]
@@ -140,14 +144,10 @@ def test_inherited_soft_ulimit_is_the_programs_not_the_launchers(fp, tmp_path):
     hard limit, so the exit report is whole (under a tight `ulimit -Sv` it
     could not map its working memory and printed a peak of 0 B)."""
     script = fp.write_script(tmp_path, LIMITS)
-    out = tmp_path / "fil-out"
-    proc = subprocess.run(["bash", "-c", 'ulimit -Sv 400000 && exec "$@"', "bash", fp.FIL, "run",
-                           "--no-browser", "-o", str(out), str(script)], cwd=str(tmp_path),
-                          env=fp.base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=60)
+    proc = fil_under(fp, tmp_path, "ulimit -Sv 400000 && ", script)
     assert proc.returncode == 53, fp.describe(proc)
     assert proc.stdout == b"program 400000 True\nlauncher unlimited\n", fp.describe(proc)
-    result = fp.latest_result(out)
+    result = fp.latest_result(tmp_path / "fil-out")
     summary = fp.load_summary(result)
     assert summary["report"] == "exit" and summary["limits"]["rlimit_as"] == 400000 * 1024, summary
     assert (result / "index.html").is_file() and (result / "peak-memory.prof").is_file()
@@ -159,11 +159,7 @@ def test_hard_ulimit_too_tight_for_the_report_says_so(fp, tmp_path):
     """Under a hard `ulimit -v` too small for the launcher's working memory:
     one error line saying why, no made-up peak."""
     script = fp.write_script(tmp_path, LIMITS)
-    out = tmp_path / "fil-out"
-    proc = subprocess.run(["bash", "-c", 'ulimit -v 20000 && exec "$@"', "bash", fp.FIL, "run",
-                           "--no-browser", "-o", str(out), str(script)], cwd=str(tmp_path),
-                          env=fp.base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=60)
+    proc = fil_under(fp, tmp_path, "ulimit -v 20000 && ", script)
     ours = [l for l in fil_lines(proc) if l.startswith(fp.PREFIX)]
     if any("before the program started" in l for l in ours):
         pytest.skip("this interpreter does not start under ulimit -v 20000 with the profiler")

@@ -585,6 +585,18 @@ static void test_prof(void)
     free(o.data);
 }
 
+/* The top lines of nodes[0..count), at most max into rows: their number. */
+static int top_rows(const tnode_t *nodes, uint32_t count, fil_top_line_t *rows, uint32_t max)
+{
+    ttree_t tt;
+    fil_tree_t t = make_tree(&tt, nodes, count);
+    size_t cap = fil_top_lines_scratch_size(t.count);
+    void *scratch = malloc(cap);
+    int n = scratch ? fil_top_lines(&t, rows, max, scratch, cap) : -1;
+    free(scratch);
+    return n;
+}
+
 /* A line's total counts each byte once, however often the line recurs
  * below itself; its self bytes are only those allocated on it. */
 static void test_top_lines_totals(void)
@@ -597,19 +609,14 @@ static void test_top_lines_totals(void)
         /* 4 */ {N, 10, 2, "b.py", "b", 2, NULL, NULL},
         /* 5 */ {4, 7, 3, "c.py", "c", 3, NULL, NULL},
     };
-    ttree_t tt;
-    fil_tree_t t = make_tree(&tt, nodes, 6);
-    size_t cap = fil_top_lines_scratch_size(t.count);
-    void *scratch = malloc(cap);
     fil_top_line_t rows[4];
-    int n = fil_top_lines(&t, rows, 4, scratch, cap);
+    int n = top_rows(nodes, 6, rows, 4);
     CHECK(n == 3);
     if (n == 3) {
         CHECK(rows[0].node == 2 && rows[0].self == 100 && rows[0].total == 150);
         CHECK(rows[1].node == 3 && rows[1].self == 60 && rows[1].total == 167);
         CHECK(rows[2].node == 5 && rows[2].self == 7 && rows[2].total == 7);
     }
-    free(scratch);
 }
 
 /* A library's line called from several of the program's lines names the
@@ -634,12 +641,8 @@ static void test_top_lines_callers(void)
         /* 11 */ {10, 5, 7, "/usr/lib/python3/dist-packages/np/other.py", "f", 1, NULL, NULL},
         /* 12 */ {0, 40, 5, "main.py", "<module>", 11, NULL, NULL},
     };
-    ttree_t tt;
-    fil_tree_t t = make_tree(&tt, nodes, 13);
-    size_t cap = fil_top_lines_scratch_size(t.count);
-    void *scratch = malloc(cap);
     fil_top_line_t rows[4];
-    int n = fil_top_lines(&t, rows, 4, scratch, cap);
+    int n = top_rows(nodes, 13, rows, 4);
     CHECK_INT(n, 3);
     if (n == 3) {
         CHECK(rows[0].self == 320 && (rows[0].caller == 3 || rows[0].caller == 8));
@@ -648,7 +651,6 @@ static void test_top_lines_callers(void)
         CHECK(rows[1].self == 40 && rows[1].caller == FIL_NONE); /* the program's own */
         CHECK(rows[2].self == 5 && rows[2].caller == FIL_NONE && rows[2].other_callers == 0);
     }
-    free(scratch);
 
     /* 20 program lines calling one library line (the slots hold 16), the
      * last seen the biggest: still the one named, with its exact bytes; and
@@ -666,17 +668,13 @@ static void test_top_lines_callers(void)
     many[42] = (tnode_t){41, 7, 9, "/x/site-packages/m.py", "g", 2, NULL, NULL};
     many[43] = (tnode_t){0, 0, 100, "main.py", names[0], 10, NULL, NULL}; /* f0's line */
     many[44] = (tnode_t){43, 3, 9, "/x/site-packages/m.py", "g", 2, NULL, NULL};
-    t = make_tree(&tt, many, 45);
-    cap = fil_top_lines_scratch_size(t.count);
-    scratch = malloc(cap);
-    n = fil_top_lines(&t, rows, 1, scratch, cap);
+    n = top_rows(many, 45, rows, 1);
     CHECK_INT(n, 1);
     if (n == 1) {
         CHECK_INT(rows[0].other_callers, FIL_TOP_CALLERS_MORE);
         CHECK(rows[0].caller == 39 || rows[0].caller == 41);
         CHECK_U64(rows[0].caller_bytes, 50007);
     }
-    free(scratch);
 }
 
 /* ---- sorting --------------------------------------------------------------- */
