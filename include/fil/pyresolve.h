@@ -90,8 +90,8 @@
  *       the innermost have the keys t->key[0 .. depth-2] (code and
  *       instruction, compared as the walk does) and the innermost is a
  *       visible frame of t->key[depth-1].code, which goes into *top
- *       (code, instruction, frame); else 0. A frame a walk would skip may count as a mismatch
- *       (0): the walk then decides
+ *       (code, instruction, frame); else 0. A frame a walk would skip
+ *       may count as a mismatch (0): the walk then decides
  *   int fil_src_near(fil_src_t *s, fil_pythread_t *t, fil_pyraw_t *top,
  *                    uint32_t *low)
  *       the level L of the innermost frame (L < t->cap), when it is

@@ -630,8 +630,8 @@ static void child_info(const child_t *c, fil_run_info_t *in) {
     in->python = cfg.python;
     in->start_ns = c->h->start_ns;
     in->end_ns = real_ns();
-    /* its own getrusage figure at a normal exit (the launcher samples no
-     * child's RSS): 0, null, when it died of a signal or still runs */
+    /* its own VmHWM, recorded at its exit (the launcher samples no child's
+     * RSS): 0, null, when it died of a signal or still runs */
     in->peak_rss = c->row.running ? 0 : __atomic_load_n(&c->h->exit_peak_rss, __ATOMIC_ACQUIRE);
     in->exit_status = c->row.exit_known ? c->row.exit_status : -1; /* -1: null, not known */
     in->term_signal = c->row.term_signal;

@@ -184,13 +184,15 @@ int fil_cli_update_latest(const char *dir, const char *name, char *warn, size_t 
 
     if (!fil_cli_join(dir, "latest", link, sizeof link))
         return fil_cli_msgf(warn, warnlen, "cannot update '%s/latest': path too long", dir);
-    if (lstat(link, &st) == 0 && !S_ISLNK(st.st_mode)) {
-        fil_cli_msgf(warn, warnlen, "'%s' exists and is not a symbolic link; not updating it", link);
-        return 1;
-    }
-    if (lstat(link, &st) == 0 && (n = readlink(link, target, sizeof target - 1)) >= 0) {
-        target[n] = '\0';
-        if (!our_target(target)) {
+    if (lstat(link, &st) == 0) {
+        if (!S_ISLNK(st.st_mode)) {
+            fil_cli_msgf(warn, warnlen, "'%s' exists and is not a symbolic link; not updating it",
+                         link);
+            return 1;
+        }
+        n = readlink(link, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = '\0';
+        if (n >= 0 && !our_target(target)) {
             fil_cli_msgf(warn, warnlen,
                          "'%s' is a symbolic link of your own (to '%s'); not updating it", link,
                          target);

@@ -21,10 +21,10 @@
  *
  * popen(): a pipe, the shell's end on its stdin or stdout, the caller's
  * end close-on-exec only with "e" (as glibc), the other popen() streams
- * still open closed in the new shell (POSIX). A table of
- * the streams it opened tells pclose() which shell to wait for; a stream
- * it does not know (opened by glibc's popen when the table was full or
- * nothing is carried) goes to glibc's pclose.
+ * still open closed in the new shell (POSIX). A table of the streams it
+ * opened tells pclose() which shell to wait for; a stream it does not know
+ * (opened by glibc's popen when the table was full or nothing is carried)
+ * goes to glibc's pclose.
  *
  * Context: any thread of the program; never a vfork child.
  */
