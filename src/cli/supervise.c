@@ -134,59 +134,45 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The launcher's RLIMIT_NOFILE as it found it, when fil_cli_raise_nofile
- * raised its own: the program gets it back. */
-static struct rlimit nofile;
-static int nofile_raised;
+/* The soft limits the launcher raised for itself, as the user gave them:
+ * RLIMIT_NOFILE (fil_cli_raise_nofile: three descriptors per live child),
+ * RLIMIT_AS and RLIMIT_DATA (fil_cli_raise_memory: the reports' memory is
+ * not the program's). The program and the probe runs get them back
+ * (restore_user_limits). */
+enum { LIM_NOFILE, LIM_AS, LIM_DATA, NLIMITS };
+static const int lim_res[NLIMITS] = {RLIMIT_NOFILE, RLIMIT_AS, RLIMIT_DATA};
+static struct rlimit user_lim[NLIMITS];
+static int lim_raised[NLIMITS];
 
 #define NOFILE_MAX 65536
 
-void fil_cli_raise_nofile(void)
+/* Raise soft limit i to its hard one, at most cap. */
+static void raise_soft(int i, rlim_t cap)
 {
     struct rlimit rl;
 
-    if (nofile_raised || getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur >= NOFILE_MAX ||
-        nofile.rlim_cur >= nofile.rlim_max)
+    if (lim_raised[i] || getrlimit(lim_res[i], &user_lim[i]) != 0 ||
+        user_lim[i].rlim_cur >= cap || user_lim[i].rlim_cur >= user_lim[i].rlim_max)
         return;
-    rl = nofile;
-    rl.rlim_cur = rl.rlim_max > NOFILE_MAX ? NOFILE_MAX : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-        nofile_raised = 1;
+    rl = user_lim[i];
+    rl.rlim_cur = rl.rlim_max > cap ? cap : rl.rlim_max;
+    if (setrlimit(lim_res[i], &rl) == 0)
+        lim_raised[i] = 1;
 }
 
-/* In a child about to exec the program: the limit the user gave. */
-static void restore_nofile(void)
-{
-    if (nofile_raised)
-        setrlimit(RLIMIT_NOFILE, &nofile);
-}
-
-/* The soft RLIMIT_AS and RLIMIT_DATA as the user gave them, when
- * fil_cli_raise_memory raised the launcher's own to the hard ones: the
- * program and the probe runs get them back. */
-static struct rlimit user_mem[2];
-static int mem_raised[2];
-static const int mem_res[2] = {RLIMIT_AS, RLIMIT_DATA};
+void fil_cli_raise_nofile(void) { raise_soft(LIM_NOFILE, NOFILE_MAX); }
 
 void fil_cli_raise_memory(void)
 {
-    for (int i = 0; i < 2; i++) {
-        struct rlimit rl;
-        if (mem_raised[i] || getrlimit(mem_res[i], &user_mem[i]) != 0 ||
-            user_mem[i].rlim_cur >= user_mem[i].rlim_max)
-            continue;
-        rl = user_mem[i];
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(mem_res[i], &rl) == 0)
-            mem_raised[i] = 1;
-    }
+    raise_soft(LIM_AS, RLIM_INFINITY);
+    raise_soft(LIM_DATA, RLIM_INFINITY);
 }
 
 int fil_cli_user_rlimit(int resource, struct rlimit *rl)
 {
-    for (int i = 0; i < 2; i++) {
-        if (resource == mem_res[i] && mem_raised[i]) {
-            *rl = user_mem[i];
+    for (int i = 0; i < NLIMITS; i++) {
+        if (resource == lim_res[i] && lim_raised[i]) {
+            *rl = user_lim[i];
             return 0;
         }
     }
@@ -194,11 +180,11 @@ int fil_cli_user_rlimit(int resource, struct rlimit *rl)
 }
 
 /* In a child about to exec the program (or a probe run): the user's. */
-static void restore_memory(void)
+static void restore_user_limits(void)
 {
-    for (int i = 0; i < 2; i++)
-        if (mem_raised[i])
-            setrlimit(mem_res[i], &user_mem[i]);
+    for (int i = 0; i < NLIMITS; i++)
+        if (lim_raised[i])
+            setrlimit(lim_res[i], &user_lim[i]);
 }
 
 /* Set the soft RLIMIT_AS to limit (capped at the hard limit). 0, or -1. */
@@ -237,8 +223,7 @@ static void child_exec(const fil_cli_child_t *c, const struct sigaction *oldchld
         _exit(FIL_CLI_EXIT_EXEC); /* the launcher is already gone */
     sigaction(SIGCHLD, oldchld, NULL);
     fil_cli_restore_sigpipe();
-    restore_nofile();
-    restore_memory();
+    restore_user_limits();
     sigprocmask(SIG_SETMASK, oldmask, NULL);
     if (c->has_memory_limit && set_as_limit(c->memory_limit) != 0) {
         what = "cannot set the memory limit for";
@@ -516,8 +501,7 @@ static void probe_exec(const fil_cli_child_t *c, int outfd)
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
     fil_cli_restore_sigpipe();
-    restore_nofile();
-    restore_memory();
+    restore_user_limits();
     if (null >= 0) {
         dup2(null, 0);
         dup2(outfd >= 0 ? outfd : null, 1);
