@@ -298,6 +298,9 @@ typedef struct fil_top_line {
 #define FIL_TOP_CALLERS_MORE FIL_TOP_CALLERS
 
 size_t fil_top_lines_scratch_size(uint32_t count);
+/* " and N other lines" for a row other lines of the program called too
+ * (" and at least N ..." when saturated); nothing if none did. */
+void fil_write_other_callers(fil_writer_t *w, const fil_top_line_t *r);
 /* The lines of t with the most self bytes, biggest first, at most max (<=
  * FIL_TOP_LINES_MAX). Returns the number of rows, or -1 (scratch too
  * small, malformed tree). */

@@ -276,17 +276,11 @@ void fil_render_fill_answer(fil_answer_t *a, const fil_tree_t *t, const fil_top_
             fil_frame_t c = {0};
             t->frame(t->ctx, caller, &c);
             fil_report_short_text(&c, l->caller, sizeof l->caller);
-            if (rows[k].other_callers) { /* " and 2 other lines" */
-                size_t used = strlen(l->caller);
-                fil_writer_t cw;
-                fil_writer_init(&cw, -1, l->caller + used, sizeof l->caller - 1 - used);
-                fil_write_str(&cw, rows[k].other_callers >= FIL_TOP_CALLERS_MORE
-                                       ? " and at least "
-                                       : " and ");
-                fil_write_u64(&cw, rows[k].other_callers);
-                fil_write_str(&cw, rows[k].other_callers == 1 ? " other line" : " other lines");
-                l->caller[used + cw.len] = 0;
-            }
+            size_t used = strlen(l->caller);
+            fil_writer_t cw;
+            fil_writer_init(&cw, -1, l->caller + used, sizeof l->caller - 1 - used);
+            fil_write_other_callers(&cw, &rows[k]);
+            l->caller[used + cw.len] = 0;
         }
     }
 }

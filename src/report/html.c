@@ -150,9 +150,8 @@ static void write_caller(fil_writer_t *w, const fil_tree_t *t, const fil_top_lin
     if (r->other_callers) {
         fil_write_str(w, " (");
         fil_write_size(w, r->caller_bytes);
-        fil_write_str(w, r->other_callers >= FIL_TOP_CALLERS_MORE ? ") and at least " : ") and ");
-        fil_write_u64(w, r->other_callers);
-        fil_write_str(w, r->other_callers == 1 ? " other line" : " other lines");
+        fil_write_char(w, ')');
+        fil_write_other_callers(w, r);
     }
     fil_write_str(w, "</small>");
 }

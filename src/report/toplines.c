@@ -18,7 +18,7 @@
  * per node, memoised), summed per line in a few slots per row.
  *
  * SIGNAL-SAFE FILE (checked by scripts/check-signal-safety).
- * SIGNAL CONTEXT: caller memory only. Calls: fil_path_is_library.
+ * SIGNAL CONTEXT: caller memory only. Calls: fil_path_is_library, the writers.
  */
 #include "report_internal.h"
 
@@ -178,11 +178,29 @@ static uint32_t own_at_or_above(const top_ctx_t *C, uint32_t *memo, uint32_t j)
     return found;
 }
 
+/* For node i holding self bytes of a library row (row_of: its slot's row
+ * + 1, 0 for none): that row into *r and the nearest of the program's own
+ * frames above i; FIL_NONE if i is of no such row or has none above it.
+ * SIGNAL CONTEXT. */
+static uint32_t row_caller(const top_ctx_t *C, const uint64_t *row_of, uint32_t *memo, uint32_t i,
+                           uint32_t *r)
+{
+    uint64_t s;
+    if (C->self[i] == 0 || C->par[i] == FIL_NONE)
+        return FIL_NONE;
+    s = slot_of(C, C->key[i]);
+    if (C->rep[s] == FIL_NONE || row_of[s] == 0)
+        return FIL_NONE;
+    *r = (uint32_t)row_of[s] - 1;
+    return own_at_or_above(C, memo, C->par[i]);
+}
+
 /*
  * Which of the program's lines called each library row (see the file
  * comment): before line_totals, while self[] and the table still hold the
  * lines' bytes. A row's slots keep its callers' keys and bytes; a caller
- * that finds them full counts as one more (other_callers saturates).
+ * that finds them full takes the smallest slot (other_callers saturates),
+ * and the named caller's bytes are then summed exactly.
  * SIGNAL CONTEXT: caller memory only.
  */
 static void line_callers(top_ctx_t *C, fil_top_line_t *rows, uint32_t n)
@@ -204,12 +222,7 @@ static void line_callers(top_ctx_t *C, fil_top_line_t *rows, uint32_t n)
             row_of[slot_of(C, C->key[rows[r].node])] = r + 1;
     }
     for (uint32_t i = 0; i < C->t->count; i++) {
-        if (C->self[i] == 0)
-            continue;
-        uint64_t s = slot_of(C, C->key[i]);
-        if (C->rep[s] == FIL_NONE || row_of[s] == 0 || C->par[i] == FIL_NONE)
-            continue;
-        uint32_t r = (uint32_t)row_of[s] - 1, oc = own_at_or_above(C, memo, C->par[i]);
+        uint32_t r, oc = row_caller(C, row_of, memo, i, &r);
         if (oc == FIL_NONE)
             continue;
         caller_slot_t *sl = C->slots + (size_t)r * FIL_TOP_CALLERS;
@@ -251,16 +264,9 @@ static void line_callers(top_ctx_t *C, fil_top_line_t *rows, uint32_t n)
         if (more[r])
             rows[r].caller_bytes = 0;
     for (uint32_t i = 0; i < C->t->count; i++) {
-        uint64_t s, *b;
-        uint32_t r, oc;
-        if (C->self[i] == 0 || C->par[i] == FIL_NONE)
-            continue;
-        s = slot_of(C, C->key[i]);
-        if (C->rep[s] == FIL_NONE || row_of[s] == 0 || !more[row_of[s] - 1])
-            continue;
-        r = (uint32_t)row_of[s] - 1;
-        oc = own_at_or_above(C, memo, C->par[i]);
-        if (oc == FIL_NONE || C->key[oc] != C->key[rows[r].caller])
+        uint64_t *b;
+        uint32_t r, oc = row_caller(C, row_of, memo, i, &r);
+        if (oc == FIL_NONE || !more[r] || C->key[oc] != C->key[rows[r].caller])
             continue;
         b = &rows[r].caller_bytes;
         *b = *b + C->self[i] < *b ? UINT64_MAX : *b + C->self[i];
@@ -296,6 +302,17 @@ static void line_totals(top_ctx_t *C, fil_top_line_t *rows, uint32_t n)
         }
         on_path[i] = above | bit;
     }
+}
+
+/* " and 2 other lines" (" and at least 16 ...") for a row others called
+ * too; nothing otherwise. SIGNAL CONTEXT: caller memory only. */
+void fil_write_other_callers(fil_writer_t *w, const fil_top_line_t *r)
+{
+    if (!r->other_callers)
+        return;
+    fil_write_str(w, r->other_callers >= FIL_TOP_CALLERS_MORE ? " and at least " : " and ");
+    fil_write_u64(w, r->other_callers);
+    fil_write_str(w, r->other_callers == 1 ? " other line" : " other lines");
 }
 
 /*
