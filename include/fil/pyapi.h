@@ -76,6 +76,7 @@ typedef struct fil_pyentry {
 #define FIL_PYROLE_ROOT 4      /* (only as the "caller" of the outermost frame) */
 #define FIL_PYROLE_CELL 5      /* a notebook cell's body: a root of its own, at the thread's base */
 #define FIL_PYROLE_KERNEL 6    /* a notebook kernel's entry: shown, what it runs is swallowed */
+#define FIL_PYROLE_IMPORT 7    /* the import system under a shown frame: its node is its caller's */
 
 /* A frame as the walker collects it, innermost first. */
 typedef struct fil_pyraw {
@@ -133,12 +134,15 @@ typedef struct fil_pythread {
  * the machinery Python runs `-m module`, zipapps and directories with
  * (runpy, and the import system it calls). MODULE: a module body. CELL:
  * code IPython compiled from a cell. KERNEL: the module a Jupyter kernel
- * is started with (ipykernel_launcher). */
+ * is started with (ipykernel_launcher). IMPORT: the import system
+ * (importlib's bootstrap, zipimport), between an import statement and the
+ * module body it runs. */
 #define FIL_PYFUNC_TRUSTED 1u
 #define FIL_PYFUNC_LAUNCHER 2u
 #define FIL_PYFUNC_MODULE 4u
 #define FIL_PYFUNC_CELL 16u
 #define FIL_PYFUNC_KERNEL 32u
+#define FIL_PYFUNC_IMPORT 64u
 /* In *flags on the way in: the allocation came through CPython's own
  * object allocator (GIL held, the interpreter expects PyMem calls from its
  * hooks), so the code object may be read and marked. Any other allocation

@@ -218,7 +218,7 @@ static uint8_t role_of(uint8_t below, uint8_t flags) {
                                          : FIL_PYROLE_HIDDEN;
     if (below == FIL_PYROLE_HIDDEN && !(flags & FIL_PYFUNC_MODULE))
         return FIL_PYROLE_SWALLOWED;
-    return FIL_PYROLE_SHOWN;
+    return flags & FIL_PYFUNC_IMPORT ? FIL_PYROLE_IMPORT : FIL_PYROLE_SHOWN;
 }
 
 /* Name entry i's code once: its function, trust, flags and role. */
@@ -276,7 +276,8 @@ static uint32_t resolve_entry(fil_pythread_t *t, uint32_t i, uint32_t parent, in
         e->node = c->node;
     } else {
         uint32_t under = e->role == FIL_PYROLE_CELL ? t->base : parent;
-        e->node = e->role == FIL_PYROLE_HIDDEN || e->role == FIL_PYROLE_SWALLOWED
+        e->node = e->role == FIL_PYROLE_HIDDEN || e->role == FIL_PYROLE_SWALLOWED ||
+                          e->role == FIL_PYROLE_IMPORT
                       ? parent
                       : fil_src_intern(under, e->func, fil_src_line_of(e->code, k->instr));
         if (cached && e->node)

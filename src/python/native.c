@@ -150,35 +150,45 @@ static void find_stdlib(void) {
     PyErr_Restore(et, ev, tb);
 }
 
-/* 1 if file is runpy, through which Python runs `-m module`, a zipapp or a
- * directory, or the import system it calls: frozen ("<frozen runpy>" since
- * 3.11, the import system and zipimport always), or the standard library's own .py file
- * (3.9, 3.10, -X frozen_modules=off). A program's own runpy.py (a script of
- * that name, a module tools/runpy.py) is not: its lines are shown. With no
- * standard library folder known, any file of those names is taken. */
-static int is_launcher(const char *file, size_t flen) {
-    static const char *const frozen[] = {
-        "<frozen runpy>",
-        "<frozen importlib._bootstrap>",
-        "<frozen importlib._bootstrap_external>",
-        "<frozen zipimport>", /* 3.9 imports a zipped package through its load_module */
-    };
-    static const char *const files[] = {
-        "runpy.py",
-        "importlib/_bootstrap.py",
-        "importlib/_bootstrap_external.py",
-    };
+/* The FIL_PYFUNC_* flags of the machinery Python runs code through, by
+ * file: LAUNCHER for runpy, through which Python runs `-m module`, a
+ * zipapp or a directory, and for the import system it calls; IMPORT as
+ * well for the import system (importlib's bootstrap, zipimport), which
+ * sits between every import statement and the module body it runs. Both
+ * frozen ("<frozen runpy>" since 3.11, the import system and zipimport
+ * always) and the standard library's own .py files (3.9, 3.10, -X
+ * frozen_modules=off). A program's own runpy.py (a script of that name, a
+ * module tools/runpy.py) is neither: its lines are shown. With no standard
+ * library folder known, any file of those names is taken. */
+static unsigned machinery_flags(const char *file, size_t flen) {
+    static const struct {
+        const char *name;
+        unsigned flags;
+    } frozen[] = {
+        {"<frozen runpy>", FIL_PYFUNC_LAUNCHER},
+        {"<frozen importlib._bootstrap>", FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_IMPORT},
+        {"<frozen importlib._bootstrap_external>", FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_IMPORT},
+        /* 3.9 imports a zipped package through its load_module */
+        {"<frozen zipimport>", FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_IMPORT},
+    },
+      files[] = {
+          {"runpy.py", FIL_PYFUNC_LAUNCHER},
+          {"importlib/_bootstrap.py", FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_IMPORT},
+          {"importlib/_bootstrap_external.py", FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_IMPORT},
+          {"zipimport.py", FIL_PYFUNC_IMPORT},
+      };
     for (unsigned i = 0; i < sizeof frozen / sizeof *frozen; i++)
-        if (flen == strlen(frozen[i]) && memcmp(file, frozen[i], flen) == 0)
-            return 1;
+        if (flen == strlen(frozen[i].name) && memcmp(file, frozen[i].name, flen) == 0)
+            return frozen[i].flags;
     for (unsigned i = 0; i < sizeof files / sizeof *files; i++) {
-        size_t k = strlen(files[i]);
+        const char *f = files[i].name;
+        size_t k = strlen(f);
         if (!stdlib_len) {
-            if (names_file(file, flen, files[i]))
-                return 1;
+            if (names_file(file, flen, f))
+                return files[i].flags;
         } else if (flen == stdlib_len + 1 + k && memcmp(file, stdlib_dir, stdlib_len) == 0 &&
-                   file[stdlib_len] == '/' && memcmp(file + stdlib_len + 1, files[i], k) == 0) {
-            return 1;
+                   file[stdlib_len] == '/' && memcmp(file + stdlib_len + 1, f, k) == 0) {
+            return files[i].flags;
         }
     }
     return 0;
@@ -236,8 +246,8 @@ static int is_kernel_entry(const char *file, size_t flen) {
 }
 
 /* Intern the function of co by its content; FIL_NONE if the state is full.
- * FIL_PYFUNC_LAUNCHER into *flags for runpy's, CELL and KERNEL for a
- * notebook's (pyresolve.h). Context: any thread, guard set. */
+ * FIL_PYFUNC_LAUNCHER and IMPORT into *flags for runpy's and the import
+ * system's, CELL and KERNEL for a notebook's (pyresolve.h). Context: any thread, guard set. */
 static uint32_t intern_code(PyCodeObject *co, unsigned *flags) {
     char fbuf[1024], nbuf[512];
     size_t flen, nlen;
@@ -247,8 +257,7 @@ static uint32_t intern_code(PyCodeObject *co, unsigned *flags) {
 #else
     const char *name = utf8_of(co->co_name, nbuf, sizeof nbuf, &nlen);
 #endif
-    if (is_launcher(file, flen))
-        *flags |= FIL_PYFUNC_LAUNCHER;
+    *flags |= machinery_flags(file, flen);
     if (nlen == 8 && memcmp(name, "<module>", 8) == 0)
         *flags |= FIL_PYFUNC_MODULE;
     if (is_cell(file, flen))
@@ -259,8 +268,9 @@ static uint32_t intern_code(PyCodeObject *co, unsigned *flags) {
 }
 
 /* The flags kept in co_extra beside the function, and the shift above them. */
-#define STORED_FLAGS (FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_MODULE | FIL_PYFUNC_CELL | FIL_PYFUNC_KERNEL)
-#define FUNC_SHIFT 6
+#define STORED_FLAGS                                                                               \
+    (FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_MODULE | FIL_PYFUNC_CELL | FIL_PYFUNC_KERNEL | FIL_PYFUNC_IMPORT)
+#define FUNC_SHIFT 7
 
 /*
  * fil_native_func_of: the frame source's func_of. The co_extra value is

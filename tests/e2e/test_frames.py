@@ -148,6 +148,77 @@ def test_run_plain_module(tmp_path, fp):
     assert fp.within(got, 15 * MIB, 0.02), fp.fmt_prof(entries)
 
 
+# Between an import statement and the module body it runs, Python's import
+# system (importlib's bootstrap: _find_and_load, exec_module,
+# _call_with_frames_removed...) is five or more frames per level, which
+# tracebacks leave out; so do the reports. A nested import's memory is on
+# the import lines that led to it, and what the import system itself
+# allocates (the module's code, its spec) on the import statement.
+IMPORTS_SCRIPT = """
+import importlib
+
+import pkgimp  # IMP_PKG
+from pkgimp import late  # IMP_FROM
+
+dyn = importlib.import_module("dynmod")  # IMP_DYN
+print(len(pkgimp.sub.BLOCK), len(late.BLOCK), len(dyn.BLOCK))
+"""
+IMPORTS_PKG = """
+from . import sub  # PKG_SUB
+"""
+IMPORTS_SUB = """
+BLOCK = bytearray(7 * 1024 * 1024)  # SUB_BLOCK
+"""
+IMPORTS_LATE = """
+BLOCK = bytearray(5 * 1024 * 1024)  # LATE_BLOCK
+"""
+IMPORTS_DYN = """
+BLOCK = bytearray(3 * 1024 * 1024)  # DYN_BLOCK
+"""
+
+
+def test_import_system_frames_are_left_out(tmp_path, fp):
+    pkg = tmp_path / "pkgimp"
+    pkg.mkdir()
+    fp.write_script(pkg, IMPORTS_PKG, name="__init__.py")
+    fp.write_script(pkg, IMPORTS_SUB, name="sub.py")
+    fp.write_script(pkg, IMPORTS_LATE, name="late.py")
+    fp.write_script(tmp_path, IMPORTS_DYN, name="dynmod.py")
+    proc, result = fp.run_fil(tmp_path, IMPORTS_SCRIPT)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"%d %d %d\n" % (7 * MIB, 5 * MIB, 3 * MIB)
+    entries, summary = fp.check_peak_report(result)
+    msg = fp.fmt_prof(entries)
+    for frames, _ in entries:
+        for f in frames:
+            assert "importlib._bootstrap" not in f and "importlib/_bootstrap" not in f, msg
+    for row in summary["top_lines"]:
+        assert "_bootstrap" not in row["label"], row
+
+    def only_stack(file, marker, text):
+        line = fp.line_of(text, marker)
+        stacks = [(f, n) for f, n in entries if f and fp.frame_is(f[-1], file, line)]
+        assert len(stacks) == 1, "%s:%d: %s\n%s" % (file, line, stacks, msg)
+        return stacks[0]
+
+    frames, n = only_stack("pkgimp/sub.py", "SUB_BLOCK", IMPORTS_SUB)
+    assert fp.within(n, 7 * MIB, 0.01), msg
+    assert len(frames) == 3, frames
+    assert fp.frame_is(frames[0], "script.py", fp.line_of(IMPORTS_SCRIPT, "IMP_PKG")), frames
+    assert fp.frame_is(frames[1], "pkgimp/__init__.py", fp.line_of(IMPORTS_PKG, "PKG_SUB")), frames
+
+    frames, n = only_stack("pkgimp/late.py", "LATE_BLOCK", IMPORTS_LATE)
+    assert fp.within(n, 5 * MIB, 0.01), msg
+    assert len(frames) == 2, frames
+    assert fp.frame_is(frames[0], "script.py", fp.line_of(IMPORTS_SCRIPT, "IMP_FROM")), frames
+
+    # importlib.import_module is the program's call: shown, the bootstrap under it is not.
+    frames, n = only_stack("dynmod.py", "DYN_BLOCK", IMPORTS_DYN)
+    assert fp.within(n, 3 * MIB, 0.01), msg
+    assert fp.frame_is(frames[0], "script.py", fp.line_of(IMPORTS_SCRIPT, "IMP_DYN")), frames
+    assert [fp.parse_frame(f)[2] for f in frames[1:]] == ["import_module", "<module>"], frames
+
+
 # A program's own file that shares a name with the files Python runs `-m`
 # through (runpy.py, importlib/_bootstrap.py) is the program's: its lines
 # are shown, not hidden or swallowed into [No Python stack] as Python's

@@ -861,6 +861,54 @@ static void test_launcher(void)
     cur = NULL;
 }
 
+/* The import system between an import statement and the module body it
+ * runs is left out at any depth: its own allocations are the import
+ * line's, and the module body (or a finder it calls) is shown right under
+ * that line. At the root, under a `-m` run, it stays hidden and what it
+ * runs before a module is swallowed (test_launcher). */
+static void test_import_system(void)
+{
+    static fcode_t mod = {0, FIL_PYFUNC_MODULE, 1, {3, 4}},
+                   find = {0, FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_IMPORT, 1, {1178}},
+                   load = {0, FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_IMPORT, 1, {241}},
+                   sub = {0, FIL_PYFUNC_MODULE, 1, {1, 2}}, hook = {0, 0, 1, {95}},
+                   f = {0, 0, 1, {7}};
+    mod.func = func("main.py", "<module>", 1);
+    find.func = func("<frozen importlib._bootstrap>", "_find_and_load", 1165);
+    load.func = func("<frozen importlib._bootstrap>", "_call_with_frames_removed", 233);
+    sub.func = func("sub.py", "<module>", 1);
+    hook.func = func("hack.py", "find_spec", 90);
+    f.func = func("sub.py", "work", 5);
+    fframe_t M = {&mod, 0, 0}, I = {&find, 0, 0}, L = {&load, 0, 0}, S = {&sub, 0, 0},
+             H = {&hook, 0, 0}, F = {&f, 0, 0}, I2 = {&find, 0, 0}, L2 = {&load, 0, 0},
+             S2 = {&sub, 1, 0};
+    fstack_t st = {.n = 0};
+    events_on = 0;
+    fil_stacks_thread_exit();
+    cur = &st;
+    uint32_t line3 = node(FIL_NONE, mod.func, 3);
+    if (line3 == FIL_NONE)
+        line3 = 0;
+    st.f[0] = &M, st.f[1] = &I, st.n = 2;
+    CHECK_U64(fil_stacks_current(), line3); /* the import system's own: the import line's */
+    st.f[2] = &H, st.n = 3;
+    CHECK_U64(fil_stacks_current(), node(line3, hook.func, 95)); /* a finder, under the line */
+    st.f[2] = &L, st.f[3] = &S, st.n = 4;
+    uint32_t body = node(line3, sub.func, 1);
+    CHECK_U64(fil_stacks_current(), body); /* main.py:3;sub.py:1 */
+    st.f[4] = &F, st.n = 5;
+    CHECK_U64(fil_stacks_current(), node(body, f.func, 7));
+    /* Nested: sub.py:2 imports again; two more levels of the import system. */
+    st.f[3] = &S2, st.f[4] = &I2, st.f[5] = &L2, st.f[6] = &F, st.n = 7;
+    CHECK_U64(fil_stacks_current(), node(node(line3, sub.func, 2), f.func, 7));
+    /* The same chain again: the same node, from the caches. */
+    st.n = 4;
+    (void)fil_stacks_current();
+    st.n = 7;
+    CHECK_U64(fil_stacks_current(), node(node(line3, sub.func, 2), f.func, 7));
+    cur = NULL;
+}
+
 /* Notebooks: the kernel's entry module is shown and what it runs is
  * swallowed into it; a cell's body is a root of its own wherever it runs
  * (under the kernel, under a magic that runs a cell); a function a cell
@@ -1035,6 +1083,7 @@ static void test_resolve(void)
     test_near();
     test_near_moved();
     test_launcher();
+    test_import_system();
     test_notebook();
     test_deep();
     test_deep_mode();
