@@ -136,6 +136,15 @@ int fil_tracker_table_init(void) {
     return spans ? 0 : -1;
 }
 
+/* Zeroed pages for leaf chunk k of len bytes. The first chunk of a kind
+ * gets small pages: as a huge page, the first leaf a short-lived process
+ * (a pool worker, a small script) touches would fault in and keep 2 MiB
+ * of memory for a few leaves. Later chunks serve a table that grew, and
+ * are probed at random: huge pages spare them a TLB miss per 4 KiB. */
+static void *chunk_pages(size_t len, uint32_t k) {
+    return k ? fil_sys_pages_huge(len) : fil_sys_pages(len);
+}
+
 /* A zeroed leaf's index, or UINT32_MAX. */
 static uint32_t leaf_new(void) {
     if (free_leaf != UINT32_MAX) {
@@ -149,7 +158,7 @@ static uint32_t leaf_new(void) {
     if (k >= LEAF_CHUNKS || nleaves >= COMPACT - 1)
         return UINT32_MAX;
     if (!leaf_chunk[k]) {
-        leaf_chunk[k] = fil_sys_pages_huge(((size_t)1 << (LEAF_CHUNK_SHIFT + k)) * sizeof(leaf_t));
+        leaf_chunk[k] = chunk_pages(((size_t)1 << (LEAF_CHUNK_SHIFT + k)) * sizeof(leaf_t), k);
         if (!leaf_chunk[k])
             return UINT32_MAX;
     }
@@ -172,8 +181,7 @@ static uint32_t cleaf_new(void) {
     if (k >= LEAF_CHUNKS || ncleaves >= COMPACT - 1)
         return UINT32_MAX;
     if (!cleaf_chunk[k]) {
-        cleaf_chunk[k] =
-            fil_sys_pages_huge(((size_t)1 << (LEAF_CHUNK_SHIFT + k)) * sizeof(cleaf_t));
+        cleaf_chunk[k] = chunk_pages(((size_t)1 << (LEAF_CHUNK_SHIFT + k)) * sizeof(cleaf_t), k);
         if (!cleaf_chunk[k])
             return UINT32_MAX;
     }
