@@ -395,6 +395,63 @@ static void start_children(launch_t *l)
         l->children[0] = 0;
 }
 
+/* "died of SIGTERM" (or "died of signal N") into buf. */
+static void signal_words(int sig, char *buf, size_t len)
+{
+    const char *abbrev = sig ? sigabbrev_np(sig) : NULL;
+    if (abbrev)
+        snprintf(buf, len, "died of SIG%s", abbrev);
+    else
+        snprintf(buf, len, "died of signal %d", sig);
+}
+
+/* Above this many children dead of one signal (a multiprocessing pool
+ * stops its workers with SIGTERM), they share one line. */
+#define GROUPED_DEATHS 3
+
+/* How many children that did not run out of memory died of sig. */
+static uint32_t same_deaths(const fil_run_info_t *in, int sig)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < in->nchildren; i++)
+        n += !in->children[i].out_of_memory && in->children[i].term_signal == sig;
+    return n;
+}
+
+/* One line for each signal more than GROUPED_DEATHS children died of:
+ * "8 child processes died of SIGTERM: 4101, 4102, ..." (the next line
+ * says where their reports are). */
+static void say_grouped_deaths(const launch_t *l)
+{
+    const fil_run_info_t *in = &l->info;
+    for (uint32_t i = 0; i < in->nchildren; i++) {
+        int sig = in->children[i].term_signal;
+        uint32_t n = in->children[i].out_of_memory ? 0 : same_deaths(in, sig);
+        int first = 1;
+        for (uint32_t j = 0; j < i && first; j++)
+            first = in->children[j].out_of_memory || in->children[j].term_signal != sig;
+        if (!sig || n <= GROUPED_DEATHS || !first)
+            continue;
+        char died[64], pids[72];
+        size_t k = 0;
+        uint32_t listed = 0;
+        signal_words(sig, died, sizeof died);
+        for (uint32_t j = i; j < in->nchildren; j++) {
+            const fil_child_row_t *r = &in->children[j];
+            if (r->out_of_memory || r->term_signal != sig)
+                continue;
+            int w = snprintf(pids + k, sizeof pids - k, "%s%d", listed ? ", " : "", r->pid);
+            if (w < 0 || (size_t)w >= sizeof pids - k - 8) {
+                snprintf(pids + k, sizeof pids - k, ", ...");
+                break;
+            }
+            k += (size_t)w;
+            listed++;
+        }
+        note("%u child processes %s: %s", n, died, pids);
+    }
+}
+
 /*
  * The program has ended: give its children a moment to end (1 s), take
  * their reports, and say where they are; those that ran out of memory or
@@ -413,19 +470,16 @@ static void end_children(launch_t *l)
     in->children = l->rows;
     for (uint32_t i = 0; i < in->nchildren; i++) {
         const fil_child_row_t *r = &l->rows[i];
-        const char *abbrev = r->term_signal ? sigabbrev_np(r->term_signal) : NULL;
         char died[64];
-        if (abbrev)
-            snprintf(died, sizeof died, "died of SIG%s", abbrev);
-        else
-            snprintf(died, sizeof died, "died of signal %d", r->term_signal);
-        if (r->out_of_memory || r->term_signal)
+        signal_words(r->term_signal, died, sizeof died);
+        if (r->out_of_memory)
             note("Child process %d %s: %s/%s", r->pid,
-                 r->oom_killed      ? "was killed by the kernel's OOM killer"
-                 : r->out_of_memory ? "ran out of memory"
-                                    : died,
+                 r->oom_killed ? "was killed by the kernel's OOM killer" : "ran out of memory",
                  l->shown, r->folder);
+        else if (r->term_signal && same_deaths(in, r->term_signal) <= GROUPED_DEATHS)
+            note("Child process %d %s: %s/%s", r->pid, died, l->shown, r->folder);
     }
+    say_grouped_deaths(l);
     if (in->nchildren)
         note("Profiled %u child process%s: reports in %s/children/", in->nchildren,
              in->nchildren == 1 ? "" : "es", l->shown);

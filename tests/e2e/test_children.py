@@ -420,6 +420,36 @@ def test_child_death_names_its_signal(fp, tmp_path):
     assert said in proc.stderr.decode(), fp.describe(proc)
 
 
+TERMINATED_MANY = """
+import subprocess
+import sys
+
+procs = [subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                          stdout=subprocess.PIPE) for _ in range(5)]
+for p in procs:
+    p.stdout.readline()
+for p in procs:
+    p.terminate()
+print([p.wait() for p in procs])
+"""
+
+
+def test_children_stopped_alike_share_one_line(fp, tmp_path):
+    """A pool stops its workers with SIGTERM: five such deaths are one
+    line naming them all, not five."""
+    proc, result = fp.run_fil(tmp_path, TERMINATED_MANY)
+    assert proc.returncode == 0, fp.describe(proc)
+    assert proc.stdout == b"[-15, -15, -15, -15, -15]\n"
+    rows = fp.load_summary(result)["children"]
+    assert len(rows) == 5 and all(r["signal"] == "SIGTERM" for r in rows), rows
+    err = proc.stderr.decode()
+    lines = [l for l in err.splitlines() if "died of SIGTERM" in l]
+    assert len(lines) == 1, fp.describe(proc)
+    head, _, pids = lines[0].partition("=fil-profile= 5 child processes died of SIGTERM: ")
+    assert head == "" and pids, fp.describe(proc)
+    assert sorted(int(p) for p in pids.split(", ")) == sorted(r["pid"] for r in rows), lines
+
+
 BIG_PARENT = """
 import subprocess
 import sys
