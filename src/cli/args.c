@@ -249,6 +249,11 @@ static int python_option(int argc, char *const *argv, int *i, fil_cli_args_t *a,
 
     if (!strcmp(arg, "--check-hash-based-pycs"))
         return pyopt_with_value(argc, argv, i, 1, a, err, errlen);
+    if (!strcmp(arg, "-V") || !strcmp(arg, "-VV")) { /* as python: print it, run nothing */
+        a->pyopts[0] = arg;
+        a->npyopts = 1;
+        return FIL_CLI_PARSE_PYVERSION;
+    }
     if (arg[1] == '-')
         return STEP_NOT_OURS;
     for (size_t j = 1; arg[j]; j++) {
@@ -310,8 +315,8 @@ static int parse_command_word(int argc, char *const *argv, int *i, fil_cli_args_
  * or "-- script". `python` (a->python_form): our options and interpreter
  * options in any order, then the script, "-m module", "-c code" or
  * "-- script" (-m and -c are interpreter options there, so may end a
- * cluster). STEP_TARGET (*i past the target), FIL_CLI_PARSE_HELP/VERSION, or
- * an error.
+ * cluster). STEP_TARGET (*i past the target), FIL_CLI_PARSE_HELP/VERSION,
+ * FIL_CLI_PARSE_PYVERSION (python -V), or an error.
  */
 static int parse_tail(int argc, char *const *argv, int *i, fil_cli_args_t *a, char *err,
                       size_t errlen)
@@ -348,7 +353,8 @@ static int parse_tail(int argc, char *const *argv, int *i, fil_cli_args_t *a, ch
 /*
  * Parse argv (argv[0] is the launcher itself) into *a. Returns
  * FIL_CLI_PARSE_OK with every field set, FIL_CLI_PARSE_HELP or
- * FIL_CLI_PARSE_VERSION as soon as those options are seen among ours, or
+ * FIL_CLI_PARSE_VERSION as soon as those options are seen among ours,
+ * FIL_CLI_PARSE_PYVERSION for the python form's -V or -VV, or
  * FIL_CLI_PARSE_ERROR with a one-line reason in err. Pure; any thread.
  */
 fil_cli_parse_result_t fil_cli_parse(int argc, char *const *argv, fil_cli_args_t *a, char *err,

@@ -54,6 +54,7 @@ typedef enum fil_cli_parse_result {
     FIL_CLI_PARSE_OK = 0,     /* run the program */
     FIL_CLI_PARSE_HELP,       /* -h/--help was given */
     FIL_CLI_PARSE_VERSION,    /* --version was given */
+    FIL_CLI_PARSE_PYVERSION,  /* python -V (or -VV): the interpreter's version, in pyopts[0] */
 } fil_cli_parse_result_t;
 
 /* The parsed command line. Strings point into argv (or into pyopt_cluster),

@@ -877,6 +877,20 @@ out:
     return r;
 }
 
+/* `fil-profile python -V`: what `python3 -V` prints, from the interpreter
+ * FIL_PYTHON names; nothing is run or profiled. Its exit status, or 127. */
+static int python_version(const fil_cli_args_t *a)
+{
+    launch_t l;
+    memset(&l, 0, sizeof l);
+    if (find_python(&l) != 0)
+        return FIL_CLI_EXIT_EXEC;
+    char *argv[] = {l.python, (char *)a->pyopts[0], NULL};
+    execv(l.python, argv);
+    say("error: cannot run %s: %s", l.python, strerror(errno));
+    return FIL_CLI_EXIT_EXEC;
+}
+
 /* Parse, then launch; --help and --version go to stdout, errors exit 2. */
 int main(int argc, char **argv)
 {
@@ -897,6 +911,8 @@ int main(int argc, char **argv)
     case FIL_CLI_PARSE_VERSION:
         puts("fil-profile " FIL_CLI_VERSION);
         return 0;
+    case FIL_CLI_PARSE_PYVERSION:
+        return python_version(&a);
     case FIL_CLI_PARSE_ERROR:
         say("error: %s", err);
         say("Try 'fil-profile --help'.");

@@ -141,6 +141,17 @@ def test_help_and_version(tmp_path, fp):
     assert proc.stdout.decode().split()[1] == summary_version
 
 
+def test_python_form_passes_v_to_the_interpreter(tmp_path, fp):
+    """`fil-profile python -V` answers as `python3 -V` does (which
+    interpreter FIL_PYTHON picks), and runs and writes nothing."""
+    for flag in ("-V", "-VV"):
+        want = subprocess.run([fp.PYTHON, flag], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = _fil(fp, tmp_path, "-o", "out", "python", flag)
+        assert proc.returncode == want.returncode == 0, fp.describe(proc)
+        assert proc.stdout == want.stdout and proc.stdout.startswith(b"Python 3."), proc.stdout
+        assert not (tmp_path / "out").exists()
+
+
 def test_result_folders_latest_and_no_overwrite(tmp_path, fp):
     script = fp.write_script(tmp_path, ARGV_SCRIPT)
     out = tmp_path / "out"

@@ -141,6 +141,10 @@ static const parse_case_t parse_cases[] = {
     {{FP, "run", "-h", "x.py"}, FIL_CLI_PARSE_HELP, NULL, 0, NULL, NULL, NULL, NULL},
     {{FP, "--version", "bogus"}, FIL_CLI_PARSE_VERSION, NULL, 0, NULL, NULL, NULL, NULL},
     {{FP, "python", "--version"}, FIL_CLI_PARSE_VERSION, NULL, 0, NULL, NULL, NULL, NULL},
+    /* the interpreter's own -V, as python3 -V: it prints, nothing runs */
+    {{FP, "python", "-V"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
+    {{FP, "python", "-u", "-VV", "x.py"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
+    {{FP, "run", "-V", "x.py"}, ERR, NULL, 0, NULL, NULL, NULL, "unknown option '-V'"},
     /* errors */
     {{FP}, ERR, NULL, 0, NULL, NULL, NULL, "missing command"},
     {{FP, "-o", "x"}, ERR, NULL, 0, NULL, NULL, NULL, "missing command"},
