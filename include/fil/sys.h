@@ -39,6 +39,16 @@ static inline void *fil_sys_pages_huge(size_t len) {
     return p;
 }
 
+/* Like fil_sys_pages, for a table that may stay small: asks for no
+ * transparent huge pages, which THP "always" would give a 2 MiB mapping
+ * whose first byte is touched. */
+static inline void *fil_sys_pages_small(size_t len) {
+    void *p = fil_sys_pages(len);
+    if (p && len >= (2u << 20))
+        syscall(SYS_madvise, p, len, MADV_NOHUGEPAGE);
+    return p;
+}
+
 static inline void fil_sys_unmap(void *p, size_t len) {
     if (p)
         syscall(SYS_munmap, p, len);

@@ -137,12 +137,13 @@ int fil_tracker_table_init(void) {
 }
 
 /* Zeroed pages for leaf chunk k of len bytes. The first chunk of a kind
- * gets small pages: as a huge page, the first leaf a short-lived process
- * (a pool worker, a small script) touches would fault in and keep 2 MiB
- * of memory for a few leaves. Later chunks serve a table that grew, and
- * are probed at random: huge pages spare them a TLB miss per 4 KiB. */
+ * gets small pages (MADV_NOHUGEPAGE, for THP "always" too): as a huge
+ * page, the first leaf a short-lived process (a pool worker, a small
+ * script) touches would fault in and keep 2 MiB of memory for a few
+ * leaves. Later chunks of 2 MiB and more serve a table that grew, and are
+ * probed at random: huge pages spare them a TLB miss per 4 KiB. */
 static void *chunk_pages(size_t len, uint32_t k) {
-    return k ? fil_sys_pages_huge(len) : fil_sys_pages(len);
+    return k ? fil_sys_pages_huge(len) : fil_sys_pages_small(len);
 }
 
 /* A zeroed leaf's index, or UINT32_MAX. */
