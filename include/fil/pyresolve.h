@@ -61,7 +61,10 @@
  * package __init__ Python imports on the way. What other code allocates
  * while Python looks the module up, or imports runpy itself, is charged to
  * the thread's base with all its callees (FIL_PYROLE_SWALLOWED), as what
- * happens before a script starts is.
+ * happens before a script starts is. Below a shown frame, the import
+ * system (FIL_PYROLE_IMPORT) has its caller's node too, and what it runs
+ * is shown under that node: a module body right under the import
+ * statement that ran it, as in a traceback.
  *
  * A code object's address is only trusted while the object lives: the
  * extension bumps *epoch when a code object it named dies, which empties

@@ -154,12 +154,14 @@ static void find_stdlib(void) {
  * file: LAUNCHER for runpy, through which Python runs `-m module`, a
  * zipapp or a directory, and for the import system it calls; IMPORT as
  * well for the import system (importlib's bootstrap, zipimport), which
- * sits between every import statement and the module body it runs. Both
- * frozen ("<frozen runpy>" since 3.11, the import system and zipimport
- * always) and the standard library's own .py files (3.9, 3.10, -X
- * frozen_modules=off). A program's own runpy.py (a script of that name, a
- * module tools/runpy.py) is neither: its lines are shown. With no standard
- * library folder known, any file of those names is taken. */
+ * sits between every import statement and the module body it runs. The
+ * import system and zipimport are always frozen; runpy is frozen since
+ * 3.11 ("<frozen runpy>"), else (3.9, 3.10, -X frozen_modules=off) the
+ * standard library's own runpy.py; the bootstrap's .py files are matched
+ * the same way for an interpreter built to run them. A program's own
+ * runpy.py (a script of that name, a module tools/runpy.py) is neither:
+ * its lines are shown. With no standard library folder known, any file
+ * of those names is taken. */
 static unsigned machinery_flags(const char *file, size_t flen) {
     static const struct {
         const char *name;
@@ -175,7 +177,6 @@ static unsigned machinery_flags(const char *file, size_t flen) {
           {"runpy.py", FIL_PYFUNC_LAUNCHER},
           {"importlib/_bootstrap.py", FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_IMPORT},
           {"importlib/_bootstrap_external.py", FIL_PYFUNC_LAUNCHER | FIL_PYFUNC_IMPORT},
-          {"zipimport.py", FIL_PYFUNC_IMPORT},
       };
     for (unsigned i = 0; i < sizeof frozen / sizeof *frozen; i++)
         if (flen == strlen(frozen[i].name) && memcmp(file, frozen[i].name, flen) == 0)
