@@ -237,6 +237,20 @@ static int split_cluster(const char *arg, size_t flags_end, fil_cli_args_t *a, c
     return add_pyopt(a, a->pyopt_cluster, err, errlen);
 }
 
+/* How many V a cluster of flags holds ("-V", "-VV", "-uV"), 0 if none or
+ * if it holds anything but flags that take no argument. */
+static int version_flags(const char *flags)
+{
+    int v = 0;
+    for (; *flags; flags++) {
+        if (*flags == 'V')
+            v++;
+        else if (!strchr(python_flags, *flags))
+            return 0;
+    }
+    return v;
+}
+
 /*
  * Try argv[*i] as an interpreter option or option cluster. STEP_TAKEN,
  * STEP_TARGET (-c/-m found, *i past the target), STEP_NOT_OURS, or an error.
@@ -249,8 +263,8 @@ static int python_option(int argc, char *const *argv, int *i, fil_cli_args_t *a,
 
     if (!strcmp(arg, "--check-hash-based-pycs"))
         return pyopt_with_value(argc, argv, i, 1, a, err, errlen);
-    if (!strcmp(arg, "-V") || !strcmp(arg, "-VV")) { /* as python: print it, run nothing */
-        a->pyopts[0] = arg;
+    if (arg[1] != '-' && version_flags(arg + 1)) { /* as python: print it, run nothing */
+        a->pyopts[0] = version_flags(arg + 1) > 1 ? "-VV" : "-V";
         a->npyopts = 1;
         return FIL_CLI_PARSE_PYVERSION;
     }

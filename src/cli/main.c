@@ -206,28 +206,28 @@ static int find_libdir(launch_t *l)
 }
 
 /*
- * Resolve the interpreter: $FIL_PYTHON, else FIL_DEFAULT_PYTHON. 0, or -1
- * with the error printed.
+ * Resolve the interpreter: $FIL_PYTHON, else FIL_DEFAULT_PYTHON, into
+ * python[len]. 0, or -1 with the error printed.
  */
-static int find_python(launch_t *l)
+static int find_python(char *python, size_t len)
 {
     const char *py = getenv("FIL_PYTHON");
     const char *base;
 
     if (!py || !*py)
         py = FIL_DEFAULT_PYTHON;
-    if (fil_cli_find_program(py, l->python, sizeof l->python) != 0) {
+    if (fil_cli_find_program(py, python, len) != 0) {
         say("error: cannot run %s: %s", py, strerror(errno));
         return -1;
     }
     /* An interpreter not named python* or pypy* (FIL_PYTHON=/usr/bin/perl,
      * a wrapper of the user's) is asked for its version first, so that the
      * script never runs under another language: one line, nothing made. */
-    base = strrchr(l->python, '/');
-    base = base ? base + 1 : l->python;
+    base = strrchr(python, '/');
+    base = base ? base + 1 : python;
     if (strncmp(base, "python", 6) != 0 && strncmp(base, "pypy", 4) != 0) {
-        const char *argv[] = {l->python, "-V", NULL};
-        fil_cli_child_t c = {l->python, argv, environ, -1, 0, 0, 0, NULL, NULL};
+        const char *argv[] = {python, "-V", NULL};
+        fil_cli_child_t c = {python, argv, environ, -1, 0, 0, 0, NULL, NULL};
         char out[256] = "";
         int status = 0;
         if (fil_cli_probe(&c, out, sizeof out, &status) != 0)
@@ -235,7 +235,7 @@ static int find_python(launch_t *l)
         if (strncmp(out, "Python ", 7) != 0) {
             out[strcspn(out, "\n")] = '\0';
             say("error: %s is not a Python interpreter (its -V printed \"%.60s\"); set "
-                "FIL_PYTHON to one", l->python, out);
+                "FIL_PYTHON to one", python, out);
             return -1;
         }
     }
@@ -440,8 +440,11 @@ static void say_grouped_deaths(const launch_t *l)
             const fil_child_row_t *r = &in->children[j];
             if (r->out_of_memory || r->term_signal != sig)
                 continue;
+            int more = 0; /* another row follows: keep room for ", ..." */
+            for (uint32_t m = j + 1; m < in->nchildren && !more; m++)
+                more = !in->children[m].out_of_memory && in->children[m].term_signal == sig;
             int w = snprintf(pids + k, sizeof pids - k, "%s%d", listed ? ", " : "", r->pid);
-            if (w < 0 || (size_t)w >= sizeof pids - k - 8) {
+            if (w < 0 || (size_t)w >= sizeof pids - k - (more ? 6 : 0)) {
                 snprintf(pids + k, sizeof pids - k, ", ...");
                 break;
             }
@@ -814,7 +817,7 @@ static int launch(const fil_cli_args_t *a)
         say("error: out of memory");
     if (!cmd || check_script(a) || find_libdir(&l))
         goto out;
-    if (find_python(&l)) {
+    if (find_python(l.python, sizeof l.python)) {
         r = FIL_CLI_EXIT_EXEC;
         goto out;
     }
@@ -881,13 +884,13 @@ out:
  * FIL_PYTHON names; nothing is run or profiled. Its exit status, or 127. */
 static int python_version(const fil_cli_args_t *a)
 {
-    launch_t l;
-    memset(&l, 0, sizeof l);
-    if (find_python(&l) != 0)
+    char python[PATH_MAX];
+    if (find_python(python, sizeof python) != 0)
         return FIL_CLI_EXIT_EXEC;
-    char *argv[] = {l.python, (char *)a->pyopts[0], NULL};
-    execv(l.python, argv);
-    say("error: cannot run %s: %s", l.python, strerror(errno));
+    char *argv[] = {python, (char *)a->pyopts[0], NULL};
+    fil_cli_restore_sigpipe();
+    execv(python, argv);
+    say("error: cannot run %s: %s", python, strerror(errno));
     return FIL_CLI_EXIT_EXEC;
 }
 

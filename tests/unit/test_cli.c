@@ -144,6 +144,7 @@ static const parse_case_t parse_cases[] = {
     /* the interpreter's own -V, as python3 -V: it prints, nothing runs */
     {{FP, "python", "-V"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
     {{FP, "python", "-u", "-VV", "x.py"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
+    {{FP, "python", "-uVB"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
     {{FP, "run", "-V", "x.py"}, ERR, NULL, 0, NULL, NULL, NULL, "unknown option '-V'"},
     /* errors */
     {{FP}, ERR, NULL, 0, NULL, NULL, NULL, "missing command"},
@@ -247,6 +248,13 @@ static void test_parse_values(void)
         FP, "--on-oom=continue", "--disable-oom-detection", "--verbose", "run", "x.py", NULL};
     fil_cli_args_t a;
     char err[256];
+
+    /* python -V: the flag the interpreter gets, short or long as python counts them */
+    const char *v3[] = {FP, "python", "-uV", NULL}, *v4[] = {FP, "python", "-BVV", "x.py", NULL};
+    CHECK_INT(fil_cli_parse(3, (char *const *)v3, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
+    CHECK_STR(a.pyopts[0], "-V");
+    CHECK_INT(fil_cli_parse(4, (char *const *)v4, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
+    CHECK_STR(a.pyopts[0], "-VV");
 
     CHECK_INT(fil_cli_parse(6, (char *const *)v1, &a, err, sizeof err), OK);
     CHECK(a.has_memory_limit && a.memory_limit == 2ull << 30);
