@@ -250,10 +250,10 @@ static void test_parse_values(void)
     char err[256];
 
     /* python -V: the flag the interpreter gets, short or long as python counts them */
-    const char *v3[] = {FP, "python", "-uV", NULL}, *v4[] = {FP, "python", "-BVV", "x.py", NULL};
-    CHECK_INT(fil_cli_parse(3, (char *const *)v3, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
+    const char *pv1[] = {FP, "python", "-uV", NULL}, *pv2[] = {FP, "python", "-BVV", "x.py", NULL};
+    CHECK_INT(fil_cli_parse(3, (char *const *)pv1, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
     CHECK_STR(a.pyopts[0], "-V");
-    CHECK_INT(fil_cli_parse(4, (char *const *)v4, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
+    CHECK_INT(fil_cli_parse(4, (char *const *)pv2, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
     CHECK_STR(a.pyopts[0], "-VV");
 
     CHECK_INT(fil_cli_parse(6, (char *const *)v1, &a, err, sizeof err), OK);
