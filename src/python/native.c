@@ -248,7 +248,8 @@ static int is_kernel_entry(const char *file, size_t flen) {
 
 /* Intern the function of co by its content; FIL_NONE if the state is full.
  * FIL_PYFUNC_LAUNCHER and IMPORT into *flags for runpy's and the import
- * system's, CELL and KERNEL for a notebook's (pyresolve.h). Context: any thread, guard set. */
+ * system's, CELL and KERNEL for a notebook's (pyresolve.h). Context: any
+ * thread, guard set. */
 static uint32_t intern_code(PyCodeObject *co, unsigned *flags) {
     char fbuf[1024], nbuf[512];
     size_t flen, nlen;
