@@ -440,9 +440,7 @@ static void say_grouped_deaths(const launch_t *l)
             const fil_child_row_t *r = &in->children[j];
             if (r->out_of_memory || r->term_signal != sig)
                 continue;
-            int more = 0; /* another row follows: keep room for ", ..." */
-            for (uint32_t m = j + 1; m < in->nchildren && !more; m++)
-                more = !in->children[m].out_of_memory && in->children[m].term_signal == sig;
+            int more = listed + 1 < n; /* another row follows: keep room for ", ..." */
             int w = snprintf(pids + k, sizeof pids - k, "%s%d", listed ? ", " : "", r->pid);
             if (w < 0 || (size_t)w >= sizeof pids - k - (more ? 6 : 0)) {
                 snprintf(pids + k, sizeof pids - k, ", ...");
