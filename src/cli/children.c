@@ -660,12 +660,25 @@ static void render_child(child_t *c) {
                         "written: %s\n", (int)c->pid, err[0] ? err : "unknown error");
 }
 
+/* What a fork child may allocate between fork and an exec of another
+ * program and still count as only preparing that exec: Python's after-fork
+ * hooks and the exec's arguments take a few KiB (pty.fork and pexpect, a
+ * daemon that forks and execs). */
+#define EXEC_PREP_BYTES (64 * 1024)
+
 /* Is c a registration that never ran: it replaced its image at once
  * (replaced: by a Python that registered again), or a fork child that
- * exec'd something else (sh, env) having allocated nothing? */
+ * became another program (sh, env, gzip: it exec'd, never exited as
+ * Python and was not killed, or still runs) having allocated nothing but
+ * what preparing that exec takes? Its status is settled if it ended. */
 static int never_ran(const child_t *c, int replaced) {
-    int none = c->h->allocations == 0 && c->h->peak_total == 0;
-    return none && (replaced ? !c->h->exited : c->h->execed != 0);
+    if (replaced)
+        return c->h->allocations == 0 && c->h->peak_total == 0 && !c->h->exited;
+    if (!c->h->execed || c->h->exited || c->h->peak_total > EXEC_PREP_BYTES ||
+        c->h->total > EXEC_PREP_BYTES)
+        return 0;
+    return c->row.running ||
+           (c->row.exit_known && !c->row.term_signal && !c->row.out_of_memory);
 }
 
 /* c's own moment copy is kept; its state goes. reg_lock held. */
@@ -744,7 +757,9 @@ static void *renderer(void *arg) {
  * when no renderer runs). reg_lock held. */
 static void finish(child_t *c) {
     int replaced = c->end_mono == 0 && !c->row.running;
-    if (never_ran(c, replaced)) { /* a fork that exec'd at once: nothing to show */
+    if (!c->row.running && !replaced)
+        settle_status(c);
+    if (never_ran(c, replaced)) { /* nothing to show */
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s", c->dir);
         rmdir(path);
@@ -752,8 +767,6 @@ static void finish(child_t *c) {
         c->folder[0] = 0;
         return;
     }
-    if (!c->row.running && !replaced)
-        settle_status(c);
     c->row.execed = replaced;
     c->row.pid = (int)c->pid;
     c->row.parent = (int)c->parent;

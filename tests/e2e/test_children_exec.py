@@ -57,3 +57,44 @@ def test_rows_of_a_process_that_execed(fp, tmp_path):
     html = (result / "index.html").read_text()
     assert "ended (how is not known)" not in html
     assert html.count("replaced itself with exec") == len(earlier), html
+
+
+BECOMES_ANOTHER = """
+import os
+import sys
+
+def fork_exec(argv, then=None):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execv(argv[0], argv)
+        except OSError:
+            held = then()  # after a failed exec
+            os._exit(4)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), pid
+
+print("true", *fork_exec(["/bin/true"]))
+print("false", *fork_exec(["/bin/false"]))
+print("killed", *fork_exec(["/bin/sh", "-c", "kill -TERM $$"]))
+print("failed", *fork_exec(["/nonexistent/program"], lambda: bytearray(8 * 1024 * 1024)))
+"""
+
+
+def test_fork_child_that_became_another_program_is_not_listed(fp, tmp_path):
+    """A fork child that only prepared an exec of another program (pty.fork,
+    pexpect, a daemon's fork and exec) is that program from then on: it is
+    not a row of summary.json and has no folder, whatever its exit status.
+    One killed by a signal keeps its row (the user may look for what died),
+    as does one whose exec failed and that went on as Python (8 MiB)."""
+    proc, result = fp.run_fil(tmp_path, BECOMES_ANOTHER)
+    assert proc.returncode == 0, fp.describe(proc)
+    out = dict((w[0], (int(w[1]), int(w[2]))) for w in
+               (line.split() for line in proc.stdout.decode().splitlines()))
+    assert [out[k][0] for k in ("true", "false", "killed", "failed")] == [0, 1, -15, 4], out
+    rows = {r["pid"]: r for r in json.loads((result / "summary.json").read_text())["children"]}
+    assert set(rows) == {out["killed"][1], out["failed"][1]}, rows
+    assert rows[out["killed"][1]]["signal"] == "SIGTERM", rows
+    failed = rows[out["failed"][1]]
+    assert failed["exit_status"] == 4 and failed["peak_bytes"] >= 8 * MIB, failed
+    folders = sorted(p.name for p in (result / "children").iterdir())
+    assert folders == sorted(r["folder"].split("/")[1] for r in rows.values()), folders
