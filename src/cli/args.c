@@ -237,16 +237,30 @@ static int split_cluster(const char *arg, size_t flags_end, fil_cli_args_t *a, c
     return add_pyopt(a, a->pyopt_cluster, err, errlen);
 }
 
-/* How many V a cluster of flags holds ("-V", "-VV", "-uV"), 0 if none or
- * if it holds anything but flags that take no argument. */
-static int version_flags(const char *flags)
+/* How many times the interpreter options from argv[i] on ask for the
+ * version, as python counts them: each V of a cluster of flags ("-V",
+ * "-uV", "-Vc CODE": -c, -m, -X and -W end a cluster, and the version
+ * wins over what they name when their value is there) and each
+ * "--version", up to the first argument that is none of these. */
+static int version_count(int argc, char *const *argv, int i)
 {
     int v = 0;
-    for (; *flags; flags++) {
-        if (*flags == 'V')
+    for (; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--version")) {
             v++;
-        else if (!strchr(python_flags, *flags))
-            return 0;
+            continue;
+        }
+        if (arg[0] != '-' || arg[1] == '-' || arg[1] == '\0')
+            return v;
+        for (const char *f = arg + 1; *f; f++) {
+            if (*f == 'V')
+                v++;
+            else if (strchr("cmXW", *f))
+                return f[1] || i + 1 < argc ? v : 0;
+            else if (!strchr(python_flags, *f))
+                return v;
+        }
     }
     return v;
 }
@@ -263,8 +277,8 @@ static int python_option(int argc, char *const *argv, int *i, fil_cli_args_t *a,
 
     if (!strcmp(arg, "--check-hash-based-pycs"))
         return pyopt_with_value(argc, argv, i, 1, a, err, errlen);
-    if (arg[1] != '-' && version_flags(arg + 1)) { /* as python: print it, run nothing */
-        a->pyopts[0] = version_flags(arg + 1) > 1 ? "-VV" : "-V";
+    if ((r = version_count(argc, argv, *i)) > 0 && (arg[1] != '-' || !strcmp(arg, "--version"))) {
+        a->pyopts[0] = r > 1 ? "-VV" : "-V"; /* as python: print it, run nothing */
         a->npyopts = 1;
         return FIL_CLI_PARSE_PYVERSION;
     }
@@ -273,7 +287,7 @@ static int python_option(int argc, char *const *argv, int *i, fil_cli_args_t *a,
     for (size_t j = 1; arg[j]; j++) {
         char c = arg[j];
 
-        if (strchr(python_flags, c))
+        if (strchr(python_flags, c) || c == 'V') /* a V here: its -c or -m lacks a value */
             continue;
         if (c == 'X' || c == 'W')
             return pyopt_with_value(argc, argv, i, arg[j + 1] == '\0', a, err, errlen);
@@ -348,7 +362,10 @@ static int parse_tail(int argc, char *const *argv, int *i, fil_cli_args_t *a, ch
                                "option '-m' requires a module name", err, errlen);
         if (arg[0] != '-' || arg[1] == '\0')
             return script_target(i, a, arg);
-        r = our_option(argc, argv, i, a, err, errlen);
+        /* the python form is the interpreter's command line: its --version
+         * is python's (fil-profile --version is ours) */
+        r = a->python_form && !strcmp(arg, "--version") ? STEP_NOT_OURS
+                                                         : our_option(argc, argv, i, a, err, errlen);
         if (r == STEP_NOT_OURS && a->python_form)
             r = python_option(argc, argv, i, a, err, errlen);
         if (r == STEP_NOT_OURS && !a->python_form && !strncmp(arg, "-c", 2))

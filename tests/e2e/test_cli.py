@@ -143,10 +143,12 @@ def test_help_and_version(tmp_path, fp):
 
 def test_python_form_passes_v_to_the_interpreter(tmp_path, fp):
     """`fil-profile python -V` answers as `python3 -V` does (which
-    interpreter FIL_PYTHON picks), and runs and writes nothing."""
-    for flag in ("-V", "-VV"):
-        want = subprocess.run([fp.PYTHON, flag], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        proc = _fil(fp, tmp_path, "-o", "out", "python", flag)
+    interpreter FIL_PYTHON picks), and runs and writes nothing; so do
+    --version (a wrapper script standing in for python is asked that by
+    tools), -Vc and twice --version."""
+    for flags in (["-V"], ["-VV"], ["--version"], ["-Vc", "1/0"], ["--version", "--version"]):
+        want = subprocess.run([fp.PYTHON, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = _fil(fp, tmp_path, "-o", "out", "python", *flags)
         assert proc.returncode == want.returncode == 0, fp.describe(proc)
         assert proc.stdout == want.stdout and proc.stdout.startswith(b"Python 3."), proc.stdout
         assert not (tmp_path / "out").exists()

@@ -140,8 +140,16 @@ static const parse_case_t parse_cases[] = {
     {{FP, "--help"}, FIL_CLI_PARSE_HELP, NULL, 0, NULL, NULL, NULL, NULL},
     {{FP, "run", "-h", "x.py"}, FIL_CLI_PARSE_HELP, NULL, 0, NULL, NULL, NULL, NULL},
     {{FP, "--version", "bogus"}, FIL_CLI_PARSE_VERSION, NULL, 0, NULL, NULL, NULL, NULL},
-    {{FP, "python", "--version"}, FIL_CLI_PARSE_VERSION, NULL, 0, NULL, NULL, NULL, NULL},
-    /* the interpreter's own -V, as python3 -V: it prints, nothing runs */
+    /* the interpreter's own -V and --version, as python3 -V: it prints,
+     * nothing runs (a wrapper script that stands in for python is asked
+     * `python --version` by tools) */
+    {{FP, "python", "--version"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
+    {{FP, "python", "-Vc", "1"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
+    {{FP, "python", "-u", "-X", "dev", "-V"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL,
+     NULL},
+    {{FP, "python", "-Vc"}, ERR, NULL, 0, NULL, NULL, NULL, "option '-c' requires code to run"},
+    {{FP, "python", "-c", "1", "-V"}, OK, "1", CODE, "-V", "", DEF, NULL},
+    {{FP, "python", "x.py", "--version"}, OK, "x.py", RUN, "--version", "", DEF, NULL},
     {{FP, "python", "-V"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
     {{FP, "python", "-u", "-VV", "x.py"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
     {{FP, "python", "-uVB"}, FIL_CLI_PARSE_PYVERSION, NULL, 0, NULL, NULL, NULL, NULL},
@@ -255,6 +263,15 @@ static void test_parse_values(void)
     CHECK_STR(a.pyopts[0], "-V");
     CHECK_INT(fil_cli_parse(4, (char *const *)pv2, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
     CHECK_STR(a.pyopts[0], "-VV");
+    const char *pv3[] = {FP, "python", "-V", "--version", NULL},
+               *pv4[] = {FP, "python", "--version", "-c", "1", NULL},
+               *pv5[] = {FP, "python", "-V", "x.py", "-V", NULL};
+    CHECK_INT(fil_cli_parse(4, (char *const *)pv3, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
+    CHECK_STR(a.pyopts[0], "-VV");
+    CHECK_INT(fil_cli_parse(5, (char *const *)pv4, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
+    CHECK_STR(a.pyopts[0], "-V");
+    CHECK_INT(fil_cli_parse(5, (char *const *)pv5, &a, err, sizeof err), FIL_CLI_PARSE_PYVERSION);
+    CHECK_STR(a.pyopts[0], "-V");
 
     CHECK_INT(fil_cli_parse(6, (char *const *)v1, &a, err, sizeof err), OK);
     CHECK(a.has_memory_limit && a.memory_limit == 2ull << 30);
