@@ -291,7 +291,8 @@ static uint32_t resolve_entry(fil_pythread_t *t, uint32_t i, uint32_t parent, in
         e->way_instr[w] = k->instr;
         e->way_node[w] = e->node;
     } else {
-        k->code = NULL; /* never matches in a walk: its code may die unnoticed */
+        k->code = NULL; /* never matches: its code may die unnoticed */
+        k->instr = NULL;
     }
     (void)events;
     return e->node;

@@ -81,12 +81,32 @@ static inline fil_frame_t *skip_shims(fil_frame_t *f) {
 }
 
 /*
+ * 1 if frame f is at key k's code and instruction. Since 3.11 an
+ * instruction position is the address of a code unit inside its code
+ * object (co_code_adaptive), so two live code objects never share one:
+ * the instruction alone says both, for a key whose code is alive. The
+ * callers compare keys only while the code epoch is the keys' (no code
+ * object the keys name has died), and a key of code that could not be
+ * marked (which may die unnoticed) has neither code nor instruction
+ * (resolve_entry), so it never matches. One load and compare per frame
+ * fewer, over import chains 50 frames deep. Before 3.11 the position is
+ * an offset, and the code is compared too.
+ */
+static inline int same_key(fil_frame_t *f, const fil_pykey_t *k) {
+#if PY_VERSION_HEX >= 0x030B0000
+    return fil_py_instr(f) == k->instr;
+#else
+    return fil_py_code(f) == k->code && fil_py_instr(f) == k->instr;
+#endif
+}
+
+/*
  * fil_src_quick (fil/pyresolve.h). Cost: ~8 instructions for the top (its
- * visibility test included), ~6 per frame below (code, instruction and
- * link: no store, no visibility test). Why a frame below the top needs no
- * test: equal code and instruction to a key make it visible, because
- * whether a frame shows depends only on them (and, on 3.12+, on the owner:
- * a shim's code is the interpreter's trampoline, never a key's).
+ * visibility test included), ~5 per frame below (instruction and link,
+ * see same_key: no store, no visibility test). Why a frame below the top
+ * needs no test: equal code and instruction to a key make it visible,
+ * because whether a frame shows depends only on them (and, on 3.12+, on
+ * the owner: a shim's code is the interpreter's trampoline, never a key's).
  */
 static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, fil_pyraw_t *top) {
     const fil_pykey_t *k = t->key + t->depth - 1;
@@ -97,7 +117,7 @@ static inline int fil_src_quick(fil_src_t *s, const fil_pythread_t *t, fil_pyraw
     while (k != t->key) {
         k--;
         f = skip_shims(fil_py_below(f));
-        if (!f || fil_py_code(f) != k->code || fil_py_instr(f) != k->instr)
+        if (!f || !same_key(f, k))
             return 0;
     }
     return skip_shims(fil_py_below(f)) == NULL;
@@ -128,8 +148,7 @@ static inline int fil_src_near(fil_src_t *s, fil_pythread_t *t, fil_pyraw_t *top
     uint32_t lo = m, depth = t->depth, j = 0;
     for (f = b; f; f = skip_shims(fil_py_below(f)), j++) { /* innermost first */
         uint32_t level = m - 1 - j;
-        if (level < depth && t->key[level].code == fil_py_code(f) &&
-            t->key[level].instr == fil_py_instr(f))
+        if (level < depth && same_key(f, &t->key[level]))
             continue;
         if (fil_py_hidden(f))
             return -1;
