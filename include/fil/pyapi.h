@@ -123,9 +123,11 @@ typedef struct fil_pythread {
     uint32_t hooked;        /* deep mode (3.9-3.11): our profile hook reports
                              * this thread's frame starts and exits */
     uint32_t in_pymem;      /* 1 while resolving for CPython's object allocator */
-    uint32_t events_seen;   /* 1 once this thread resolved in event mode (it may
-                             * begin mid-run, 3.12+: the walk's chain before it
-                             * names frames by content only) */
+    uint32_t events_seen;   /* the events' generation (fil_src_events) this
+                             * thread last resolved in, 0 if none (they may
+                             * begin mid-run, 3.12+, and stop and begin again:
+                             * the walk's chain before names frames by
+                             * content only) */
     unsigned long self;     /* pthread_self() of the thread, once asked (0: not yet) */
 } fil_pythread_t;
 

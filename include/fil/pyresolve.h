@@ -118,7 +118,9 @@
  *   int fil_src_reserve(fil_pythread_t *t, uint32_t n)
  *   int fil_src_map_cache(fil_pythread_t *t)
  *   uint32_t fil_src_epoch(void)       bumped when a marked code object dies
- *   int fil_src_events(void)           1 in event mode
+ *   int fil_src_events(void)           nonzero in event mode: the same
+ *                                      value until events stop, another
+ *                                      each time they begin again
  *   int fil_src_hook(fil_src_t *s, int on)
  *       deep mode: put our profile hook on the calling thread (1 if it is
  *       on now) or take it off (0); 0 where there is no deep mode
@@ -686,12 +688,13 @@ static __attribute__((noinline)) uint32_t resolve_slow(fil_pythread_t *t, fil_sr
         t->hooked = 0;
         t->mirrored = 0;
     }
-    int events = fil_src_events() || t->hooked;
-    if (FIL_UNLIKELY(fil_src_events() && !t->events_seen)) {
+    uint32_t generation = (uint32_t)fil_src_events();
+    int events = generation || t->hooked;
+    if (FIL_UNLIKELY(generation && t->events_seen != generation)) {
         /* Events began since this thread last resolved: its chain, kept by
          * walks that compare contents, may name other frames than the live
          * ones, which the events are checked against. Walk it afresh. */
-        t->events_seen = 1;
+        t->events_seen = generation;
         t->mirrored = 0;
         t->depth = t->resolved = 0;
     }

@@ -17,7 +17,12 @@
  * ones PEP 669 leaves free), so cProfile (PROFILER_ID), coverage and
  * debuggers keep theirs and nobody's hook replaces another's; and only
  * then, so that a program that takes one of them for itself (as PEP 669
- * lets any tool) before its stack first gets deep still gets it. Every
+ * lets any tool) before its stack first gets deep still gets it. The id
+ * stays the program's to take: sys.monitoring's use_tool_id, get_tool and
+ * free_tool_id are wrapped from the start, so that the id we hold looks
+ * free (get_tool says None, free_tool_id does nothing) and a use_tool_id
+ * of it first gives it back (our events and callbacks cleared, every
+ * thread walking again) and a later deep stack asks for the other. Every
  * report is checked against the mirror, and the first mismatch (a greenlet
  * switch, events lost) only sends the next allocation back to the walk, so
  * the events make attribution faster, never wrong.
@@ -76,27 +81,144 @@ static long register_all(PyObject *mon, int id, const char *const *names, PyObje
     return mask;
 }
 
+/* usable: sys.monitoring may be asked (set at start); requested: the
+ * pending call is queued (once while we hold no id); our_id: the tool id
+ * we hold, or -1; generations: how many times events began. GIL. */
+static int usable;
+static int requested;
+static int our_id = -1;
+static int generations;
+
+/* sys.monitoring's own use_tool_id, free_tool_id and get_tool (NULL if
+ * they could not be wrapped: then they are the module's). */
+static PyObject *real_use, *real_free, *real_get;
+
+/* Call sys.monitoring's function `name` (its own, when wrapped). */
+static PyObject *call_real(PyObject *mon, PyObject *real, const char *name, const char *fmt,
+                           int id, PyObject *arg) {
+    if (!real)
+        return PyObject_CallMethod(mon, name, fmt, id, arg);
+    return PyObject_CallFunction(real, fmt, id, arg);
+}
+
 /* Take a free tool id; it, or -1. */
 static int take_tool_id(PyObject *mon) {
     static const int ids[] = {4, 3};
     for (unsigned i = 0; i < sizeof ids / sizeof *ids; i++) {
-        PyObject *r = PyObject_CallMethod(mon, "use_tool_id", "is", ids[i], "fil-profile");
+        PyObject *name = PyUnicode_FromString("fil-profile");
+        PyObject *r = name ? call_real(mon, real_use, "use_tool_id", "iO", ids[i], name) : NULL;
+        Py_XDECREF(name);
         if (r) {
             Py_DECREF(r);
-            return ids[i];
+            return our_id = ids[i];
         }
         PyErr_Clear();
     }
     return -1;
 }
 
-/* usable: sys.monitoring may be asked (set at start); requested: the
- * pending call is queued (once). GIL. */
-static int usable;
-static int requested;
+/* Give back tool id `id`: no events, no callbacks, free. Whatever it
+ * allocates (the code re-instrumented) is ours. GIL; no exception set. */
+static void free_tool(PyObject *mon, int id) {
+    static const char *const names[] = {"PY_START", "PY_RESUME",  "PY_THROW",
+                                        "PY_RETURN", "PY_YIELD", "PY_UNWIND"};
+    int g = fil_native_host->guard_swap(1);
+    PyObject *r = PyObject_CallMethod(mon, "set_events", "ii", id, 0);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    for (unsigned i = 0; i < sizeof names / sizeof *names; i++) {
+        long bit = event_bit(mon, names[i]);
+        r = bit > 0 ? PyObject_CallMethod(mon, "register_callback", "ilO", id, bit, Py_None) : NULL;
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+    r = call_real(mon, real_free, "free_tool_id", "i", id, NULL);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    if (id == our_id)
+        our_id = -1;
+    fil_native_host->guard_swap(g);
+}
+
+/* The tool id argument of a wrapped call, or -1 if it is none (the real
+ * function then says what is wrong with it). */
+static int id_of(PyObject *const *args, Py_ssize_t nargs) {
+    int overflow = 0;
+    long v = nargs >= 1 && PyLong_Check(args[0]) ? PyLong_AsLongAndOverflow(args[0], &overflow) : -1;
+    if (v == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    return overflow || v < 0 || v > 63 ? -1 : (int)v;
+}
+
+/* use_tool_id(id, name): ours first given back, events off (every thread
+ * walks), and asked for again by the next deep stack (the other id). */
+static PyObject *use_tool_id(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (our_id >= 0 && id_of(args, nargs) == our_id) {
+        PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
+        __atomic_store_n(&fil_native_events, 0, __ATOMIC_RELEASE);
+        if (mon)
+            free_tool(mon, our_id);
+        requested = 0;
+    }
+    return PyObject_Vectorcall(real_use, args, (size_t)nargs, NULL);
+}
+
+/* free_tool_id(id): ours is not the program's to free (it looks free). */
+static PyObject *free_tool_id(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (our_id >= 0 && id_of(args, nargs) == our_id && nargs == 1)
+        Py_RETURN_NONE;
+    return PyObject_Vectorcall(real_free, args, (size_t)nargs, NULL);
+}
+
+/* get_tool(id): ours looks free. */
+static PyObject *get_tool(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (our_id >= 0 && id_of(args, nargs) == our_id && nargs == 1)
+        Py_RETURN_NONE;
+    return PyObject_Vectorcall(real_get, args, (size_t)nargs, NULL);
+}
+
+static PyMethodDef wrapped_defs[] = {
+    {"use_tool_id", (PyCFunction)(void (*)(void))use_tool_id, METH_FASTCALL, NULL},
+    {"free_tool_id", (PyCFunction)(void (*)(void))free_tool_id, METH_FASTCALL, NULL},
+    {"get_tool", (PyCFunction)(void (*)(void))get_tool, METH_FASTCALL, NULL},
+};
+
+/* Put the wrappers in place of sys.monitoring's three (all or none, each
+ * with the docstring and signature of the one it wraps, bound to the
+ * module as those are). GIL, at start. */
+static void wrap_tool_ids(PyObject *mon) {
+    PyObject **reals[] = {&real_use, &real_free, &real_get};
+    PyObject *modname = PyUnicode_FromString("sys.monitoring"), *w[3] = {NULL, NULL, NULL};
+    int ok = modname != NULL;
+    for (int i = 0; ok && i < 3; i++) {
+        PyObject *real = PyObject_GetAttrString(mon, wrapped_defs[i].ml_name);
+        if (real && PyCFunction_Check(real)) /* its docstring and signature (static) */
+            wrapped_defs[i].ml_doc = ((PyCFunctionObject *)real)->m_ml->ml_doc;
+        *reals[i] = real;
+        w[i] = real ? PyCFunction_NewEx(&wrapped_defs[i], mon, modname) : NULL;
+        ok = w[i] != NULL;
+    }
+    for (int i = 0; ok && i < 3; i++)
+        ok = PyObject_SetAttrString(mon, wrapped_defs[i].ml_name, w[i]) == 0;
+    for (int i = 0; i < 3; i++) {
+        if (!ok && *reals[i]) { /* put back what was replaced, keep none */
+            (void)PyObject_SetAttrString(mon, wrapped_defs[i].ml_name, *reals[i]);
+            Py_CLEAR(*reals[i]);
+        }
+        Py_XDECREF(w[i]);
+    }
+    Py_XDECREF(modname);
+    PyErr_Clear();
+}
 
 int fil_native_monitor_start(void) {
-    usable = PySys_GetObject("monitoring") != NULL; /* borrowed */
+    PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
+    usable = mon != NULL;
+    if (mon)
+        wrap_tool_ids(mon);
     return usable;
 }
 
@@ -115,9 +237,7 @@ static int take_tool(PyObject *mon, long *mask) {
     Py_XDECREF(leave);
     if (a <= 0 || b <= 0) {
         PyErr_Clear();
-        PyObject *f = PyObject_CallMethod(mon, "free_tool_id", "i", id);
-        Py_XDECREF(f);
-        PyErr_Clear();
+        free_tool(mon, id);
         return -1;
     }
     *mask = a | b;
@@ -139,19 +259,20 @@ static int enable_events(void *unused) {
     PyObject *r = id >= 0 ? PyObject_CallMethod(mon, "set_events", "il", id, mask) : NULL;
     if (id >= 0 && !r) {
         PyErr_Clear();
-        PyObject *f = PyObject_CallMethod(mon, "free_tool_id", "i", id);
-        Py_XDECREF(f);
+        free_tool(mon, id);
     }
     fil_native_host->guard_swap(g);
-    if (r)
-        __atomic_store_n(&fil_native_events, 1, __ATOMIC_RELEASE);
+    if (r) {
+        generations = generations == INT32_MAX ? 1 : generations + 1;
+        __atomic_store_n(&fil_native_events, generations, __ATOMIC_RELEASE);
+    }
     Py_XDECREF(r);
     PyErr_Clear(); /* without events, every thread keeps walking: slower, never wrong */
     return 0;
 }
 
 void fil_native_monitor_request(void) {
-    if (!usable || requested)
+    if (!usable || requested || our_id >= 0)
         return;
     requested = 1;
     if (Py_AddPendingCall(enable_events, NULL) != 0)

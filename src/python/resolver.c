@@ -13,7 +13,7 @@
  */
 #include "native_internal.h"
 
-int fil_native_events;
+int fil_native_events; /* 0, or the generation of the events on now (monitor.c) */
 
 /* One resolution's view of the calling thread. */
 typedef struct fil_src {

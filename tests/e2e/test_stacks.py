@@ -435,6 +435,52 @@ def test_program_takes_the_free_tool_ids(tmp_path, fp):
     assert fp.within(got, 20 * MIB, 0.01), fp.fmt_prof(entries)
 
 
+TOOL_IDS_LATER = """
+import sys
+
+sys.setrecursionlimit(5000)
+MIB = 1024 * 1024
+mon = sys.monitoring
+held = []
+
+
+def down(n, marker):
+    if n == 0:
+        held.append(bytearray((10 + marker) * MIB))  # AT_BOTTOM
+        return 0
+    return down(n - 1, marker) + 1
+
+
+down(600, 0)  # deep: the profiler may take a free id from here on
+print(mon.get_tool(4), mon.get_tool(3))
+mon.use_tool_id(4, "the program's own tool")
+print(mon.get_tool(4))
+down(600, 1)  # deep again
+print(mon.get_tool(3))
+mon.use_tool_id(3, "and another")
+mon.free_tool_id(3)
+mon.use_tool_id(3, "once more")
+print(mon.get_tool(3), mon.get_tool(4))
+down(600, 2)
+mon.free_tool_id(4)
+print(mon.get_tool(4))
+"""
+
+
+def test_program_takes_a_tool_id_after_its_stack_got_deep(tmp_path, fp):
+    """3.12+: the tool id the profiler took once the stack got deep stays
+    the program's to take: it looks free (get_tool says None, as without
+    the profiler), use_tool_id of it succeeds (the profiler gives it back
+    and takes the other free one at the next deep stack, and gives that
+    back too), and every deep stack is charged right: 10, 11 and 12 MiB at
+    the bottom line. _run checks the output equals a plain run's."""
+    if fp.python_version() < (3, 12):
+        pytest.skip("sys.monitoring is 3.12+")
+    entries = _run(fp, tmp_path, TOOL_IDS_LATER)
+    got = _held(fp, entries, TOOL_IDS_LATER, "AT_BOTTOM")
+    assert fp.within(got, 33 * MIB, 0.01), fp.fmt_prof(entries)
+
+
 SUBINTERPRETER = """
 import sys
 
