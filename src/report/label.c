@@ -195,7 +195,8 @@ size_t fil_report_label_len(const fil_report_label_t *l)
 
 /*
  * The short label of f (fil_report_label_short) copied into buf,
- * NUL-terminated and cut to len - 1 bytes (never inside a UTF-8 character).
+ * NUL-terminated and cut to len - 1 bytes (never inside a UTF-8 character),
+ * a NUL byte of a name written as '?'.
  * Returns 1 for a library's or raw frame, 0 for the program's own.
  * SIGNAL CONTEXT: caller memory only.
  */
@@ -210,7 +211,8 @@ int fil_report_short_text(const fil_frame_t *f, char *buf, size_t len)
         size_t n = l.len[i] < len - 1 - k ? l.len[i] : len - 1 - k;
         while (n < l.len[i] && n > 0 && ((unsigned char)l.part[i][n] & 0xC0) == 0x80)
             n--; /* cut before a whole character, never inside one */
-        memcpy(buf + k, l.part[i], n);
+        for (size_t j = 0; j < n; j++) /* a NUL in a name would end the text */
+            buf[k + j] = l.part[i][j] ? l.part[i][j] : '?';
         k += n;
     }
     buf[k] = '\0';

@@ -5,8 +5,8 @@
  *
  * One line per node with self bytes: the frames from the top-level one down
  * to the node, joined by ';', then a space and the node's self bytes.
- * Separators that would break the format (';', '\n', '\r') inside names
- * become '?'; everything else is copied as is (paths as recorded), since the
+ * Separators that would break the format (';', '\n', '\r', and NUL, which
+ * ends a line for C-string tools) inside names become '?'; everything else is copied as is (paths as recorded), since the
  * file is a byte-exact record. A parent index that is not smaller than its
  * child's makes the whole call fail rather than write a wrong stack.
  *
@@ -106,12 +106,12 @@ static int carve(prof_ctx_t *P, void *scratch, size_t cap)
                : -1;
 }
 
-/* Write s[0..n) with ';', '\n' and '\r' replaced by '?'. SIGNAL CONTEXT. */
+/* Write s[0..n) with ';', '\n', '\r' and NUL replaced by '?'. SIGNAL CONTEXT. */
 static void write_sanitized(fil_writer_t *w, const char *s, size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == ';' || s[i] == '\n' || s[i] == '\r') {
+        if (s[i] == ';' || s[i] == '\n' || s[i] == '\r' || s[i] == '\0') {
             fil_write_mem(w, s + run, i - run);
             fil_write_char(w, '?');
             run = i + 1;
@@ -131,10 +131,10 @@ static void write_frame(const fil_tree_t *t, uint32_t node, fil_writer_t *w)
         write_sanitized(w, l.part[i], l.len[i]);
 }
 
-/* What turns each byte into the one the file holds: ';', '\n' and '\r'
- * into '?', every other byte into itself (x ^ 0). */
+/* What turns each byte into the one the file holds: ';', '\n', '\r' and
+ * NUL into '?', every other byte into itself (x ^ 0). */
 static const unsigned char sanitize_xor[256] = {
-    ['\n'] = '\n' ^ '?', ['\r'] = '\r' ^ '?', [';'] = ';' ^ '?'};
+    ['\0'] = '?', ['\n'] = '\n' ^ '?', ['\r'] = '\r' ^ '?', [';'] = ';' ^ '?'};
 
 /* Append the label of `node` to the kept line text at `at`, as
  * write_frame writes it; its end, or 0 if it does not fit. SIGNAL

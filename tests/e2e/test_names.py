@@ -95,6 +95,36 @@ def test_function_names_needing_escapes(tmp_path, fp):
         assert "<lambda>" in text and "<genexpr>" in text, svg
 
 
+NUL_SCRIPT = """
+def alloc(n):
+    return bytearray(n)  # ALLOC
+
+
+code = alloc.__code__.replace(co_name="nul\\x00byte;x")
+if hasattr(code, "co_qualname"):
+    code = code.replace(co_qualname="nul\\x00byte;x")
+held = type(alloc)(code, globals())(9 * 1024 * 1024)
+"""
+
+
+def test_function_name_with_a_nul_byte(tmp_path, fp):
+    """A NUL in a function name (a code object renamed with replace()) is
+    written as '?' in the .prof, as ';' is, so that tools reading it as C
+    strings or line by line see the whole line, and summary.json's label
+    of the top line keeps the rest of the name (its "function" keeps the
+    name as it is)."""
+    proc, result = fp.run_fil(tmp_path, NUL_SCRIPT)
+    assert proc.returncode == 0, fp.describe(proc)
+    raw = fp.prof_file(result).read_bytes()
+    assert b"\x00" not in raw and b"nul?byte?x" in raw, raw[:2000]
+    entries, _ = fp.check_peak_report(result)
+    line = fp.line_of(NUL_SCRIPT, "ALLOC")
+    assert fp.within(fp.bytes_last_frame(entries, "script.py", line), 9 * 1024 * 1024, 0.01)
+    top = fp.load_summary(result)["top_lines"][0]
+    assert top["function"] == "nul\x00byte;x", top
+    assert top["label"].endswith("(nul?byte;x)"), top
+
+
 def test_script_name_that_is_not_utf8(tmp_path, fp):
     """A script whose name holds bytes that are not UTF-8: the .prof records
     the path as it is on disk (so a tool can open it), the source line is
