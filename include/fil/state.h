@@ -186,7 +186,12 @@ typedef struct fil_state_header {
      * its handler in, or left an inherited disposition): until then the
      * launcher holds a SIGUSR2 sent to it instead of killing the program. */
     uint32_t usr2_ready;
-    uint32_t usr2_pad;
+    /* Requests for a report on demand the program's SIGUSR2 handler made
+     * (usr2.c: incremented, then sent to the launcher with sigqueue and
+     * the new count): a request that merges into a SIGUSR2 already
+     * pending for the launcher (the same group signal's copy) is still
+     * seen, and one seen that way is not taken twice. */
+    uint32_t usr2_requests;
 
     /* The process tree (src/interpose/children.c). How the process ended,
      * as it knew it: exit(status), a return from main, or _exit(status);

@@ -217,6 +217,9 @@ int fil_cli_forward_sweep(fil_cli_forward_t *f);
 void fil_cli_forward_end(fil_cli_forward_t *f);
 /* 1 once the program has decided about SIGUSR2 (state usr2_ready). */
 int fil_cli_forward_usr2_ready(fil_cli_forward_t *f);
+/* How many reports on demand the program's SIGUSR2 handler asked for
+ * (the state's usr2_requests; 0 without a state). */
+uint32_t fil_cli_forward_usr2_requests(fil_cli_forward_t *f);
 
 /* sigpolicy.c: the supervisor's signals once the program is gone. */
 int fil_cli_render_phase(const char *dir);

@@ -372,6 +372,14 @@ int fil_cli_forward_usr2_ready(fil_cli_forward_t *f)
     return h && __atomic_load_n(&h->usr2_ready, __ATOMIC_ACQUIRE);
 }
 
+/* See cli.h. */
+uint32_t fil_cli_forward_usr2_requests(fil_cli_forward_t *f)
+{
+    const fil_state_header_t *h = header(f);
+
+    return h ? __atomic_load_n(&h->usr2_requests, __ATOMIC_ACQUIRE) : 0;
+}
+
 /* See cli.h. Context: supervisor, the child not yet reaped. */
 void fil_cli_forward(fil_cli_forward_t *f, const struct signalfd_siginfo *si)
 {

@@ -290,6 +290,7 @@ static int watch_child(fil_cli_forward_t *f, int sfd, int hold_usr2)
     struct signalfd_siginfo si;
 
     int soon = 0, held = 0;
+    uint32_t usr2_seen = 0; /* the handler's requests taken (usr2_requests) */
 
     if (early_usr2 && hold_usr2)
         held = 1;
@@ -321,9 +322,25 @@ static int watch_child(fil_cli_forward_t *f, int sfd, int hold_usr2)
         }
         if (after_death(f, &si))
             return 0;
+        if (si.ssi_signo == SIGUSR2 && si.ssi_code == SI_QUEUE && (pid_t)si.ssi_pid == f->pid) {
+            /* the program's SIGUSR2 handler asks for a report on demand,
+             * unless its count was seen already (below) */
+            uint32_t count = (uint32_t)si.ssi_int;
+            if ((int32_t)(count - usr2_seen) > 0) {
+                usr2_seen = count;
+                (void)fil_cli_report_request();
+            }
+            continue;
+        }
         if (si.ssi_signo == SIGUSR2 && si.ssi_code == SI_USER && (pid_t)si.ssi_pid == f->pid &&
             fil_cli_report_request() == 0)
-            continue; /* the program's SIGUSR2 handler asks for a report on demand */
+            continue; /* the program's own kill(getppid(), SIGUSR2) */
+        if (si.ssi_signo == SIGUSR2 && (int32_t)(fil_cli_forward_usr2_requests(f) - usr2_seen) > 0) {
+            /* the handler's request merged into this one (a group signal,
+             * pending for us when the program's copy ran the handler) */
+            usr2_seen = fil_cli_forward_usr2_requests(f);
+            (void)fil_cli_report_request();
+        }
         if (si.ssi_signo == SIGUSR2 && hold_usr2 && !fil_cli_forward_usr2_ready(f)) {
             held = 1; /* sent to us before the program could take it: later */
             continue;

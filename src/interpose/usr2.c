@@ -18,7 +18,7 @@
  * installs nothing. A fork child (another pid) or a program whose launcher
  * is gone gets the default action, as without the profiler.
  *
- * Allowed calls: getpid, getppid, kill, sigaction, sigemptyset,
+ * Allowed calls: getpid, getppid, kill, sigqueue, sigaction, sigemptyset,
  * sigprocmask, raise.
  */
 #include <errno.h>
@@ -56,9 +56,19 @@ static void on_usr2(int sig, siginfo_t *si, void *uc)
     int e = errno;
     (void)si;
     (void)uc;
-    if (launcher > 0 && getpid() == self && getppid() == launcher)
-        kill(launcher, SIGUSR2);
-    else
+    if (launcher > 0 && getpid() == self && getppid() == launcher) {
+        /* The count first, then the signal carrying it: a signal sent to
+         * the whole group is pending for the launcher too, and ours
+         * merges into it when it comes before the launcher read that
+         * one (standard signals do not queue); the launcher then finds
+         * the count moved (supervise.c). */
+        union sigval v;
+        v.sival_int = fil_state ? (int)__atomic_add_fetch(&fil_state->usr2_requests, 1,
+                                                          __ATOMIC_SEQ_CST)
+                                : 0;
+        if (sigqueue(launcher, SIGUSR2, v) != 0)
+            kill(launcher, SIGUSR2);
+    } else
         default_action(sig);
     errno = e;
 }

@@ -198,6 +198,51 @@ def test_usr2_twice_writes_two_reports_and_the_program_goes_on(tmp_path, fp):
     assert summary["report"] == "exit" and summary["exit_status"] == 7
 
 
+WAITS = """
+import os
+import time
+
+held = bytearray(20 * 1024 * 1024)  # HELD
+open("ready", "w").close()
+while not os.path.exists("go"):
+    time.sleep(0.01)
+print("done", flush=True)
+"""
+
+
+def test_usr2_to_the_process_group_writes_one_report_each(tmp_path, fp):
+    """`kill -USR2 -PGID` reaches the launcher and the program at once: the
+    program's handler asks the launcher for a report while the group's copy
+    is still pending there, and a standard signal does not queue, so the
+    request merged into that copy (about half of them were lost). Five
+    group signals, each after the last one's report: five reports, each
+    holding the 20 MiB line, and the program goes on."""
+    script = fp.write_script(tmp_path, WAITS)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
+                            cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_file(tmp_path / "ready")
+        for k in range(1, 6):
+            os.killpg(proc.pid, signal.SIGUSR2)
+            wait_reports(out, k, timeout=20)
+        time.sleep(0.3)  # a sixth, late, would show here
+        (tmp_path / "go").touch()
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0 and stdout == b"done\n", stderr.decode()
+    folders = on_demand_folders(out)
+    assert len(folders) == 5, folders
+    said = [l for l in stderr.decode().splitlines() if "Report on demand" in l]
+    assert len(said) == 5, stderr.decode()
+    for folder in folders:
+        now = fp.parse_prof(folder / "current-memory.prof")
+        got = fp.bytes_last_frame(now, "script.py", fp.line_of(WAITS, "HELD"))
+        assert fp.within(got, 20 * MIB, 0.02), fp.fmt_prof(now)
+
+
 OWN_HANDLER = """
 import os
 import signal
