@@ -182,6 +182,11 @@ void fil_cli_restore_sigpipe(void);
  * /dev/null, the others closed. Context: the start of main, before any
  * descriptor is opened. */
 void fil_cli_note_given_fds(void);
+/* Block the signals the run watches from now on (before the result folder
+ * is made: a SIGTERM or Ctrl-C then waits for the program, which gets it,
+ * instead of killing the launcher and leaving the folder empty); the
+ * program still starts with the mask the launcher was given. */
+void fil_cli_block_watched(void);
 int fil_cli_supervise(const fil_cli_child_t *c, int *exit_status, int *term_signal,
                       uint64_t *start_ns, uint64_t *end_ns);
 int fil_cli_find_program(const char *name, char *out, size_t len);

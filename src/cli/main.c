@@ -824,6 +824,7 @@ static int launch(const fil_cli_args_t *a)
     fil_cli_install_t in = {l.python, l.preload, l.libdir};
     if (fil_cli_check_limits(a, &in))
         goto out;
+    fil_cli_block_watched(); /* a stop signal from here on goes to the program */
     if (make_result_dir(&l) || make_state_fd(&l))
         goto out;
     fil_cli_command_argv(a, cmd);

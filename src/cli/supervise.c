@@ -425,6 +425,21 @@ static void release_given_fds(void)
     close(null);
 }
 
+/* The signal mask the launcher started with, once fil_cli_block_watched
+ * blocked the watched signals early: the program gets it. */
+static sigset_t start_mask;
+static int blocked_early;
+
+/* See cli.h. Context: main thread, before any other thread. */
+void fil_cli_block_watched(void)
+{
+    sigset_t set;
+
+    watched_set(&set);
+    if (!blocked_early && sigprocmask(SIG_BLOCK, &set, &start_mask) == 0)
+        blocked_early = 1;
+}
+
 /*
  * Fork the child with the watched signals blocked and SIGCHLD at its
  * default action (so the child can be waited for even if we inherited
@@ -445,6 +460,8 @@ static pid_t start_child(const fil_cli_child_t *c, int *errfd)
     }
     watched_set(&set);
     sigprocmask(SIG_BLOCK, &set, &oldmask);
+    if (blocked_early)
+        oldmask = start_mask; /* the program's mask is the one we were given */
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     sigaction(SIGCHLD, &dfl, &oldchld);

@@ -411,3 +411,32 @@ def test_ctrl_c_after_the_program_re_executed_itself(fp, tmp_path):
     status, out = run_on_terminal(fil, tmp_path, fp.base_env())
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out
     assert "INT 1" in out, out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_as_the_launcher_starts_leaves_no_empty_folder(fp, tmp_path, sig):
+    """A stop signal to the launcher in its first milliseconds (while it
+    makes the result folder and starts the program) goes to the program:
+    either the program dies of it before the profiler is set up in it (one
+    line says so, and no folder is left) or a full report is written (or
+    the signal came before there was any folder); the launcher dies of the
+    signal either way. Before, the launcher died of it
+    with nothing said and left an empty result folder (10 runs in 12)."""
+    script = fp.write_script(tmp_path, SLEEP)
+    for k in range(12):
+        out = tmp_path / ("out%d" % k)
+        p = subprocess.Popen([fp.FIL, "run", "--no-browser", "-o", str(out), str(script)],
+                             cwd=str(tmp_path), env=fp.base_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        time.sleep(0.001 * (k % 4))
+        os.kill(p.pid, sig)
+        _, err = finish(p)
+        assert p.returncode == -sig, err
+        folders = [d for d in out.iterdir() if not d.is_symlink()] if out.exists() else []
+        if not folders:  # before the folder was made, or taken away with a line saying so
+            assert not err or "Stopped by SIG%s before the program started; no report" % (
+                sig.name[3:]) in err, err
+            continue
+        assert len(folders) == 1, folders
+        assert (folders[0] / "summary.json").is_file(), sorted(folders[0].iterdir())
+        assert (folders[0] / "index.html").is_file(), sorted(folders[0].iterdir())
