@@ -2,9 +2,13 @@
 /*
  * mmap.c - the exported mmap, mmap64, munmap and mremap.
  *
- * Only anonymous mappings that can hold memory are tracked (PROT_NONE
- * reservations hold none until mprotect, which we do not follow). File
- * mappings are not the program's heap, but one placed with MAP_FIXED over a
+ * Only mappings that can hold memory of the program's own are tracked:
+ * anonymous ones, and private writable mappings of a file (mmap's
+ * ACCESS_COPY, numpy.memmap mode "c", /dev/zero), whose written pages are
+ * private copies counted as anonymous memory, charged at their whole
+ * length as anonymous mappings are (PROT_NONE reservations hold none until
+ * mprotect, which we do not follow). Other file mappings are the page
+ * cache's, not the program's heap, but one placed with MAP_FIXED over a
  * tracked range ends that range. The real calls are raw system calls, so
  * glibc's own internal mappings (large malloc blocks, thread stacks), which
  * never come through these symbols, are not counted twice.
@@ -39,7 +43,8 @@ static void *raw_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t
 FIL_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
     if (!enter())
         return raw_mmap(addr, len, prot, flags, fd, off);
-    int anon = (flags & MAP_ANONYMOUS) && prot != PROT_NONE;
+    int own = (flags & MAP_ANONYMOUS) || ((flags & MAP_TYPE) == MAP_PRIVATE && (prot & PROT_WRITE));
+    int anon = own && prot != PROT_NONE;
     if (anon && !(flags & MAP_HUGETLB) && fil_oom_precheck("mmap", len)) {
         fil_guard = 0; /* predicted out of memory, --on-oom=continue: errno is ENOMEM */
         return MAP_FAILED;

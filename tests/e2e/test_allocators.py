@@ -215,3 +215,34 @@ def test_failed_mremap_or_munmap_leaves_the_charge_where_it_was(mmap_report, fp,
     line, got = _line_bytes(fp, entries, marker)
     assert abs(got - expected) <= 4096, "%s line %d: %d, expected %d\n%s" % (
         marker, line, got, expected, fp.fmt_prof(entries))
+
+
+FILE_MAPS = """
+import mmap
+
+MIB = 1024 * 1024
+with open("data.bin", "wb") as f:
+    f.truncate(40 * MIB)
+f = open("data.bin", "r+b")
+copy = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # F_COPY
+for off in range(0, len(copy), mmap.PAGESIZE):
+    copy[off] = 1  # every page a private copy now
+read = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)  # F_READ
+shared = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_WRITE)  # F_SHARED
+shared[0] = 2
+print(sum(read[k] for k in range(0, len(read), MIB)), copy[0], flush=True)
+"""
+
+
+def test_private_writable_file_mapping_is_the_programs_memory(tmp_path, fp):
+    """A private writable mapping of a file (mmap ACCESS_COPY, numpy.memmap
+    mode "c") makes private copies of the pages written, anonymous memory
+    the kernel and a cgroup count: its 40 MiB are charged to its line (they
+    were not). Read-only and shared mappings stay the page cache's."""
+    proc, result = fp.run_fil(tmp_path, FILE_MAPS)
+    assert proc.returncode == 0 and proc.stdout == b"2 1\n", fp.describe(proc)
+    entries, _ = fp.check_peak_report(result)
+    at = {m: fp.bytes_last_frame(entries, "script.py", fp.line_of(FILE_MAPS, m))
+          for m in ("F_COPY", "F_READ", "F_SHARED")}
+    assert abs(at["F_COPY"] - 40 * MIB) <= fp.PAGE, (at, fp.fmt_prof(entries))
+    assert at["F_READ"] < MIB and at["F_SHARED"] < MIB, (at, fp.fmt_prof(entries))
