@@ -63,11 +63,13 @@ static void on_usr2(int sig, siginfo_t *si, void *uc)
          * one (standard signals do not queue); the launcher then finds
          * the count moved (supervise.c). */
         union sigval v;
-        v.sival_int = fil_state ? (int)__atomic_add_fetch(&fil_state->usr2_requests, 1,
-                                                          __ATOMIC_SEQ_CST)
-                                : 0;
-        if (sigqueue(launcher, SIGUSR2, v) != 0)
-            kill(launcher, SIGUSR2);
+        if (fil_state) {
+            v.sival_int = (int)__atomic_add_fetch(&fil_state->usr2_requests, 1, __ATOMIC_SEQ_CST);
+            if (sigqueue(launcher, SIGUSR2, v) != 0)
+                kill(launcher, SIGUSR2);
+        } else {
+            kill(launcher, SIGUSR2); /* no count to give: a plain request */
+        }
     } else
         default_action(sig);
     errno = e;
